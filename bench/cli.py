@@ -1,0 +1,29 @@
+"""What every bench command shares: a parser whose errors are one line, and a main() that turns HeteroError
+into that same one line with exit status 2 instead of a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from hetero.errors import HeteroError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage dump would bury the one line that matters
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def main(run: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str = "bench") -> int:
+    try:
+        return run(argv)
+    except HeteroError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; files already written are complete", file=sys.stderr)
+        return 130
+
+
+def csv_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]

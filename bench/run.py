@@ -1,0 +1,153 @@
+"""python -m bench.run: check every backend against the NumPy reference, then time it.
+
+    python -m bench.run --workload attention                 # default presets, every available backend
+    python -m bench.run --workload all --quick               # tiny shapes, seconds
+    python -m bench.run --workload matmul --shape 1024x1024x1024 --backends numba,torch
+    python -m bench.run --list                               # backends (with reasons), workloads, presets
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.cli import Parser, csv_list, main
+from hetero.backends import registry
+from hetero.errors import HeteroError, choices
+from hetero.results import metadata, write_metadata, write_rows
+from hetero.runner import COLUMNS, RunConfig, run, warm_up
+from hetero.tables import format_table
+from hetero.workloads import DTYPES, WORKLOADS, get
+
+
+def parser() -> Parser:
+    p = Parser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
+               epilog="Shapes: " + "; ".join(f"{w.name} {'x'.join(w.dims)}"
+                                             + "".join(f",{k}={v}" for k, v in w.options.items())
+                                             for w in WORKLOADS.values()),
+               formatter_class=lambda prog: __import__("argparse").RawDescriptionHelpFormatter(prog, width=110))
+    p.add_argument("--workload", default="all", help=f"one of {', '.join(WORKLOADS)}, a comma list, or all "
+                                                     "(default: all)")
+    p.add_argument("--backends", help="comma list (default: every available backend; see --list)")
+    p.add_argument("--baseline", default="numpy", help="backend that speedups divide by (default: numpy)")
+    p.add_argument("--preset", default="default",
+                   help="preset names or a group: default, quick, gpu, extra, all (default: default)")
+    p.add_argument("--shape", action="append", default=[],
+                   help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)")
+    p.add_argument("--dtype", default="float32", help=f"comma list of {', '.join(DTYPES)} (default: float32)")
+    p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
+    p.add_argument("--budget", type=float, default=None, help="seconds of repetitions per measurement (default 0.3)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per host backend (default: all cores)")
+    p.add_argument("--out", default="results", help="folder for result files (default: results/)")
+    p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
+    p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+    p.add_argument("--strict", action="store_true", help="an unavailable or failing backend is an error")
+    p.add_argument("--list", action="store_true", help="list backends, workloads and presets, then exit")
+    return p
+
+
+def list_everything() -> str:
+    lines = ["backends:"]
+    for name, ok, reason in registry.listing():
+        lines.append(f"  {name:12s} {'available' if ok else 'unavailable: ' + reason}")
+    for w in WORKLOADS.values():
+        lines.append(f"{w.name}: {w.description}; --shape {'x'.join(w.dims)}"
+                     + "".join(f",{k}={v}" for k, v in w.options.items()))
+        for pr in w.presets:
+            lines.append(f"  {pr.name:22s} {w.label({**w.options, **pr.params}):34s} "
+                         f"[{','.join(sorted(pr.groups))}] {pr.source}")
+    return "\n".join(lines)
+
+
+def pick_backends(text: str | None, baseline: str, strict: bool, threads: int | None) -> list:
+    requested = csv_list(text) if text else [n for n in registry.names()]
+    known = registry.names(include_hidden=True)
+    for name in requested:
+        if name not in known:
+            raise choices("backend", name, registry.names())
+    if baseline not in requested:
+        requested = [baseline] + requested
+    chosen = []
+    for name in requested:
+        reason = registry.backend_class(name).unavailable()
+        if reason is None:
+            chosen.append(registry.get(name, threads=threads))
+        elif text or strict:  # silently skipping only applies to the default "everything available"
+            if strict:
+                raise HeteroError(f"backend {name!r} unavailable: {reason}")
+            print(f"note: backend {name!r} unavailable ({reason}); continuing without it", file=sys.stderr)
+    if not chosen:
+        raise HeteroError("no requested backend is available here; see python -m bench.run --list")
+    return chosen
+
+
+def pick_cases(args) -> list:
+    workloads = list(WORKLOADS) if args.workload == "all" else csv_list(args.workload)
+    dtypes = csv_list(args.dtype)
+    for d in dtypes:
+        if d not in DTYPES:
+            raise choices("dtype", d, DTYPES)
+    if args.shape and len(workloads) != 1:
+        raise HeteroError("--shape needs exactly one --workload (shapes differ per workload)")
+    cases = []
+    for name in workloads:
+        w = get(name)
+        for dtype in dtypes:
+            if args.shape:
+                cases += [w.case(w.parse_shape(s), dtype) for s in args.shape]
+            else:
+                cases += w.preset_cases("quick" if args.quick else args.preset, dtype)
+    return cases
+
+
+def _run(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.list:
+        print(list_everything())
+        return 0
+    cases = pick_cases(args)
+    if args.threads is not None and args.threads < 1:
+        raise HeteroError(f"--threads {args.threads} must be >= 1")
+    if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
+        raise HeteroError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    backends = pick_backends(args.backends, args.baseline, args.strict, args.threads)
+    cfg = RunConfig(baseline=args.baseline, strict=args.strict, seed=args.seed,
+                    budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
+                    warmup_s=0.01 if args.quick else 0.025)
+    folder = Path(args.out) / (args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
+    meta = metadata(devices)
+    write_metadata(folder / "meta.json", meta)
+
+    print(f"compiling {', '.join(b.name for b in backends)} ...", file=sys.stderr)
+    warm_up(backends, cfg)
+    rows: list[dict] = []
+    bar = tqdm(total=len(cases) * len(backends), unit="run", delay=2, file=sys.stderr, disable=None)
+
+    def on_row(row):
+        bar.set_description(f"{row['workload']} {row['shape']} {row['backend']}")
+        bar.update()
+
+    by_workload: dict = {}
+    for c in cases:
+        by_workload.setdefault(c.workload, []).append(c)
+    for group in by_workload.values():  # one write per workload: an interrupt keeps every finished workload
+        rows += run(group, backends, cfg, on_row)
+        write_rows(folder / "bench.csv", rows, COLUMNS)
+    bar.close()
+    write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "complete": True})
+    print(format_table(rows))
+    print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows) and {folder / 'meta.json'}")
+    bad = [r for r in rows if r["status"] in ("wrong", "error")]
+    return 1 if bad else 0
+
+
+def cli(argv=None) -> int:
+    return main(_run, argv, prog="bench.run")
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

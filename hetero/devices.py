@@ -1,0 +1,81 @@
+"""Descriptions of the host CPU: name, cores, and a peak fp32 FLOP/s that says how it was obtained.
+
+peak = cores x FMA pipes x fp32 lanes per vector x 2 FLOP per FMA x clock. The clock is the one measured under
+load where this project has measured it (../shared/REFERENCES.md); otherwise HETERO_CPU_GHZ if set; otherwise
+/proc/cpuinfo's current MHz, which on VMs is often the base clock and so understates the peak.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+import psutil
+
+from hetero.backends.base import Device
+
+# (vendor, family, model) -> (GHz, source). Add a row when you measure a machine with a pure-FMA loop.
+MEASURED_CLOCKS = {
+    ("AuthenticAMD", 25, 1): (3.2, "measured 3.2 GHz under load on the project's 2-core EPYC (Zen 3) machines"),
+}
+
+
+@lru_cache(maxsize=1)
+def _cpuinfo() -> dict:
+    info: dict = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key and key not in info:
+                    info[key] = value.strip()
+                if not line.strip() and info:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    return info
+
+
+def cpu_name() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def _clock_ghz() -> tuple[float | None, str]:
+    info = _cpuinfo()
+    if os.environ.get("HETERO_CPU_GHZ"):
+        return float(os.environ["HETERO_CPU_GHZ"]), "HETERO_CPU_GHZ"
+    try:
+        key = (info.get("vendor_id"), int(info.get("cpu family", -1)), int(info.get("model", -1)))
+    except ValueError:
+        key = None
+    if key in MEASURED_CLOCKS:
+        return MEASURED_CLOCKS[key]
+    if info.get("cpu MHz"):
+        return float(info["cpu MHz"]) / 1000, "/proc/cpuinfo current clock (may understate turbo)"
+    return None, "clock unknown"
+
+
+def _fp32_lanes() -> tuple[int, int]:
+    """(lanes per vector, FMA pipes) from the ISA flags: AVX-512 16, AVX2 8, else SSE 4; 2 pipes on x86."""
+    flags = set(_cpuinfo().get("flags", "").split())
+    if "avx512f" in flags:
+        return 16, 2
+    if "avx2" in flags and "fma" in flags:
+        return 8, 2
+    return 4, 2
+
+
+def cpu_device(threads: int | None = None, label: str = "cpu") -> Device:
+    cores = threads or physical_cores()
+    ghz, clock_source = _clock_ghz()
+    lanes, pipes = _fp32_lanes()
+    peak = cores * pipes * lanes * 2 * ghz if ghz else None
+    source = (f"estimated: {cores} cores x {pipes} FMA pipes x {lanes} fp32 lanes x 2 FLOP x {ghz:.2f} GHz "
+              f"({clock_source})") if ghz else "unknown: clock not found"
+    return Device(name=f"{cpu_name()} ({cores} cores)", kind=label, cores=cores, peak_gflops=peak,
+                  mem_gbps=None, peak_source=source)

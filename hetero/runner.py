@@ -1,0 +1,131 @@
+"""Run cases on backends: correctness first, then timing; one result row per (case, backend).
+
+Data flows one way: Case -> inputs -> backend.prepare -> check against the float64 reference -> measure -> row.
+A wrong result becomes a row with status 'wrong' and no time, never a speedup.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from hetero.backends.base import Backend
+from hetero.errors import HeteroError
+from hetero.timing import measure
+from hetero.workloads import Case, check, get
+from hetero.workloads.base import ITEMSIZE
+
+COLUMNS = ["workload", "shape", "preset", "dtype", "backend", "device", "peer", "status", "correct",
+           "max_abs_err", "max_rel_err", "median_s", "iqr_s", "reps", "noisy", "gflops", "gbps", "pct_peak",
+           "baseline", "speedup", "best_peer", "vs_best_peer", "timing", "compile_s", "first_call_s",
+           "transfer_s", "flops", "bytes", "peak_gflops", "peak_source", "threads", "error"]
+
+
+@dataclass
+class RunConfig:
+    baseline: str = "numpy"
+    warmup_s: float = 0.025
+    budget_s: float = 0.2
+    min_reps: int = 3
+    seed: int = 0
+    strict: bool = False
+    compile_s: dict = field(default_factory=dict)  # backend -> seconds spent in warmup() (JIT), filled by run
+    warmup_errors: dict = field(default_factory=dict)  # backend -> why its warm-up failed
+
+
+def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: RunConfig) -> dict:
+    """One row: prepare, run once and check, then time. Errors become a row, not an exception."""
+    workload, p = get(case.workload), case.p
+    dev = backend.device()
+    row = dict(workload=case.workload, shape=case.shape, preset=case.preset or "", dtype=case.dtype,
+               backend=backend.name, device=dev.name, peer=backend.peer, timing=backend.timing,
+               flops=workload.flops(p), bytes=workload.bytes_moved(p, ITEMSIZE[case.dtype]),
+               peak_gflops=dev.peak_gflops, peak_source=dev.peak_source, threads=backend.threads,
+               compile_s=cfg.compile_s.get(backend.name), correct=False)
+    reason = backend.unsupported(case)
+    if reason:
+        return {**row, "status": "skipped", "error": reason}
+    if backend.name in cfg.warmup_errors:
+        return {**row, "status": "error", "error": cfg.warmup_errors[backend.name]}
+    try:
+        kernel = backend.prepare(case, inputs)
+        t0 = time.perf_counter()
+        kernel()
+        row["first_call_s"] = time.perf_counter() - t0
+        ok, abs_err, rel_err = check(kernel.result(), ref, case.dtype)
+        row.update(correct=ok, max_abs_err=abs_err, max_rel_err=rel_err, transfer_s=kernel.transfer_s,
+                   timing=kernel.timing)
+        if not ok:
+            return {**row, "status": "wrong",
+                    "error": f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"}
+        m = measure(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+    except HeteroError as exc:
+        if cfg.strict:
+            raise
+        return {**row, "status": "error", "error": str(exc)}
+    except Exception as exc:  # a backend bug: keep the run going, record the cause
+        if cfg.strict:
+            raise
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        return {**row, "status": "error",
+                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                         f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"}
+    gflops = row["flops"] / m.median / 1e9
+    row.update(status="ok", median_s=m.median, iqr_s=m.iqr, reps=m.reps, noisy=m.noisy, gflops=gflops,
+               gbps=row["bytes"] / m.median / 1e9,
+               pct_peak=100 * gflops / dev.peak_gflops if dev.peak_gflops else None)
+    return row
+
+
+def add_ratios(rows: list[dict], baseline: str) -> None:
+    """speedup = baseline time / time; vs_best_peer = best peer time / time (>1 means we beat every peer)."""
+    by_case: dict = {}
+    for r in rows:
+        by_case.setdefault((r["workload"], r["shape"], r["dtype"]), []).append(r)
+    for group in by_case.values():
+        ok = [r for r in group if r["status"] == "ok"]
+        base = next((r for r in ok if r["backend"] == baseline), None)
+        peers = [r for r in ok if r["peer"]]
+        best_peer = min(peers, key=lambda r: r["median_s"]) if peers else None
+        for r in group:
+            r["baseline"] = baseline
+            if r["status"] != "ok":
+                continue
+            if base:
+                r["speedup"] = base["median_s"] / r["median_s"]
+            if best_peer:
+                r["best_peer"] = best_peer["backend"]
+                r["vs_best_peer"] = best_peer["median_s"] / r["median_s"]
+
+
+def run(cases: Iterable[Case], backends: list[Backend], cfg: RunConfig,
+        on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """All (case, backend) rows, ratios filled in. on_row is called after each row (progress bars)."""
+    rows = []
+    for case in cases:
+        workload = get(case.workload)
+        inputs = workload.make_inputs(case, cfg.seed)
+        ref = workload.reference(case, inputs)  # float64, once per case
+        for backend in backends:
+            row = run_one(case, backend, inputs, ref, cfg)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    add_ratios(rows, cfg.baseline)
+    return rows
+
+
+def warm_up(backends: list[Backend], cfg: RunConfig) -> None:
+    """JIT-compile every backend once, timed apart from its kernels (the compile_s column)."""
+    for b in backends:
+        t0 = time.perf_counter()
+        try:
+            b.warmup()
+        except Exception as exc:  # reported on each of its rows by run_one; other backends go on
+            if cfg.strict:
+                raise
+            cfg.warmup_errors[b.name] = f"warm-up failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        cfg.compile_s[b.name] = time.perf_counter() - t0

@@ -1,0 +1,50 @@
+"""Tables are data first, formatting last: rows (dicts) -> one text table per workload and dtype."""
+from __future__ import annotations
+
+import math
+
+TIMING_SHORT = {"measured-device-clock": "device", "measured-wall-clock": "wall", "modeled": "MODELED"}
+
+
+def _num(v, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, fmt)
+
+
+def _cells(r: dict) -> list[str]:
+    status = r["status"] if r["status"] != "ok" else ("ok~" if r.get("noisy") else "ok")
+    return [r["shape"], r["backend"] + (" (peer)" if r.get("peer") else ""), status,
+            _num(r.get("median_s") and r["median_s"] * 1e3, ".3f"), _num(r.get("gflops"), ".1f"),
+            _num(r.get("pct_peak"), ".0f"), _num(r.get("speedup"), ".2f"), _num(r.get("vs_best_peer"), ".2f"),
+            TIMING_SHORT.get(r.get("timing"), r.get("timing") or "-"), _num(r.get("max_rel_err"), ".1e")]
+
+
+HEADER = ["shape", "backend", "status", "median ms", "GFLOP/s", "% peak", "speedup", "vs peer", "timing", "rel err"]
+
+
+def format_table(rows: list[dict]) -> str:
+    """One block per (workload, dtype): rows grouped by shape, then backend."""
+    blocks = []
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["workload"], r["dtype"]), []).append(r)
+    for (workload, dtype), group in groups.items():
+        baseline = group[0].get("baseline") or "-"
+        body = [_cells(r) for r in group]
+        widths = [max(len(x) for x in col) for col in zip(HEADER, *body)]
+        line = lambda cells: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)  # noqa: E731
+                                       for i, (c, w) in enumerate(zip(cells, widths)))
+        out = [f"{workload} ({dtype}); speedup vs {baseline}; 'vs peer' = best peer's time / this time",
+               line(HEADER), line(["-" * w for w in widths])]
+        prev = None
+        for r, cells in zip(group, body):
+            if prev is not None and r["shape"] != prev:
+                out.append("")
+            prev = r["shape"]
+            out.append(line(cells))
+        notes = sorted({f"  {r['backend']}: {r['error']}" for r in group if r["status"] != "ok" and r.get("error")})
+        blocks.append("\n".join(out + notes))
+    legend = ("timing: device = measured on the device's clock, wall = measured wall clock, MODELED = from a model; "
+              "ok~ = IQR/median > 10%")
+    return "\n\n".join(blocks + [legend])

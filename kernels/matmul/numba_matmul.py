@@ -1,0 +1,25 @@
+"""matmul for the numba backend: C (M, N) = A (M, K) @ B (K, N), float32.
+
+What is whose: the whole GEMM is SciPy's OpenBLAS sgemm, reached through np.dot in Numba's nopython mode.
+Our code only validates and dispatches. We tried nothing cleverer on purpose: OpenBLAS's packed, register-blocked
+sgemm runs at ~90% of this CPU's peak, and a hand-written Numba GEMM tops out near 55 GFLOP/s (REFERENCES.md).
+The point of this entry is that Numba-compiled code (attention, conv2d) can use the same GEMM for its blocks.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _matmul(a, b, out):  # a (M, K), b (K, N), out (M, N); all C-contiguous float32
+    np.dot(a, b, out)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    _matmul(a, b, out)
+
+
+def warmup() -> None:
+    a = np.ones((4, 3), np.float32)
+    matmul(a, a.T.copy(), np.empty((4, 4), np.float32))
