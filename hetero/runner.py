@@ -43,7 +43,7 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
     row = dict(workload=case.workload, shape=case.shape, preset=case.preset or "", dtype=case.dtype,
                backend=backend.name, device=dev.name, peer=backend.peer, timing=backend.timing,
                flops=workload.flops(p), bytes=workload.bytes_moved(p, ITEMSIZE[case.dtype]),
-               peak_gflops=dev.peak_gflops, peak_source=dev.peak_source, threads=backend.threads,
+               peak_gflops=dev.peak_for(case.dtype), peak_source=dev.peak_source, threads=backend.threads,
                compile_s=cfg.compile_s.get(backend.name), correct=False)
     reason = backend.unsupported(case)
     if reason:
@@ -76,7 +76,7 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
     gflops = row["flops"] / m.median / 1e9
     row.update(status="ok", median_s=m.median, iqr_s=m.iqr, reps=m.reps, noisy=m.noisy, gflops=gflops,
                gbps=row["bytes"] / m.median / 1e9,
-               pct_peak=100 * gflops / dev.peak_gflops if dev.peak_gflops else None)
+               pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None)
     return row
 
 

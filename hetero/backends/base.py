@@ -36,6 +36,10 @@ class Device:
     peak_gflops: float | None = None
     mem_gbps: float | None = None
     peak_source: str = "unknown"
+    peak_by_dtype: dict | None = None   # e.g. {"float16": 989e3, "tf32": 495e3} GFLOP/s where units differ
+
+    def peak_for(self, dtype: str) -> float | None:
+        return (self.peak_by_dtype or {}).get(dtype, self.peak_gflops)
 
 
 class Kernel:
