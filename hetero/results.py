@@ -25,6 +25,10 @@ LIBRARIES = ("numpy", "numba", "scipy", "llvmlite", "pyopencl", "pocl-binary-dis
              "torch", "cupy-cuda12x", "cupy-cuda13x")
 
 
+# Only empty cells are missing values: pandas' defaults would read a backend named "null" as NaN.
+CSV_READ = dict(keep_default_na=False, na_values=[""])
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,7 +52,7 @@ def write_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
 def read_rows(path: Path) -> pd.DataFrame:
     """A results CSV, or a one-line HeteroError saying what is wrong with it."""
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, **CSV_READ)
     except FileNotFoundError:
         raise HeteroError(f"no results file at {path}") from None
     except Exception as exc:

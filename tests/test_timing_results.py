@@ -1,0 +1,67 @@
+"""Timing statistics and result files need no backend."""
+
+import pytest
+
+from hetero.errors import HeteroError
+from hetero.results import atomic_write, read_rows, write_rows
+from hetero.runner import COLUMNS, add_ratios
+from hetero.timing import measure
+
+
+class FakeKernel:
+    def __init__(self, times):
+        self.times, self.calls = list(times), 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.times[min(self.calls - 1, len(self.times) - 1)]
+
+
+def test_measure_keeps_samples_and_reports_median_and_iqr():
+    m = measure(FakeKernel([9.0, 1.0, 2.0, 3.0, 4.0]), warmup_s=0, budget_s=0, min_reps=4)
+    assert m.first_call_s >= 0 and m.reps == 4
+    assert m.samples == [1.0, 2.0, 3.0, 4.0]  # the first (cold) call is not a sample
+    assert m.median == 2.5 and m.iqr == pytest.approx(1.5) and m.noisy
+
+
+def test_measure_respects_the_time_budget_and_max_reps():
+    m = measure(FakeKernel([1e-6]), warmup_s=0.0, budget_s=0.02, min_reps=1, max_reps=50)
+    assert m.reps == 50 and not m.noisy
+
+
+def test_ratios_use_baseline_and_best_peer():
+    rows = [dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t)
+            for b, p, t in [("numpy", False, 4.0), ("numba", False, 1.0), ("torch", True, 2.0), ("tf", True, 3.0)]]
+    rows.append(dict(workload="w", shape="s", dtype="float32", backend="bad", peer=False, status="wrong"))
+    add_ratios(rows, "numpy")
+    numba = rows[1]
+    assert numba["speedup"] == 4.0 and numba["best_peer"] == "torch" and numba["vs_best_peer"] == 2.0
+    assert "speedup" not in rows[-1]  # a wrong result never becomes a speedup
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "bench.csv"
+    atomic_write(path, "old\n")
+
+    def boom(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, "new\n")
+    assert path.read_text() == "old\n" and list(tmp_path.iterdir()) == [path]
+
+
+def test_rows_round_trip_and_corrupt_files_are_reported(tmp_path):
+    path = tmp_path / "bench.csv"
+    write_rows(path, [dict(workload="matmul", shape="1x1x1", backend="numba", median_s=0.5)], COLUMNS)
+    df = read_rows(path)
+    assert list(df.columns) == COLUMNS and df.loc[0, "median_s"] == 0.5
+    (tmp_path / "bad.csv").write_text('a,b\n1,"2\n')
+    with pytest.raises(HeteroError, match="corrupt results file"):
+        read_rows(tmp_path / "bad.csv")
+    (tmp_path / "cols.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(HeteroError, match="missing column"):
+        read_rows(tmp_path / "cols.csv")
+    with pytest.raises(HeteroError, match="no results file"):
+        read_rows(tmp_path / "none.csv")
