@@ -41,6 +41,10 @@ def parser() -> Parser:
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
     p.add_argument("--budget", type=float, default=None, help="seconds of repetitions per measurement (default 0.3)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per host backend (default: all cores)")
+    p.add_argument("--opencl-device", default=None,
+                   help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)")
+    p.add_argument("--fpga-preset", default=None,
+                   help="accelerator model for fpga-emu, e.g. alveo-u250 (env HETERO_FPGA_PRESET; see --list)")
     p.add_argument("--out", default="results", help="folder for result files (default: results/)")
     p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
@@ -62,7 +66,8 @@ def list_everything() -> str:
     return "\n".join(lines)
 
 
-def pick_backends(text: str | None, baseline: str, strict: bool, threads: int | None) -> list:
+def pick_backends(text: str | None, baseline: str, strict: bool, threads: int | None,
+                  device_choice: dict | None = None) -> list:
     requested = csv_list(text) if text else [n for n in registry.names()]
     known = registry.names(include_hidden=True)
     for name in requested:
@@ -74,7 +79,7 @@ def pick_backends(text: str | None, baseline: str, strict: bool, threads: int | 
     for name in requested:
         reason = registry.backend_class(name).unavailable()
         if reason is None:
-            chosen.append(registry.get(name, threads=threads))
+            chosen.append(registry.get(name, threads=threads, device=(device_choice or {}).get(name)))
         elif text or strict:  # silently skipping only applies to the default "everything available"
             if strict:
                 raise HeteroError(f"backend {name!r} unavailable: {reason}")
@@ -113,7 +118,8 @@ def _run(argv=None) -> int:
         raise HeteroError(f"--threads {args.threads} must be >= 1")
     if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
         raise HeteroError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
-    backends = pick_backends(args.backends, args.baseline, args.strict, args.threads)
+    backends = pick_backends(args.backends, args.baseline, args.strict, args.threads,
+                             {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset})
     cfg = RunConfig(baseline=args.baseline, strict=args.strict, seed=args.seed,
                     budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
                     warmup_s=0.01 if args.quick else 0.025)
