@@ -18,6 +18,10 @@ from hetero.backends.base import Device
 MEASURED_CLOCKS = {
     ("AuthenticAMD", 25, 1): (3.2, "measured 3.2 GHz under load on the project's 2-core EPYC (Zen 3) machines"),
 }
+# (vendor, family, model) -> memory GB/s with all of the machine's cores streaming, for rooflines.
+MEASURED_BANDWIDTH = {
+    ("AuthenticAMD", 25, 1): 35.0,  # measured 25-45 GB/s with 2 threads (noisy VM); the middle of that range
+}
 
 
 @lru_cache(maxsize=1)
@@ -45,14 +49,19 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
+def _cpu_key() -> tuple | None:
+    info = _cpuinfo()
+    try:
+        return info.get("vendor_id"), int(info.get("cpu family", -1)), int(info.get("model", -1))
+    except ValueError:
+        return None
+
+
 def _clock_ghz() -> tuple[float | None, str]:
     info = _cpuinfo()
     if os.environ.get("HETERO_CPU_GHZ"):
         return float(os.environ["HETERO_CPU_GHZ"]), "HETERO_CPU_GHZ"
-    try:
-        key = (info.get("vendor_id"), int(info.get("cpu family", -1)), int(info.get("model", -1)))
-    except ValueError:
-        key = None
+    key = _cpu_key()
     if key in MEASURED_CLOCKS:
         return MEASURED_CLOCKS[key]
     if info.get("cpu MHz"):
@@ -78,4 +87,4 @@ def cpu_device(threads: int | None = None, label: str = "cpu") -> Device:
     source = (f"estimated: {cores} cores x {pipes} FMA pipes x {lanes} fp32 lanes x 2 FLOP x {ghz:.2f} GHz "
               f"({clock_source})") if ghz else "unknown: clock not found"
     return Device(name=f"{cpu_name()} ({cores} cores)", kind=label, cores=cores, peak_gflops=peak,
-                  mem_gbps=None, peak_source=source)
+                  mem_gbps=MEASURED_BANDWIDTH.get(_cpu_key()), peak_source=source)

@@ -21,7 +21,7 @@ from hetero.workloads.base import ITEMSIZE
 COLUMNS = ["workload", "shape", "preset", "dtype", "backend", "device", "peer", "status", "correct",
            "max_abs_err", "max_rel_err", "median_s", "iqr_s", "reps", "noisy", "gflops", "gbps", "pct_peak",
            "baseline", "speedup", "best_peer", "vs_best_peer", "timing", "compile_s", "first_call_s",
-           "transfer_s", "flops", "bytes", "peak_gflops", "peak_source", "threads", "error"]
+           "transfer_s", "flops", "bytes", "peak_gflops", "mem_gbps", "peak_source", "threads", "error"]
 
 
 @dataclass
@@ -43,7 +43,8 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
     row = dict(workload=case.workload, shape=case.shape, preset=case.preset or "", dtype=case.dtype,
                backend=backend.name, device=dev.name, peer=backend.peer, timing=backend.timing,
                flops=workload.flops(p), bytes=workload.bytes_moved(p, ITEMSIZE[case.dtype]),
-               peak_gflops=dev.peak_for(case.dtype), peak_source=dev.peak_source, threads=backend.threads,
+               peak_gflops=dev.peak_for(case.dtype), mem_gbps=dev.mem_gbps, peak_source=dev.peak_source,
+               threads=backend.threads,
                compile_s=cfg.compile_s.get(backend.name), correct=False)
     reason = backend.unsupported(case)
     if reason:

@@ -1,0 +1,79 @@
+"""PNG plots from result rows: speedup bars and a roofline per device. Modeled points are hollow and labelled.
+
+matplotlib is optional (the `plot` extra); callers get a HeteroError naming the install when it is missing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hetero.errors import HeteroError
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise HeteroError("plots need matplotlib: pip install 'hetero[plot]'") from None
+    return plt
+
+
+def speedup_bars(df: pd.DataFrame, path: Path, title: str) -> Path:
+    """One group of bars per shape, one bar per backend: GFLOP/s, hatched when modeled."""
+    plt = _plt()
+    ok = df[df.status == "ok"]
+    shapes, backends = list(dict.fromkeys(ok["shape"])), list(dict.fromkeys(ok.backend))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(shapes) * max(1, len(backends)) / 3), 4))
+    width = 0.8 / max(1, len(backends))
+    for i, b in enumerate(backends):
+        rows = ok[ok.backend == b].set_index("shape")
+        ys = [rows.gflops.get(s, 0.0) for s in shapes]
+        modeled = (rows.timing == "modeled").any()
+        ax.bar(np.arange(len(shapes)) + i * width, ys, width, label=b + (" (modeled)" if modeled else ""),
+               hatch="//" if modeled else None, edgecolor="black", linewidth=0.3)
+    ax.set_xticks(np.arange(len(shapes)) + width * (len(backends) - 1) / 2, shapes, rotation=20, ha="right",
+                  fontsize=7)
+    ax.set_ylabel("GFLOP/s (measured unless marked modeled)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:
+    """Kernels placed at (FLOP/byte, GFLOP/s) under the device's compute and bandwidth roofs."""
+    plt = _plt()
+    ok = df[df.status == "ok"].copy()
+    ok["intensity"] = ok.flops / ok.bytes
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    peak = ok.peak_gflops.dropna().max() if ok.peak_gflops.notna().any() else None
+    bw = ok.mem_gbps.dropna().max() if "mem_gbps" in ok and ok.mem_gbps.notna().any() else None
+    x = np.logspace(np.log10(max(ok.intensity.min() / 2, 0.1)), np.log10(ok.intensity.max() * 2), 100)
+    if peak and bw:
+        ax.plot(x, np.minimum(peak, bw * x), "k-", lw=1, label=f"roof: {peak:.0f} GFLOP/s, {bw:.0f} GB/s")
+    elif peak:
+        ax.axhline(peak, color="k", lw=1, label=f"peak {peak:.0f} GFLOP/s")
+    for (workload, backend), g in ok.groupby(["workload", "backend"]):
+        modeled = (g.timing == "modeled").all()
+        ax.scatter(g.intensity, g.gflops, label=f"{workload} {backend}" + (" (modeled)" if modeled else ""),
+                   facecolors="none" if modeled else None, s=25)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels on a log axis collide
+    ax.set_xlabel("arithmetic intensity (FLOP / compulsory byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
