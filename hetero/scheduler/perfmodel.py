@@ -1,0 +1,174 @@
+"""Performance model: how long a task kind takes on a device, learnt from measurements (after StarPU's).
+
+Keyed by (backend, device, workload, footprint) where the footprint is the case's shape and dtype. Each key keeps
+a history (count, mean, M2 for the variance); the first sample of a key is dropped (compilation, cold caches), and
+once a key has >= 3 samples a sample straying more than 50% from the mean is rejected. For sizes never seen, a fit
+per (backend, device, workload) of  time = a * flops^b + c  (least squares on log time, c from a small search)
+answers instead.
+
+Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)
+and by every task the scheduler runs. Saved atomically to ~/.cache/hetero/perfmodel.json (or a given path) and
+reloaded; a corrupt file, or one written by another version/schema, is reported in one line and rebuilt.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hetero.results import CSV_READ, atomic_write
+from hetero.workloads import Case, get
+
+SCHEMA = "hetero.perfmodel"
+VERSION = 1
+OUTLIER = 0.5          # reject a sample more than 50% away from the mean ...
+OUTLIER_AFTER = 3      # ... once the key has this many samples
+DEFAULT_PATH = Path(os.environ.get("HETERO_PERFMODEL", Path.home() / ".cache" / "hetero" / "perfmodel.json"))
+
+
+def footprint(case: Case) -> str:
+    return f"{case.shape}|{case.dtype}"
+
+
+def case_flops(case: Case) -> float:
+    return get(case.workload).flops(case.p)
+
+
+@dataclass
+class History:
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    flops: float = 0.0
+    dropped_first: bool = False
+    rejected: int = 0
+    source: str = "task"   # task (scheduler/calibrate samples) | kernel (bench.csv medians)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
+
+    def add(self, seconds: float, drop_first: bool = True) -> bool:
+        """Add one sample; False when it was dropped (first run) or rejected (outlier)."""
+        if drop_first and not self.dropped_first:
+            self.dropped_first = True
+            return False
+        if self.count >= OUTLIER_AFTER and abs(seconds - self.mean) > OUTLIER * self.mean:
+            self.rejected += 1
+            return False
+        self.count += 1
+        delta = seconds - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (seconds - self.mean)
+        return True
+
+
+def fit_power(flops: np.ndarray, seconds: np.ndarray) -> tuple[float, float, float] | None:
+    """(a, b, c) with seconds ~= a * flops^b + c, from >= 2 distinct sizes; log-space least squares for a, b."""
+    if len(set(flops.tolist())) < 2:
+        return None
+    best = None
+    for c in np.linspace(0.0, 0.9 * seconds.min(), 10):
+        x, y = np.log(flops), np.log(seconds - c)
+        b, log_a = np.polyfit(x, y, 1)
+        resid = float(np.sum((np.log(np.exp(log_a) * flops ** b + c) - np.log(seconds)) ** 2))
+        if best is None or resid < best[0]:
+            best = (resid, float(np.exp(log_a)), float(b), float(c))
+    return best[1:]
+
+
+class PerfModel:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else DEFAULT_PATH
+        self.entries: dict[tuple[str, str, str, str], History] = {}
+        self._fits: dict = {}
+
+    # -- learning ------------------------------------------------------------------------------------
+    def add(self, backend: str, device: str, case: Case, seconds: float, source: str = "task") -> bool:
+        key = (backend, device, case.workload, footprint(case))
+        h = self.entries.get(key)
+        if h is None or (h.source == "kernel" and source == "task"):  # task samples replace kernel medians
+            h = self.entries[key] = History(flops=case_flops(case), source=source)
+        self._fits.pop((backend, device, case.workload), None)
+        return h.add(seconds, drop_first=(source == "task"))
+
+    def ingest_csv(self, path: Path) -> int:
+        """Rows of a bench.run CSV (status ok) as kernel medians, for keys with no task samples. Returns rows used."""
+        import pandas as pd
+
+        df = pd.read_csv(path, **CSV_READ)
+        used = 0
+        for r in df.to_dict("records"):
+            if r.get("status") != "ok" or not r.get("median_s") or (isinstance(r["median_s"], float)
+                                                                       and math.isnan(r["median_s"])):
+                continue
+            key = (r["backend"], r["device"], r["workload"], f"{r['shape']}|{r.get('dtype', 'float32')}")
+            h = self.entries.get(key)
+            if h is not None and h.source == "task":
+                continue
+            if h is None:
+                h = self.entries[key] = History(flops=float(r["flops"]), source="kernel")
+            h.add(float(r["median_s"]), drop_first=False)
+            self._fits.pop(key[:3], None)
+            used += 1
+        return used
+
+    # -- predicting ----------------------------------------------------------------------------------
+    def history(self, backend: str, device: str, case: Case) -> History | None:
+        h = self.entries.get((backend, device, case.workload, footprint(case)))
+        return h if h is not None and h.count > 0 else None
+
+    def predict(self, backend: str, device: str, case: Case) -> float | None:
+        """Seconds for `case` on the device: its history mean, else the FLOP fit, else None (unmeasured)."""
+        h = self.history(backend, device, case)
+        if h is not None:
+            return h.mean
+        fit = self._fit(backend, device, case.workload)
+        if fit is None:
+            return None
+        a, b, c = fit
+        return a * case_flops(case) ** b + c
+
+    def _fit(self, backend: str, device: str, workload: str):
+        key = (backend, device, workload)
+        if key not in self._fits:
+            pts = [(h.flops, h.mean) for (bk, dv, wl, _), h in self.entries.items()
+                   if (bk, dv, wl) == key and h.count > 0 and h.flops > 0 and h.mean > 0]
+            self._fits[key] = fit_power(np.array([p[0] for p in pts]), np.array([p[1] for p in pts])) \
+                if len(pts) >= 2 else None
+        return self._fits[key]
+
+    # -- disk ----------------------------------------------------------------------------------------
+    def save(self, path: Path | None = None) -> Path:
+        path = Path(path) if path else self.path
+        entries = [{"backend": k[0], "device": k[1], "workload": k[2], "footprint": k[3], **vars(h)}
+                   for k, h in sorted(self.entries.items())]
+        atomic_write(path, json.dumps({"schema": SCHEMA, "version": VERSION, "entries": entries}, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | None = None, warn=print) -> "PerfModel":
+        """The saved model, or an empty one; a corrupt or stale file is reported through `warn` and rebuilt."""
+        model = cls(path)
+        if not model.path.exists():
+            return model
+        try:
+            data = json.loads(model.path.read_text())
+            if not isinstance(data, dict) or data.get("schema") != SCHEMA or data.get("version") != VERSION:
+                found = (data.get("schema"), data.get("version")) if isinstance(data, dict) else type(data).__name__
+                raise ValueError(f"stale: expected {SCHEMA} v{VERSION}, found {found}")
+            for e in data["entries"]:
+                key = (e.pop("backend"), e.pop("device"), e.pop("workload"), e.pop("footprint"))
+                h = History(**e)
+                if not (h.count >= 0 and math.isfinite(h.mean) and h.mean >= 0):
+                    raise ValueError(f"bad entry {key}")
+                model.entries[key] = h
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            warn(f"note: perf model {model.path} ignored and rebuilt ({type(exc).__name__}: "
+                 f"{str(exc).splitlines()[0] if str(exc) else ''})")
+            model.entries.clear()
+        return model

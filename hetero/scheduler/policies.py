@@ -1,0 +1,256 @@
+"""Placement policies as plain objects with no Ray dependency, so a discrete-event simulator can reuse them.
+
+    policy.plan(tasks, devices, model)          once per run, before any task is ready (HEFT plans here)
+    policy.order(ready) -> ready                which ready task to place first (dmda, heft: highest rank first)
+    policy.place(task, devices, model, now) -> DeviceState | None   (None: wait for a device to free up)
+
+`devices` are DeviceState objects (the caller keeps queue_end = predicted time each queue drains; `outstanding`
+= tasks submitted and not finished); `model` is anything with predict(backend, device, case) -> seconds | None
+(hetero.scheduler.perfmodel.PerfModel, or a synthetic table in tests); `task` has id, case, deps, nbytes and
+resident (device name -> input bytes already there).
+"""
+from __future__ import annotations
+
+import math
+import random as _random
+from dataclasses import dataclass, field
+
+from hetero.errors import choices
+
+
+@dataclass
+class DeviceState:
+    name: str                      # unique label: 'numba', or 'numba@1' on the second node
+    backend: str
+    device: str                    # the Device's name: the perf model's key
+    latency: float = 0.0           # seconds per transfer, measured once
+    bandwidth: float = math.inf    # bytes per second, measured once
+    supports: frozenset | None = None   # workloads it runs (None: all)
+    queue_end: float = 0.0
+    outstanding: int = 0
+    alive: bool = True
+    exploring: set = field(default_factory=set)   # task kinds in flight with no prediction yet
+
+    def runs(self, task) -> bool:
+        return self.alive and (self.supports is None or task.case.workload in self.supports)
+
+
+def transfer(task, dev: DeviceState) -> float:
+    missing = max(0.0, task.nbytes - getattr(task, "resident", {}).get(dev.name, 0.0))
+    return (dev.latency + missing / dev.bandwidth) if missing else 0.0
+
+
+def kind(task) -> tuple:
+    return (task.case.workload, task.case.params, task.case.dtype)
+
+
+def predict(model, task, dev: DeviceState) -> float | None:
+    return model.predict(dev.backend, dev.device, task.case)
+
+
+def estimate(model, task, devices) -> float:
+    """A prediction for any device: the mean of the known ones (1 s when none is known; the first runs measure)."""
+    known = [p for d in devices if d.runs(task) and (p := predict(model, task, d)) is not None]
+    return sum(known) / len(known) if known else 1.0
+
+
+def capable(task, devices) -> list[DeviceState]:
+    return [d for d in devices if d.runs(task)]
+
+
+def finish_time(model, task, dev, devices, now) -> float:
+    p = predict(model, task, dev)
+    return max(dev.queue_end, now + transfer(task, dev)) + (p if p is not None else estimate(model, task, devices))
+
+
+def upward_ranks(tasks, devices, model) -> dict:
+    """HEFT's upward rank: mean predicted cost over capable devices + max over successors (comm ignored)."""
+    children: dict = {t.id: [] for t in tasks}
+    for t in tasks:
+        for d in t.deps:
+            children[d].append(t.id)
+    by_id = {t.id: t for t in tasks}
+    cost = {t.id: estimate(model, t, devices) for t in tasks}
+    rank: dict = {}
+    for t in reversed(topological(tasks)):
+        rank[t.id] = cost[t.id] + max((rank[c] for c in children[t.id]), default=0.0)
+    return {by_id[i].id: r for i, r in rank.items()}
+
+
+def topological(tasks) -> list:
+    done, out, by_id = set(), [], {t.id: t for t in tasks}
+    pending = list(tasks)
+    while pending:
+        rest = []
+        for t in pending:
+            if all(d in done for d in t.deps):
+                done.add(t.id)
+                out.append(t)
+            else:
+                rest.append(t)
+        if len(rest) == len(pending):
+            raise ValueError(f"task graph has a cycle through task {rest[0].id}")
+        pending = rest
+    assert len(out) == len(by_id)
+    return out
+
+
+class Policy:
+    name = "policy"
+
+    def plan(self, tasks, devices, model) -> None:
+        pass
+
+    def order(self, ready: list) -> list:
+        return ready
+
+    def place(self, task, devices, model, now) -> DeviceState | None:
+        raise NotImplementedError
+
+
+class Eager(Policy):
+    """The first idle device that runs the task; none idle: wait."""
+    name = "eager"
+
+    def place(self, task, devices, model, now):
+        return next((d for d in capable(task, devices) if d.outstanding == 0), None)
+
+
+class RoundRobin(Policy):
+    name = "round-robin"
+
+    def __init__(self):
+        self.next = 0
+
+    def place(self, task, devices, model, now):
+        n = len(devices)
+        for i in range(n):
+            d = devices[(self.next + i) % n]
+            if d.runs(task):
+                self.next = (self.next + i + 1) % n
+                return d
+        return None
+
+
+class Random(Policy):
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.rng = _random.Random(seed)
+
+    def place(self, task, devices, model, now):
+        c = capable(task, devices)
+        return self.rng.choice(c) if c else None
+
+
+class Single(Policy):
+    """Everything on the one device the model says finishes the whole set soonest (tasks it cannot run go to
+    the fastest device that can)."""
+    name = "single"
+
+    def __init__(self):
+        self.best: str | None = None
+
+    def plan(self, tasks, devices, model):
+        def total(d):   # running more of the set first, then the least predicted time
+            ps = [predict(model, t, d) for t in tasks if d.runs(t)]
+            return (-len(ps), math.inf if None in ps else sum(ps))
+        live = [d for d in devices if d.alive]
+        self.best = min(live, key=total).name if live else None
+
+    def place(self, task, devices, model, now):
+        c = capable(task, devices)
+        mine = [d for d in c if d.name == self.best]
+        if mine:
+            return mine[0]
+        return min(c, key=lambda d: predict(model, task, d) or math.inf, default=None)
+
+
+class Dmda(Policy):
+    """StarPU's dmda: minimise alpha*(finish - best finish) + beta*transfer; finish = max(queue_end, now +
+    transfer) + predicted compute. A device with no prediction for the task kind gets it first (one at a time),
+    so it is measured. Ready tasks are placed highest upward rank first (StarPU's dmdas with rank priorities)."""
+    name = "dmda"
+
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0):
+        self.alpha, self.beta, self.rank = alpha, beta, {}
+
+    def plan(self, tasks, devices, model):
+        self.rank = upward_ranks(tasks, devices, model)
+
+    def order(self, ready):
+        return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
+
+    def place(self, task, devices, model, now):
+        c = capable(task, devices)
+        for d in c:
+            if predict(model, task, d) is None and kind(task) not in d.exploring:
+                d.exploring.add(kind(task))
+                return d
+        if not c:
+            return None
+        fin = {d.name: finish_time(model, task, d, devices, now) for d in c}
+        best = min(fin.values())
+        return min(c, key=lambda d: self.alpha * (fin[d.name] - best) + self.beta * transfer(task, d))
+
+
+class Heft(Policy):
+    """HEFT (Topcuoglu et al. 2002): tasks by decreasing upward rank, each on the device with the earliest
+    finish time, inserted into the first idle gap that fits. The plan is static; a device that dies, or a task
+    the plan never saw, falls back to the earliest predicted finish now."""
+    name = "heft"
+
+    def __init__(self):
+        self.rank, self.assign = {}, {}
+
+    def plan(self, tasks, devices, model):
+        self.rank = upward_ranks(tasks, devices, model)
+        slots = {d.name: [] for d in devices}        # sorted (start, end) per device
+        end, where = {}, {}
+        by_id = {t.id: t for t in tasks}
+        for t in sorted(tasks, key=lambda t: -self.rank[t.id]):   # rank order is a topological order
+            best = None
+            for d in capable(t, devices):
+                ready = max((end[p] + (transfer(by_id[p], d) if where[p] != d.name else 0.0)
+                             for p in t.deps), default=0.0)
+                p = predict(model, t, d)
+                dur = p if p is not None else estimate(model, t, devices)
+                start = _first_gap(slots[d.name], ready, dur)
+                if best is None or start + dur < best[0]:
+                    best = (start + dur, start, d.name)
+            if best is None:
+                continue
+            end[t.id], where[t.id] = best[0], best[2]
+            s = slots[best[2]]
+            s.append((best[1], best[0]))
+            s.sort()
+        self.assign = where
+
+    def order(self, ready):
+        return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
+
+    def place(self, task, devices, model, now):
+        want = self.assign.get(task.id)
+        mine = [d for d in devices if d.name == want and d.runs(task)]
+        if mine:
+            return mine[0]
+        c = capable(task, devices)
+        return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
+
+
+def _first_gap(slots, ready, dur):
+    t = ready
+    for s, e in slots:
+        if t + dur <= s:
+            return t
+        t = max(t, e)
+    return t
+
+
+POLICIES = {p.name: p for p in (Dmda, Heft, Eager, RoundRobin, Random, Single)}
+
+
+def make(name: str, seed: int = 0) -> Policy:
+    if name not in POLICIES:
+        raise choices("policy", name, list(POLICIES) + ["all"])
+    return POLICIES[name](seed) if name == "random" else POLICIES[name]()

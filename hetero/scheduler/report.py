@@ -1,0 +1,127 @@
+"""What a schedule achieved: makespan, throughput, per-device utilisation, the lower bound and the gap to it,
+scheduling overhead; and the schedule itself as a Chrome trace (Perfetto opens it).
+
+Lower bound = max(LP area bound, critical path), with each (device, task kind) time from the perf model:
+  LP (unrelated devices, tasks divisible): min T s.t. for each device d: sum_t n[d,t] * time[d,t] <= T,
+  for each kind t: sum_d n[d,t] = N_t, n >= 0 (scipy.optimize.linprog; valid for graphs too, ignoring edges);
+  critical path: the longest dependency chain, each task at its best device's time.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from hetero.scheduler.policies import topological
+
+COLUMNS = ["taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
+           "speedup_vs_round_robin", "lp_bound_s", "critical_path_s", "bound_s", "gap", "overhead_ms_per_task",
+           "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores"]
+
+
+def time_table(tasks, states, model) -> dict:
+    """(device name, case) -> predicted seconds (inf where the device cannot run it or nothing is known)."""
+    out = {}
+    for t in tasks:
+        for s in states:
+            if (s.name, t.case) not in out:
+                p = model.predict(s.backend, s.device, t.case) if s.supports is None or \
+                    t.case.workload in s.supports else None
+                out[(s.name, t.case)] = p if p is not None else math.inf
+    return out
+
+
+def lp_bound(tasks, states, times) -> float:
+    from scipy.optimize import linprog
+
+    kinds: dict = {}
+    for t in tasks:
+        kinds[t.case] = kinds.get(t.case, 0) + 1
+    kinds_l, devs = list(kinds), [s.name for s in states]
+    var = [(d, k) for d in devs for k in kinds_l if math.isfinite(times[(d, k)])]
+    nv = len(var) + 1                                       # n[d,k] ..., T last
+    c = np.zeros(nv)
+    c[-1] = 1.0
+    a_ub = np.zeros((len(devs), nv))
+    for j, (d, k) in enumerate(var):
+        a_ub[devs.index(d), j] = times[(d, k)]
+    a_ub[:, -1] = -1.0
+    a_eq = np.zeros((len(kinds_l), nv))
+    for j, (d, k) in enumerate(var):
+        a_eq[kinds_l.index(k), j] = 1.0
+    r = linprog(c, A_ub=a_ub, b_ub=np.zeros(len(devs)), A_eq=a_eq, b_eq=[kinds[k] for k in kinds_l],
+                bounds=[(0, None)] * nv, method="highs")
+    return float(r.x[-1]) if r.success else math.nan
+
+
+def critical_path(tasks, states, times) -> float:
+    best = {t.id: min(times[(s.name, t.case)] for s in states) for t in tasks}
+    longest: dict = {}
+    for t in topological(tasks):
+        longest[t.id] = best[t.id] + max((longest[p] for p in t.deps), default=0.0)
+    return max(longest.values(), default=0.0)
+
+
+def summarize(results, states, model, notes=()) -> list[dict]:
+    """One row per policy run; bounds from the model as it stands after all runs (the same for every policy)."""
+    rows = []
+    by_policy = {r.policy: r for r in results}
+    for r in results:
+        tasks = r.taskset.tasks
+        times = time_table(tasks, states, model)
+        lp, cp = lp_bound(tasks, states, times), critical_path(tasks, states, times)
+        bound = max(lp, cp)
+        busy, count = {}, {}
+        for e in r.events:
+            busy[e["device"]] = busy.get(e["device"], 0.0) + e["end"] - e["start"]
+            count[e["device"]] = count.get(e["device"], 0) + 1
+        ms = r.makespan
+        flops = sum(t.flops for t in tasks)
+        single, rr = by_policy.get("single"), by_policy.get("round-robin")
+        rows.append(dict(
+            taskset=r.taskset.name, policy=r.policy, devices=",".join(s.name for s in states), tasks=len(tasks),
+            makespan_s=ms, tasks_per_s=len(tasks) / ms, gflops=flops / ms / 1e9,
+            speedup_vs_single=single.makespan / ms if single else None,
+            speedup_vs_round_robin=rr.makespan / ms if rr else None,
+            lp_bound_s=lp, critical_path_s=cp, bound_s=bound, gap=ms / bound if bound > 0 else None,
+            overhead_ms_per_task=1e3 * r.overhead_s / len(tasks), submit_ms_per_task=1e3 * r.submit_s / len(tasks),
+            utilization=";".join(f"{s.name}={busy.get(s.name, 0.0) / ms:.2f}" for s in states),
+            task_counts=";".join(f"{s.name}={count.get(s.name, 0)}" for s in states),
+            retries=r.retries, checked=r.checked, wrong=len(r.wrong), shared_cores=" ".join(notes) or "no"))
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    head = f"{'taskset':14s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} {'vs single':>9s} " \
+           f"{'vs rr':>6s} {'bound':>7s} {'gap':>5s} {'ovh ms':>6s} {'retry':>5s}  utilization (tasks)"
+    lines = [head]
+    for r in rows:
+        f = lambda v, spec: format(v, spec) if v is not None and not (isinstance(v, float) and math.isnan(v)) \
+            else "-"  # noqa: E731
+        util = " ".join(f"{u}({c.split('=')[1]})" for u, c in zip(r["utilization"].split(";"),
+                                                                   r["task_counts"].split(";")))
+        lines.append(f"{r['taskset']:14s} {r['policy']:12s} {f(r['makespan_s'], '9.3f')} {f(r['tasks_per_s'], '8.1f')} "
+                     f"{f(r['gflops'], '8.1f')} {f(r['speedup_vs_single'], '9.2f')} "
+                     f"{f(r['speedup_vs_round_robin'], '6.2f')} {f(r['bound_s'], '7.3f')} {f(r['gap'], '5.2f')} "
+                     f"{f(r['overhead_ms_per_task'], '6.3f')} {r['retries']:5d}  {util}")
+    return "\n".join(lines)
+
+
+def chrome_trace(results) -> str:
+    """traceEvents with ph 'X' (complete events), one process per (task set, policy, device); ts/dur in µs."""
+    events, pids = [], {}
+    for r in results:
+        for e in sorted(r.events, key=lambda e: e["start"]):
+            key = f"{r.taskset.name} {r.policy}: {e['device']}"
+            if key not in pids:
+                pids[key] = len(pids) + 1
+                events.append({"ph": "M", "name": "process_name", "pid": pids[key], "tid": 0,
+                               "args": {"name": key}})
+                events.append({"ph": "M", "name": "process_sort_index", "pid": pids[key], "tid": 0,
+                               "args": {"sort_index": pids[key]}})
+            events.append({"ph": "X", "name": e["label"], "cat": e["workload"], "pid": pids[key], "tid": 0,
+                           "ts": round((e["start"] - r.t0) * 1e6, 1), "dur": round((e["end"] - e["start"]) * 1e6, 1),
+                           "args": {"task": e["task"], "shape": e["shape"], "kernel_s": e["kernel_s"],
+                                    "device": e["device"]}})
+    return json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}) + "\n"

@@ -1,0 +1,277 @@
+"""The driver: start Ray (or join a cluster), one actor per device, then place ready tasks by a policy.
+
+Only ready tasks are submitted (an actor runs its calls in order, so a task waiting on inputs would block the
+queue). Outputs stay in Ray's object store: a dependent task gets the ObjectRef, the driver pulls an output only
+to check it. When an actor dies, every task it had not finished goes back to the ready list and runs elsewhere;
+the run counts those retries, and a task's result is recorded exactly once.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hetero.errors import HeteroError
+from hetero.scheduler import actors
+from hetero.scheduler.policies import DeviceState, Policy, predict, estimate, transfer
+from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, resources: dict | None = None) -> None:
+    """Join `address` (or RAY_ADDRESS); else start a local Ray with fixed CPUs, no dashboard, quiet workers."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
+                 log_to_driver=False, object_store_memory=2 * 1024**3)
+
+
+@dataclass
+class Device:
+    state: DeviceState
+    actor: object
+    info: dict
+    placement: actors.Placement
+
+
+def start_devices(backends: list[str], share_cores: bool = False, strict: bool = False,
+                  device_choice: dict | None = None, warn=print) -> tuple[list[Device], list[str]]:
+    """Actors for every backend on every node; unavailable ones are noted (or raise with strict)."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    declared = {r for n in nodes for r in n["Resources"]}
+    placements, notes = actors.plan(backends, nodes, share_cores)
+    remote = ray.remote(actors.DeviceActor)
+    handles = [(p, remote.options(**actors.options(p, declared)).remote(p.backend, p.cores, p.threads,
+                                                                       (device_choice or {}).get(p.backend)))
+               for p in placements]
+    infos = [(p, h, h.info.remote(list(MIXED_WORKLOADS))) for p, h in handles]
+    devices = []
+    for p, h, ref in infos:
+        try:
+            info = ray.get(ref, timeout=600)
+        except Exception as exc:
+            msg = f"device {p.label} unavailable: {_cause(exc)}"
+            if strict:
+                raise HeteroError(msg) from None
+            warn(f"note: {msg}; continuing without it")
+            ray.kill(h)
+            continue
+        if not info["supports"]:
+            msg = f"device {p.label} runs none of the workloads ({'; '.join(f'{k}: {v}' for k, v in info['reasons'].items())})"
+            if strict:
+                raise HeteroError(msg)
+            warn(f"note: {msg}; continuing without it")
+            ray.kill(h)
+            continue
+        lat, bw = _measure_transfer(h)
+        st = DeviceState(p.label, p.backend, info["device"], lat, bw, frozenset(info["supports"]))
+        devices.append(Device(st, h, info, p))
+    if not devices:
+        raise HeteroError("no requested device is available; see python -m bench.run --list")
+    return devices, notes
+
+
+def _cause(exc: Exception) -> str:
+    text = str(getattr(exc, "cause", None) or exc)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else type(exc).__name__
+
+
+def _measure_transfer(actor, small: int = 1 << 10, big: int = 16 << 20) -> tuple[float, float]:
+    """latency (s) and bandwidth (B/s) of handing an actor an object-store array: best of 3 round trips each."""
+    import ray
+
+    def best(n):
+        ref = ray.put(np.zeros(n // 4, np.float32))
+        ray.get(actor.touch.remote(ref))
+        ts = []
+        for _ in range(3):
+            ref = ray.put(np.zeros(n // 4, np.float32))
+            t0 = time.perf_counter()
+            ray.get(actor.touch.remote(ref))
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    lat, tb = best(small), best(big)
+    return lat, big / max(tb - lat, 1e-6)
+
+
+def stop_devices(devices: list[Device]) -> None:
+    import ray
+
+    for d in devices:
+        try:
+            ray.kill(d.actor)
+        except Exception:
+            pass
+
+
+@dataclass
+class RunResult:
+    policy: str
+    taskset: TaskSet
+    events: list = field(default_factory=list)   # dicts: task, label, device, start, end, kernel_s, flops
+    t0: float = 0.0
+    t1: float = 0.0
+    retries: int = 0
+    overhead_s: float = 0.0                       # in the policy and bookkeeping, not waiting
+    submit_s: float = 0.0                         # in Ray's .remote() calls that submit tasks
+    checked: int = 0
+    wrong: list = field(default_factory=list)
+    dead: list = field(default_factory=list)
+
+    @property
+    def makespan(self) -> float:
+        return self.t1 - self.t0
+
+
+def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, check: str = "sample",
+            sample: int = 8, seed: int = 0, on_done=None) -> RunResult:
+    """Run every task of the set once, placed by `policy`; learn each duration into `model`; check outputs."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    tasks = taskset.tasks
+    live = [d for d in devices if d.state.alive]
+    for d in live:
+        d.state.queue_end, d.state.outstanding, d.state.exploring = 0.0, 0, set()
+    states = [d.state for d in live]
+    by_name = {d.state.name: d for d in live}
+    for t in tasks:
+        if not any(s.runs(t) for s in states):
+            raise HeteroError(f"no device here runs task {t.id} ({t.label}); devices: "
+                              + ", ".join(f"{s.name} ({', '.join(sorted(s.supports or []))})" for s in states))
+    const_refs = {k: ray.put(v) for k, v in taskset.consts.items()}
+    children: dict = {t.id: [] for t in tasks}
+    for t in tasks:
+        for p in t.deps:
+            children[p].append(t)
+    waiting = {t.id: len(t.deps) for t in tasks}
+    ready = [t for t in tasks if not t.deps]
+    out_ref, where, args = {}, {}, {}
+    inflight: dict = {}          # stats ref -> (task, device name, predicted seconds)
+    res = RunResult(policy.name, taskset)
+    tick = time.perf_counter()
+    policy.plan(tasks, states, model)
+    res.overhead_s += time.perf_counter() - tick
+    res.t0 = time.time()
+    submitted = 0.0
+    while len(out_ref) < len(tasks):
+        tick = time.perf_counter()
+        now = time.time() - res.t0
+        for t in policy.order(ready):
+            t.resident = {}
+            for p in t.deps:
+                t.resident[where[p]] = t.resident.get(where[p], 0.0) + t.nbytes / len(t.deps)
+            st = policy.place(t, [s for s in states if s.alive], model, now)
+            if st is None:
+                continue
+            p = predict(model, t, st)
+            p = p if p is not None else estimate(model, t, states)
+            st.queue_end = max(st.queue_end, now + transfer(t, st)) + p
+            st.outstanding += 1
+            a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
+            sub = time.perf_counter()
+            o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
+            res.submit_s += time.perf_counter() - sub
+            args[t.id] = a
+            inflight[s] = (t, st.name, p, o)
+            ready.remove(t)
+        res.overhead_s += time.perf_counter() - tick - res.submit_s + submitted
+        submitted = res.submit_s
+        if not inflight:
+            raise HeteroError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
+        done, _ = ray.wait(list(inflight), num_returns=1)
+        done, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0) if len(inflight) > 1 else (done, 0)
+        tick = time.perf_counter()
+        for ref in done:
+            if ref not in inflight:
+                continue
+            t, name, p, o = inflight.pop(ref)
+            st = by_name[name].state
+            try:
+                stats = ray.get(ref)
+            except RayActorError:
+                st.alive = False
+                res.dead.append(name)
+                lost = [k for k, v in inflight.items() if v[1] == name]
+                for k in lost:
+                    ready.append(inflight.pop(k)[0])
+                ready.append(t)
+                res.retries += len(lost) + 1
+                if not any(s.alive for s in states):
+                    raise HeteroError(f"every device died; last: {name} while running task {t.id} ({t.label})")
+                continue
+            except Exception as exc:
+                raise HeteroError(f"task {t.id} ({t.label}) failed on device {name}: {_cause(exc)}") from None
+            st.outstanding -= 1
+            st.exploring.discard((t.case.workload, t.case.params, t.case.dtype))
+            busy = stats["end"] - stats["start"]
+            model.add(st.backend, st.device, t.case, busy)
+            rest = sum(v[2] for v in inflight.values() if v[1] == name)
+            st.queue_end = time.time() - res.t0 + rest     # what is left of its queue, from now
+            out_ref[t.id], where[t.id] = o, name
+            res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
+                               "device": name, "start": stats["start"], "end": stats["end"],
+                               "kernel_s": stats["kernel_s"], "flops": t.flops})
+            for c in children[t.id]:
+                waiting[c.id] -= 1
+                if waiting[c.id] == 0:
+                    ready.append(c)
+            if on_done:
+                on_done(res, t, name)
+        res.overhead_s += time.perf_counter() - tick
+    res.t1 = max(e["end"] for e in res.events)
+    _check(res, taskset, out_ref, args, check, sample, seed)
+    return res
+
+
+def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: int, seed: int) -> None:
+    import ray
+
+    ids = [t.id for t in taskset.tasks]
+    if mode == "none":
+        return
+    if mode == "sample" and len(ids) > sample:
+        ids = sorted(np.random.default_rng(seed).choice(ids, sample, replace=False).tolist())
+    by_id = {t.id: t for t in taskset.tasks}
+    for i in ids:
+        t = by_id[i]
+        vals = ray.get(args[i][1:])
+        inputs = build_inputs(t, taskset.consts.get(t.const, {}), vals)
+        ok, rel = reference_check(t, inputs, ray.get(out_ref[i]))
+        res.checked += 1
+        if not ok:
+            res.wrong.append(f"task {i} ({t.label}) rel err {rel:.3g}")
+
+
+def calibrate(taskset: TaskSet, devices: list[Device], model, reps: int = 3, missing_only: bool = False,
+              warn=print) -> int:
+    """Run each distinct task kind on each device `reps` times (+1 dropped) to fill the model; returns runs."""
+    import ray
+
+    from hetero.scheduler.tasks import Task
+    from hetero.workloads import get
+
+    kinds = {t.case: Task(-1, t.case, t.label) for t in taskset.tasks}   # own seeded inputs, any task kind
+    runs = 0
+    for d in devices:
+        todo = [t for t in kinds.values() if d.state.runs(t)
+                and not (missing_only and model.history(d.state.backend, d.state.device, t.case))]
+        for t in todo:
+            const = ray.put(get(t.case.workload).make_inputs(t.case, 0))
+            for _ in range(reps + 1):
+                _, stats = ray.get(d.actor.run.options(num_returns=2).remote(t, const))
+                model.add(d.state.backend, d.state.device, t.case, stats["end"] - stats["start"])
+                runs += 1
+    return runs

@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pandas as pd
+
+from hetero.scheduler.perfmodel import PerfModel, fit_power
+from hetero.workloads import get
+
+MM = get("matmul")
+
+
+def case(m):
+    return MM.case(dict(M=m, N=64, K=64))
+
+
+def test_history_drops_first_and_rejects_outliers():
+    pm = PerfModel()
+    c = case(64)
+    assert not pm.add("numba", "cpu", c, 9.0)        # first run dropped
+    for s in (1.0, 1.1, 0.9):
+        assert pm.add("numba", "cpu", c, s)
+    assert not pm.add("numba", "cpu", c, 3.0)        # > 50% off the mean after 3 samples
+    h = pm.history("numba", "cpu", c)
+    assert h.count == 3 and abs(h.mean - 1.0) < 1e-9 and h.rejected == 1 and h.std > 0
+    assert pm.predict("numba", "cpu", c) == h.mean
+    assert pm.predict("numba", "other", c) is None
+
+
+def test_fit_predicts_unseen_sizes():
+    pm = PerfModel()
+    for m in (64, 128, 256, 512):
+        c = case(m)
+        for _ in range(3):
+            pm.add("numba", "cpu", c, 1e-9 * MM.flops(c.p) + 1e-4)
+    pred = pm.predict("numba", "cpu", case(1024))
+    truth = 1e-9 * MM.flops(case(1024).p) + 1e-4
+    assert abs(pred - truth) / truth < 0.1
+    f = np.array([1e6, 1e7, 1e8])
+    a, b, c = fit_power(f, 2e-9 * f ** 1.1)
+    assert abs(b - 1.1) < 0.01 and c == 0.0
+
+
+def test_save_load_roundtrip_and_corrupt_or_stale_files(tmp_path):
+    path = tmp_path / "pm.json"
+    pm = PerfModel(path)
+    for s in (1, 2, 2, 2):
+        pm.add("numba", "cpu", case(64), s)
+    pm.save()
+    back = PerfModel.load(path)
+    assert back.predict("numba", "cpu", case(64)) == 2
+    notes = []
+    path.write_text("{not json")
+    assert PerfModel.load(path, warn=notes.append).entries == {}
+    data = json.loads(json.dumps({"schema": "hetero.perfmodel", "version": 0, "entries": []}))
+    path.write_text(json.dumps(data))
+    assert PerfModel.load(path, warn=notes.append).entries == {}
+    assert len(notes) == 2 and all("\n" not in n and "rebuilt" in n for n in notes)
+    assert "stale" in notes[1]
+
+
+def test_ingest_bench_csv_fills_only_unmeasured_keys(tmp_path):
+    c = case(64)
+    rows = [dict(workload="matmul", shape=c.shape, dtype="float32", backend="numba", device="cpu", status="ok",
+                 median_s=0.5, flops=MM.flops(c.p)),
+            dict(workload="matmul", shape=c.shape, dtype="float32", backend="null", device="n", status="ok",
+                 median_s=0.25, flops=MM.flops(c.p))]
+    pd.DataFrame(rows).to_csv(tmp_path / "bench.csv", index=False)
+    pm = PerfModel()
+    for s in (1, 1, 1):
+        pm.add("null", "n", c, s)
+    assert pm.ingest_csv(tmp_path / "bench.csv") == 1
+    assert pm.predict("numba", "cpu", c) == 0.5 and pm.predict("null", "n", c) == 1

@@ -1,0 +1,114 @@
+"""The scheduler on Ray with hardware-free devices: null (fixed modelled time) and numpy (the reference)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hetero.scheduler import policies, runtime, tasks
+from hetero.scheduler.perfmodel import PerfModel
+
+
+@pytest.fixture(scope="module")
+def devices(ray_session):
+    os.environ["HETERO_NULL_SECONDS"] = "0.002"
+    devs, notes = runtime.start_devices(["null", "numpy"])
+    yield devs
+    runtime.stop_devices(devs)
+
+
+def _all_done(res, ts):
+    ids = sorted(e["task"] for e in res.events)
+    assert ids == [t.id for t in ts.tasks]          # every task exactly once
+    assert res.checked == len(ts.tasks) and res.wrong == []
+
+
+def test_mixed_every_policy_all_outputs_correct(devices):
+    ts = tasks.mixed(12, size="quick")
+    model = PerfModel()
+    runtime.calibrate(ts, devices, model, reps=1)
+    for name in ("dmda", "round-robin", "eager"):
+        res = runtime.execute(ts, devices, policies.make(name), model, check="all")
+        _all_done(res, ts)
+        assert res.makespan > 0 and res.retries == 0
+
+
+@pytest.mark.parametrize("spec", ["transformer:2", "gan:2"])
+def test_graphs_all_outputs_correct(devices, spec):
+    ts = tasks.make(spec, size="quick")
+    for name in ("heft", "dmda"):
+        res = runtime.execute(ts, devices, policies.make(name), PerfModel(), check="all")
+        _all_done(res, ts)
+        ends = {e["task"]: e["end"] for e in res.events}
+        starts = {e["task"]: e["start"] for e in res.events}
+        assert all(starts[t.id] >= ends[d] for t in ts.tasks for d in t.deps)
+
+
+def test_dead_actor_tasks_rerun_elsewhere(ray_session):
+    import ray
+
+    devs, _ = runtime.start_devices(["null", "numpy"])
+    try:
+        ts = tasks.mixed(16, size="quick")
+        killed = []
+
+        def kill_after_three(res, task, device):
+            if len(res.events) == 3 and not killed:
+                victim = next(d for d in devs if d.state.name == "null")
+                ray.kill(victim.actor)
+                killed.append(victim.state.name)
+
+        res = runtime.execute(ts, devs, policies.make("round-robin"), PerfModel(), check="all",
+                              on_done=kill_after_three)
+        _all_done(res, ts)
+        assert res.dead == ["null"] and res.retries >= 1
+    finally:
+        runtime.stop_devices(devs)
+
+
+def test_two_node_cluster_uses_every_node():
+    script = textwrap.dedent("""
+        import os
+        os.environ["HETERO_NULL_SECONDS"] = "0.001"
+        import ray
+        from ray.cluster_utils import Cluster
+        from hetero.scheduler import policies, runtime, tasks
+        from hetero.scheduler.perfmodel import PerfModel
+        c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, include_dashboard=False))
+        c.add_node(num_cpus=1)
+        c.wait_for_nodes()
+        runtime.connect(c.address)
+        devs, _ = runtime.start_devices(["null"])
+        ts = tasks.mixed(8, size="quick")
+        res = runtime.execute(ts, devs, policies.make("round-robin"), PerfModel(), check="all")
+        assert sorted(d.state.name for d in devs) == ["null@0", "null@1"], [d.state.name for d in devs]
+        assert {e["device"] for e in res.events} == {"null@0", "null@1"} and not res.wrong
+        print("OK", len(res.events))
+        ray.shutdown(); c.shutdown()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RAY_ADDRESS": ""})
+    assert "OK 8" in out.stdout, out.stderr[-2000:]
+
+
+def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
+    from bench.schedule import cli
+
+    assert cli(["--devices", "null,numpy", "--tasks", "mixed:6", "--size", "quick", "--policy", "dmda,round-robin",
+                "--model", str(tmp_path / "pm.json"), "--out", str(tmp_path), "--name", "t", "--reps", "1",
+                "--from-results", ""]) == 0
+    import json
+
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "t" / "schedule.csv")
+    assert set(df.policy) == {"dmda", "round-robin"}
+    assert (df.gap >= 0.99).all() and (df.wrong == 0).all()
+    trace = json.loads((tmp_path / "t" / "trace.json").read_text())
+    assert any(e["ph"] == "X" and e["dur"] > 0 for e in trace["traceEvents"])
+    capsys.readouterr()
+    for bad, word in ((["--devices", "cuda"], "unknown device 'cuda'"), (["--devices", "null", "--policy", "x"],
+                      "unknown policy 'x'"), (["--devices", "null", "--tasks", "bogus"], "unknown task set 'bogus'")):
+        assert cli(bad) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0]
