@@ -83,7 +83,7 @@ def _validate(args) -> tuple[list[str], list[str]]:
 
 
 def _run(argv=None) -> int:
-    from hetero.scheduler import policies, report, runtime, tasks
+    from hetero.scheduler import actors, policies, report, runtime, tasks
     from hetero.scheduler.perfmodel import PerfModel
 
     args = parser().parse_args(argv)
@@ -97,9 +97,7 @@ def _run(argv=None) -> int:
             except Exception as exc:
                 note(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
     sets = [tasks.make(s, seed=args.seed, size=args.size) for s in args.tasks]
-    runtime.connect(args.address, resources={r: 1 for d, r in
-                                             __import__("hetero.scheduler.actors").scheduler.actors.RESOURCE.items()
-                                             if d in devs})
+    runtime.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
     devices, notes = runtime.start_devices(devs, args.share_cores, args.strict, warn=note)
     for n in notes:
         note(n)

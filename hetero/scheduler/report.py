@@ -1,7 +1,8 @@
 """What a schedule achieved: makespan, throughput, per-device utilisation, the lower bound and the gap to it,
 scheduling overhead; and the schedule itself as a Chrome trace (Perfetto opens it).
 
-Lower bound = max(LP area bound, critical path), with each (device, task kind) time from the perf model:
+Lower bound = max(LP area bound, critical path), with each (device, task kind) time the mean measured in that
+run, or the perf model's prediction where the run never put that kind on that device:
   LP (unrelated devices, tasks divisible): min T s.t. for each device d: sum_t n[d,t] * time[d,t] <= T,
   for each kind t: sum_d n[d,t] = N_t, n >= 0 (scipy.optimize.linprog; valid for graphs too, ignoring edges);
   critical path: the longest dependency chain, each task at its best device's time.
@@ -70,6 +71,11 @@ def summarize(results, states, model, notes=()) -> list[dict]:
     for r in results:
         tasks = r.taskset.tasks
         times = time_table(tasks, states, model)
+        seen: dict = {}     # this run's own mean durations win over the model's (a bound on *this* run)
+        case_of = {t.id: t.case for t in tasks}
+        for e in r.events:
+            seen.setdefault((e["device"], case_of[e["task"]]), []).append(e["end"] - e["start"])
+        times.update({k: sum(v) / len(v) for k, v in seen.items()})
         lp, cp = lp_bound(tasks, states, times), critical_path(tasks, states, times)
         bound = max(lp, cp)
         busy, count = {}, {}

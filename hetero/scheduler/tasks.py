@@ -108,7 +108,7 @@ def _weights(rng, shape, fan_in) -> np.ndarray:
 
 
 def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "full") -> TaskSet:
-    B, S, H, D = (2, 32, 2, 16) if size == "quick" else (2, 256, 6, 64)
+    B, S, H, D = (2, 32, 2, 16) if size == "quick" else (8, 256, 6, 64)
     d, M = H * D, B * S
     rng = np.random.default_rng(seed)
     mm, att = get("matmul"), get("attention")
@@ -142,7 +142,7 @@ def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "f
 
 def gan(batches: int = 4, seed: int = 0, size: str = "full") -> TaskSet:
     """DCGAN-shaped: z (N, C, 4, 4) -> 3 transposed convs (4x4, stride 2) to an image -> 3 strided convs."""
-    N, ch = (2, (8, 6, 4, 3)) if size == "quick" else (16, (256, 128, 64, 3))
+    N, ch = (2, (8, 6, 4, 3)) if size == "quick" else (64, (256, 128, 64, 3))
     dch = (3,) + tuple(reversed(ch[:-1]))    # discriminator 3 -> 64 -> 128 -> 256 (mirrors the generator)
     rng = np.random.default_rng(seed)
     ct, cv = get("conv_transpose2d"), get("conv2d")
