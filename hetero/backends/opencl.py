@@ -1,0 +1,66 @@
+"""opencl: hetero's OpenCL C kernels (kernels/*/*.cl, launchers kernels/*/opencl_*.py) on any OpenCL device.
+
+Every device of every platform is its own device, chosen by the `device` argument (bench.run --opencl-device)
+or $HETERO_OPENCL_DEVICE: "platform:device" ("0:0"), a flat index ("1"), or a name substring ("epyc").
+Time comes from OpenCL profiling events, summed over the kernels of one run (packing, im2col, GEMM, ...).
+"""
+from __future__ import annotations
+
+import importlib
+
+from hetero import opencl_util as ocl
+from hetero.backends.base import MEASURED_DEVICE, Backend, Device
+
+# workload -> launcher module; each exposes prepare(rt, case, inputs) -> (enqueue, out_buf, out_shape).
+KERNELS = {
+    "matmul": "kernels.matmul.opencl_matmul",
+    "attention": "kernels.attention.opencl_attention",
+    "conv2d": "kernels.conv2d.opencl_conv2d",
+    "conv_transpose2d": "kernels.conv2d.opencl_conv2d",
+}
+
+
+def device_description(dev, label: str) -> Device:
+    """Name, compute units and a peak: CPU devices reuse the host's measured peak, others state none."""
+    import pyopencl as cl
+
+    name = f"{dev.name.strip()} ({dev.platform.name.strip()} {label})"
+    if dev.type & cl.device_type.CPU:
+        from hetero.devices import cpu_device
+
+        host = cpu_device(None)
+        return Device(name=name, kind="opencl-cpu", cores=dev.max_compute_units, peak_gflops=host.peak_gflops,
+                      mem_gbps=host.mem_gbps, peak_source=f"host CPU: {host.peak_source}")
+    kind = "opencl-gpu" if dev.type & cl.device_type.GPU else "opencl"
+    return Device(name=name, kind=kind, cores=dev.max_compute_units,
+                  peak_source="not known for this OpenCL device (no % of peak)")
+
+
+class OpenCLBackend(Backend):
+    name = "opencl"
+    timing = MEASURED_DEVICE
+    dtypes = {w: ("float32",) for w in KERNELS}
+
+    @classmethod
+    def _unavailable(cls):
+        return ocl.unavailable()
+
+    def _runtime(self) -> ocl.Runtime:
+        return ocl.runtime(ocl.pick_device(self.device_choice))
+
+    def device(self) -> Device:
+        dev = ocl.pick_device(self.device_choice)
+        label = next(lb for lb, d in ocl.all_devices() if d == dev)
+        return device_description(dev, label)
+
+    def warmup(self) -> None:
+        """Tune the GEMM for this device (or load the remembered choice) and build it."""
+        from kernels.matmul.opencl_matmul import tuned
+
+        tuned(self._runtime())
+
+    def _prepare(self, case, inputs):
+        rt = self._runtime()
+        mod = importlib.import_module(KERNELS[case.workload])
+        enqueue, out_buf, shape = mod.prepare(rt, case, inputs)
+        return ocl.make_kernel(rt, enqueue, out_buf, shape, MEASURED_DEVICE)

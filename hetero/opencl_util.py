@@ -1,0 +1,223 @@
+"""What the opencl and fpga-emu backends share: picking a device, one context and profiling queue per device,
+programs cached per (device, source, defines), OpenCL errors as one-line HeteroErrors, profiling-event
+seconds, and the autotuner's on-disk memory (~/.cache/hetero/opencl-tuning.json, or $HETERO_CACHE_DIR).
+
+pyopencl is imported inside the functions, so importing this module works without it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+from hetero.errors import HeteroError
+
+BUILD_OPTIONS = ("-cl-fast-relaxed-math", "-cl-mad-enable")
+ENV_DEVICE = "HETERO_OPENCL_DEVICE"
+
+
+def unavailable() -> str | None:
+    """None when an OpenCL device exists, else why not."""
+    try:
+        import pyopencl  # noqa: F401
+    except ImportError:
+        return "pyopencl not installed (pip install pyopencl pocl-binary-distribution)"
+    return None if all_devices() else "no OpenCL platform"
+
+
+def all_devices() -> list[tuple[str, object]]:
+    """[("platform:device", cl.Device)] for every device of every platform, in the drivers' order."""
+    import pyopencl as cl
+
+    try:
+        platforms = cl.get_platforms()
+    except cl.Error:  # the ICD loader says "no platform" with an error (PLATFORM_NOT_FOUND_KHR)
+        return []
+    found = []
+    for pi, platform in enumerate(platforms):
+        try:
+            devices = platform.get_devices()
+        except cl.Error:
+            continue
+        found += [(f"{pi}:{di}", d) for di, d in enumerate(devices)]
+    return found
+
+
+def describe(label: str, device) -> str:
+    return f"{label} {device.name.strip()} ({device.platform.name.strip()})"
+
+
+def pick_device(choice: str | None = None):
+    """The device named by `choice`, else $HETERO_OPENCL_DEVICE, else the first one.
+
+    choice: "platform:device" ("0:1"), a flat index over all devices ("2"), or a name substring ("epyc").
+    """
+    choice = choice if choice not in (None, "") else os.environ.get(ENV_DEVICE) or None
+    devices = all_devices()
+    if not devices:
+        raise HeteroError("no OpenCL platform")
+    if choice is None:
+        return devices[0][1]
+    text = str(choice).strip()
+    for i, (label, dev) in enumerate(devices):
+        if text == label or text == str(i):
+            return dev
+    for label, dev in devices:
+        if text.lower() in f"{dev.name} {dev.platform.name}".lower():
+            return dev
+    avail = "; ".join(describe(label, d) for label, d in devices)
+    raise HeteroError(f"no OpenCL device matches {text!r}; available: {avail}")
+
+
+def device_key(device) -> str:
+    return f"{device.platform.name.strip()}|{device.name.strip()}|{device.driver_version.strip()}"
+
+
+def error_name(exc) -> str:
+    """CL_OUT_OF_RESOURCES and friends from a pyopencl.Error (its code), or the exception's type."""
+    import pyopencl as cl
+
+    try:
+        code = exc.args[0].code() if callable(exc.args[0].code) else exc.args[0].code
+    except Exception:
+        code = getattr(exc, "code", None)
+    names = {v: k for k, v in vars(cl.status_code).items() if isinstance(v, int)}
+    return f"CL_{names[code]}" if code in names else type(exc).__name__
+
+
+def wrap(exc, what: str) -> HeteroError:
+    """One line naming the OpenCL error and what was being done; the build log, if any, after it."""
+    text = str(exc)
+    log = text.split("\n", 1)[1].strip() if "\n" in text else ""
+    msg = f"OpenCL {what} failed: {error_name(exc)}"
+    return HeteroError(msg + (f"\n{log}" if log else ""))
+
+
+class Runtime:
+    """One device's context, profiling queue and program cache."""
+
+    def __init__(self, device):
+        import pyopencl as cl
+
+        self.cl, self.device = cl, device
+        self.ctx = cl.Context([device])
+        self.queue = cl.CommandQueue(self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
+        self._programs: dict = {}
+
+    def program(self, path: Path, defines: dict | None = None):
+        """The built program for `path` with `defines` (-D name=value), cached per (source, defines)."""
+        source = Path(path).read_text()
+        opts = tuple(BUILD_OPTIONS) + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items()))
+        key = (source, opts)
+        if key not in self._programs:
+            try:
+                with warnings.catch_warnings():  # PoCL's harmless warnings come back as CompilerWarning
+                    warnings.simplefilter("ignore")
+                    prg = self.cl.Program(self.ctx, source).build(options=list(opts))
+            except self.cl.Error as exc:
+                raise wrap(exc, f"build of {Path(path).name} with {' '.join(opts[2:]) or 'no defines'}") from None
+            self._programs[key] = _Kernels(prg)
+        return self._programs[key]
+
+    def buffer(self, array=None, nbytes: int | None = None):
+        mf = self.cl.mem_flags
+        try:
+            if array is not None:
+                return self.cl.Buffer(self.ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=array)
+            return self.cl.Buffer(self.ctx, mf.READ_WRITE, max(int(nbytes), 4))
+        except self.cl.Error as exc:
+            raise wrap(exc, f"allocation of {array.nbytes if array is not None else nbytes} bytes") from None
+
+    def read(self, out, buf):
+        self.cl.enqueue_copy(self.queue, out, buf).wait()
+        return out
+
+
+class _Kernels:
+    """A built program whose kernels are fetched once each (pyopencl warns when fetched repeatedly)."""
+
+    def __init__(self, prg):
+        self.prg, self._k = prg, {}
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name == "prg":
+            raise AttributeError(name)
+        if name not in self._k:
+            self._k[name] = getattr(self.prg, name)
+        return self._k[name]
+
+
+@lru_cache(maxsize=None)
+def runtime(device) -> Runtime:
+    return Runtime(device)
+
+
+def launch(rt: Runtime, kernel, gsize, lsize, *args):
+    """Enqueue one kernel; OpenCL errors become HeteroErrors naming the kernel and the CL_ error."""
+    try:
+        return kernel(rt.queue, tuple(int(g) for g in gsize), lsize, *args)
+    except rt.cl.Error as exc:
+        raise wrap(exc, f"launch of {kernel.function_name} on {tuple(gsize)}") from None
+
+
+def event_seconds(events) -> float:
+    """Sum of the events' device times (profiling end - start), after waiting for the last."""
+    events[-1].wait()
+    return sum(e.profile.end - e.profile.start for e in events) * 1e-9
+
+
+# -- autotuner memory -----------------------------------------------------------------------------------
+def tuning_path() -> Path:
+    base = os.environ.get("HETERO_CACHE_DIR") or os.path.join(Path.home(), ".cache", "hetero")
+    return Path(base) / "opencl-tuning.json"
+
+
+def load_tuning(path: Path | None = None) -> dict:
+    """The remembered choices; a missing file is empty, a corrupt one is ignored with a warning."""
+    path = path or tuning_path()
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"ignoring corrupt OpenCL tuning file {path} ({exc}); it will be rebuilt", stacklevel=2)
+        return {}
+
+
+def save_tuning(key: str, value, path: Path | None = None) -> None:
+    """Add key -> value, written atomically (temp file + rename) so a crash never leaves half a file."""
+    path = path or tuning_path()
+    data = load_tuning(path)
+    data[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def make_kernel(rt: Runtime, enqueue, out_buf, out_shape, timing: str, transfer_s: float | None = None):
+    """A Kernel whose call runs `enqueue()` (-> its events) and returns their summed device seconds."""
+    import numpy as np
+
+    from hetero.backends.base import Kernel
+
+    class _K(Kernel):
+        def __call__(self) -> float:
+            return event_seconds(enqueue())
+
+        def run(self) -> None:
+            enqueue()[-1].wait()
+
+        def result(self):
+            return rt.read(np.empty(out_shape, np.float32), out_buf)
+
+    k = _K()
+    k.timing, k.transfer_s = timing, transfer_s
+    return k

@@ -1,0 +1,85 @@
+// Flash-style attention for OpenCL CPU devices (PoCL), float32: one pass over the keys with an online softmax,
+// never storing the (S, S) score matrix. Q, K, V, O are (B*H, S, D); K is first transposed to Kt (B*H, D, Sp)
+// so that 8 consecutive keys form one float8 (Sp = S rounded up to 8, zero padded).
+// #defines: D (head dim), BQ (query rows per work-item), VW (vector width over D: 8, 4 or 1; divides D).
+// Builtins such as fmax/mad are library calls in PoCL 3.0, so comparisons are written out; exp is kept.
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#if VW == 1
+typedef float vec;
+#else
+typedef CAT(float, VW) vec;
+#endif
+#define DV (D / VW)
+
+// transpose_k_f32: K (BH, S, D) -> Kt (BH, D, Sp). Work-item (j, d, bh).
+__kernel void transpose_k_f32(__global const float* restrict K, __global float* restrict Kt, int S, int Sp) {
+  int j = get_global_id(0), d = get_global_id(1), bh = get_global_id(2);
+  Kt[((long)bh * D + d) * Sp + j] = j < S ? K[((long)bh * S + j) * D + d] : 0.0f;
+}
+
+// attention_f32: rows i0 .. i0+BQ-1 of head bh. Query i sees keys j <= i when causal, else all j < S.
+__kernel void attention_f32(__global const float* restrict Q, __global const float* restrict Kt,
+                            __global const float* restrict V, __global float* restrict O,
+                            int S, int Sp, float scale, int causal) {
+  int i0 = get_global_id(0) * BQ, bh = get_global_id(1);
+  __global const float* q = Q + (long)bh * S * D;
+  __global const float* kt = Kt + (long)bh * D * Sp;
+  __global const float* v = V + (long)bh * S * D;
+  float qs[BQ][D];     // scaled queries; rows past S repeat row S-1 and are never written
+  vec o[BQ][DV];       // unnormalised outputs
+  float m[BQ], l[BQ];  // running max and running sum of exp
+  int lim[BQ];         // last key each row may see
+  for (int i = 0; i < BQ; i++) {
+    int ii = min(i0 + i, S - 1);
+    for (int d = 0; d < D; d++) qs[i][d] = q[(long)ii * D + d] * scale;
+    for (int d = 0; d < DV; d++) o[i][d] = (vec)(0.0f);
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+    lim[i] = causal ? ii : S - 1;
+  }
+  int jend = causal ? min(S, i0 + BQ) : S;
+  for (int j0 = 0; j0 < jend; j0 += 8) {
+    float8 s[BQ];
+#pragma unroll
+    for (int i = 0; i < BQ; i++) s[i] = (float8)(0.0f);
+    for (int d = 0; d < D; d++) {  // s[i] = q_i . k_{j0..j0+7}
+      float8 kv = *((__global const float8*)(kt + (long)d * Sp + j0));
+#pragma unroll
+      for (int i = 0; i < BQ; i++) s[i] += qs[i][d] * kv;
+    }
+    float p[BQ][8];
+    int8 jj = (int8)(j0) + (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma unroll
+    for (int i = 0; i < BQ; i++) {
+      float8 si = jj > (int8)(lim[i]) ? (float8)(-INFINITY) : s[i];
+      float mx = m[i];
+      float t[8];
+      *((float8*)t) = si;
+      for (int j = 0; j < 8; j++) mx = t[j] > mx ? t[j] : mx;
+      float alpha = exp(m[i] - mx);  // 0 on the first block (m = -inf); key 0 is always visible, so mx is finite
+      float8 pe = exp(si - (float8)(mx));
+      *((float8*)p[i]) = pe;
+      l[i] = l[i] * alpha + (pe.s0 + pe.s1 + pe.s2 + pe.s3 + pe.s4 + pe.s5 + pe.s6 + pe.s7);
+      m[i] = mx;
+      for (int d = 0; d < DV; d++) o[i][d] *= alpha;
+    }
+    for (int d = 0; d < DV; d++) {  // o_i += sum_j p_ij v_j, one vector of D at a time
+      vec vv[8];
+#pragma unroll
+      for (int j = 0; j < 8; j++) vv[j] = *((__global const vec*)(v + (long)min(j0 + j, S - 1) * D) + d);
+#pragma unroll
+      for (int i = 0; i < BQ; i++) {
+        vec acc = o[i][d];
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc += p[i][j] * vv[j];
+        o[i][d] = acc;
+      }
+    }
+  }
+  for (int i = 0; i < BQ && i0 + i < S; i++) {
+    float inv = 1.0f / l[i];
+    __global vec* out = (__global vec*)(O + ((long)bh * S + i0 + i) * D);
+    for (int d = 0; d < DV; d++) out[d] = o[i][d] * inv;
+  }
+}

@@ -1,0 +1,52 @@
+// conv2d / conv_transpose2d helpers, float32, NCHW, square stride/padding/dilation (#defines ST, PAD, DIL,
+// and the kernel size R, S). Convolutions are lowered onto a GEMM:
+//   conv2d:            out_n (K, P*Q)  = W (K, C*R*S)    @ cols_n (C*R*S, P*Q)   cols = im2col(x_n)
+//   conv_transpose2d:  cols_n (K*R*S, H*W) = W^T (K*R*S, C) @ x_n (C, H*W)       out_n = col2im(cols_n)
+
+// Input pixel feeding output pixel pq through tap crs, or 0 outside the padded image.
+inline float tap(__global const float* x, int C, int H, int W, int Q, int pq, int crs) {
+  int c = crs / (R * S), rs = crs % (R * S);
+  int y = (pq / Q) * ST - PAD + (rs / S) * DIL, xx = (pq % Q) * ST - PAD + (rs % S) * DIL;
+  return (y >= 0 && y < H && xx >= 0 && xx < W) ? x[((long)c * H + y) * W + xx] : 0.0f;
+}
+
+// im2col_f32: x (N, C, H, W) -> cols (N, C*R*S, P*Q). Work-item (pq, crs, n).
+__kernel void im2col_f32(__global const float* restrict x, __global float* restrict cols,
+                         int C, int H, int W, int P, int Q) {
+  int pq = get_global_id(0), crs = get_global_id(1), n = get_global_id(2);
+  if (pq >= P * Q) return;
+  cols[((long)n * C * R * S + crs) * P * Q + pq] = tap(x + (long)n * C * H * W, C, H, W, Q, pq, crs);
+}
+
+// pack_im2col_f32: im2col straight into matmul.cl's packed B layout (per n: (ceil(PQ/T), C*R*S, T)).
+__kernel void pack_im2col_f32(__global const float* restrict x, __global float* restrict dst,
+                              int C, int H, int W, int P, int Q, int T, long d_batch) {
+  int pq = get_global_id(0), crs = get_global_id(1), n = get_global_id(2);
+  int kd = C * R * S;
+  float v = pq < P * Q ? tap(x + (long)n * C * H * W, C, H, W, Q, pq, crs) : 0.0f;
+  dst[n * d_batch + ((long)(pq / T) * kd + crs) * T + (pq % T)] = v;
+}
+
+// col2im_f32: cols (N, K*R*S, H*W) -> out (N, K, Ho, Wo), each output gathering its taps. Work-item (oyx, k, n).
+__kernel void col2im_f32(__global const float* restrict cols, __global float* restrict out,
+                         int K, int H, int W, int Ho, int Wo) {
+  int oyx = get_global_id(0), k = get_global_id(1), n = get_global_id(2);
+  if (oyx >= Ho * Wo) return;
+  int oy = oyx / Wo + PAD, ox = oyx % Wo + PAD;
+  __global const float* col = cols + ((long)n * K + k) * R * S * H * W;
+  float acc = 0.0f;
+  for (int r = 0; r < R; r++) {
+    int ty = oy - r * DIL;
+    if (ty < 0 || ty % ST) continue;
+    int iy = ty / ST;
+    if (iy >= H) continue;
+    for (int s = 0; s < S; s++) {
+      int tx = ox - s * DIL;
+      if (tx < 0 || tx % ST) continue;
+      int ix = tx / ST;
+      if (ix >= W) continue;
+      acc += col[((long)(r * S + s) * H + iy) * W + ix];
+    }
+  }
+  out[((long)n * K + k) * Ho * Wo + oyx] = acc;
+}

@@ -1,0 +1,66 @@
+"""conv2d and conv_transpose2d for the opencl backend, lowered onto the tuned GEMM (kernels/matmul/matmul.cl).
+
+conv2d: im2col written straight into the GEMM's packed-B panels (pack_im2col_f32), weights (K, C*R*S) as A.
+conv_transpose2d: cols_n (K*R*S, H*W) = W^T @ x_n by the GEMM, then col2im_f32 gathers each output pixel.
+The workloads' presets have no bias; a bias is refused with a message rather than silently ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hetero import opencl_util as ocl
+from hetero.errors import HeteroError
+from hetero.workloads import get
+from kernels.matmul.opencl_matmul import Gemm, Operand
+
+SOURCE = Path(__file__).with_name("conv2d.cl")
+
+
+def defines(p: dict) -> dict:
+    return dict(R=p["R"], S=p["S"], ST=p["stride"], PAD=p["padding"], DIL=p["dilation"])
+
+
+def _conv2d(rt, case, x, w, out):
+    p = case.p
+    N, C, H, W, K = (p[d] for d in "NCHWK")
+    P, Q = get(case.workload).out_hw(p)
+    kd = C * p["R"] * p["S"]
+    prg = rt.program(SOURCE, defines(p))
+    g = Gemm(rt, K, P * Q, kd, batch=N)
+    d_batch = g.Nt * g.TN * kd
+
+    def enqueue():
+        ea = g.pack_a(Operand(w, K, kd, 1))
+        eb = ocl.launch(rt, prg.pack_im2col_f32, (g.Nt * g.TN, kd, N), None, x, g.bp, np.int32(C), np.int32(H),
+                        np.int32(W), np.int32(P), np.int32(Q), np.int32(g.TN), np.int64(d_batch))
+        return [ea, eb, g.multiply(a_batched=False, b_batched=True, c_buf=out, ldc=P * Q, s_c=K * P * Q)]
+    return enqueue
+
+
+def _conv_transpose2d(rt, case, x, w, out):
+    p = case.p
+    N, C, H, W, K = (p[d] for d in "NCHWK")
+    Ho, Wo = get(case.workload).out_hw(p)
+    krs = K * p["R"] * p["S"]
+    prg = rt.program(SOURCE, defines(p))
+    g = Gemm(rt, krs, H * W, C, batch=N)
+    cols = rt.buffer(nbytes=N * krs * H * W * 4)
+
+    def enqueue():
+        events = g.enqueue(Operand(w, krs, 1, krs), Operand(x, H * W, 1, H * W, C * H * W), cols, H * W, krs * H * W)
+        events.append(ocl.launch(rt, prg.col2im_f32, (Ho * Wo, K, N), None, cols, out, np.int32(K), np.int32(H),
+                                 np.int32(W), np.int32(Ho), np.int32(Wo)))
+        return events
+    return enqueue
+
+
+def prepare(rt: ocl.Runtime, case, inputs: dict):
+    if inputs.get("bias") is not None:
+        raise HeteroError(f"opencl {case.workload}: bias is not supported yet (pass bias=None)")
+    shape = get(case.workload).out_shape(case.p)
+    x, w = rt.buffer(inputs["input"]), rt.buffer(inputs["weight"])
+    out = rt.buffer(nbytes=int(np.prod(shape)) * 4)
+    make = _conv2d if case.workload == "conv2d" else _conv_transpose2d
+    return make(rt, case, x, w, out), out, shape
