@@ -21,7 +21,7 @@ from hetero.workloads.base import ITEMSIZE
 COLUMNS = ["workload", "shape", "preset", "dtype", "backend", "device", "peer", "status", "correct",
            "max_abs_err", "max_rel_err", "median_s", "iqr_s", "reps", "noisy", "gflops", "gbps", "pct_peak",
            "baseline", "speedup", "best_peer", "vs_best_peer", "timing", "compile_s", "first_call_s",
-           "transfer_s", "flops", "bytes", "peak_gflops", "mem_gbps", "peak_source", "threads", "error"]
+           "transfer_s", "emu_wall_s", "flops", "bytes", "peak_gflops", "mem_gbps", "peak_source", "threads", "error"]
 
 
 @dataclass
@@ -63,6 +63,7 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
             return {**row, "status": "wrong",
                     "error": f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"}
         m = measure(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+        row["emu_wall_s"] = getattr(kernel, "emu_wall_s", None)  # fpga-emu: the emulation's own wall time
     except HeteroError as exc:
         if cfg.strict:
             raise

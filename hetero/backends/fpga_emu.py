@@ -1,0 +1,81 @@
+"""fpga-emu: an FPGA systolic-array accelerator, emulated. Results are computed for real by FPGA-style OpenCL
+kernels (kernels/*/fpga_*.py: a systolic GEMM, convolutions through im2col/col2im, attention as two GEMMs
+around a streaming softmax) on any OpenCL device; time comes from hetero/fpga_model.py, never from the
+emulation's clock, which is kept apart as kernel.emu_wall_s.
+
+The accelerator is a preset (fpga_model.PRESETS), chosen by the `device` argument (bench.run --fpga-preset)
+or $HETERO_FPGA_PRESET; the emulation runs on $HETERO_OPENCL_DEVICE (default: the first OpenCL device).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+
+from hetero import fpga_model as fm
+from hetero import opencl_util as ocl
+from hetero.backends.base import MODELED, Backend, Device, Kernel
+from hetero.errors import HeteroError
+
+KERNELS = {
+    "matmul": "kernels.matmul.fpga_matmul",
+    "attention": "kernels.attention.fpga_attention",
+    "conv2d": "kernels.conv2d.fpga_conv2d",
+    "conv_transpose2d": "kernels.conv2d.fpga_conv2d",
+}
+
+
+class FpgaKernel(Kernel):
+    timing = MODELED
+
+    def __init__(self, rt, enqueue, out_buf, shape, estimate: fm.Estimate):
+        self.rt, self.enqueue, self.out_buf, self.shape, self.estimate = rt, enqueue, out_buf, shape, estimate
+        self.transfer_s = estimate.pcie_s
+        self.emu_wall_s = None
+
+    def __call__(self) -> float:
+        """Run the emulation (for the result) and return the modeled seconds of one host call."""
+        self.run()
+        return self.estimate.total_s
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        self.enqueue()[-1].wait()
+        self.emu_wall_s = time.perf_counter() - t0
+
+    def result(self):
+        import numpy as np
+
+        return self.rt.read(np.empty(self.shape, np.float32), self.out_buf)
+
+
+class FpgaEmuBackend(Backend):
+    name = "fpga-emu"
+    timing = MODELED
+
+    @classmethod
+    def _unavailable(cls):
+        return ocl.unavailable()
+
+    @property
+    def preset(self) -> fm.FpgaPreset:
+        return fm.preset(self.device_choice or os.environ.get(fm.ENV_PRESET) or None)
+
+    @property
+    def dtypes(self):
+        dt = ("int8",) if self.preset.dtype == "int8" else ("float32",)
+        return {"matmul": dt, **({} if dt == ("int8",) else {w: dt for w in KERNELS if w != "matmul"})}
+
+    def device(self) -> Device:
+        pr = self.preset
+        unit = "GOP/s int8" if pr.dtype == "int8" else "GFLOP/s fp32"
+        return Device(name=f"fpga-emu:{pr.name} (model {fm.MODEL_VERSION})", kind="fpga", cores=pr.R * pr.C,
+                      peak_gflops=pr.peak_gflops, mem_gbps=pr.dram_gbps, peak_by_dtype={pr.dtype: pr.peak_gflops},
+                      peak_source=f"fpga_model {fm.MODEL_VERSION}: 2 x {pr.R}x{pr.C} PEs x {pr.V} lanes x "
+                                  f"{pr.f_mhz:g} MHz = {pr.peak_gflops:.0f} {unit}; design: {pr.source}")
+
+    def _prepare(self, case, inputs):
+        rt = ocl.runtime(ocl.pick_device(os.environ.get(ocl.ENV_DEVICE)))
+        mod = importlib.import_module(KERNELS[case.workload])
+        enqueue, out_buf, shape, estimate = mod.prepare(rt, self.preset, case, inputs)
+        return FpgaKernel(rt, enqueue, out_buf, shape, estimate)

@@ -1,0 +1,51 @@
+"""The fpga-emu GEMM: fpga_systolic.cl's R x C x V systolic array (the preset's shape) on any OpenCL device,
+plus matmul's launcher. int8 uses symmetric per-tensor quantization: q = round(x / s), s = max|x| / 127,
+integer multiply-adds, result dequantized as s_a * s_b * acc (float32)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hetero import fpga_model as fm
+from hetero import opencl_util as ocl
+
+SOURCE = Path(__file__).with_name("fpga_systolic.cl")
+
+
+class Systolic:
+    """C[b] (M, N) = scale * A[b] @ B[b]; A given by (s_row, s_k), B by (s_k, s_col), any transposes free."""
+
+    def __init__(self, rt: ocl.Runtime, pr: fm.FpgaPreset, int8: bool = False):
+        self.rt, self.pr = rt, pr
+        types = dict(TYPE="char", ACC="int") if int8 else dict(TYPE="float", ACC="float")
+        self.prg = rt.program(SOURCE, dict(R=pr.R, C=pr.C, V=pr.V, **types))
+
+    def enqueue(self, a, a_strides, b, b_strides, c, M, N, K, batch=1, ldc=None, s_c=None, scale=1.0):
+        (sam, sak, sa), (sbk, sbn, sb) = a_strides, b_strides
+        ldc = N if ldc is None else ldc
+        s_c = M * ldc if s_c is None else s_c
+        g = (-(-M // self.pr.R), -(-N // self.pr.C), batch)
+        return ocl.launch(self.rt, self.prg.systolic_gemm, g, None, a, b, c, np.int32(M), np.int32(N), np.int32(K),
+                          *(np.int64(x) for x in (sam, sak, sbk, sbn, sa, sb)), np.int32(ldc), np.int64(s_c),
+                          np.float32(scale))
+
+
+def quantize(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Symmetric per-tensor int8: (q, s) with x ~ s * q, |q| <= 127."""
+    s = float(np.abs(x).max()) / 127.0 or 1.0
+    return np.clip(np.rint(x / s), -127, 127).astype(np.int8), s
+
+
+def prepare(rt, pr: fm.FpgaPreset, case, inputs):
+    """(enqueue, out_buf, out_shape, estimate) for C = a @ b."""
+    p = case.p
+    M, N, K = p["M"], p["N"], p["K"]
+    a, b, scale = inputs["a"], inputs["b"], 1.0
+    if case.dtype == "int8":
+        (a, sa), (b, sb) = quantize(a), quantize(b)
+        scale = sa * sb
+    abuf, bbuf, c = rt.buffer(a), rt.buffer(b), rt.buffer(nbytes=M * N * 4)
+    sys = Systolic(rt, pr, int8=case.dtype == "int8")
+    enqueue = lambda: [sys.enqueue(abuf, (K, 1, 0), bbuf, (N, 1, 0), c, M, N, K, scale=scale)]  # noqa: E731
+    return enqueue, c, (M, N), fm.gemm(pr, M, N, K)
