@@ -21,7 +21,8 @@ from hetero.workloads.base import ITEMSIZE
 COLUMNS = ["workload", "shape", "preset", "dtype", "backend", "device", "peer", "status", "correct",
            "max_abs_err", "max_rel_err", "median_s", "iqr_s", "reps", "noisy", "gflops", "gbps", "pct_peak",
            "baseline", "speedup", "best_peer", "vs_best_peer", "timing", "compile_s", "first_call_s",
-           "transfer_s", "emu_wall_s", "flops", "bytes", "peak_gflops", "mem_gbps", "peak_source", "threads", "error"]
+           "transfer_s", "emu_wall_s", "energy_j", "gflops_per_j", "flops", "bytes", "peak_gflops", "mem_gbps",
+           "peak_source", "threads", "error"]
 
 
 @dataclass
@@ -64,6 +65,7 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
                     "error": f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"}
         m = measure(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
         row["emu_wall_s"] = getattr(kernel, "emu_wall_s", None)  # fpga-emu: the emulation's own wall time
+        energy = getattr(kernel, "energy_j", None)   # measured joules per run, where the backend can (NVML)
     except HeteroError as exc:
         if cfg.strict:
             raise
@@ -76,6 +78,8 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
                 "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                          f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"}
     gflops = row["flops"] / m.median / 1e9
+    if energy:
+        row.update(energy_j=energy, gflops_per_j=row["flops"] / energy / 1e9)
     row.update(status="ok", median_s=m.median, iqr_s=m.iqr, reps=m.reps, noisy=m.noisy, gflops=gflops,
                gbps=row["bytes"] / m.median / 1e9,
                pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None)

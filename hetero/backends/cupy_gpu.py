@@ -1,0 +1,190 @@
+"""cupy: hetero's own GPU kernels through CuPy on the first CUDA device (pip install 'hetero[gpu]').
+
+matmul: cuBLAS (GemmEx) in float32, tf32, float16, bfloat16. attention: the fused flash-style CUDA C kernel in
+kernels/attention/flash_attention.cu. conv2d / conv_transpose2d: im2col / col2im kernels around cuBLAS GEMMs.
+Times come from CUDA events around each repetition, after an L2 flush; with nvidia-ml-py, joules per run too.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hetero.backends.base import MEASURED_DEVICE, Backend, Device, Kernel
+from hetero.workloads import get
+from hetero.workloads.attention import scale_of
+
+_ALL16 = ("float32", "float16", "bfloat16")
+# per-SM dense FLOP per clock on sm_80/sm_90 (fp32 FMA pipes; tensor cores for tf32 and 16-bit)
+_PER_SM_CLOCK = {(9, 0): {"float32": 256, "tf32": 2048, "float16": 4096, "bfloat16": 4096},
+                 (8, 0): {"float32": 128, "tf32": 1024, "float16": 2048, "bfloat16": 2048}}
+ENERGY_BATCH_S = 0.3   # NVML's energy counter ticks every few ms: integrate over a batch this long
+
+
+def _cast(cp, d, dtype: str):
+    """float32 device array -> `dtype` (bfloat16 as its 16-bit pattern in uint16)."""
+    if dtype == "float16":
+        return d.astype(cp.float16)
+    if dtype == "bfloat16":   # inputs are already bfloat16 values: the top half of the float32 bits is exact
+        return (d.view(cp.uint32) >> 16).astype(cp.uint16)
+    return d
+
+
+class CupyKernel(Kernel):
+    timing = MEASURED_DEVICE
+
+    def __init__(self, cp, launch, out, flush, nvml):
+        self.cp, self.launch, self.out, self.flush, self.nvml = cp, launch, out, flush, nvml
+        self._energy = None
+
+    def __call__(self) -> float:
+        """One repetition: flush L2 (write a buffer larger than it), then time the launch with CUDA events."""
+        cp = self.cp
+        self.flush.fill(0)
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        self.launch()
+        end.record()
+        end.synchronize()
+        return cp.cuda.get_elapsed_time(start, end) / 1e3
+
+    def run(self) -> None:
+        self.launch()
+        self.cp.cuda.get_current_stream().synchronize()
+
+    def result(self) -> np.ndarray:
+        return self.cp.asnumpy(_widen(self.cp, self.out))
+
+    @property
+    def energy_j(self) -> float | None:
+        """Measured board energy per run (NVML total-energy counter over ~0.3 s of back-to-back runs)."""
+        if self._energy is None and self.nvml is not None:
+            pynvml, handle = self.nvml
+            once = max(self(), 1e-6)
+            reps = max(3, int(ENERGY_BATCH_S / once))
+            sync = self.cp.cuda.get_current_stream().synchronize
+            sync()
+            e0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)   # millijoules
+            for _ in range(reps):
+                self.launch()
+            sync()
+            e1 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            self._energy = (e1 - e0) / 1e3 / reps
+        return self._energy
+
+
+def _nvml(cp):
+    """(pynvml, handle) for the current CUDA device, or None without nvidia-ml-py or NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml, pynvml.nvmlDeviceGetHandleByPciBusId(cp.cuda.Device().pci_bus_id)
+    except Exception:
+        return None
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+    timing = MEASURED_DEVICE
+    dtypes = {"matmul": ("float32", "tf32", "float16", "bfloat16"), "attention": _ALL16,
+              "conv2d": _ALL16, "conv_transpose2d": _ALL16}
+
+    @classmethod
+    def _unavailable(cls):
+        try:
+            import cupy
+        except ImportError:
+            return "cupy not installed (pip install 'hetero[gpu]')"
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception:   # CUDARuntimeError when no driver or no device
+            count = 0
+        return None if count > 0 else "no CUDA device"
+
+    def device(self) -> Device:
+        import cupy as cp
+
+        dev = cp.cuda.Device()
+        attrs = dev.attributes
+        props = cp.cuda.runtime.getDeviceProperties(dev.id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        sms, cc = attrs["MultiProcessorCount"], divmod(int(dev.compute_capability), 10)
+        clock_mhz, mem_gbps, how = None, None, []
+        nvml = _nvml(cp)
+        if nvml:
+            pynvml, h = nvml
+            clock_mhz = pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)
+            mem_mhz = pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_MEM)
+            bus = pynvml.nvmlDeviceGetMemoryBusWidth(h)
+            mem_gbps = mem_mhz * 1e6 * 2 * bus / 8 / 1e9   # double data rate
+            how.append(f"max SM clock {clock_mhz} MHz, memory {mem_mhz} MHz x {bus} bit DDR (NVML)")
+        elif props.get("clockRate"):
+            clock_mhz = props["clockRate"] / 1e3
+            how.append(f"SM clock {clock_mhz:.0f} MHz (cudaDeviceProp)")
+        rates = _PER_SM_CLOCK.get(cc)
+        peaks = {dt: sms * r * clock_mhz * 1e6 / 1e9 for dt, r in rates.items()} if rates and clock_mhz else None
+        if peaks:
+            how.insert(0, f"{sms} SMs x clock x dense FLOP/clk/SM {rates} (sm_{cc[0]}{cc[1]})")
+        return Device(name=name, kind="gpu", cores=sms, peak_gflops=(peaks or {}).get("float32"),
+                      mem_gbps=mem_gbps, peak_by_dtype=peaks,
+                      peak_source="; ".join(how) if how else "unknown (no NVML, no clock)")
+
+    def warmup(self) -> None:
+        from kernels.attention import cupy_attention
+        from kernels.conv2d import cupy_conv2d
+
+        cupy_attention.module()
+        cupy_conv2d.module()
+
+    def _prepare(self, case, inputs):
+        import cupy as cp
+
+        cp.cuda.Device().synchronize()
+        t0 = time.perf_counter()   # host -> device copy of the float32 inputs, synchronized wall clock
+        dev = {k: cp.asarray(v) for k, v in inputs.items() if isinstance(v, np.ndarray)}
+        cp.cuda.Device().synchronize()
+        transfer_s = time.perf_counter() - t0
+        dev = {k: _cast(cp, v, case.dtype) for k, v in dev.items()}
+        launch = self._launcher(cp, case, inputs, dev)
+        l2 = cp.cuda.Device().attributes["L2CacheSize"]
+        kernel = CupyKernel(cp, launch, launch.out, cp.empty(2 * l2 // 4 + 1024, cp.float32), _nvml(cp))
+        kernel.transfer_s = transfer_s
+        cp.cuda.Device().synchronize()
+        return kernel
+
+    def _launcher(self, cp, case, inputs, dev):
+        from kernels.attention import cupy_attention
+        from kernels.conv2d import cupy_conv2d
+
+        p, w, dt = case.p, get(case.workload), case.dtype
+        if case.workload == "matmul":
+            a, b = dev["a"], dev["b"]
+            out = cp.empty((p["M"], p["N"]), a.dtype)
+
+            def launch():
+                cupy_conv2d.gemm(a, b, out, p["M"], p["N"], p["K"], dt)
+            launch.out = out
+            return launch
+        if case.workload == "attention":
+            return cupy_attention.prepare(dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]),
+                                          scale_of(case, inputs.get("scale")))
+        prep = cupy_conv2d.prepare_conv2d if case.workload == "conv2d" else cupy_conv2d.prepare_conv_transpose2d
+        run = prep(dev["input"], dev["weight"], dt, p, w.out_hw(p))
+        if inputs.get("bias") is None:
+            return run
+        bias = cp.asarray(inputs["bias"], cp.float32).reshape(1, -1, 1, 1)
+        out = cp.empty(run.out.shape, cp.float32)
+
+        def launch():   # bias added in float32 on the widened output (16-bit outputs are widened here)
+            run()
+            cp.add(_widen(cp, run.out), bias, out=out)
+        launch.out = out
+        return launch
+
+
+def _widen(cp, d):
+    """Device array (float32, float16, or bfloat16 bits in uint16) -> float32."""
+    if d.dtype == cp.uint16:
+        return (d.astype(cp.uint32) << 16).view(cp.float32)
+    return d.astype(cp.float32, copy=False)

@@ -1,0 +1,328 @@
+// Fused flash-style attention forward, softmax(Q K^T * scale [+ causal mask]) V, layout (B, H, S, D).
+// Never materializes the (S, S) scores: each block keeps a tile of query rows and streams key/value tiles
+// through shared memory with an online softmax (FlashAttention-2's loop order: queries outer, keys inner).
+//
+//   flash_attn_mma<BF16, DP>  float16 (BF16=0) / bfloat16 (BF16=1): tensor cores, mma.sync m16n8k16 with fp32
+//                             accumulators, ldmatrix from padded shared memory, cp.async double-buffered K/V.
+//   flash_attn_f32<DP>        float32: CUDA cores, fp32 throughout (exact to float32 rounding, no tf32).
+// DP is the head dim padded to a multiple of 16 (zero-filled); `ld` is the row stride of Q/K/V in elements.
+// No headers: 16-bit values travel as unsigned short and are converted with PTX, so NVRTC needs no include path.
+
+#ifndef FA_WARPS
+#define FA_WARPS 4          // warps per block in the 16-bit kernel; each warp owns 16 query rows
+#endif
+#ifndef FA_BC
+#define FA_BC 64            // keys per shared-memory tile (16-bit kernel)
+#endif
+#ifndef FA_PAD
+#define FA_PAD 8            // halves of padding per shared-memory row: ldmatrix rows land in different banks
+#endif
+#ifndef F32_ROWS
+#define F32_ROWS 32         // query rows per block in the fp32 kernel (4 threads per row)
+#endif
+#ifndef F32_BC
+#define F32_BC 32           // keys per shared-memory tile (fp32 kernel)
+#endif
+#define FA_BR (16 * FA_WARPS)
+#define FA_THREADS (32 * FA_WARPS)
+#define NEG_INF (-__int_as_float(0x7f800000))
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+// ---- PTX helpers -------------------------------------------------------------------------------------------
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+    u32 r;
+    asm volatile("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+// 16-byte global -> shared copy; src_bytes = 0 writes zeros (rows past S, columns past ld).
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(u32 (&r)[4], u32 addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// c (16x8 f32) += a (16x16, row) * b (16x8, col)
+template <int BF16>
+__device__ __forceinline__ void mma16816(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+    if (BF16) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                     "{%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                     "{%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+// Two floats -> one register of two 16-bit values, `lo` in the low half.
+template <int BF16>
+__device__ __forceinline__ u32 pack2(float lo, float hi) {
+    u32 r;
+    if (BF16) asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    else      asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// ---- 16-bit kernel: tensor cores -----------------------------------------------------------------------
+// Rows [r0, r0 + nrows) of src (S, ld) -> dst (nrows, DP + FA_PAD) in shared memory, zeros outside.
+template <int DP>
+__device__ __forceinline__ void load_tile(u16* dst, const u16* src, int r0, int nrows, int S, int ld) {
+    constexpr int LDS = DP + FA_PAD, NCH = DP / 8;   // 16-byte chunks per row
+    for (int i = threadIdx.x; i < nrows * NCH; i += FA_THREADS) {
+        const int r = i / NCH, c = (i % NCH) * 8;
+        const bool ok = (r0 + r < S) && (c < ld);
+        const u16* s = ok ? src + (size_t)(r0 + r) * ld + c : src;
+        cp_async16(smem_u32(dst + r * LDS + c), s, ok ? 16 : 0);
+    }
+}
+
+// grid (ceil(S / FA_BR), B * H), block FA_THREADS, dynamic shared memory (FA_BR + 4 * FA_BC) * (DP + FA_PAD) * 2.
+template <int BF16, int DP>
+__global__ void __launch_bounds__(FA_THREADS)
+flash_attn_mma(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+               u16* __restrict__ o, int S, int D, int ld, float scale_log2, int causal) {
+    constexpr int LDS = DP + FA_PAD;
+    extern __shared__ __align__(16) u16 smem[];
+    u16* sQ = smem;                        // (FA_BR, LDS)
+    u16* sK = sQ + FA_BR * LDS;            // 2 x (FA_BC, LDS)
+    u16* sV = sK + 2 * FA_BC * LDS;        // 2 x (FA_BC, LDS)
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int qb = causal ? (gridDim.x - 1 - blockIdx.x) : blockIdx.x;   // causal: longest rows start first
+    const int q0 = qb * FA_BR;
+    const size_t head = (size_t)blockIdx.y * S * ld;
+    q += head; k += head; v += head;
+    o += (size_t)blockIdx.y * S * D;
+    const int kv_end = causal ? min(S, q0 + FA_BR) : S;
+    const int ntiles = (kv_end + FA_BC - 1) / FA_BC;
+
+    load_tile<DP>(sQ, q, q0, FA_BR, S, ld);
+    load_tile<DP>(sK, k, 0, FA_BC, S, ld);
+    load_tile<DP>(sV, v, 0, FA_BC, S, ld);
+    cp_async_commit();
+
+    u32 qf[DP / 16][4];                    // this warp's 16 query rows as A fragments
+    float acc[DP / 8][4];                  // O accumulator (16 x DP per warp)
+    #pragma unroll
+    for (int i = 0; i < DP / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};   // rows g and g + 8
+    const int row0 = q0 + warp * 16 + g;
+
+    for (int j = 0; j < ntiles; ++j) {
+        const int buf = j & 1;
+        if (j + 1 < ntiles) {              // prefetch the next K/V tile into the other buffer
+            load_tile<DP>(sK + (buf ^ 1) * FA_BC * LDS, k, (j + 1) * FA_BC, FA_BC, S, ld);
+            load_tile<DP>(sV + (buf ^ 1) * FA_BC * LDS, v, (j + 1) * FA_BC, FA_BC, S, ld);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();                // all but the newest group: tile j (and Q) have landed
+        __syncthreads();
+        if (j == 0) {
+            #pragma unroll
+            for (int kc = 0; kc < DP / 16; ++kc) {
+                const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = kc * 16 + (lane >> 4) * 8;
+                ldmatrix_x4(qf[kc], smem_u32(sQ + r * LDS + c));
+            }
+        }
+        const u16* tK = sK + buf * FA_BC * LDS;
+        const u16* tV = sV + buf * FA_BC * LDS;
+
+        // S = Q K^T for 16 rows x FA_BC keys: (16, FA_BC) as FA_BC/8 accumulators of 16x8
+        float s[FA_BC / 8][4];
+        #pragma unroll
+        for (int n = 0; n < FA_BC / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        #pragma unroll
+        for (int kc = 0; kc < DP / 16; ++kc) {
+            #pragma unroll
+            for (int nb = 0; nb < FA_BC / 16; ++nb) {
+                u32 b[4];
+                const int r = nb * 16 + (lane & 7) + (lane >> 4) * 8, c = kc * 16 + ((lane >> 3) & 1) * 8;
+                ldmatrix_x4(b, smem_u32(tK + r * LDS + c));
+                mma16816<BF16>(s[2 * nb], qf[kc], b[0], b[1]);
+                mma16816<BF16>(s[2 * nb + 1], qf[kc], b[2], b[3]);
+            }
+        }
+
+        // scale (log2 domain), mask, online softmax
+        const int kv0 = j * FA_BC;
+        const bool masked = (kv0 + FA_BC > S) || (causal && kv0 + FA_BC - 1 > q0 + warp * 16);
+        #pragma unroll
+        for (int n = 0; n < FA_BC / 8; ++n) {
+            #pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                float x = s[n][e] * scale_log2;
+                if (masked) {
+                    const int kv = kv0 + n * 8 + 2 * t + (e & 1), row = row0 + (e >> 1) * 8;
+                    if (kv >= S || (causal && kv > row)) x = NEG_INF;
+                }
+                s[n][e] = x;
+            }
+        }
+        #pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = m[r];
+            #pragma unroll
+            for (int n = 0; n < FA_BC / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mref = (mx == NEG_INF) ? 0.f : mx;
+            const float alpha = exp2f(m[r] - mref);
+            m[r] = mx;
+            float rs = 0.f;
+            #pragma unroll
+            for (int n = 0; n < FA_BC / 8; ++n) {
+                const float p0 = exp2f(s[n][2 * r] - mref), p1 = exp2f(s[n][2 * r + 1] - mref);
+                s[n][2 * r] = p0; s[n][2 * r + 1] = p1;
+                rs += p0 + p1;
+            }
+            l[r] = l[r] * alpha + rs;      // a per-thread partial sum; the 4 threads of a row add up at the end
+            #pragma unroll
+            for (int dn = 0; dn < DP / 8; ++dn) { acc[dn][2 * r] *= alpha; acc[dn][2 * r + 1] *= alpha; }
+        }
+
+        // O += P V: P's accumulators become A fragments directly (FlashAttention-2's register reuse)
+        #pragma unroll
+        for (int kk = 0; kk < FA_BC / 16; ++kk) {
+            const u32 a[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
+                              pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            #pragma unroll
+            for (int db = 0; db < DP / 16; ++db) {
+                u32 b[4];
+                const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = db * 16 + (lane >> 4) * 8;
+                ldmatrix_x4_trans(b, smem_u32(tV + r * LDS + c));
+                mma16816<BF16>(acc[2 * db], a, b[0], b[1]);
+                mma16816<BF16>(acc[2 * db + 1], a, b[2], b[3]);
+            }
+        }
+        __syncthreads();                   // everyone is done with buffer `buf` before it is refilled
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+        const int row = row0 + r * 8;
+        if (row >= S) continue;
+        u16* orow = o + (size_t)row * D;
+        #pragma unroll
+        for (int dn = 0; dn < DP / 8; ++dn) {
+            const int col = dn * 8 + 2 * t;
+            const u32 packed = pack2<BF16>(acc[dn][2 * r] * inv, acc[dn][2 * r + 1] * inv);
+            if ((D & 1) == 0 && col + 1 < D) {
+                *reinterpret_cast<u32*>(orow + col) = packed;
+            } else {
+                if (col < D) orow[col] = (u16)(packed & 0xffffu);
+                if (col + 1 < D) orow[col + 1] = (u16)(packed >> 16);
+            }
+        }
+    }
+}
+
+// ---- float32 kernel: CUDA cores ------------------------------------------------------------------------
+// grid (ceil(S / F32_ROWS), B * H), block 4 * F32_ROWS. Thread (row, j) owns the float4 columns j, j+4, j+8, ...
+// of its row, so the 4 threads of a row read 64 consecutive bytes of a K/V row (no bank conflicts) and the
+// 8 rows of a warp share them (broadcast). Q/K/V/O are (B, H, S, D) float32 with row stride D.
+template <int DP>
+__global__ void __launch_bounds__(4 * F32_ROWS)
+flash_attn_f32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+               float* __restrict__ o, int S, int D, float scale_log2, int causal) {
+    constexpr int NV = DP / 16;            // float4s per thread
+    __shared__ __align__(16) float sK[F32_BC * DP];
+    __shared__ __align__(16) float sV[F32_BC * DP];
+    const int tid = threadIdx.x, j4 = tid & 3;
+    const int qb = causal ? (gridDim.x - 1 - blockIdx.x) : blockIdx.x;
+    const int q0 = qb * F32_ROWS, row = q0 + (tid >> 2);
+    const size_t head = (size_t)blockIdx.y * S * D;
+    q += head; k += head; v += head; o += head;
+
+    float4 qv[NV], acc[NV];
+    #pragma unroll
+    for (int i = 0; i < NV; ++i) {
+        const int c = 4 * (j4 + 4 * i);
+        float x[4];
+        #pragma unroll
+        for (int e = 0; e < 4; ++e) x[e] = (row < S && c + e < D) ? q[(size_t)row * D + c + e] * scale_log2 : 0.f;
+        qv[i] = make_float4(x[0], x[1], x[2], x[3]);
+        acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    float m = NEG_INF, l = 0.f;
+    const int kv_end = causal ? min(S, q0 + F32_ROWS) : S;
+
+    for (int kv0 = 0; kv0 < kv_end; kv0 += F32_BC) {
+        for (int i = tid; i < F32_BC * DP; i += 4 * F32_ROWS) {   // (F32_BC, DP) tiles, zero-filled
+            const int r = i / DP, c = i % DP;
+            const bool ok = kv0 + r < S && c < D;
+            sK[i] = ok ? k[(size_t)(kv0 + r) * D + c] : 0.f;
+            sV[i] = ok ? v[(size_t)(kv0 + r) * D + c] : 0.f;
+        }
+        __syncthreads();
+        #pragma unroll 1
+        for (int c0 = 0; c0 < F32_BC; c0 += 8) {   // 8 keys per online-softmax step
+            float sc[8];
+            #pragma unroll
+            for (int kk = 0; kk < 8; ++kk) {
+                const float4* kr = reinterpret_cast<const float4*>(sK + (c0 + kk) * DP);
+                float dot = 0.f;
+                #pragma unroll
+                for (int i = 0; i < NV; ++i) {
+                    const float4 kx = kr[j4 + 4 * i];
+                    dot = fmaf(qv[i].x, kx.x, fmaf(qv[i].y, kx.y, fmaf(qv[i].z, kx.z, fmaf(qv[i].w, kx.w, dot))));
+                }
+                dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+                dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+                const int kv = kv0 + c0 + kk;
+                sc[kk] = (kv >= S || (causal && kv > row)) ? NEG_INF : dot;
+            }
+            float mx = m;
+            #pragma unroll
+            for (int kk = 0; kk < 8; ++kk) mx = fmaxf(mx, sc[kk]);
+            const float mref = (mx == NEG_INF) ? 0.f : mx;
+            const float alpha = exp2f(m - mref);
+            m = mx;
+            l *= alpha;
+            #pragma unroll
+            for (int i = 0; i < NV; ++i) { acc[i].x *= alpha; acc[i].y *= alpha; acc[i].z *= alpha; acc[i].w *= alpha; }
+            #pragma unroll
+            for (int kk = 0; kk < 8; ++kk) {
+                const float p = exp2f(sc[kk] - mref);
+                l += p;
+                const float4* vr = reinterpret_cast<const float4*>(sV + (c0 + kk) * DP);
+                #pragma unroll
+                for (int i = 0; i < NV; ++i) {
+                    const float4 vx = vr[j4 + 4 * i];
+                    acc[i].x = fmaf(p, vx.x, acc[i].x); acc[i].y = fmaf(p, vx.y, acc[i].y);
+                    acc[i].z = fmaf(p, vx.z, acc[i].z); acc[i].w = fmaf(p, vx.w, acc[i].w);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    if (row >= S) return;
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    #pragma unroll
+    for (int i = 0; i < NV; ++i) {
+        const int c = 4 * (j4 + 4 * i);
+        const float x[4] = {acc[i].x, acc[i].y, acc[i].z, acc[i].w};
+        #pragma unroll
+        for (int e = 0; e < 4; ++e) if (c + e < D) o[(size_t)row * D + c + e] = x[e] * inv;
+    }
+}
