@@ -1,0 +1,85 @@
+"""opencl backend: parity on the quick presets, device choice errors, the autotuner's on-disk memory."""
+import json
+
+import pytest
+
+from hetero import opencl_util as ocl
+from hetero.backends.base import MEASURED_DEVICE
+from hetero.backends.registry import backend_class, get
+from hetero.errors import HeteroError
+from hetero.testing import parity
+from hetero.workloads import WORKLOADS
+
+REASON = backend_class("opencl").unavailable()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"opencl unavailable: {REASON}")
+QUICK = [c for w in WORKLOADS.values() for c in w.preset_cases("quick")]
+
+
+@pytest.fixture(autouse=True)
+def _tuning_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("HETERO_CACHE_DIR", str(tmp_path))
+    # one fixed config: the tests check results, not speed, and skip the tuning runs
+    monkeypatch.setattr("kernels.matmul.opencl_matmul.tuned", lambda rt, path=None: dict(TM=8, VW=8, NV=1))
+    monkeypatch.setattr("kernels.attention.opencl_attention.tuned", lambda rt, path=None: dict(BQ=4))
+
+
+@pytest.mark.parametrize("case", QUICK, ids=lambda c: f"{c.workload}-{c.preset}")
+def test_parity(case):
+    ok, abs_err, rel_err = parity("opencl", case)
+    assert ok, f"max abs err {abs_err}, rel {rel_err}"
+
+
+def test_timing_label_and_seconds():
+    case = QUICK[0]
+    kernel = get("opencl").prepare(case, WORKLOADS[case.workload].make_inputs(case))
+    assert kernel.timing == MEASURED_DEVICE and 0 < kernel() < 1
+
+
+def test_device_choice_by_index_and_name():
+    label, dev = ocl.all_devices()[0]
+    assert ocl.pick_device(label) == dev and ocl.pick_device("0") == dev
+    assert ocl.pick_device(dev.name.split()[0][:4]) == dev
+
+
+def test_bad_device_name(monkeypatch):
+    with pytest.raises(HeteroError) as exc:
+        get("opencl", device="no-such-xyz").device()
+    msg = str(exc.value)
+    assert "\n" not in msg and "no OpenCL device matches 'no-such-xyz'; available: 0:0" in msg
+    monkeypatch.setenv("HETERO_OPENCL_DEVICE", "nope")
+    with pytest.raises(HeteroError, match="'nope'"):
+        ocl.pick_device(None)
+
+
+def test_build_error_names_cl_error(tmp_path):
+    bad = tmp_path / "bad.cl"
+    bad.write_text("__kernel void f() { this is not C }")
+    rt = ocl.runtime(ocl.pick_device(None))
+    with pytest.raises(HeteroError) as exc:
+        rt.program(bad)
+    first = str(exc.value).splitlines()[0]
+    assert "CL_BUILD_PROGRAM_FAILURE" in first and "bad.cl" in first and "\n" in str(exc.value)  # + build log
+
+
+def test_tuning_round_trip_and_corrupt_file(tmp_path, monkeypatch):
+    path = tmp_path / "tune.json"
+    ocl.save_tuning("k", {"config": {"BQ": 2}}, path)
+    assert ocl.load_tuning(path) == {"k": {"config": {"BQ": 2}}}
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert ocl.load_tuning(path) == {}
+    ocl.save_tuning("k2", 1, path)  # rebuilt
+    assert json.loads(path.read_text()) == {"k2": 1}
+
+
+def test_autotuner_picks_and_remembers(tmp_path, monkeypatch):
+    import kernels.attention.opencl_attention as att
+
+    monkeypatch.undo()  # the real tuner, on a small attention shape
+    monkeypatch.setattr(att, "TUNE_SHAPE", (1, 1, 64, 8))
+    path = tmp_path / "t.json"
+    rt = ocl.runtime(ocl.pick_device(None))
+    best = att.tuned(rt, path)
+    assert best in [dict(c) for c in att.CANDIDATES]
+    monkeypatch.setattr(att, "_time_config", lambda *a, **k: pytest.fail("should come from the file"))
+    assert att.tuned(rt, path) == best
