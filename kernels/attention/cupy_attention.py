@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("flash_attention.cu")
-TUNING = {"FA_WARPS": 4, "FA_BC": 64, "FA_PAD": 8, "F32_ROWS": 32, "F32_BC": 32}
+TUNING = {"FA_WARPS": 4, "FA_MT": 2, "FA_BC": 64, "FA_BC_WIDE": 32, "FA_PAD": 8, "F32_ROWS": 32, "F32_BC": 32}
 HEAD_DIMS = tuple(range(16, 129, 16))   # padded head dims compiled; D <= 128
 _MODULES: dict = {}                     # device id -> RawModule
 
@@ -58,7 +58,8 @@ def prepare(q, k, v, dtype: str, causal: bool, scale: float):
         if ld != D:
             q, k, v = (cp.pad(x, ((0, 0), (0, 0), (0, 0), (0, ld - D))) for x in (q, k, v))
         out = cp.empty((B, H, S, D), q.dtype)
-        br, bc = 16 * TUNING["FA_WARPS"], TUNING["FA_BC"]
+        br = 16 * TUNING["FA_MT"] * TUNING["FA_WARPS"]
+        bc = TUNING["FA_BC_WIDE"] if dp > 64 else TUNING["FA_BC"]
         smem = (br + 4 * bc) * (dp + TUNING["FA_PAD"]) * 2
         if smem > 48 * 1024:
             fn.max_dynamic_shared_size_bytes = smem

@@ -11,8 +11,14 @@
 #ifndef FA_WARPS
 #define FA_WARPS 4          // warps per block in the 16-bit kernel; each warp owns 16 query rows
 #endif
+#ifndef FA_MT
+#define FA_MT 2             // 16-row m-tiles per warp (16-bit kernel)
+#endif
 #ifndef FA_BC
-#define FA_BC 64            // keys per shared-memory tile (16-bit kernel)
+#define FA_BC 64            // keys per shared-memory tile (16-bit kernel), head dim <= 64
+#endif
+#ifndef FA_BC_WIDE
+#define FA_BC_WIDE 32       // keys per tile for head dims above 64 (keeps the score registers in budget)
 #endif
 #ifndef FA_PAD
 #define FA_PAD 8            // halves of padding per shared-memory row: ldmatrix rows land in different banks
@@ -23,7 +29,7 @@
 #ifndef F32_BC
 #define F32_BC 32           // keys per shared-memory tile (fp32 kernel)
 #endif
-#define FA_BR (16 * FA_WARPS)
+#define FA_BR (16 * FA_MT * FA_WARPS)
 #define FA_THREADS (32 * FA_WARPS)
 #define NEG_INF (-__int_as_float(0x7f800000))
 
@@ -93,145 +99,169 @@ __device__ __forceinline__ void load_tile(u16* dst, const u16* src, int r0, int 
     }
 }
 
-// grid (ceil(S / FA_BR), B * H), block FA_THREADS, dynamic shared memory (FA_BR + 4 * FA_BC) * (DP + FA_PAD) * 2.
+// grid (ceil(S / FA_BR), B * H), block FA_THREADS; dynamic shared memory (FA_BR + 4 * BC) * (DP + FA_PAD) * 2.
+// Each warp owns FA_MT * 16 query rows: every K/V fragment read from shared memory feeds FA_MT mma's.
 template <int BF16, int DP>
 __global__ void __launch_bounds__(FA_THREADS)
 flash_attn_mma(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
                u16* __restrict__ o, int S, int D, int ld, float scale_log2, int causal) {
-    constexpr int LDS = DP + FA_PAD;
+    constexpr int LDS = DP + FA_PAD, BC = DP > 64 ? FA_BC_WIDE : FA_BC, MT = FA_MT;
     extern __shared__ __align__(16) u16 smem[];
     u16* sQ = smem;                        // (FA_BR, LDS)
-    u16* sK = sQ + FA_BR * LDS;            // 2 x (FA_BC, LDS)
-    u16* sV = sK + 2 * FA_BC * LDS;        // 2 x (FA_BC, LDS)
+    u16* sK = sQ + FA_BR * LDS;            // 2 x (BC, LDS)
+    u16* sV = sK + 2 * BC * LDS;           // 2 x (BC, LDS)
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int qb = causal ? (gridDim.x - 1 - blockIdx.x) : blockIdx.x;   // causal: longest rows start first
-    const int q0 = qb * FA_BR;
+    const int q0 = qb * FA_BR, wrow = warp * 16 * MT;                      // block's and warp's first row
     const size_t head = (size_t)blockIdx.y * S * ld;
     q += head; k += head; v += head;
     o += (size_t)blockIdx.y * S * D;
     const int kv_end = causal ? min(S, q0 + FA_BR) : S;
-    const int ntiles = (kv_end + FA_BC - 1) / FA_BC;
+    const int ntiles = (kv_end + BC - 1) / BC;
 
     load_tile<DP>(sQ, q, q0, FA_BR, S, ld);
-    load_tile<DP>(sK, k, 0, FA_BC, S, ld);
-    load_tile<DP>(sV, v, 0, FA_BC, S, ld);
+    load_tile<DP>(sK, k, 0, BC, S, ld);
+    load_tile<DP>(sV, v, 0, BC, S, ld);
     cp_async_commit();
 
-    u32 qf[DP / 16][4];                    // this warp's 16 query rows as A fragments
-    float acc[DP / 8][4];                  // O accumulator (16 x DP per warp)
+    float acc[MT][DP / 8][4];              // O accumulators: (16 * MT, DP) per warp
+    float m[MT][2], l[MT][2];              // running max (log2 domain) and sum of rows g and g + 8 of each m-tile
     #pragma unroll
-    for (int i = 0; i < DP / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};   // rows g and g + 8
-    const int row0 = q0 + warp * 16 + g;
+    for (int mt = 0; mt < MT; ++mt) {
+        m[mt][0] = m[mt][1] = NEG_INF; l[mt][0] = l[mt][1] = 0.f;
+        #pragma unroll
+        for (int i = 0; i < DP / 8; ++i) acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.f;
+    }
 
     for (int j = 0; j < ntiles; ++j) {
-        const int buf = j & 1;
+        const int buf = j & 1, kv0 = j * BC;
         if (j + 1 < ntiles) {              // prefetch the next K/V tile into the other buffer
-            load_tile<DP>(sK + (buf ^ 1) * FA_BC * LDS, k, (j + 1) * FA_BC, FA_BC, S, ld);
-            load_tile<DP>(sV + (buf ^ 1) * FA_BC * LDS, v, (j + 1) * FA_BC, FA_BC, S, ld);
+            load_tile<DP>(sK + (buf ^ 1) * BC * LDS, k, kv0 + BC, BC, S, ld);
+            load_tile<DP>(sV + (buf ^ 1) * BC * LDS, v, kv0 + BC, BC, S, ld);
         }
         cp_async_commit();
         cp_async_wait<1>();                // all but the newest group: tile j (and Q) have landed
         __syncthreads();
-        if (j == 0) {
+        // causal: a warp whose rows all precede this tile has nothing to add
+        if (!(causal && kv0 > q0 + wrow + 16 * MT - 1)) {
+            const u16* tK = sK + buf * BC * LDS;
+            const u16* tV = sV + buf * BC * LDS;
+
+            // S = Q K^T: per m-tile (16, BC) as BC/8 accumulators of 16x8
+            float s[MT][BC / 8][4];
+            #pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+                #pragma unroll
+                for (int n = 0; n < BC / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
             #pragma unroll
             for (int kc = 0; kc < DP / 16; ++kc) {
-                const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = kc * 16 + (lane >> 4) * 8;
-                ldmatrix_x4(qf[kc], smem_u32(sQ + r * LDS + c));
-            }
-        }
-        const u16* tK = sK + buf * FA_BC * LDS;
-        const u16* tV = sV + buf * FA_BC * LDS;
-
-        // S = Q K^T for 16 rows x FA_BC keys: (16, FA_BC) as FA_BC/8 accumulators of 16x8
-        float s[FA_BC / 8][4];
-        #pragma unroll
-        for (int n = 0; n < FA_BC / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-        #pragma unroll
-        for (int kc = 0; kc < DP / 16; ++kc) {
-            #pragma unroll
-            for (int nb = 0; nb < FA_BC / 16; ++nb) {
-                u32 b[4];
-                const int r = nb * 16 + (lane & 7) + (lane >> 4) * 8, c = kc * 16 + ((lane >> 3) & 1) * 8;
-                ldmatrix_x4(b, smem_u32(tK + r * LDS + c));
-                mma16816<BF16>(s[2 * nb], qf[kc], b[0], b[1]);
-                mma16816<BF16>(s[2 * nb + 1], qf[kc], b[2], b[3]);
-            }
-        }
-
-        // scale (log2 domain), mask, online softmax
-        const int kv0 = j * FA_BC;
-        const bool masked = (kv0 + FA_BC > S) || (causal && kv0 + FA_BC - 1 > q0 + warp * 16);
-        #pragma unroll
-        for (int n = 0; n < FA_BC / 8; ++n) {
-            #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                float x = s[n][e] * scale_log2;
-                if (masked) {
-                    const int kv = kv0 + n * 8 + 2 * t + (e & 1), row = row0 + (e >> 1) * 8;
-                    if (kv >= S || (causal && kv > row)) x = NEG_INF;
+                u32 qa[MT][4];
+                #pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    const int r = wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = kc * 16 + (lane >> 4) * 8;
+                    ldmatrix_x4(qa[mt], smem_u32(sQ + r * LDS + c));
                 }
-                s[n][e] = x;
+                #pragma unroll
+                for (int nb = 0; nb < BC / 16; ++nb) {
+                    u32 b[4];
+                    const int r = nb * 16 + (lane & 7) + (lane >> 4) * 8, c = kc * 16 + ((lane >> 3) & 1) * 8;
+                    ldmatrix_x4(b, smem_u32(tK + r * LDS + c));
+                    #pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(s[mt][2 * nb], qa[mt], b[0], b[1]);
+                        mma16816<BF16>(s[mt][2 * nb + 1], qa[mt], b[2], b[3]);
+                    }
+                }
             }
-        }
-        #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float mx = m[r];
-            #pragma unroll
-            for (int n = 0; n < FA_BC / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mref = (mx == NEG_INF) ? 0.f : mx;
-            const float alpha = exp2f(m[r] - mref);
-            m[r] = mx;
-            float rs = 0.f;
-            #pragma unroll
-            for (int n = 0; n < FA_BC / 8; ++n) {
-                const float p0 = exp2f(s[n][2 * r] - mref), p1 = exp2f(s[n][2 * r + 1] - mref);
-                s[n][2 * r] = p0; s[n][2 * r + 1] = p1;
-                rs += p0 + p1;
-            }
-            l[r] = l[r] * alpha + rs;      // a per-thread partial sum; the 4 threads of a row add up at the end
-            #pragma unroll
-            for (int dn = 0; dn < DP / 8; ++dn) { acc[dn][2 * r] *= alpha; acc[dn][2 * r + 1] *= alpha; }
-        }
 
-        // O += P V: P's accumulators become A fragments directly (FlashAttention-2's register reuse)
-        #pragma unroll
-        for (int kk = 0; kk < FA_BC / 16; ++kk) {
-            const u32 a[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
-                              pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            // scale (log2 domain), mask, online softmax
+            const bool masked = (kv0 + BC > S) || (causal && kv0 + BC - 1 > q0 + wrow);
             #pragma unroll
-            for (int db = 0; db < DP / 16; ++db) {
-                u32 b[4];
-                const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = db * 16 + (lane >> 4) * 8;
-                ldmatrix_x4_trans(b, smem_u32(tV + r * LDS + c));
-                mma16816<BF16>(acc[2 * db], a, b[0], b[1]);
-                mma16816<BF16>(acc[2 * db + 1], a, b[2], b[3]);
+            for (int mt = 0; mt < MT; ++mt) {
+                #pragma unroll
+                for (int n = 0; n < BC / 8; ++n) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        float x = s[mt][n][e] * scale_log2;
+                        if (masked) {
+                            const int kv = kv0 + n * 8 + 2 * t + (e & 1), row = q0 + wrow + mt * 16 + g + (e >> 1) * 8;
+                            if (kv >= S || (causal && kv > row)) x = NEG_INF;
+                        }
+                        s[mt][n][e] = x;
+                    }
+                }
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    float mx = m[mt][r];
+                    #pragma unroll
+                    for (int n = 0; n < BC / 8; ++n) mx = fmaxf(mx, fmaxf(s[mt][n][2 * r], s[mt][n][2 * r + 1]));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    const float mref = (mx == NEG_INF) ? 0.f : mx;
+                    const float alpha = exp2f(m[mt][r] - mref);
+                    m[mt][r] = mx;
+                    float rs = 0.f;
+                    #pragma unroll
+                    for (int n = 0; n < BC / 8; ++n) {
+                        const float p0 = exp2f(s[mt][n][2 * r] - mref), p1 = exp2f(s[mt][n][2 * r + 1] - mref);
+                        s[mt][n][2 * r] = p0; s[mt][n][2 * r + 1] = p1;
+                        rs += p0 + p1;
+                    }
+                    l[mt][r] = l[mt][r] * alpha + rs;   // per-thread partial; the row's 4 threads add up at the end
+                    #pragma unroll
+                    for (int dn = 0; dn < DP / 8; ++dn) { acc[mt][dn][2 * r] *= alpha; acc[mt][dn][2 * r + 1] *= alpha; }
+                }
+            }
+
+            // O += P V: P's accumulators become A fragments directly (FlashAttention-2's register reuse)
+            #pragma unroll
+            for (int kk = 0; kk < BC / 16; ++kk) {
+                u32 a[MT][4];
+                #pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    a[mt][0] = pack2<BF16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    a[mt][1] = pack2<BF16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    a[mt][2] = pack2<BF16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    a[mt][3] = pack2<BF16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                }
+                #pragma unroll
+                for (int db = 0; db < DP / 16; ++db) {
+                    u32 b[4];
+                    const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = db * 16 + (lane >> 4) * 8;
+                    ldmatrix_x4_trans(b, smem_u32(tV + r * LDS + c));
+                    #pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(acc[mt][2 * db], a[mt], b[0], b[1]);
+                        mma16816<BF16>(acc[mt][2 * db + 1], a[mt], b[2], b[3]);
+                    }
+                }
             }
         }
         __syncthreads();                   // everyone is done with buffer `buf` before it is refilled
     }
 
     #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
-        const int row = row0 + r * 8;
-        if (row >= S) continue;
-        u16* orow = o + (size_t)row * D;
+    for (int mt = 0; mt < MT; ++mt) {
         #pragma unroll
-        for (int dn = 0; dn < DP / 8; ++dn) {
-            const int col = dn * 8 + 2 * t;
-            const u32 packed = pack2<BF16>(acc[dn][2 * r] * inv, acc[dn][2 * r + 1] * inv);
-            if ((D & 1) == 0 && col + 1 < D) {
-                *reinterpret_cast<u32*>(orow + col) = packed;
-            } else {
-                if (col < D) orow[col] = (u16)(packed & 0xffffu);
-                if (col + 1 < D) orow[col + 1] = (u16)(packed >> 16);
+        for (int r = 0; r < 2; ++r) {
+            float sum = l[mt][r];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = sum > 0.f ? 1.f / sum : 0.f;
+            const int row = q0 + wrow + mt * 16 + g + r * 8;
+            if (row >= S) continue;
+            u16* orow = o + (size_t)row * D;
+            #pragma unroll
+            for (int dn = 0; dn < DP / 8; ++dn) {
+                const int col = dn * 8 + 2 * t;
+                const u32 packed = pack2<BF16>(acc[mt][dn][2 * r] * inv, acc[mt][dn][2 * r + 1] * inv);
+                if ((D & 1) == 0 && col + 1 < D) {
+                    *reinterpret_cast<u32*>(orow + col) = packed;
+                } else {
+                    if (col < D) orow[col] = (u16)(packed & 0xffffu);
+                    if (col + 1 < D) orow[col + 1] = (u16)(packed >> 16);
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine (repo root): the GPU tests, then (with "full") the cupy vs torch-cuda benchmark.
+# On the lent GPU machine (repo root): the GPU tests, or (with "full") the cupy vs torch-cuda benchmark.
 # Results land in $OUT/<gpu-name-slug>/: bench.csv (all runs merged), meta.json, pytest.log, bench.log.
 #   bash tests/gpu/run_on_gpu.sh [full]
 set -o pipefail
@@ -8,16 +8,15 @@ OUT=${OUT:-/tmp/out}
 SLUG=$(python3 -c "import cupy,re; n=cupy.cuda.runtime.getDeviceProperties(0)['name']; n=n.decode() if isinstance(n,bytes) else n; print(re.sub('[^a-z0-9]+','-',n.lower()).strip('-'))")
 DIR=$OUT/$SLUG; mkdir -p "$DIR"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv | tee "$DIR/nvidia-smi.txt"
-python3 -m pytest tests/gpu -q -rfE 2>&1 | tee "$DIR/pytest.log" | tail -40
-[ "$1" = full ] || exit 0
+[ "$1" = full ] || { python3 -m pytest tests/gpu -q -rfE 2>&1 | tee "$DIR/pytest.log" | tail -40; exit 0; }
 B="python3 -m bench.run --backends cupy,torch-cuda --baseline torch-cuda --out /tmp/runs"
 run() { local name=$1 limit=$2; shift 2; echo "== $name"; timeout "$limit" $B --name "$name" "$@" 2>&1 | grep -v '^\s*$' | tail -25; }
 {
-run matmul 120 --workload matmul --preset gpu --dtype float32,tf32,float16,bfloat16
-run conv 120 --workload conv2d,conv_transpose2d --preset gpu --dtype float32,float16,bfloat16
-run attn-f16 170 --workload attention --preset gpu --dtype float16
-run attn-bf16 80 --workload attention --preset fa-bench-2k,fa-bench-2k-causal,llama7b-4k-causal --dtype bfloat16
-run attn-f32 80 --workload attention --preset fa-bench-2k,fa-bench-2k-causal,llama7b-4k-causal --dtype float32
+run matmul 150 --workload matmul --preset gpu --dtype float32,tf32,float16,bfloat16
+run conv 90 --workload conv2d,conv_transpose2d --preset gpu --dtype float32,float16,bfloat16
+run attn-f16 150 --workload attention --preset gpu --dtype float16
+run attn-bf16 70 --workload attention --preset fa-bench-2k,fa-bench-2k-causal,llama7b-4k-causal --dtype bfloat16
+run attn-f32 70 --workload attention --preset fa-bench-2k,fa-bench-2k-causal,llama7b-4k-causal --dtype float32
 } 2>&1 | tee "$DIR/bench.log"
 python3 - "$DIR" <<'PY'
 import json, sys, pathlib, pandas as pd
