@@ -44,7 +44,8 @@ def parser() -> Parser:
     p.add_argument("--opencl-device", default=None,
                    help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)")
     p.add_argument("--fpga-preset", default=None,
-                   help="accelerator model for fpga-emu, e.g. alveo-u250 (env HETERO_FPGA_PRESET; see --list)")
+                   help="accelerator model for fpga-emu: alveo-u250-fp32 (default), alveo-u250-int8, "
+                        "arria10-pac-fp32, stratix10-d5005-fp32 (env HETERO_FPGA_PRESET)")
     p.add_argument("--out", default="results", help="folder for result files (default: results/)")
     p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
