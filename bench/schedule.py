@@ -2,6 +2,7 @@
 
     python -m bench.schedule --devices numba,opencl,fpga-emu --policy all --tasks mixed
     python -m bench.schedule --devices numba,opencl --policy dmda,round-robin --tasks transformer:4 --tasks gan
+    python -m bench.schedule --mixes "numba;opencl;numba+opencl;numba+opencl+fpga-emu" --share-cores --tasks mixed
     python -m bench.schedule calibrate --devices numba,opencl --tasks mixed     # fill the perf model first
     RAY_ADDRESS=head:6379 python -m bench.schedule ...                          # every node's devices
 """
@@ -25,7 +26,10 @@ def parser() -> Parser:
                formatter_class=lambda prog: __import__("argparse").RawDescriptionHelpFormatter(prog, width=110),
                epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("command", nargs="?", default="run", help="run (default) or calibrate")
-    p.add_argument("--devices", required=True, help="comma list of backends, e.g. numba,opencl,fpga-emu")
+    p.add_argument("--devices", default=None, help="comma list of backends, e.g. numba,opencl,fpga-emu")
+    p.add_argument("--mixes", default=None,
+                   help="';'-separated device mixes, '+' inside one, e.g. 'numba;opencl;numba+opencl': every task "
+                        "set runs on each mix in turn (the same pinned devices throughout)")
     p.add_argument("--policy", default="all", help=f"comma list of {', '.join(ORDER)}, or all (default)")
     p.add_argument("--tasks", action="append", default=[],
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)")
@@ -50,7 +54,12 @@ def _validate(args) -> tuple[list[str], list[str]]:
     if args.command not in ("run", "calibrate"):
         raise choices("command", args.command, ["run", "calibrate"])
     known = registry.names(include_hidden=True)
-    devs = csv_list(args.devices)
+    if not (args.devices or args.mixes):
+        raise HeteroError("give --devices (e.g. numba,opencl) or --mixes (e.g. 'numba;opencl;numba+opencl')")
+    args.mix_list = [m for m in (csv_list(t.replace("+", ",")) for t in (args.mixes or "").split(";")) if m]
+    if args.mixes and not args.mix_list:
+        raise HeteroError(f"--mixes {args.mixes!r} names no device; e.g. 'numba;opencl;numba+opencl'")
+    devs = csv_list(args.devices) if args.devices else list(dict.fromkeys(d for m in args.mix_list for d in m))
     for d in devs:
         if d not in known:
             raise choices("device", d, registry.names())
@@ -112,24 +121,34 @@ def _run(argv=None) -> int:
             print(f"wrote {model.save()}")
             return 0
         folder = Path(args.out) / (args.name or dt.datetime.now().strftime("schedule-%Y%m%d-%H%M%S"))
-        meta = metadata({d.state.name: d.info for d in devices})
+        meta = metadata({d.state.name: d.info | {"backend": d.state.backend, "transfer_latency_s": d.state.latency,
+                                                 "transfer_bandwidth_Bps": d.state.bandwidth} for d in devices})
         write_metadata(folder / "meta.json", meta)
         rows, results, bad = [], [], 0
+        mixes = args.mix_list or [[d.state.backend for d in devices]]
         for ts in sets:
             n = runtime.calibrate(ts, devices, model, reps=args.reps, missing_only=True)
             if n:
                 note(f"calibrated {ts.name}: {n} runs of kinds the model had not seen")
             model.save()
-            runs = []
-            for name in pols:
-                r = runtime.execute(ts, devices, policies.make(name, args.seed), model, args.check, seed=args.seed)
-                runs.append(r)
-                model.save()
-                note(f"{ts.name} {name}: {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked"
-                     + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
-                bad += len(r.wrong)
-            rows += report.summarize(runs, states, model, notes)
-            results += runs
+            for mix in mixes:
+                here = [d for d in devices if d.state.backend in mix]
+                label = "+".join(mix)
+                if not all(any(s.runs(t) for s in (d.state for d in here)) for t in ts.tasks):
+                    note(f"note: mix {label} cannot run every task of {ts.name} here; skipped")
+                    continue
+                runs = []
+                for name in pols:
+                    r = runtime.execute(ts, here, policies.make(name, args.seed), model, args.check,
+                                        seed=args.seed)
+                    r.mix = label
+                    runs.append(r)
+                    model.save()
+                    note(f"{ts.name} [{label}] {name}: {r.makespan:.3f} s, {r.retries} retries, {r.checked} "
+                         "checked" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+                    bad += len(r.wrong)
+                rows += report.summarize(runs, [d.state for d in here], model, notes)
+                results += runs
             write_rows(folder / "schedule.csv", rows, report.COLUMNS)
             atomic_write(folder / "trace.json", report.chrome_trace(results))
         write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})

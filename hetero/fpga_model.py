@@ -167,3 +167,19 @@ def attention(pr: FpgaPreset, p: dict) -> Estimate:
     softmax = Estimate(soft_elems / pr.V / (pr.f_mhz * 1e6), 0.0, 0.0, 0.0)
     host = Estimate(0.0, 0.0, -pr.launch_us * 1e-6, 4.0 * 4 * bh * S * D / (pr.pcie_gbps * 1e9))
     return qk + pv + softmax + host  # one launch in all: the second GEMM's launch is taken back
+
+
+def estimate(pr: FpgaPreset, case) -> Estimate:
+    """The model's time for any case of the four workloads (what fpga-emu reports, without running it)."""
+    from hetero.workloads import get  # late: workloads do not need the model
+
+    p, wl = case.p, get(case.workload)
+    if case.workload == "matmul":
+        return gemm(pr, p["M"], p["N"], p["K"])
+    if case.workload == "attention":
+        return attention(pr, p)
+    if case.workload == "conv2d":
+        return conv2d(pr, p, *wl.out_hw(p))
+    if case.workload == "conv_transpose2d":
+        return conv_transpose2d(pr, p, *wl.out_hw(p))
+    raise choices("workload", case.workload, ["matmul", "attention", "conv2d", "conv_transpose2d"])

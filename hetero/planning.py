@@ -29,6 +29,8 @@ SOURCES = {
     "arria10": "T2SP fp32 GEMM on Arria 10 GX 1150 PAC at 215 MHz",
     "stratix10": "T2SP fp32 GEMM on Stratix 10 SX 2800 (D5005) at 251 MHz",
 }
+# Memory bandwidth GB/s (datasheets; FPGA: the boards' DDR4, as in fpga_model's presets), for roofline estimates.
+MEMORY_GBPS = {"a100": 2039.0, "h100": 3350.0, "h200": 4800.0, "u250": 76.8, "arria10": 34.0, "stratix10": 76.8}
 SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 

@@ -3,7 +3,7 @@
 Keyed by (backend, device, workload, footprint) where the footprint is the case's shape and dtype. Each key keeps
 a history (count, mean, M2 for the variance); the first sample of a key is dropped (compilation, cold caches), and
 once a key has >= 3 samples a sample straying more than 50% from the mean is rejected. For sizes never seen, a fit
-per (backend, device, workload) of  time = a * flops^b + c  (least squares on log time, c from a small search)
+per (backend, device, workload, dtype) of  time = a * flops^b + c  (least squares on log time, c from a small search)
 answers instead.
 
 Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)
@@ -93,7 +93,7 @@ class PerfModel:
         h = self.entries.get(key)
         if h is None or (h.source == "kernel" and source == "task"):  # task samples replace kernel medians
             h = self.entries[key] = History(flops=case_flops(case), source=source)
-        self._fits.pop((backend, device, case.workload), None)
+        self._fits.pop((backend, device, case.workload, case.dtype), None)
         return h.add(seconds, drop_first=(source == "task"))
 
     def ingest_csv(self, path: Path) -> int:
@@ -113,7 +113,7 @@ class PerfModel:
             if h is None:
                 h = self.entries[key] = History(flops=float(r["flops"]), source="kernel")
             h.add(float(r["median_s"]), drop_first=False)
-            self._fits.pop(key[:3], None)
+            self._fits.pop((*key[:3], key[3].rpartition("|")[2]), None)
             used += 1
         return used
 
@@ -127,17 +127,18 @@ class PerfModel:
         h = self.history(backend, device, case)
         if h is not None:
             return h.mean
-        fit = self._fit(backend, device, case.workload)
+        fit = self._fit(backend, device, case.workload, case.dtype)
         if fit is None:
             return None
         a, b, c = fit
         return a * case_flops(case) ** b + c
 
-    def _fit(self, backend: str, device: str, workload: str):
-        key = (backend, device, workload)
+    def _fit(self, backend: str, device: str, workload: str, dtype: str):
+        """The FLOP fit over one dtype's sizes (fp16 and fp32 times do not lie on one curve)."""
+        key = (backend, device, workload, dtype)
         if key not in self._fits:
-            pts = [(h.flops, h.mean) for (bk, dv, wl, _), h in self.entries.items()
-                   if (bk, dv, wl) == key and h.count > 0 and h.flops > 0 and h.mean > 0]
+            pts = [(h.flops, h.mean) for (bk, dv, wl, fp), h in self.entries.items()
+                   if (bk, dv, wl, fp.rpartition("|")[2]) == key and h.count > 0 and h.flops > 0 and h.mean > 0]
             self._fits[key] = fit_power(np.array([p[0] for p in pts]), np.array([p[1] for p in pts])) \
                 if len(pts) >= 2 else None
         return self._fits[key]

@@ -70,7 +70,9 @@ def upward_ranks(tasks, devices, model) -> dict:
         for d in t.deps:
             children[d].append(t.id)
     by_id = {t.id: t for t in tasks}
-    cost = {t.id: estimate(model, t, devices) for t in tasks}
+    per_kind: dict = {}                     # estimate depends only on the task's kind: once per kind
+    cost = {t.id: per_kind[k] if (k := kind(t)) in per_kind else per_kind.setdefault(k, estimate(model, t, devices))
+            for t in tasks}
     rank: dict = {}
     for t in reversed(topological(tasks)):
         rank[t.id] = cost[t.id] + max((rank[c] for c in children[t.id]), default=0.0)
@@ -97,6 +99,8 @@ def topological(tasks) -> list:
 
 class Policy:
     name = "policy"
+    pooled = False   # True: indifferent among identical devices, so the simulator may show one per pool
+
 
     def plan(self, tasks, devices, model) -> None:
         pass
@@ -111,6 +115,7 @@ class Policy:
 class Eager(Policy):
     """The first idle device that runs the task; none idle: wait."""
     name = "eager"
+    pooled = True
 
     def place(self, task, devices, model, now):
         return next((d for d in capable(task, devices) if d.outstanding == 0), None)
@@ -139,6 +144,10 @@ class Random(Policy):
         self.rng = _random.Random(seed)
 
     def place(self, task, devices, model, now):
+        for _ in range(8):   # rejection sampling is uniform over capable devices and O(1) when most are capable
+            d = devices[self.rng.randrange(len(devices))] if devices else None
+            if d is not None and d.runs(task):
+                return d
         c = capable(task, devices)
         return self.rng.choice(c) if c else None
 
@@ -149,20 +158,24 @@ class Single(Policy):
     name = "single"
 
     def __init__(self):
-        self.best: str | None = None
+        self.best: DeviceState | None = None
 
     def plan(self, tasks, devices, model):
+        totals: dict = {}    # identical devices have identical totals: once per (backend, device, workloads)
+
         def total(d):   # running more of the set first, then the least predicted time
-            ps = [predict(model, t, d) for t in tasks if d.runs(t)]
-            return (-len(ps), math.inf if None in ps else sum(ps))
+            key = (d.backend, d.device, d.supports)
+            if key not in totals:
+                ps = [predict(model, t, d) for t in tasks if d.runs(t)]
+                totals[key] = (-len(ps), math.inf if None in ps else sum(ps))
+            return totals[key]
         live = [d for d in devices if d.alive]
-        self.best = min(live, key=total).name if live else None
+        self.best = min(live, key=total) if live else None
 
     def place(self, task, devices, model, now):
+        if self.best is not None and self.best.runs(task):   # runs() is False once the device died
+            return self.best
         c = capable(task, devices)
-        mine = [d for d in c if d.name == self.best]
-        if mine:
-            return mine[0]
         return min(c, key=lambda d: predict(model, task, d) or math.inf, default=None)
 
 
@@ -171,6 +184,7 @@ class Dmda(Policy):
     transfer) + predicted compute. A device with no prediction for the task kind gets it first (one at a time),
     so it is measured. Ready tasks are placed highest upward rank first (StarPU's dmdas with rank priorities)."""
     name = "dmda"
+    pooled = True
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank = alpha, beta, {}

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import numpy as np
 
 from hetero.scheduler.policies import topological
 
-COLUMNS = ["taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
+COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
            "speedup_vs_round_robin", "lp_bound_s", "critical_path_s", "bound_s", "gap", "overhead_ms_per_task",
            "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores"]
 
@@ -34,24 +35,27 @@ def time_table(tasks, states, model) -> dict:
 
 
 def lp_bound(tasks, states, times) -> float:
+    kinds = Counter(t.case for t in tasks)
+    return area_bound(kinds, [(1, {k: times[(s.name, k)] for k in kinds}) for s in states])
+
+
+def area_bound(kinds: dict, pools: list[tuple[int, dict]]) -> float:
+    """The LP area bound over pools of identical devices: kinds = case -> task count; pools = [(m devices,
+    case -> seconds, inf where it cannot run)]: min T s.t. sum_k n[p,k]*time[p,k] <= m*T, sum_p n[p,k] = N_k."""
     from scipy.optimize import linprog
 
-    kinds: dict = {}
-    for t in tasks:
-        kinds[t.case] = kinds.get(t.case, 0) + 1
-    kinds_l, devs = list(kinds), [s.name for s in states]
-    var = [(d, k) for d in devs for k in kinds_l if math.isfinite(times[(d, k)])]
-    nv = len(var) + 1                                       # n[d,k] ..., T last
+    kinds_l = list(kinds)
+    var = [(i, j) for i, (_, times) in enumerate(pools) for j, k in enumerate(kinds_l) if math.isfinite(times[k])]
+    nv = len(var) + 1                                       # n[p,k] ..., T last
     c = np.zeros(nv)
     c[-1] = 1.0
-    a_ub = np.zeros((len(devs), nv))
-    for j, (d, k) in enumerate(var):
-        a_ub[devs.index(d), j] = times[(d, k)]
-    a_ub[:, -1] = -1.0
+    a_ub = np.zeros((len(pools), nv))
     a_eq = np.zeros((len(kinds_l), nv))
-    for j, (d, k) in enumerate(var):
-        a_eq[kinds_l.index(k), j] = 1.0
-    r = linprog(c, A_ub=a_ub, b_ub=np.zeros(len(devs)), A_eq=a_eq, b_eq=[kinds[k] for k in kinds_l],
+    for v, (i, j) in enumerate(var):
+        a_ub[i, v] = pools[i][1][kinds_l[j]]
+        a_eq[j, v] = 1.0
+    a_ub[:, -1] = [-m for m, _ in pools]
+    r = linprog(c, A_ub=a_ub, b_ub=np.zeros(len(pools)), A_eq=a_eq, b_eq=[kinds[k] for k in kinds_l],
                 bounds=[(0, None)] * nv, method="highs")
     return float(r.x[-1]) if r.success else math.nan
 
@@ -67,7 +71,7 @@ def critical_path(tasks, states, times) -> float:
 def summarize(results, states, model, notes=()) -> list[dict]:
     """One row per policy run; bounds from the model as it stands after all runs (the same for every policy)."""
     rows = []
-    by_policy = {r.policy: r for r in results}
+    by_policy = {r.policy: r for r in results}   # one task set on one mix
     for r in results:
         tasks = r.taskset.tasks
         times = time_table(tasks, states, model)
@@ -86,7 +90,8 @@ def summarize(results, states, model, notes=()) -> list[dict]:
         flops = sum(t.flops for t in tasks)
         single, rr = by_policy.get("single"), by_policy.get("round-robin")
         rows.append(dict(
-            taskset=r.taskset.name, policy=r.policy, devices=",".join(s.name for s in states), tasks=len(tasks),
+            taskset=r.taskset.name, mix=r.mix or "+".join(s.name for s in states), policy=r.policy,
+            devices=",".join(s.name for s in states), tasks=len(tasks),
             makespan_s=ms, tasks_per_s=len(tasks) / ms, gflops=flops / ms / 1e9,
             speedup_vs_single=single.makespan / ms if single else None,
             speedup_vs_round_robin=rr.makespan / ms if rr else None,
@@ -99,7 +104,7 @@ def summarize(results, states, model, notes=()) -> list[dict]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    head = f"{'taskset':14s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} {'vs single':>9s} " \
+    head = f"{'taskset':14s} {'mix':22s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} {'vs single':>9s} " \
            f"{'vs rr':>6s} {'bound':>7s} {'gap':>5s} {'ovh ms':>6s} {'retry':>5s}  utilization (tasks)"
     lines = [head]
     for r in rows:
@@ -107,7 +112,7 @@ def format_rows(rows: list[dict]) -> str:
             else "-"  # noqa: E731
         util = " ".join(f"{u}({c.split('=')[1]})" for u, c in zip(r["utilization"].split(";"),
                                                                    r["task_counts"].split(";")))
-        lines.append(f"{r['taskset']:14s} {r['policy']:12s} {f(r['makespan_s'], '9.3f')} {f(r['tasks_per_s'], '8.1f')} "
+        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {f(r['makespan_s'], '9.3f')} {f(r['tasks_per_s'], '8.1f')} "
                      f"{f(r['gflops'], '8.1f')} {f(r['speedup_vs_single'], '9.2f')} "
                      f"{f(r['speedup_vs_round_robin'], '6.2f')} {f(r['bound_s'], '7.3f')} {f(r['gap'], '5.2f')} "
                      f"{f(r['overhead_ms_per_task'], '6.3f')} {r['retries']:5d}  {util}")
@@ -115,11 +120,12 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def chrome_trace(results) -> str:
-    """traceEvents with ph 'X' (complete events), one process per (task set, policy, device); ts/dur in µs."""
+    """traceEvents with ph 'X' (complete events), one process per (task set, policy, mix, device) named
+    '<task set> <policy> <mix>: <device>'; ts/dur in µs from the run's start."""
     events, pids = [], {}
     for r in results:
         for e in sorted(r.events, key=lambda e: e["start"]):
-            key = f"{r.taskset.name} {r.policy}: {e['device']}"
+            key = f"{r.taskset.name} {r.policy} {r.mix or '-'}: {e['device']}"
             if key not in pids:
                 pids[key] = len(pids) + 1
                 events.append({"ph": "M", "name": "process_name", "pid": pids[key], "tid": 0,
@@ -131,3 +137,30 @@ def chrome_trace(results) -> str:
                            "args": {"task": e["task"], "shape": e["shape"], "kernel_s": e["kernel_s"],
                                     "device": e["device"]}})
     return json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}) + "\n"
+
+
+def read_trace(path) -> dict:
+    """A trace written by chrome_trace, back as {(task set, policy, mix): [{task, device, start, end, ...}]}
+    (seconds from the run's start; mix '-' when the run had none); a HeteroError naming a file that is not one."""
+    from pathlib import Path
+
+    from hetero.errors import HeteroError
+
+    try:
+        data = json.loads(Path(path).read_text())
+        names = {e["pid"]: e["args"]["name"] for e in data["traceEvents"] if e["ph"] == "M"
+                 and e["name"] == "process_name"}
+        runs: dict = {}
+        for e in data["traceEvents"]:
+            if e["ph"] != "X":
+                continue
+            head = names[e["pid"]].rsplit(": ", 1)[0]           # "<task set> <policy> <mix>: <device>"
+            taskset, policy, mix = (head.split(" ", 2) + ["-"])[:3]
+            runs.setdefault((taskset, policy, mix), []).append(
+                {"task": int(e["args"]["task"]), "device": e["args"]["device"], "start": e["ts"] / 1e6,
+                 "end": (e["ts"] + e["dur"]) / 1e6, "label": e["name"], "workload": e["cat"]})
+    except FileNotFoundError:
+        raise HeteroError(f"no schedule trace at {path}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise HeteroError(f"corrupt schedule trace {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return runs

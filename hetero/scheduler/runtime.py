@@ -120,6 +120,7 @@ def stop_devices(devices: list[Device]) -> None:
 class RunResult:
     policy: str
     taskset: TaskSet
+    mix: str = ""                                 # the device mix's label, e.g. 'numba+opencl'
     events: list = field(default_factory=list)   # dicts: task, label, device, start, end, kernel_s, flops
     t0: float = 0.0
     t1: float = 0.0

@@ -1,41 +1,159 @@
-"""A discrete-event simulation of a policy on a task set: every task takes exactly its predicted time (or the
-time `actual` gives). No Ray: it tests policies and lets one study them on models of devices one lacks."""
+"""A discrete-event simulation of the scheduler's own policy objects (hetero.scheduler.policies) placing a task set:
+every task takes the time `actual(task, device)` gives (default: the model's prediction). No Ray, and no second
+implementation of any policy: the loop below is the runtime's loop (runtime.execute) with a clock instead of actors.
+
+Scale. Identical devices (same backend, device, transfer costs and workloads) form a pool. When the set has no
+dependencies, a policy that is indifferent among identical devices (Policy.pooled: dmda, eager) is shown one
+device per pool, the member whose queue drains first, so a placement costs O(pools) instead of O(devices):
+dmda's argmin over all devices is always some pool's earliest-draining member, so its choices are unchanged.
+Ready tasks that a policy declines (eager with every device busy) wait in order; a pass stops as soon as every
+workload still waiting has been declined, so a pass costs O(placed), not O(ready).
+"""
 from __future__ import annotations
 
 import heapq
+import time
+from collections import deque
+from dataclasses import dataclass, field
 
-from hetero.scheduler.policies import DeviceState, Policy, estimate, predict, transfer
+from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, predict, transfer
 
 
-def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None) -> tuple[float, dict]:
-    """(makespan, task id -> device name). `actual(task, device) -> seconds` defaults to the model's prediction."""
+@dataclass
+class SimResult:
+    policy: str
+    makespan: float
+    where: dict                    # task id -> device name
+    start: dict = field(default_factory=dict)   # task id -> simulated start (s)
+    end: dict = field(default_factory=dict)     # task id -> simulated end (s)
+    busy: dict = field(default_factory=dict)    # device name -> busy seconds
+    wall_s: float = 0.0            # how long the simulation itself took
+
+    def counts(self) -> dict:
+        out: dict = {}
+        for name in self.where.values():
+            out[name] = out.get(name, 0) + 1
+        return out
+
+
+class _Pools:
+    """Per pool, a heap of (queue_end, index) with one entry per member; queue_end only grows, so a stale top
+    is re-keyed upward until the top is current, and the top is then the member whose queue drains first."""
+
+    def __init__(self, devices: list[DeviceState]):
+        groups: dict = {}
+        for i, d in enumerate(devices):
+            groups.setdefault((d.backend, d.device, d.latency, d.bandwidth, d.supports), []).append(i)
+        self.devices = devices
+        self.heaps = [[(devices[i].queue_end, i) for i in members] for members in groups.values()]
+        for h in self.heaps:
+            heapq.heapify(h)
+
+    def view(self) -> list[DeviceState]:
+        out = []
+        for h in self.heaps:
+            while h[0][0] != self.devices[h[0][1]].queue_end:
+                heapq.heapreplace(h, (self.devices[h[0][1]].queue_end, h[0][1]))
+            out.append(self.devices[h[0][1]])
+        return out
+
+
+def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None, pool: bool = True) -> SimResult:
+    """Run `policy` over `tasks` on `devices` with a clock; pool=False shows every device to the policy always."""
+    wall = time.perf_counter()
     actual = actual or (lambda t, d: predict(model, t, d))
     for d in devices:
-        d.queue_end, d.outstanding = 0.0, 0
-    free_at = {d.name: 0.0 for d in devices}
-    children = {t.id: [c for c in tasks if t.id in c.deps] for t in tasks}
+        d.queue_end, d.outstanding, d.exploring = 0.0, 0, set()
+    index = {d.name: i for i, d in enumerate(devices)}
+    free_at = [0.0] * len(devices)
+    busy = [0.0] * len(devices)
+    children: dict = {t.id: [] for t in tasks}
+    for t in tasks:
+        for p in t.deps:
+            children[p].append(t)
     waiting = {t.id: len(t.deps) for t in tasks}
-    ready, where, events, now = [t for t in tasks if not t.deps], {}, [], 0.0
+    independent = not any(t.deps for t in tasks)
+    pools = _Pools(devices) if pool and policy.pooled and independent else None
+    view = pools.view if pools else (lambda: devices)
+    res = SimResult(policy.name, 0.0, {})
     policy.plan(tasks, devices, model)
-    while len(where) < len(tasks):
-        for t in policy.order(list(ready)):
-            d = policy.place(t, devices, model, now)
-            if d is None:
+    fresh = [t for t in tasks if not t.deps]
+    ready: deque = deque()
+    per_workload: dict = {}        # workload -> ready tasks of it
+    events: list = []              # (end, seq, task, device index)
+    now, seq = 0.0, 0
+    while len(res.where) < len(tasks):
+        if fresh:
+            for t in fresh:
+                per_workload[t.case.workload] = per_workload.get(t.case.workload, 0) + 1
+            ready = deque(policy.order(list(ready) + fresh))
+            fresh = []
+        declined, kept = set(), []
+        while ready and len(declined) < sum(1 for n in per_workload.values() if n):
+            t = ready.popleft()
+            w = t.case.workload
+            if w in declined:
+                kept.append(t)
                 continue
+            if t.deps:
+                t.resident = {}
+                for p in t.deps:
+                    t.resident[res.where[p]] = t.resident.get(res.where[p], 0.0) + t.nbytes / len(t.deps)
+            d = policy.place(t, view(), model, now)
+            if d is None:
+                declined.add(w)
+                kept.append(t)
+                continue
+            j = index[d.name]
             p = predict(model, t, d)
-            d.queue_end = max(d.queue_end, now + transfer(t, d)) + (p if p is not None else estimate(model, t, devices))
+            tr = transfer(t, d)
+            d.queue_end = max(d.queue_end, now + tr) + (p if p is not None else estimate(model, t, devices))
             d.outstanding += 1
-            start = max(free_at[d.name], now + transfer(t, d))
-            free_at[d.name] = start + actual(t, d)
-            heapq.heappush(events, (free_at[d.name], t.id, t, d))
-            ready.remove(t)
-        now, _, t, d = heapq.heappop(events)
+            start = max(free_at[j], now + tr)
+            dur = actual(t, d)
+            free_at[j] = start + dur
+            busy[j] += dur
+            res.start[t.id], res.end[t.id] = start, start + dur
+            heapq.heappush(events, (start + dur, seq, t, j))
+            seq += 1
+            per_workload[w] -= 1
+        ready.extendleft(reversed(kept))
+        if not events:
+            raise RuntimeError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
+        now, _, t, j = heapq.heappop(events)
+        d = devices[j]
         d.outstanding -= 1
-        d.exploring.clear()
+        d.exploring.discard(kind(t))
         d.queue_end = max(now, d.queue_end)
-        where[t.id] = d.name
+        res.where[t.id] = d.name
         for c in children[t.id]:
             waiting[c.id] -= 1
             if waiting[c.id] == 0:
-                ready.append(c)
-    return now, where
+                fresh.append(c)
+    res.makespan = now
+    res.busy = {d.name: busy[i] for i, d in enumerate(devices)}
+    res.wall_s = time.perf_counter() - wall
+    return res
+
+
+class RunTimes:
+    """The model of a real run: (device name, case) -> the mean seconds that kind took on that device in it."""
+
+    def __init__(self, events: list[dict], tasks):
+        case_of = {t.id: t.case for t in tasks}
+        acc: dict = {}
+        for e in events:
+            s = acc.setdefault((e["device"], case_of[e["task"]]), [0.0, 0])
+            s[0] += e["end"] - e["start"]
+            s[1] += 1
+        self.mean = {k: total / n for k, (total, n) in acc.items()}
+
+    def predict(self, backend: str, device: str, case) -> float | None:
+        return self.mean.get((device, case))
+
+
+def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict]) -> SimResult:
+    """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
+    device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
+    over `events` (pass every run of the task set, so kinds this policy never put on a device are known)."""
+    return simulate(tasks, states, policy, RunTimes(events, tasks))

@@ -5,7 +5,8 @@ the driver once and shared through Ray's object store.
     mixed:N        N independent tasks drawn (seeded) from the workloads' default presets and smaller shapes
     transformer:L  L layers x 4 batches of QKV matmul -> causal attention -> output proj -> MLP up -> MLP down
     gan:B          B batches of generator conv_transpose2d x3 -> discriminator conv2d x3
-`size="quick"` gives tiny shapes of the same structure (tests).
+`size="quick"` gives tiny shapes of the same structure (tests); `inputs=False` builds the tasks without their
+arrays (the simulator needs only shapes, and mixed:100000 would not fit in memory).
 """
 from __future__ import annotations
 
@@ -88,17 +89,20 @@ def _pool(size: str) -> list[Case]:
     return cases
 
 
-def mixed(n: int = 40, seed: int = 0, size: str = "full", workloads=None) -> TaskSet:
+def mixed(n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs: bool = True) -> TaskSet:
     pool = [c for c in _pool(size) if workloads is None or c.workload in workloads]
     if not pool:
         raise HeteroError("mixed: no workload left to draw from")
+    labels = [f"{c.workload} {c.preset or c.shape}" for c in pool]
+    nbytes = [_nbytes(c) for c in pool]
     rng = np.random.default_rng(seed)
     tasks, consts = [], {}
-    for i, j in enumerate(rng.integers(0, len(pool), n)):
+    for i, j in enumerate(rng.integers(0, len(pool), n).tolist()):
         case = pool[j]
         key = f"in{i}"
-        consts[key] = get(case.workload).make_inputs(case, seed * 100003 + i)
-        tasks.append(Task(i, case, f"{case.workload} {case.preset or case.shape}", const=key, nbytes=_nbytes(case)))
+        if inputs:
+            consts[key] = get(case.workload).make_inputs(case, seed * 100003 + i)
+        tasks.append(Task(i, case, labels[j], const=key, nbytes=nbytes[j]))
     return TaskSet(f"mixed:{n}", tasks, consts, independent=True)
 
 
@@ -107,7 +111,7 @@ def _weights(rng, shape, fan_in) -> np.ndarray:
     return (rng.standard_normal(shape, dtype=np.float32) * fan_in ** -0.5).astype(np.float32)
 
 
-def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "full") -> TaskSet:
+def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:
     B, S, H, D = (2, 32, 2, 16) if size == "quick" else (8, 256, 6, 64)
     d, M = H * D, B * S
     rng = np.random.default_rng(seed)
@@ -137,10 +141,10 @@ def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "f
             t = add(mmc(d, d), f"{tag}.proj", [t], f"L{layer}.proj", "heads-to-rows")
             t = add(mmc(d, 4 * d), f"{tag}.up", [t], f"L{layer}.up", "rows")
             prev = add(mmc(4 * d, d), f"{tag}.down", [t], f"L{layer}.down", "rows")
-    return TaskSet(f"transformer:{layers}", tasks, consts, independent=False)
+    return TaskSet(f"transformer:{layers}", tasks, consts if inputs else {}, independent=False)
 
 
-def gan(batches: int = 4, seed: int = 0, size: str = "full") -> TaskSet:
+def gan(batches: int = 4, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:
     """DCGAN-shaped: z (N, C, 4, 4) -> 3 transposed convs (4x4, stride 2) to an image -> 3 strided convs."""
     N, ch = (2, (8, 6, 4, 3)) if size == "quick" else (64, (256, 128, 64, 3))
     dch = (3,) + tuple(reversed(ch[:-1]))    # discriminator 3 -> 64 -> 128 -> 256 (mirrors the generator)
@@ -164,13 +168,13 @@ def gan(batches: int = 4, seed: int = 0, size: str = "full") -> TaskSet:
             case = cv.case(dict(N=N, C=dch[i], H=hw, W=hw, K=dch[i + 1], **geo))
             tasks.append(Task(len(tasks), case, f"b{b}.D{i}", (prev,), f"D{i}", "image", _nbytes(case)))
             prev, hw = len(tasks) - 1, hw // 2
-    return TaskSet(f"gan:{batches}", tasks, consts, independent=False)
+    return TaskSet(f"gan:{batches}", tasks, consts if inputs else {}, independent=False)
 
 
 SETS = {"mixed": (mixed, 40), "transformer": (transformer, 4), "gan": (gan, 4)}
 
 
-def make(spec: str, seed: int = 0, size: str = "full") -> TaskSet:
+def make(spec: str, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:
     """'mixed:40', 'transformer:4' (layers), 'gan:4' (batches); the number is optional."""
     name, _, num = spec.partition(":")
     if name not in SETS:
@@ -178,7 +182,7 @@ def make(spec: str, seed: int = 0, size: str = "full") -> TaskSet:
     fn, default = SETS[name]
     if num and not (num.isdigit() and int(num) > 0):
         raise HeteroError(f"--tasks {spec!r}: the count after ':' must be a positive integer")
-    return fn(int(num) if num else default, seed=seed, size=size)
+    return fn(int(num) if num else default, seed=seed, size=size, inputs=inputs)
 
 
 def reference_check(task: Task, inputs: dict, out) -> tuple[bool, float]:

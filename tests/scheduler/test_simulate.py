@@ -1,0 +1,115 @@
+"""The simulator: pooling identical devices changes no decision, profiles say how they were obtained, the CLI
+runs a mix at scale, and a committed real run is reproduced from its own durations."""
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.simulate import cli
+from hetero import fpga_model
+from hetero.scheduler import policies, profiles, tasks
+from hetero.scheduler.perfmodel import PerfModel
+from hetero.scheduler.policies import DeviceState
+from hetero.scheduler.simulate import simulate
+from tests.scheduler.test_sched_policies import Table
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+SPEED = Table({"fast": {"matmul": 4e9, "attention": 1e9, "conv2d": 2e9, "conv_transpose2d": 2e9},
+               "slow": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
+               "mm": {"matmul": 8e9}})
+
+
+def _mix():
+    out = []
+    for kind, n in (("fast", 3), ("slow", 5), ("mm", 2)):
+        sup = frozenset(SPEED.speed[kind])
+        out += [DeviceState(f"{kind}.{i}", kind, kind, 1e-4, 1e10, sup) for i in range(n)]
+    return out
+
+
+@pytest.mark.parametrize("name", ["dmda", "eager"])
+def test_pooling_changes_no_decision(name):
+    ts = tasks.mixed(300, size="quick", inputs=False)
+    pooled = simulate(ts.tasks, _mix(), policies.make(name), SPEED, pool=True)
+    flat = simulate(ts.tasks, _mix(), policies.make(name), SPEED, pool=False)
+    assert math.isclose(pooled.makespan, flat.makespan, rel_tol=1e-12)
+    kind = lambda where: sorted((t, d.split(".")[0]) for t, d in where.items())  # noqa: E731
+    assert kind(pooled.where) == kind(flat.where)     # same kind of device for every task
+    assert len(pooled.where) == 300
+
+
+def test_every_policy_runs_every_task_once_on_a_capable_device():
+    ts = tasks.mixed(200, size="quick", inputs=False)
+    for name in policies.POLICIES:
+        r = simulate(ts.tasks, _mix(), policies.make(name), SPEED)
+        assert sorted(r.where) == [t.id for t in ts.tasks]
+        assert all(r.where[t.id].startswith(("fast", "slow")) for t in ts.tasks if t.case.workload != "matmul")
+        assert r.makespan == pytest.approx(max(r.end.values()))
+        assert sum(r.busy.values()) == pytest.approx(sum(r.end[i] - r.start[i] for i in r.where))
+
+
+def test_profiles_from_results_and_models():
+    model = PerfModel(Path("/nonexistent"))
+    for csv in sorted(RESULTS.glob("*/bench.csv")):
+        model.ingest_csv(csv)
+    case = tasks.get("matmul").case(dict(M=1024, N=1024, K=1024))
+    u250 = profiles.profile("u250", model)
+    pr = fpga_model.PRESETS["alveo-u250-fp32"]
+    assert u250.source.startswith("modeled: fpga_model") and u250.seconds(case) > 2 * 1024**3 / (pr.peak_gflops * 1e9)
+    assert u250.seconds(case) == fpga_model.estimate(pr, case).kernel_s
+    a100 = profiles.profile("a100", model)
+    assert a100.source.startswith("modeled: roofline")
+    assert a100.seconds(case) == pytest.approx(2 * 1024**3 / 19.5e12 + profiles.GPU_LAUNCH_S)
+    if any(b == "cupy" for b, *_ in model.entries):
+        h100 = profiles.profile("h100", model)
+        assert h100.measured and h100.seconds(case) >= 2 * 1024**3 / 67e12
+    with pytest.raises(ValueError, match="device kind 'tpu9'"):
+        profiles.profile("tpu9", model)
+    assert profiles.parse_mix("8xh100, u250,2*cpu") == [(8, "h100"), (1, "u250"), (2, "cpu")]
+    for bad in ("0xh100", "8x", "8 h100", ""):
+        with pytest.raises(ValueError, match="--mix"):
+            profiles.parse_mix(bad)
+
+
+def test_cli_mix_and_errors(tmp_path, capsys):
+    assert cli(["--mix", "4xh100,2xu250,1xcpu", "--mix", "2xu250", "--tasks", "mixed:500", "--tasks", "gan:2",
+                "--policy", "dmda,round-robin", "--out", str(tmp_path), "--name", "s"]) == 0
+    from hetero.results import CSV_READ
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "s" / "simulate.csv", **CSV_READ)
+    assert len(df) == 2 * 2 * 2 and (df.gap >= 1 - 1e-9).all() and df.timing.str.startswith("modeled").all()
+    assert "u250: modeled: fpga_model" in capsys.readouterr().out
+    for argv, msg in ((["--mix", "3xtpu"], "device kind 'tpu'"), (["--mix", "x"], "device kind 'x'"),
+                      (["--mix", "cpu", "--policy", "fifo"], "unknown policy 'fifo'"),
+                      (["--mix", "cpu", "--tasks", "bogus"], "unknown task set 'bogus'"),
+                      (["--tasks", "mixed"], "give at least one --mix"),
+                      (["--replay", str(tmp_path)], "not a bench.schedule run folder")):
+        assert cli(argv + ["--out", str(tmp_path)]) == 2
+        assert msg in capsys.readouterr().err
+
+
+def _replayable(run: Path) -> bool:
+    """Runs that recorded each device's measured transfer cost (bench.schedule since the simulator exists):
+    without it the graphs' data movement is missing from the replay."""
+    import json
+
+    meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").exists() else {}
+    return (run / "trace.json").exists() and all("transfer_latency_s" in d for d in meta.get("devices", {}).values())
+
+
+REPLAYED = sorted(p for p in RESULTS.glob("schedule-*") if _replayable(p))
+
+
+@pytest.mark.parametrize("run", REPLAYED, ids=[p.name for p in REPLAYED])
+def test_replay_of_a_committed_real_run_within_15_percent(run, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    assert cli(["--replay", str(copy)]) == 0
+    df = pd.read_csv(copy / "replay.csv")
+    dmda = df[df.policy == "dmda"]
+    assert len(dmda) and (dmda.error_pct.abs() <= 15).all(), dmda.to_string()
