@@ -77,3 +77,27 @@ def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def gantt(events: list[dict], path: Path, title: str) -> Path:
+    """One row per device, one bar per task (start..end, measured wall clock), coloured by workload."""
+    plt = _plt()
+    devices = list(dict.fromkeys(sorted(e["device"] for e in events)))
+    workloads = list(dict.fromkeys(sorted(e["workload"] for e in events)))
+    colors = {w: plt.get_cmap("tab10")(i) for i, w in enumerate(workloads)}
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(devices) + 1.6))
+    for w in workloads:
+        for i, d in enumerate(devices):
+            bars = [(e["start"], e["end"] - e["start"]) for e in events if e["device"] == d and e["workload"] == w]
+            if bars:
+                ax.broken_barh(bars, (i - 0.4, 0.8), facecolors=colors[w], edgecolor="black", linewidth=0.2)
+    for w in workloads:
+        ax.bar(0, 0, color=colors[w], label=w)   # legend entries only
+    ax.set_yticks(range(len(devices)), devices)
+    ax.set_xlabel("seconds from the run's start (measured wall clock)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", ncols=len(workloads))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

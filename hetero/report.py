@@ -80,3 +80,69 @@ def to_markdown(table: pd.DataFrame) -> str:
     for idx, row in table.iterrows():
         lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.values]) + " |")
     return "\n".join(lines)
+
+
+def load_csvs(results_dir, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """Every results/<run>/<name> (schedule.csv, simulate.csv) with a 'run' column; notes on unreadable files."""
+    frames, notes = [], []
+    for path in sorted(Path(results_dir).glob(f"*/{name}")):
+        try:
+            frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""]).assign(run=path.parent.name))
+        except Exception as exc:
+            notes.append(f"skipped: corrupt {path}: {type(exc).__name__}: {exc}".splitlines()[0])
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
+
+
+def _mix_of(df: pd.DataFrame) -> pd.Series:
+    return df["mix"] if "mix" in df else df.devices.str.replace(",", "+")
+
+
+def mix_tables(sched: pd.DataFrame, policy: str = "dmda") -> list[tuple[str, pd.DataFrame]]:
+    """Per (run, task set): rows device mixes (their `policy` run), columns makespan, throughput, speedup vs the
+    best single device (the fastest one-device mix of the run, else the mix's own `single` policy run) and
+    utilisation. All measured (wall clock); no energy counter exists on these CPU devices."""
+    out = []
+    if sched.empty:
+        return out
+    sched = sched.assign(mix=_mix_of(sched))
+    for (run, taskset), g in sched.groupby(["run", "taskset"], sort=False):
+        rows = g[g.policy == policy]
+        if rows.empty:
+            continue
+        alone = rows[~rows.mix.str.contains(r"\+")]
+        best_single = alone.makespan_s.min() if len(alone) else None
+        table = pd.DataFrame({
+            "mix": rows.mix, "makespan_s": rows.makespan_s.round(3), "tasks_per_s": rows.tasks_per_s.round(1),
+            "gflops": rows.gflops.round(1),
+            "speedup_vs_best_single": (best_single / rows.makespan_s if best_single else rows.speedup_vs_single)
+            .round(2),
+            "utilization": rows.utilization, "energy": "not measured"}).set_index("mix")
+        out.append((f"{run}: {taskset}, policy {policy}, measured wall clock", table))
+    return out
+
+
+def policy_tables(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per (run, task set, mix): rows policies, the figures the scheduler's targets use."""
+    out = []
+    if sched.empty:
+        return out
+    sched = sched.assign(mix=_mix_of(sched))
+    cols = ["makespan_s", "speedup_vs_single", "speedup_vs_round_robin", "bound_s", "gap", "overhead_ms_per_task",
+            "task_counts"]
+    for (run, taskset, mix), g in sched.groupby(["run", "taskset", "mix"], sort=False):
+        table = g.set_index("policy")[cols].round(3)
+        out.append((f"{run}: {taskset} on {mix}, measured wall clock", table))
+    return out
+
+
+def simulation_tables(sim: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per simulate run: rows (mix, task set, policy); every figure modeled."""
+    out = []
+    for run, g in (sim.groupby("run", sort=False) if not sim.empty else ()):
+        table = g.assign(row=g.mix + " | " + g.taskset + " | " + g.policy).set_index("row")[
+            ["devices", "makespan_s", "tasks_per_s", "gflops", "gap", "sim_wall_s", "utilization"]]
+        table = table.assign(makespan_s=table.makespan_s.map("{:.4g}*".format),
+                             gflops=table.gflops.map("{:.4g}*".format), gap=table.gap.round(2),
+                             tasks_per_s=table.tasks_per_s.map("{:.4g}".format), sim_wall_s=table.sim_wall_s.round(2))
+        out.append((f"{run}: simulated (modeled*), profiles: {g.profiles.iloc[0]}", table))
+    return out

@@ -38,3 +38,43 @@ def test_corrupt_file_is_named_and_the_rest_reported(results, capsys):
 def test_missing_folder_is_exit_2(tmp_path, capsys):
     assert cli(["--results", str(tmp_path / "nope")]) == 2
     assert "no results folder" in capsys.readouterr().err
+
+
+def _schedule_run(folder):
+    """A bench.schedule folder from hand-made runs: two one-device mixes and their union, dmda and single."""
+    from hetero.results import atomic_write
+    from hetero.scheduler import report, tasks
+    from hetero.scheduler.runtime import RunResult
+
+    ts = tasks.mixed(4, size="quick", inputs=False)
+    rows, results = [], []
+    for mix, span in (("a", 4.0), ("b", 3.0), ("a+b", 2.0)):
+        devs = mix.split("+")
+        for policy in ("single", "dmda"):
+            ev = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
+                   "device": devs[i % len(devs)], "start": 100.0 + i * 0.5, "end": 100.4 + i * 0.5,
+                   "kernel_s": 0.4, "flops": t.flops} for i, t in enumerate(ts.tasks)]
+            results.append(RunResult(policy, ts, mix, ev, t0=100.0, t1=100.0 + span))
+            rows.append(dict(taskset=ts.name, mix=mix, policy=policy, devices=",".join(devs), tasks=4,
+                             makespan_s=span * (1.5 if policy == "single" else 1), tasks_per_s=4 / span, gflops=1.0,
+                             speedup_vs_single=1.5 if policy == "dmda" else 1.0, speedup_vs_round_robin=None,
+                             bound_s=span, gap=1.0, overhead_ms_per_task=0.3, utilization="a=0.5",
+                             task_counts="a=4"))
+    write_rows(folder / "schedule.csv", rows, report.COLUMNS)
+    atomic_write(folder / "trace.json", report.chrome_trace(results))
+    write_metadata(folder / "meta.json", metadata({}, ["test"]))
+
+
+def test_report_has_device_mix_tables_gantt_and_simulations(results, capsys):
+    pytest.importorskip("matplotlib")
+    from bench.simulate import cli as simulate
+
+    _schedule_run(results / "sched")
+    assert simulate(["--mix", "2xu250,cpu", "--tasks", "mixed:50", "--out", str(results), "--name", "sim"]) == 0
+    assert cli(["--results", str(results)]) == 0
+    readme = (results / "README.md").read_text()
+    mixes = readme.split("### mixed:4, policy dmda")[1]
+    assert "| a+b | 2.0 |" in mixes and "| 1.5 |" in mixes.split("| a+b |")[1].splitlines()[0]  # 3.0 / 2.0
+    assert "## sched (bench.schedule)" in readme and "gantt-mixed-4-a-b.png" in readme
+    assert (results / "plots" / "sched-gantt-mixed-4-a-b.png").stat().st_size > 1000
+    assert "## sim (bench.simulate)" in readme and "modeled" in readme.split("## sim (bench.simulate)")[1]
