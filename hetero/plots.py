@@ -96,7 +96,7 @@ def gantt(events: list[dict], path: Path, title: str) -> Path:
     ax.set_yticks(range(len(devices)), devices)
     ax.set_xlabel("seconds from the run's start (measured wall clock)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper right", ncols=len(workloads))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
