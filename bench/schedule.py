@@ -100,11 +100,7 @@ def _run(argv=None) -> int:
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model = PerfModel.load(Path(args.model) if args.model else None, warn=note)
     if args.from_results:
-        for csv in sorted(Path(args.from_results).glob("*/bench.csv")):
-            try:
-                model.ingest_csv(csv)
-            except Exception as exc:
-                note(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
+        model.ingest_results(args.from_results, warn=note)
     sets = [tasks.make(s, seed=args.seed, size=args.size) for s in args.tasks]
     runtime.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
     devices, notes = runtime.start_devices(devs, args.share_cores, args.strict, warn=note)

@@ -64,11 +64,7 @@ def _load_model(args, note):
 
     model = PerfModel.load(Path(args.model) if args.model else None, warn=note)
     if args.from_results:
-        for csv in sorted(Path(args.from_results).glob("*/bench.csv")):
-            try:
-                model.ingest_csv(csv)
-            except Exception as exc:
-                note(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
+        model.ingest_results(args.from_results, warn=note)
     return model
 
 

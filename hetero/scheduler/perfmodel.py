@@ -117,6 +117,16 @@ class PerfModel:
             used += 1
         return used
 
+    def ingest_results(self, results_dir, warn=print) -> int:
+        """Every <results_dir>/*/bench.csv; an unreadable file is reported through `warn` and skipped."""
+        used = 0
+        for csv in sorted(Path(results_dir).glob("*/bench.csv")):
+            try:
+                used += self.ingest_csv(csv)
+            except Exception as exc:
+                warn(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
+        return used
+
     # -- predicting ----------------------------------------------------------------------------------
     def history(self, backend: str, device: str, case: Case) -> History | None:
         h = self.entries.get((backend, device, case.workload, footprint(case)))

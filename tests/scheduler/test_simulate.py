@@ -50,8 +50,7 @@ def test_every_policy_runs_every_task_once_on_a_capable_device():
 
 def test_profiles_from_results_and_models():
     model = PerfModel(Path("/nonexistent"))
-    for csv in sorted(RESULTS.glob("*/bench.csv")):
-        model.ingest_csv(csv)
+    model.ingest_results(RESULTS)
     case = tasks.get("matmul").case(dict(M=1024, N=1024, K=1024))
     u250 = profiles.profile("u250", model)
     pr = fpga_model.PRESETS["alveo-u250-fp32"]
