@@ -103,15 +103,12 @@ def _simulate(args, note) -> int:
             for name in pols:
                 r = runs[name] = simulate(ts.tasks, states, policies.make(name, args.seed), pmodel)
                 note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
-                busy, count = Counter(), Counter(r.counts())
-                for s in states:
-                    busy[s.name] = r.busy[s.name]
                 rows.append(dict(
                     mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
                     makespan_s=r.makespan, tasks_per_s=len(ts.tasks) / r.makespan, gflops=flops / r.makespan / 1e9,
                     speedup_vs_round_robin=None, bound_s=bound, gap=r.makespan / bound if bound > 0 else None,
-                    sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, busy, r.makespan, mean=True),
-                    task_counts=_per_kind(mix, states, count), timing=timing,
+                    sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
+                    task_counts=_per_kind(mix, states, r.counts()), timing=timing,
                     profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
             rr = runs.get("round-robin")
             for row in rows[-len(pols):]:
@@ -120,7 +117,7 @@ def _simulate(args, note) -> int:
     write_rows(folder / "simulate.csv", rows, COLUMNS)
     write_metadata(folder / "meta.json", metadata({k: {"profile": v} for k, v in sources.items()}))
     print(_table(rows))
-    print(f"\nall times modeled by simulation; profiles: " + "; ".join(f"{k}: {v}" for k, v in sources.items()))
+    print("\nall times modeled by simulation; profiles: " + "; ".join(f"{k}: {v}" for k, v in sources.items()))
     print(f"wrote {folder / 'simulate.csv'} ({len(rows)} rows) and {folder / 'meta.json'}")
     return 0
 
