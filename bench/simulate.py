@@ -175,7 +175,8 @@ def _replay(args, note) -> int:
         mix = r.get("mix") or "-"                     # runs before --mixes: every device, mix '-'
         here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
         events = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix for e in evs]
-        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events)
+        others = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m != mix for e in evs]
+        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events, others)
         err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
                          sim_makespan_s=sim.makespan, error_pct=err,

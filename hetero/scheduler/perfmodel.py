@@ -112,7 +112,12 @@ class PerfModel:
                 continue
             if h is None:
                 h = self.entries[key] = History(flops=float(r["flops"]), source="kernel")
-            h.add(float(r["median_s"]), drop_first=False)
+            seconds = float(r["median_s"])
+            emu = r.get("emu_wall_s")
+            if r.get("timing") == "modeled" and isinstance(emu, (int, float)) and emu == emu:
+                # A live task on an emulated device lasts as long as the emulation, if that is longer
+                seconds = max(seconds, float(emu))
+            h.add(seconds, drop_first=False)
             self._fits.pop((*key[:3], key[3].rpartition("|")[2]), None)
             used += 1
         return used

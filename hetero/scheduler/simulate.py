@@ -109,8 +109,11 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
             tr = transfer(t, d)
             d.queue_end = max(d.queue_end, now + tr) + (p if p is not None else estimate(model, t, devices))
             d.outstanding += 1
-            start = max(free_at[j], now + tr)
+            # The device takes in its inputs, then runs, as a Ray actor does; every task pays at least the
+            # device's per-call latency (its inputs may already be there, the call itself still travels).
+            start = max(free_at[j], now) + (tr or d.latency)
             dur = actual(t, d)
+            dur = dur if dur is not None else estimate(model, t, devices)
             free_at[j] = start + dur
             busy[j] += dur
             res.start[t.id], res.end[t.id] = start, start + dur
@@ -139,7 +142,8 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
 class RunTimes:
     """The model of a real run: (device name, case) -> the mean seconds that kind took on that device in it."""
 
-    def __init__(self, events: list[dict], tasks):
+    def __init__(self, events: list[dict], tasks, fallback: "RunTimes | None" = None):
+        self.fallback = fallback         # for kinds this run never put on a device
         case_of = {t.id: t.case for t in tasks}
         acc: dict = {}
         for e in events:
@@ -149,11 +153,13 @@ class RunTimes:
         self.mean = {k: total / n for k, (total, n) in acc.items()}
 
     def predict(self, backend: str, device: str, case) -> float | None:
-        return self.mean.get((device, case))
+        t = self.mean.get((device, case))
+        return t if t is not None or self.fallback is None else self.fallback.predict(backend, device, case)
 
 
-def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict]) -> SimResult:
+def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict], others: list[dict] = ()) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
-    over `events` (pass every run of the task set, so kinds this policy never put on a device are known)."""
-    return simulate(tasks, states, policy, RunTimes(events, tasks))
+    over `events` (every policy's run of the set on this mix), else over `others` (the set's runs on other
+    mixes), else the mean over the devices that ran it."""
+    return simulate(tasks, states, policy, RunTimes(events, tasks, RunTimes(list(others), tasks)))
