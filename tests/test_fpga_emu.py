@@ -53,3 +53,15 @@ def test_bad_preset_message():
         get("fpga-emu", device="nope").device()
     msg = str(exc.value)
     assert "\n" not in msg and "unknown FPGA preset 'nope'; valid: alveo-u250-fp32" in msg
+
+
+def test_bench_run_all_workloads_on_opencl_and_fpga_emu(tmp_path):
+    """Issue 3's command, on the quick presets: every row correct, fpga-emu rows modeled."""
+    from bench.run import cli
+    from hetero.results import read_rows
+
+    assert cli(["--workload", "all", "--backends", "numpy,numba,opencl,fpga-emu", "--quick", "--budget", "0.02",
+                "--out", str(tmp_path), "--strict"]) == 0
+    df = read_rows(next(tmp_path.glob("*/bench.csv")))
+    assert set(df.backend) >= {"numpy", "numba", "opencl", "fpga-emu"} and (df.status == "ok").all()
+    assert (df[df.backend == "fpga-emu"].timing == "modeled").all()
