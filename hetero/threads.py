@@ -5,6 +5,9 @@ must set all of them, or two devices fight over one core.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import lru_cache
+
 from hetero.devices import physical_cores
 
 
@@ -23,3 +26,30 @@ def set_numba_threads(n: int | None) -> int:
     n = min(n or physical_cores(), numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(n)
     return n
+
+
+@lru_cache(maxsize=1)
+def _scipy_openblas():
+    """threadpoolctl's controller for SciPy's OpenBLAS (the one Numba's np.dot calls); None if it cannot see it."""
+    import scipy.linalg.cython_blas  # noqa: F401  load SciPy's OpenBLAS so threadpoolctl can find it
+    from threadpoolctl import ThreadpoolController
+
+    libs = [lib for lib in ThreadpoolController().lib_controllers
+            if lib.internal_api == "openblas" and "scipy.libs" in lib.filepath]
+    return libs[0] if libs else None
+
+
+@contextmanager
+def single_threaded_scipy_blas():
+    """SciPy's OpenBLAS on 1 thread inside the block, for Numba kernels that call sgemm from each of their own
+    threads: those already use every core, and OpenBLAS threads inside them would oversubscribe."""
+    blas = _scipy_openblas()
+    if blas is None:
+        yield
+        return
+    prev = blas.get_num_threads()
+    blas.set_num_threads(1)
+    try:
+        yield
+    finally:
+        blas.set_num_threads(prev)

@@ -23,6 +23,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
+from hetero.threads import single_threaded_scipy_blas
+
 # Block sizes, measured on Zen 3 with D=64: sgemm repacks both operands on every call, so big blocks pay off
 # (128x128 blocks ran ~10% slower than 256x256).
 BQ = 256  # queries per task
@@ -169,22 +171,6 @@ def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
                 dst[r, d] = acc[r, d] * inv
 
 
-_blas = None  # threadpoolctl controller of the OpenBLAS that Numba's np.dot calls (SciPy's)
-
-
-def _scipy_blas():
-    """The threadpoolctl controller for SciPy's OpenBLAS, found once; None if threadpoolctl cannot see it."""
-    global _blas
-    if _blas is None:
-        import scipy.linalg.cython_blas  # noqa: F401  load SciPy's OpenBLAS so threadpoolctl can find it
-        from threadpoolctl import ThreadpoolController
-
-        libs = [lib for lib in ThreadpoolController().lib_controllers
-                if lib.internal_api == "openblas" and "scipy.libs" in lib.filepath]
-        _blas = libs[0] if libs else False
-    return _blas or None
-
-
 def attention(q, k, v, out, scale, is_causal):
     """q: (B, H, Sq, D), k, v: (B, H, Sk, D), out: (B, H, Sq, D); all float32 C-contiguous.
 
@@ -194,17 +180,8 @@ def attention(q, k, v, out, scale, is_causal):
     bq = BQ
     while bq > 32 and B * H * -(-Sq // bq) < MIN_TASKS:
         bq //= 2
-    args = (q, k, v, out, float(scale), bool(is_causal), bq, BK, BK_DIAG)
-    blas = _scipy_blas()
-    if blas is None:
-        _attention(*args)
-        return
-    prev = blas.get_num_threads()
-    blas.set_num_threads(1)  # our prange threads already use every core
-    try:
-        _attention(*args)
-    finally:
-        blas.set_num_threads(prev)
+    with single_threaded_scipy_blas():
+        _attention(q, k, v, out, float(scale), bool(is_causal), bq, BK, BK_DIAG)
 
 
 def warmup():

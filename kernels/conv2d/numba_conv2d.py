@@ -27,6 +27,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from hetero.threads import single_threaded_scipy_blas
+
 # Columns of one GEMM tile (tp * Wph); sgemm needs a few hundred to run near peak, col (C*R*S, cols) should fit L2.
 TILE_COLS = 512
 
@@ -179,35 +181,6 @@ def _conv_transpose2d_kernel(x, w2, bias, sh, sw, ph, pw, dh, dw, R, S, nthreads
             _col2im_add(cols, R, S, H, W, sh, sw, ph, pw, dh, dw, out[n])
 
 
-_blas = None  # threadpoolctl controller of the OpenBLAS that Numba's np.dot calls (SciPy's)
-
-
-def _scipy_blas():
-    """The threadpoolctl controller for SciPy's OpenBLAS, found once; None if threadpoolctl cannot see it."""
-    global _blas
-    if _blas is None:
-        import scipy.linalg.cython_blas  # noqa: F401  load SciPy's OpenBLAS so threadpoolctl can find it
-        from threadpoolctl import ThreadpoolController
-
-        libs = [lib for lib in ThreadpoolController().lib_controllers
-                if lib.internal_api == "openblas" and "scipy.libs" in lib.filepath]
-        _blas = libs[0] if libs else False
-    return _blas or None
-
-
-def _single_blas(fn, *args):
-    """Run fn with SciPy's OpenBLAS on 1 thread: our threads already use every core."""
-    blas = _scipy_blas()
-    if blas is None:
-        return fn(*args)
-    prev = blas.get_num_threads()
-    blas.set_num_threads(1)
-    try:
-        return fn(*args)
-    finally:
-        blas.set_num_threads(prev)
-
-
 def _bias_or_zeros(bias, k):
     return np.zeros(k, np.float32) if bias is None else bias
 
@@ -220,8 +193,9 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     ph_cols = Q + ((S - 1) * dw) // sw
     tile_rows = max(1, min(out.shape[2], TILE_COLS // ph_cols))
     nthreads = numba.get_num_threads()
-    _single_blas(_conv2d_kernel, x, w.reshape(K, C * R * S), _bias_or_zeros(bias, K),
-                 sh, sw, ph, pw, dh, dw, R, S, tile_rows, nthreads, out)
+    with single_threaded_scipy_blas():
+        _conv2d_kernel(x, w.reshape(K, C * R * S), _bias_or_zeros(bias, K),
+                       sh, sw, ph, pw, dh, dw, R, S, tile_rows, nthreads, out)
 
 
 def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, out):
@@ -231,8 +205,9 @@ def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, out)
     C, K, R, S = w.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     nthreads = numba.get_num_threads()
-    _single_blas(_conv_transpose2d_kernel, x, w.reshape(C, K * R * S), _bias_or_zeros(bias, K),
-                 sh, sw, ph, pw, dh, dw, R, S, nthreads, out)
+    with single_threaded_scipy_blas():
+        _conv_transpose2d_kernel(x, w.reshape(C, K * R * S), _bias_or_zeros(bias, K),
+                                 sh, sw, ph, pw, dh, dw, R, S, nthreads, out)
 
 
 def warmup():
