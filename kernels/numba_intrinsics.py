@@ -1,0 +1,61 @@
+"""LLVM operations that Numba's nopython mode has no spelling for, as @intrinsic functions on float32 arrays."""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+def _data(context, builder, ty, value):
+    return context.make_array(ty)(context, builder, value).data
+
+
+@intrinsic
+def prefetch_write(typingctx, arr, idx):
+    """Hint that arr[idx] is about to be written: llvm.prefetch (write, keep in cache) of its cache line."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, sig, args):
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [args[1]])
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p)] + [ir.Constant(i32, v) for v in (1, 3, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def transpose16_add(typingctx, src, s0, s_step, dst, d0, d_step, vec, v0):
+    """dst[d0 + j*d_step + i] = src[s0 + i*s_step + j] + vec[v0 + j] for i, j < 16, on flat float32 arrays.
+
+    A 16x16 transpose in registers: 16 row loads (vec added to each), 4 rounds of 16 two-vector shuffles, 16 row
+    stores. Round d swaps the off-diagonal d x d blocks of every 2d x 2d block."""
+    sig = types.void(src, s0, s_step, dst, d0, d_step, vec, v0)
+
+    def codegen(context, builder, sig, args):
+        src_p, dst_p, vec_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 6))
+        vptr = ir.VectorType(ir.FloatType(), 16).as_pointer()
+        idx = args[1].type
+
+        def row(base, start, step, i):  # pointer to the 16 floats at base[start + i*step]
+            at = builder.add(start, builder.mul(step, ir.Constant(idx, i)))
+            return builder.bitcast(builder.gep(base, [at]), vptr)
+
+        v = builder.load(row(vec_p, args[7], args[2], 0), align=4)
+        rows = [builder.fadd(builder.load(row(src_p, args[1], args[2], i), align=4), v) for i in range(16)]
+        d = 1
+        while d < 16:
+            for i in (i for i in range(16) if not i & d):
+                lo = [j if not j & d else 16 + j - d for j in range(16)]
+                hi = [j + d if not j & d else 16 + j for j in range(16)]
+                rows[i], rows[i + d] = (builder.shuffle_vector(rows[i], rows[i + d], ir.Constant(
+                    ir.VectorType(ir.IntType(32), 16), mask)) for mask in (lo, hi))
+            d *= 2
+        for j in range(16):
+            builder.store(rows[j], row(dst_p, args[4], args[5], j), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
