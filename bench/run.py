@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from bench.cli import Parser, csv_list, main
 from hetero.backends import registry
+from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.runner import COLUMNS, RunConfig, run, warm_up
@@ -131,6 +132,9 @@ def _run(argv=None) -> int:
 
     print(f"compiling {', '.join(b.name for b in backends)} ...", file=sys.stderr)
     warm_up(backends, cfg)
+    note = avx2_on_avx512_note()
+    if note:
+        print(note, file=sys.stderr)
     rows: list[dict] = []
     bar = tqdm(total=len(cases) * len(backends), unit="run", delay=2, file=sys.stderr, disable=None)
 
@@ -145,7 +149,8 @@ def _run(argv=None) -> int:
         rows += run(group, backends, cfg, on_row)
         write_rows(folder / "bench.csv", rows, COLUMNS)
     bar.close()
-    write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "complete": True})
+    write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "blas": blas_report(),
+                                                 "complete": True})
     print(format_table(rows))
     print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows) and {folder / 'meta.json'}")
     bad = [r for r in rows if r["status"] in ("wrong", "error")]

@@ -17,10 +17,13 @@ from hetero.backends.base import Device
 # (vendor, family, model) -> (GHz, source). Add a row when you measure a machine with a pure-FMA loop.
 MEASURED_CLOCKS = {
     ("AuthenticAMD", 25, 1): (3.2, "measured 3.2 GHz under load on the project's 2-core EPYC (Zen 3) machines"),
+    ("AuthenticAMD", 26, 2): (3.5, "measured 3.15-3.59 GHz (typically 3.5) with a 2-thread AVX-512 FMA loop on the "
+                                   "project's 2-core EPYC (Zen 5): 406-459 GFLOP/s"),
 }
 # (vendor, family, model) -> memory GB/s with all of the machine's cores streaming, for rooflines.
 MEASURED_BANDWIDTH = {
     ("AuthenticAMD", 25, 1): 35.0,  # measured 25-45 GB/s with 2 threads (noisy VM); the middle of that range
+    ("AuthenticAMD", 26, 2): 33.0,  # measured 30-36 GB/s, 2-thread triad (3 streams counted), noisy VM
 }
 
 

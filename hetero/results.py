@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hetero.blas_env import blas_report
 from hetero.devices import cpu_name, physical_cores
 from hetero.errors import HeteroError
 
@@ -88,6 +89,8 @@ def metadata(devices: dict, argv: list[str] | None = None) -> dict:
         "host": {"cpu": cpu_name(), "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
                  "machine": platform.machine(), "os": platform.platform(), "python": platform.python_version()},
         "libraries": libs,
+        "blas": blas_report(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "unset: OpenBLAS picks by CPU"),
         "devices": devices,
     }
 

@@ -1,0 +1,48 @@
+"""What BLAS every library runs, and a note when it leaves the CPU's AVX-512 unused.
+
+OpenBLAS's DYNAMIC_ARCH builds (NumPy's and SciPy's wheels) choose kernels by CPU, unless OPENBLAS_CORETYPE
+names a family. Measured on the project's 2-core Zen 5 EPYC: OpenBLAS picks its SkylakeX (AVX-512) kernels and
+sgemm 2048^3 runs at 405-417 GFLOP/s; with OPENBLAS_CORETYPE=Haswell (set in this project's sandbox environment)
+it runs its AVX2 kernels at 197-215. Results record which kernels ran, and bench.run says when AVX-512 sits idle.
+"""
+from __future__ import annotations
+
+import os
+
+# AVX-512 subsets OpenBLAS's SkylakeX kernels use.
+_SKYLAKEX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
+
+
+def _flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def blas_report() -> list[dict]:
+    """Every BLAS loaded in this process: library file, implementation, kernel architecture, threads."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{"library": os.path.basename(i.get("filepath", "")), "api": i.get("internal_api"),
+             "version": i.get("version"), "architecture": i.get("architecture"), "threads": i.get("num_threads")}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+
+
+def avx2_on_avx512_note() -> str:
+    """A note when a loaded OpenBLAS runs its Haswell (AVX2) kernels on a CPU with AVX-512, else ''."""
+    if not _SKYLAKEX_FLAGS <= _flags():
+        return ""
+    slow = sorted({b["library"] for b in blas_report() if b["api"] == "openblas" and b["architecture"] == "Haswell"})
+    if not slow:
+        return ""
+    fix = ("unset OPENBLAS_CORETYPE (it is set to " + os.environ["OPENBLAS_CORETYPE"] + ") or set it to SkylakeX"
+           if "OPENBLAS_CORETYPE" in os.environ else "export OPENBLAS_CORETYPE=SkylakeX")
+    return (f"note: OpenBLAS ({', '.join(slow)}) runs its Haswell (AVX2) kernels on this AVX-512 CPU: NumPy and "
+            f"the numba backend's BLAS blocks reach about half the CPU's peak; {fix} to use AVX-512")
