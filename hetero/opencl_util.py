@@ -20,12 +20,41 @@ ENV_DEVICE = "HETERO_OPENCL_DEVICE"
 
 
 def unavailable() -> str | None:
-    """None when an OpenCL device exists, else why not."""
+    """None when an OpenCL device exists and its compiler builds a kernel, else why not."""
     try:
         import pyopencl  # noqa: F401
     except ImportError:
         return "pyopencl not installed (pip install pyopencl pocl-binary-distribution)"
-    return None if all_devices() else "no OpenCL platform"
+    if not all_devices():
+        return "no OpenCL platform"
+    try:
+        device = pick_device()
+    except HeteroError as exc:
+        return str(exc)
+    return _cannot_build(device_key(device), device)
+
+
+_PROBE = "__kernel void probe(__global float *x) { x[get_global_id(0)] *= 2.0f; }"
+
+
+@lru_cache(maxsize=None)
+def _cannot_build(key: str, device) -> str | None:
+    """Build a one-line kernel once per device: a driver can list a device its compiler cannot target.
+
+    PoCL 3.0's bundled LLVM 14 does not know AMD Zen 5 (family 0x1A), calls it 'generic', and then rejects that
+    name (pocl/pocl#1049): every build fails with "unknown target CPU 'generic'"."""
+    import pyopencl as cl
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cl.Program(cl.Context([device]), _PROBE).build(options=list(BUILD_OPTIONS))
+    except cl.Error as exc:
+        log = " ".join(ln.strip() for ln in str(exc).splitlines() if "error:" in ln)[:200]
+        hint = (" (its LLVM does not know this CPU; PoCL issue #1049)" if "unknown target CPU" in log else "")
+        return (f"{device.name.strip()} ({device.platform.name.strip()}) cannot compile OpenCL kernels here: "
+                f"{log or error_name(exc)}{hint}; choose another device with {ENV_DEVICE}")
+    return None
 
 
 def all_devices() -> list[tuple[str, object]]:
