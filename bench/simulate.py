@@ -150,7 +150,7 @@ def _replay(args, note) -> int:
 
     from hetero.scheduler import policies, report, tasks
     from hetero.scheduler.policies import DeviceState
-    from hetero.scheduler.simulate import replay
+    from hetero.scheduler.simulate import call_overhead, replay
 
     run = Path(args.replay)
     try:
@@ -176,11 +176,12 @@ def _replay(args, note) -> int:
         here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
         events = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix for e in evs]
         others = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m != mix for e in evs]
-        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events, others)
+        overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
+        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events, others, overhead)
         err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
                          sim_makespan_s=sim.makespan, error_pct=err,
-                         timing="real: measured wall clock; sim: modeled from the run's mean durations"))
+                         timing="real: measured wall clock; sim: modeled from the run's mean durations and per-task overhead"))
     write_rows(run / "replay.csv", rows, REPLAY_COLUMNS)
     print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
     for r in rows:

@@ -38,6 +38,16 @@ def run_machine(results_dir, run: str) -> str:
     host = meta.get("host", {})
     gpus = sorted({d.get("name") for d in meta.get("devices", {}).values() if d.get("kind") == "gpu"})
     text = f"{host.get('cpu', '?')}, {host.get('physical_cores', '?')} cores"
+    cpu = next((d for d in meta.get("devices", {}).values() if d.get("kind") == "cpu" and d.get("peak_gflops")), None)
+    if cpu:
+        text += f" (fp32 peak {cpu['peak_gflops']:.0f} GFLOP/s, {cpu.get('peak_source', 'source unknown')})"
+    archs = sorted({b.get("architecture") for b in meta.get("blas", []) if b.get("architecture")})
+    if archs:
+        text += f"; OpenBLAS kernels {', '.join(archs)}"
+        if meta.get("openblas_coretype", "").startswith("unset"):
+            text += " (picked by OpenBLAS)"
+        elif meta.get("openblas_coretype"):
+            text += f" (OPENBLAS_CORETYPE={meta['openblas_coretype']})"
     return text + (f"; {', '.join(gpus)}" if gpus else "") + f"; {meta.get('date', '')[:10]}"
 
 

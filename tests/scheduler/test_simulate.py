@@ -114,3 +114,17 @@ def test_replay_of_a_committed_real_run_within_15_percent(run, tmp_path):
     alone = df.mix.map(lambda m: m == "-" or len(m.split("+")) <= cores)
     dmda = df[(df.policy == "dmda") & df.taskset.str.startswith("mixed") & alone]
     assert len(dmda) and (dmda.error_pct.abs() <= 15).all(), dmda.to_string()
+
+
+def test_call_overhead_holds_the_device_and_is_measured_from_gaps():
+    from hetero.scheduler.simulate import call_overhead
+
+    ts = tasks.mixed(6, size="quick", inputs=False)
+    one = [DeviceState("fast.0", "fast", "fast", 1e-4, 1e10, frozenset(SPEED.speed["fast"]))]
+    base = simulate(ts.tasks, one, policies.make("round-robin"), SPEED)
+    slow = simulate(ts.tasks, one, policies.make("round-robin"), SPEED, overhead={"fast.0": 0.01})
+    # all six are queued at once: each later task starts 10 ms later than the one before it did
+    assert slow.makespan == pytest.approx(base.makespan + 5 * 0.01)
+    assert slow.busy == pytest.approx(base.busy)        # the overhead is not counted as work
+    events = [{"device": "a", "start": s, "end": e} for s, e in ((0, 1), (1.5, 2), (2.1, 3), (4, 5))]
+    assert call_overhead([events]) == {"a": pytest.approx(0.5)}   # median of the gaps 0.5, 0.1, 1.0
