@@ -143,7 +143,8 @@ def _run(argv=None) -> int:
                     note(f"{ts.name} [{label}] {name}: {r.makespan:.3f} s, {r.retries} retries, {r.checked} "
                          "checked" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
                     bad += len(r.wrong)
-                rows += report.summarize(runs, [d.state for d in here], model, notes)
+                shared = actors.sharing([d.placement for d in here])   # this mix's devices, not the whole plan
+                rows += report.summarize(runs, [d.state for d in here], model, [shared] if shared else [])
                 results += runs
             write_rows(folder / "schedule.csv", rows, report.COLUMNS)
             atomic_write(folder / "trace.json", report.chrome_trace(results))

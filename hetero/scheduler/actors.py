@@ -63,6 +63,16 @@ def plan(backends: list[str], nodes: list[dict], share_cores: bool = False) -> t
     return out, notes
 
 
+def sharing(placements: list[Placement]) -> str:
+    """'' when no two of these placements share a core, else a note naming the devices that do."""
+    owners: dict = {}
+    for p in placements:
+        for c in p.cores:
+            owners.setdefault((p.node_id, c), []).append(p.label)
+    shared = sorted({label for labels in owners.values() if len(labels) > 1 for label in labels})
+    return f"note: {', '.join(shared)} share cores (--share-cores)" if shared else ""
+
+
 def options(p: Placement, declared: set) -> dict:
     """ray.remote options for the actor of placement p: resources, node, and the thread env set before import."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

@@ -97,3 +97,14 @@ def test_lp_bound_two_unrelated_devices():
     times = report.time_table(ts.tasks, devs("a", "b"), m)
     assert math.isclose(report.lp_bound(ts.tasks, devs("a", "b"), times), 5 * f, rel_tol=1e-6)
     assert math.isclose(report.critical_path(ts.tasks, devs("a", "b"), times), f, rel_tol=1e-6)
+
+
+def test_sharing_note_names_only_devices_that_share_a_core():
+    from hetero.scheduler import actors
+
+    node = [{"NodeID": "n0", "Alive": True, "Resources": {"CPU": 2}}]
+    three, _ = actors.plan(["numba", "opencl", "fpga-emu"], node, share_cores=True)   # 3 CPU devices, 2 cores
+    assert actors.sharing(three) == "note: fpga-emu, numba share cores (--share-cores)"
+    assert actors.sharing([p for p in three if p.backend != "fpga-emu"]) == ""       # the numba+opencl mix
+    solo, _ = actors.plan(["numba", "opencl"], node)
+    assert actors.sharing(solo) == ""
