@@ -31,15 +31,18 @@ def unavailable() -> str | None:
         device = pick_device()
     except HeteroError as exc:
         return str(exc)
-    return _cannot_build(device_key(device), device)
+    key = device_key(device)
+    if key not in _PROBED:
+        _PROBED[key] = _cannot_build(device)
+    return _PROBED[key]
 
 
 _PROBE = "__kernel void probe(__global float *x) { x[get_global_id(0)] *= 2.0f; }"
+_PROBED: dict = {}     # device_key -> why its compiler cannot build (None: it can), probed once per process
 
 
-@lru_cache(maxsize=None)
-def _cannot_build(key: str, device) -> str | None:
-    """Build a one-line kernel once per device: a driver can list a device its compiler cannot target.
+def _cannot_build(device) -> str | None:
+    """Build a one-line kernel: a driver can list a device its compiler cannot target.
 
     PoCL 3.0's bundled LLVM 14 does not know AMD Zen 5 (family 0x1A), calls it 'generic', and then rejects that
     name (pocl/pocl#1049): every build fails with "unknown target CPU 'generic'"."""
