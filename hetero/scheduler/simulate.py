@@ -37,8 +37,9 @@ class SimResult:
 
 
 class _Pools:
-    """Per pool, a heap of (queue_end, index) with one entry per member; queue_end only grows, so a stale top
-    is re-keyed upward until the top is current, and the top is then the member whose queue drains first."""
+    """Per pool, a heap of (queue_end, index) with an entry per member. A stale top is re-keyed until the top is
+    current; a queue_end that went down gets a fresh entry (lowered); the top is then the member whose queue
+    drains first."""
 
     def __init__(self, devices: list[DeviceState]):
         groups: dict = {}
@@ -46,8 +47,13 @@ class _Pools:
             groups.setdefault((d.backend, d.device, d.latency, d.bandwidth, d.supports), []).append(i)
         self.devices = devices
         self.heaps = [[(devices[i].queue_end, i) for i in members] for members in groups.values()]
+        self.heap_of = {i: h for h in self.heaps for _, i in h}
         for h in self.heaps:
             heapq.heapify(h)
+
+    def lowered(self, i: int) -> None:
+        """Device i's queue_end went down (its tasks ran shorter than predicted): a fresh entry brings it up."""
+        heapq.heappush(self.heap_of[i], (self.devices[i].queue_end, i))
 
     def view(self) -> list[DeviceState]:
         out = []
@@ -71,6 +77,8 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     index = {d.name: i for i, d in enumerate(devices)}
     after = [(overhead or {}).get(d.name, 0.0) for d in devices]
     free_at = [0.0] * len(devices)
+    queued = [0.0] * len(devices)    # predicted seconds of the tasks placed on each device and not finished
+    predicted: dict = {}
     busy = [0.0] * len(devices)
     children: dict = {t.id: [] for t in tasks}
     for t in tasks:
@@ -111,8 +119,11 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 continue
             j = index[d.name]
             p = predict(model, t, d)
+            p = p if p is not None else estimate(model, t, devices)
             tr = transfer(t, d)
-            d.queue_end = max(d.queue_end, now + tr) + (p if p is not None else estimate(model, t, devices))
+            d.queue_end = max(d.queue_end, now + tr) + p
+            queued[j] += p
+            predicted[t.id] = p
             d.outstanding += 1
             # The call travels with its inputs from the moment it is placed (every call pays at least the device's
             # per-call latency), overlapping whatever the device is still running, as a queued Ray actor call does.
@@ -132,7 +143,10 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
         d = devices[j]
         d.outstanding -= 1
         d.exploring.discard(kind(t))
-        d.queue_end = max(now, d.queue_end)
+        queued[j] -= predicted.pop(t.id)
+        was, d.queue_end = d.queue_end, now + max(0.0, queued[j])   # as the runtime does: now + what is queued
+        if pools and d.queue_end < was:
+            pools.lowered(j)
         res.where[t.id] = d.name
         for c in children[t.id]:
             waiting[c.id] -= 1
