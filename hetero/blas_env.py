@@ -14,14 +14,9 @@ _SKYLAKEX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
 
 def _flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
+    from hetero.devices import _cpuinfo   # the one /proc/cpuinfo reader
+
+    return set(_cpuinfo().get("flags", "").split())
 
 
 def blas_report() -> list[dict]:
