@@ -150,7 +150,7 @@ def _replay(args, note) -> int:
 
     from hetero.scheduler import policies, report, tasks
     from hetero.scheduler.policies import DeviceState
-    from hetero.scheduler.simulate import call_overhead, replay
+    from hetero.scheduler.simulate import call_overhead, notify_latency, replay
 
     run = Path(args.replay)
     try:
@@ -177,11 +177,14 @@ def _replay(args, note) -> int:
         events = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix for e in evs]
         others = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m != mix for e in evs]
         overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
-        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events, others, overhead)
+        notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
+                                ts.tasks)
+        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events, others, overhead, notify)
         err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
                          sim_makespan_s=sim.makespan, error_pct=err,
-                         timing="real: measured wall clock; sim: modeled from the run's mean durations and per-task overhead"))
+                         timing="real: measured wall clock; sim: modeled from the run's mean durations, "
+                                "per-task overhead and completion notice"))
     write_rows(run / "replay.csv", rows, REPLAY_COLUMNS)
     print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
     for r in rows:

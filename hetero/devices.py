@@ -45,7 +45,14 @@ def _cpuinfo() -> dict:
 
 
 def cpu_name() -> str:
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+    """The CPU's model name; a generic one (a VM's "AMD EPYC", with no model number) gets its family and model, so
+    a Zen 3 and a Zen 5 EPYC are different devices in result tables and in the scheduler's perf model."""
+    info = _cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    key = _cpu_key()
+    if not any(c.isdigit() for c in name) and key and key[1] >= 0:
+        name += f" family {key[1]} model {key[2]}"
+    return name
 
 
 def physical_cores() -> int:

@@ -5,6 +5,7 @@ must set all of them, or two devices fight over one core.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -12,12 +13,21 @@ from hetero.devices import physical_cores
 
 
 def set_blas_threads(n: int | None) -> int:
-    """Limit every BLAS pool loaded in this process (NumPy's and SciPy's OpenBLAS) to n threads."""
-    from threadpoolctl import threadpool_limits
+    """Limit every BLAS pool loaded in this process (NumPy's and SciPy's OpenBLAS) to n threads.
 
+    Backends call this before every kernel, so the scan for loaded libraries (threadpoolctl reads the process's
+    maps, ~1 ms) is done once per set of imported modules, not per call: a BLAS arrives with an import."""
     n = n or physical_cores()
-    threadpool_limits(limits=n, user_api="blas")
+    for lib in _blas_controllers(len(sys.modules)):
+        lib.set_num_threads(n)
     return n
+
+
+@lru_cache(maxsize=1)
+def _blas_controllers(n_modules: int) -> tuple:
+    from threadpoolctl import ThreadpoolController
+
+    return tuple(lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas")
 
 
 def set_numba_threads(n: int | None) -> int:

@@ -52,7 +52,7 @@ def _schedule_run(folder):
         devs = mix.split("+")
         for policy in ("single", "dmda"):
             ev = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
-                   "device": devs[i % len(devs)], "start": 100.0 + i * 0.5, "end": 100.4 + i * 0.5,
+                   "device": devs[i % len(devs)], "sent": 100.0, "start": 100.0 + i * 0.5, "end": 100.4 + i * 0.5,
                    "kernel_s": 0.4, "flops": t.flops} for i, t in enumerate(ts.tasks)]
             results.append(RunResult(policy, ts, mix, ev, t0=100.0, t1=100.0 + span))
             rows.append(dict(taskset=ts.name, mix=mix, policy=policy, devices=",".join(devs), tasks=4,

@@ -1,10 +1,17 @@
 """Performance model: how long a task kind takes on a device, learnt from measurements (after StarPU's).
 
 Keyed by (backend, device, workload, footprint) where the footprint is the case's shape and dtype. Each key keeps
-a history (count, mean, M2 for the variance); the first sample of a key is dropped (compilation, cold caches), and
-once a key has >= 3 samples a sample straying more than 50% from the mean is rejected. For sizes never seen, a fit
+a history (count, mean, M2 for the variance) and a recent mean (exponentially weighted, newest sample 30%), which
+is what predictions use: a CPU device runs 1.4-3x slower while its neighbour core is busy too (measured on the
+2-core VM: shared L3 and memory bandwidth), so a model that averaged all history would mispredict whichever
+condition it saw less. The first sample of a key is dropped (compilation, cold caches), and once a key has >= 3
+samples a sample more than 3x above or below the recent mean is rejected as a glitch. For sizes never seen, a fit
 per (backend, device, workload, dtype) of  time = a * flops^b + c  (least squares on log time, c from a small search)
 answers instead.
+
+Per device it also keeps the call overhead: how long a task holds its device beyond its own run (Ray storing the
+output, the next queued call arriving), measured between back-to-back tasks: 1-5 ms a task on the 2-core VM, too
+much to leave out of a queue's predicted end when tasks take 10-60 ms.
 
 Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)
 and by every task the scheduler runs. Saved atomically to ~/.cache/hetero/perfmodel.json (or a given path) and
@@ -25,8 +32,9 @@ from hetero.workloads import Case, get
 
 SCHEMA = "hetero.perfmodel"
 VERSION = 1
-OUTLIER = 0.5          # reject a sample more than 50% away from the mean ...
+OUTLIER = 3.0          # reject a sample more than 3x above or below the recent mean (a glitch) ...
 OUTLIER_AFTER = 3      # ... once the key has this many samples
+RECENT = 0.3           # weight of the newest sample in the recent mean that predictions use
 DEFAULT_PATH = Path(os.environ.get("HETERO_PERFMODEL", Path.home() / ".cache" / "hetero" / "perfmodel.json"))
 
 
@@ -47,19 +55,23 @@ class History:
     dropped_first: bool = False
     rejected: int = 0
     source: str = "task"   # task (scheduler/calibrate samples) | kernel (bench.csv medians)
+    recent: float = 0.0    # exponentially weighted mean; 0: none yet (files from before it was kept)
 
     @property
     def std(self) -> float:
         return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
 
-    def add(self, seconds: float, drop_first: bool = True) -> bool:
+    def add(self, seconds: float, drop_first: bool = True, reject: bool = True) -> bool:
         """Add one sample; False when it was dropped (first run) or rejected (outlier)."""
         if drop_first and not self.dropped_first:
             self.dropped_first = True
             return False
-        if self.count >= OUTLIER_AFTER and abs(seconds - self.mean) > OUTLIER * self.mean:
+        ref = self.recent or self.mean
+        if reject and self.count >= OUTLIER_AFTER and not ref / OUTLIER <= seconds <= ref * OUTLIER:
             self.rejected += 1
             return False
+        self.recent = seconds if self.count == 0 or not self.recent else \
+            (1 - RECENT) * self.recent + RECENT * seconds
         self.count += 1
         delta = seconds - self.mean
         self.mean += delta / self.count
@@ -85,6 +97,7 @@ class PerfModel:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else DEFAULT_PATH
         self.entries: dict[tuple[str, str, str, str], History] = {}
+        self.calls: dict[tuple[str, str], History] = {}     # (backend, device) -> per-task call overhead
         self._fits: dict = {}
 
     # -- learning ------------------------------------------------------------------------------------
@@ -95,6 +108,17 @@ class PerfModel:
             h = self.entries[key] = History(flops=case_flops(case), source=source)
         self._fits.pop((backend, device, case.workload, case.dtype), None)
         return h.add(seconds, drop_first=(source == "task"))
+
+    def add_call(self, backend: str, device: str, seconds: float) -> None:
+        """One gap between back-to-back tasks on a device. Every gap counts, long ones too: a queue's end is
+        the sum of them, so their mean is what a prediction needs."""
+        self.calls.setdefault((backend, device), History(source="task")).add(seconds, drop_first=False,
+                                                                             reject=False)
+
+    def call_overhead(self, backend: str, device: str) -> float:
+        """Seconds a task holds the device beyond its run (recent mean); 0 until measured."""
+        h = self.calls.get((backend, device))
+        return (h.recent or h.mean) if h is not None and h.count > 0 else 0.0
 
     def ingest_csv(self, path: Path) -> int:
         """Rows of a bench.run CSV (status ok) as kernel medians, for keys with no task samples. Returns rows used."""
@@ -138,10 +162,10 @@ class PerfModel:
         return h if h is not None and h.count > 0 else None
 
     def predict(self, backend: str, device: str, case: Case) -> float | None:
-        """Seconds for `case` on the device: its history mean, else the FLOP fit, else None (unmeasured)."""
+        """Seconds for `case` on the device: its recent mean, else the FLOP fit, else None (unmeasured)."""
         h = self.history(backend, device, case)
         if h is not None:
-            return h.mean
+            return h.recent or h.mean
         fit = self._fit(backend, device, case.workload, case.dtype)
         if fit is None:
             return None
@@ -152,7 +176,7 @@ class PerfModel:
         """The FLOP fit over one dtype's sizes (fp16 and fp32 times do not lie on one curve)."""
         key = (backend, device, workload, dtype)
         if key not in self._fits:
-            pts = [(h.flops, h.mean) for (bk, dv, wl, fp), h in self.entries.items()
+            pts = [(h.flops, h.recent or h.mean) for (bk, dv, wl, fp), h in self.entries.items()
                    if (bk, dv, wl, fp.rpartition("|")[2]) == key and h.count > 0 and h.flops > 0 and h.mean > 0]
             self._fits[key] = fit_power(np.array([p[0] for p in pts]), np.array([p[1] for p in pts])) \
                 if len(pts) >= 2 else None
@@ -163,7 +187,9 @@ class PerfModel:
         path = Path(path) if path else self.path
         entries = [{"backend": k[0], "device": k[1], "workload": k[2], "footprint": k[3], **vars(h)}
                    for k, h in sorted(self.entries.items())]
-        atomic_write(path, json.dumps({"schema": SCHEMA, "version": VERSION, "entries": entries}, indent=1) + "\n")
+        calls = [{"backend": k[0], "device": k[1], **vars(h)} for k, h in sorted(self.calls.items())]
+        atomic_write(path, json.dumps({"schema": SCHEMA, "version": VERSION, "entries": entries, "calls": calls},
+                                      indent=1) + "\n")
         return path
 
     @classmethod
@@ -180,11 +206,18 @@ class PerfModel:
             for e in data["entries"]:
                 key = (e.pop("backend"), e.pop("device"), e.pop("workload"), e.pop("footprint"))
                 h = History(**e)
-                if not (h.count >= 0 and math.isfinite(h.mean) and h.mean >= 0):
+                if not (h.count >= 0 and all(math.isfinite(v) and v >= 0 for v in (h.mean, h.recent))):
                     raise ValueError(f"bad entry {key}")
                 model.entries[key] = h
+            for e in data.get("calls", []):      # absent in files from before call overheads were kept
+                key = (e.pop("backend"), e.pop("device"))
+                h = History(**e)
+                if not (h.count >= 0 and all(math.isfinite(v) and v >= 0 for v in (h.mean, h.recent))):
+                    raise ValueError(f"bad call overhead {key}")
+                model.calls[key] = h
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             warn(f"note: perf model {model.path} ignored and rebuilt ({type(exc).__name__}: "
                  f"{str(exc).splitlines()[0] if str(exc) else ''})")
             model.entries.clear()
+            model.calls.clear()
         return model

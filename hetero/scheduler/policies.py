@@ -4,8 +4,9 @@
     policy.order(ready) -> ready                which ready task to place first (dmda, heft: highest rank first)
     policy.place(task, devices, model, now) -> DeviceState | None   (None: wait for a device to free up)
 
-`devices` are DeviceState objects (the caller keeps queue_end = predicted time each queue drains; `outstanding`
-= tasks submitted and not finished); `model` is anything with predict(backend, device, case) -> seconds | None
+`devices` are DeviceState objects (the caller keeps queue_end = predicted time each queue drains, each task
+counted as its predicted run plus the device's call overhead; `outstanding` = tasks submitted and not finished);
+`model` is anything with predict(backend, device, case) -> seconds | None
 (hetero.scheduler.perfmodel.PerfModel, or a synthetic table in tests); `task` has id, case, deps, nbytes and
 resident (device name -> input bytes already there).
 """
@@ -26,6 +27,7 @@ class DeviceState:
     latency: float = 0.0           # seconds per transfer, measured once
     bandwidth: float = math.inf    # bytes per second, measured once
     supports: frozenset | None = None   # workloads it runs (None: all)
+    overhead: float = 0.0          # seconds each task holds it beyond its run (the perf model's call overhead)
     queue_end: float = 0.0
     outstanding: int = 0
     alive: bool = True
@@ -60,7 +62,8 @@ def capable(task, devices) -> list[DeviceState]:
 
 def finish_time(model, task, dev, devices, now) -> float:
     p = predict(model, task, dev)
-    return max(dev.queue_end, now + transfer(task, dev)) + (p if p is not None else estimate(model, task, devices))
+    p = p if p is not None else estimate(model, task, devices)
+    return max(dev.queue_end, now + transfer(task, dev)) + p + dev.overhead
 
 
 def upward_ranks(tasks, devices, model) -> dict:
@@ -100,7 +103,11 @@ def topological(tasks) -> list:
 class Policy:
     name = "policy"
     pooled = False   # True: indifferent among identical devices, so the simulator may show one per pool
-
+    # None: every placement is final and sent to the device at once. N: a device is sent at most N tasks at a time;
+    # a task placed on a device that already holds N is held back and placed again after the next task ends,
+    # when the queues are known from measurements, not predictions (late binding: prediction errors do not pile
+    # up in a long queue). The runtime honours it; the simulator, whose predictions are its durations, need not.
+    commit: int | None = None
 
     def plan(self, tasks, devices, model) -> None:
         pass
@@ -185,6 +192,7 @@ class Dmda(Policy):
     so it is measured. Ready tasks are placed highest upward rank first (StarPU's dmdas with rank priorities)."""
     name = "dmda"
     pooled = True
+    commit = 2      # one task running and one waiting, which is all a device actor takes in at once
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank = alpha, beta, {}
@@ -228,7 +236,7 @@ class Heft(Policy):
                 ready = max((end[p] + (transfer(by_id[p], d) if where[p] != d.name else 0.0)
                              for p in t.deps), default=0.0)
                 p = predict(model, t, d)
-                dur = p if p is not None else estimate(model, t, devices)
+                dur = (p if p is not None else estimate(model, t, devices)) + d.overhead
                 start = _first_gap(slots[d.name], ready, dur)
                 if best is None or start + dur < best[0]:
                     best = (start + dur, start, d.name)

@@ -121,7 +121,8 @@ def format_rows(rows: list[dict]) -> str:
 
 def chrome_trace(results) -> str:
     """traceEvents with ph 'X' (complete events), one process per (task set, policy, mix, device) named
-    '<task set> <policy> <mix>: <device>'; ts/dur in µs from the run's start."""
+    '<task set> <policy> <mix>: <device>'; ts/dur in µs from the run's start; args.sent_ms is when the driver
+    sent the task (ms from the run's start): start minus sent is its wait in the device's queue."""
     events, pids = [], {}
     for r in results:
         for e in sorted(r.events, key=lambda e: e["start"]):
@@ -135,7 +136,7 @@ def chrome_trace(results) -> str:
             events.append({"ph": "X", "name": e["label"], "cat": e["workload"], "pid": pids[key], "tid": 0,
                            "ts": round((e["start"] - r.t0) * 1e6, 1), "dur": round((e["end"] - e["start"]) * 1e6, 1),
                            "args": {"task": e["task"], "shape": e["shape"], "kernel_s": e["kernel_s"],
-                                    "device": e["device"]}})
+                                    "device": e["device"], "sent_ms": round((e["sent"] - r.t0) * 1e3, 3)}})
     return json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}) + "\n"
 
 
@@ -158,7 +159,8 @@ def read_trace(path) -> dict:
             taskset, policy, mix = (head.split(" ", 2) + ["-"])[:3]
             runs.setdefault((taskset, policy, mix), []).append(
                 {"task": int(e["args"]["task"]), "device": e["args"]["device"], "start": e["ts"] / 1e6,
-                 "end": (e["ts"] + e["dur"]) / 1e6, "label": e["name"], "workload": e["cat"]})
+                 "end": (e["ts"] + e["dur"]) / 1e6, "label": e["name"], "workload": e["cat"],
+                 **({"sent": e["args"]["sent_ms"] / 1e3} if "sent_ms" in e["args"] else {})})
     except FileNotFoundError:
         raise HeteroError(f"no schedule trace at {path}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

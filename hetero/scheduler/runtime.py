@@ -16,8 +16,11 @@ import numpy as np
 
 from hetero.errors import HeteroError
 from hetero.scheduler import actors
-from hetero.scheduler.policies import DeviceState, Policy, predict, estimate, transfer
+from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, predict, transfer
 from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
+
+
+OBJECT_STORE_BYTES = 1024**3
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, resources: dict | None = None) -> None:
@@ -30,8 +33,13 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
+        # Every task's output is copied into the object store. Without preallocation each copy also faults in
+        # fresh shared-memory pages: 3-6 ms, with a long tail, per 4 MB output on the 2-core VM, against 1.5-3 ms
+        # preallocated. Preallocating 1 GiB (mixed:40 holds 0.65 GiB of inputs and outputs) adds ~1 s
+        # to the start; a bigger set overflows to Ray's fallback allocation on disk, slower but correct.
         ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
-                 log_to_driver=False, object_store_memory=2 * 1024**3)
+                 log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES,
+                 _system_config={"preallocate_plasma_memory": True})
 
 
 @dataclass
@@ -121,7 +129,7 @@ class RunResult:
     policy: str
     taskset: TaskSet
     mix: str = ""                                 # the device mix's label, e.g. 'numba+opencl'
-    events: list = field(default_factory=list)   # dicts: task, label, device, start, end, kernel_s, flops
+    events: list = field(default_factory=list)   # dicts: task, label, device, sent, start, end, kernel_s, flops
     t0: float = 0.0
     t1: float = 0.0
     retries: int = 0
@@ -146,6 +154,8 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
     live = [d for d in devices if d.state.alive]
     for d in live:
         d.state.queue_end, d.state.outstanding, d.state.exploring = 0.0, 0, set()
+        d.state.overhead = model.call_overhead(d.state.backend, d.state.device)
+    last_end: dict = {}          # device name -> end (actor clock) of its last finished task
     states = [d.state for d in live]
     by_name = {d.state.name: d for d in live}
     for t in tasks:
@@ -160,33 +170,49 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
     waiting = {t.id: len(t.deps) for t in tasks}
     ready = [t for t in tasks if not t.deps]
     out_ref, where, args = {}, {}, {}
-    inflight: dict = {}          # stats ref -> (task, device name, predicted seconds)
+    inflight: dict = {}          # stats ref -> (task, device name, predicted seconds incl. overhead, out ref, sent)
     res = RunResult(policy.name, taskset)
     tick = time.perf_counter()
     policy.plan(tasks, states, model)
     res.overhead_s += time.perf_counter() - tick
     res.t0 = time.time()
     submitted = 0.0
+    commit = policy.commit
+    committed = {s.name: 0.0 for s in states}    # queue ends counting only the tasks actually submitted
     while len(out_ref) < len(tasks):
         tick = time.perf_counter()
         now = time.time() - res.t0
+        if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
+            for s in states:
+                s.queue_end = committed[s.name]
         for t in policy.order(ready):
+            if commit and all(s.outstanding >= commit for s in states if s.alive):
+                break    # every device holds all it may: what is left would only be held
             t.resident = {}
             for p in t.deps:
                 t.resident[where[p]] = t.resident.get(where[p], 0.0) + t.nbytes / len(t.deps)
+            exploring = set(s.name for s in states if kind(t) in s.exploring)
             st = policy.place(t, [s for s in states if s.alive], model, now)
             if st is None:
                 continue
             p = predict(model, t, st)
             p = p if p is not None else estimate(model, t, states)
+            p += st.overhead
             st.queue_end = max(st.queue_end, now + transfer(t, st)) + p
+            if commit and st.outstanding >= commit:
+                # Held: it counts in st's queue for the rest of this pass, so the next tasks see the whole plan,
+                # but it stays ready and is placed again after the next task ends, by then with measured times.
+                if st.name not in exploring:
+                    st.exploring.discard(kind(t))
+                continue
+            committed[st.name] = st.queue_end
             st.outstanding += 1
             a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
             sub = time.perf_counter()
             o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
             res.submit_s += time.perf_counter() - sub
             args[t.id] = a
-            inflight[s] = (t, st.name, p, o)
+            inflight[s] = (t, st.name, p, o, time.time())
             ready.remove(t)
         res.overhead_s += time.perf_counter() - tick - res.submit_s + submitted
         submitted = res.submit_s
@@ -198,7 +224,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         for ref in done:
             if ref not in inflight:
                 continue
-            t, name, p, o = inflight.pop(ref)
+            t, name, p, o, sent = inflight.pop(ref)
             st = by_name[name].state
             try:
                 stats = ray.get(ref)
@@ -219,11 +245,16 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             st.exploring.discard((t.case.workload, t.case.params, t.case.dtype))
             busy = stats["end"] - stats["start"]
             model.add(st.backend, st.device, t.case, busy)
+            prev = last_end.get(name)
+            if prev is not None and sent < prev <= stats["start"]:   # it was queued: the gap is call overhead
+                model.add_call(st.backend, st.device, stats["start"] - prev)
+                st.overhead = model.call_overhead(st.backend, st.device)
+            last_end[name] = max(prev or 0.0, stats["end"])
             rest = sum(v[2] for v in inflight.values() if v[1] == name)
-            st.queue_end = time.time() - res.t0 + rest     # what is left of its queue, from now
+            st.queue_end = committed[name] = time.time() - res.t0 + rest     # what is left of its queue, from now
             out_ref[t.id], where[t.id] = o, name
             res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
-                               "device": name, "start": stats["start"], "end": stats["end"],
+                               "device": name, "sent": sent, "start": stats["start"], "end": stats["end"],
                                "kernel_s": stats["kernel_s"], "flops": t.flops})
             for c in children[t.id]:
                 waiting[c.id] -= 1

@@ -12,6 +12,7 @@ workload still waiting has been declined, so a pass costs O(placed), not O(ready
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -65,17 +66,22 @@ class _Pools:
 
 
 def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None, pool: bool = True,
-             overhead: dict | None = None) -> SimResult:
+             overhead: dict | None = None, notify: dict | None = None) -> SimResult:
     """Run `policy` over `tasks` on `devices` with a clock; pool=False shows every device to the policy always.
 
     overhead: device name -> seconds a device stays taken after each task (a Ray actor stores the output in the
-    object store and takes its next call); none by default."""
+    object store and takes its next call); by default each device's own DeviceState.overhead, which is also
+    what the policies and the queue ends count, as in the runtime.
+    notify: device name -> seconds from a task's end on that device to the driver knowing it, when the device
+    goes straight on to a queued task (Ray then stores the output while the next task runs): its children become
+    ready, and its device's queue shrinks, only then; none by default."""
     wall = time.perf_counter()
     actual = actual or (lambda t, d: predict(model, t, d))
     for d in devices:
         d.queue_end, d.outstanding, d.exploring = 0.0, 0, set()
     index = {d.name: i for i, d in enumerate(devices)}
-    after = [(overhead or {}).get(d.name, 0.0) for d in devices]
+    after = [(overhead or {}).get(d.name, d.overhead) for d in devices]
+    known = [(notify or {}).get(d.name, 0.0) for d in devices]
     free_at = [0.0] * len(devices)
     queued = [0.0] * len(devices)    # predicted seconds of the tasks placed on each device and not finished
     predicted: dict = {}
@@ -119,7 +125,7 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 continue
             j = index[d.name]
             p = predict(model, t, d)
-            p = p if p is not None else estimate(model, t, devices)
+            p = (p if p is not None else estimate(model, t, devices)) + d.overhead
             tr = transfer(t, d)
             d.queue_end = max(d.queue_end, now + tr) + p
             queued[j] += p
@@ -133,13 +139,18 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
             free_at[j] = start + dur + after[j]
             busy[j] += dur
             res.start[t.id], res.end[t.id] = start, start + dur
-            heapq.heappush(events, (start + dur, seq, t, j))
+            heapq.heappush(events, (start + dur, seq, t, j, False))
             seq += 1
             per_workload[w] -= 1
         ready.extendleft(reversed(kept))
         if not events:
             raise RuntimeError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
-        now, _, t, j = heapq.heappop(events)
+        now, _, t, j, noticed = heapq.heappop(events)
+        if not noticed and known[j] and devices[j].outstanding > 1:
+            # its device goes straight on to the next task, storing this output alongside: the driver hears later
+            heapq.heappush(events, (now + known[j], seq, t, j, True))
+            seq += 1
+            continue
         d = devices[j]
         d.outstanding -= 1
         d.exploring.discard(kind(t))
@@ -152,7 +163,7 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
             waiting[c.id] -= 1
             if waiting[c.id] == 0:
                 fresh.append(c)
-    res.makespan = now
+    res.makespan = max(res.end.values(), default=0.0)
     res.busy = {d.name: busy[i] for i, d in enumerate(devices)}
     res.wall_s = time.perf_counter() - wall
     return res
@@ -179,25 +190,58 @@ class RunTimes:
 def call_overhead(runs: list[list[dict]]) -> dict:
     """device name -> median idle time between one task's end and the next task's start on that device, over
     every run given: what each task costs its device beyond its own run (Ray storing the output, delivering the
-    next call, the driver's turn when a task waited on its inputs). Measured on 2 busy cores it is 4-5 ms a
-    task; with a core to spare, about 1 ms."""
+    next call). Where events say when each task was sent, only gaps before a task already waiting count (a wait
+    for inputs is `hop_latency`'s). Measured on 2 busy cores: 4-5 ms a task with one call in an actor at a
+    time, 0.4-1.3 ms with two (actors.CALLS_IN_FLIGHT)."""
     gaps: dict = {}
     for events in runs:
         per: dict = {}
         for e in events:
-            per.setdefault(e["device"], []).append((e["start"], e["end"]))
-        for name, spans in per.items():
-            spans.sort()
-            gaps.setdefault(name, []).extend(max(0.0, b[0] - a[1]) for a, b in zip(spans, spans[1:]))
+            per.setdefault(e["device"], []).append(e)
+        for name, evs in per.items():
+            evs.sort(key=lambda e: e["start"])
+            gaps.setdefault(name, []).extend(max(0.0, b["start"] - a["end"]) for a, b in zip(evs, evs[1:])
+                                             if b.get("sent", -math.inf) < a["end"])
     return {name: sorted(g)[len(g) // 2] for name, g in gaps.items() if g}
 
 
+def notify_latency(runs: list[list[dict]], tasks) -> dict:
+    """device name -> median time from a task's end on that device to the driver sending a child it released
+    (the first such child: its last parent to end), over the tasks of `runs` followed on their device by a task
+    already sent (`simulate` applies it to those only): Ray storing the output beside the next task, then
+    telling the driver, which places. 4-7 ms measured on the 2-core VM. Empty for runs without send times, or
+    without task graphs."""
+    deps = {t.id: t.deps for t in tasks}
+    lags: dict = {}
+    for events in runs:
+        by = {e["task"]: e for e in events}
+        busy_after = set()                # tasks whose device had the next task waiting when they ended
+        per: dict = {}
+        for e in events:
+            per.setdefault(e["device"], []).append(e)
+        for evs in per.values():
+            evs.sort(key=lambda e: e["start"])
+            busy_after |= {a["task"] for a, b in zip(evs, evs[1:]) if b.get("sent", math.inf) < a["end"]}
+        first: dict = {}                  # parent -> earliest send of a child it released
+        for e in events:
+            ps = [by[p] for p in deps.get(e["task"], ()) if p in by]
+            if "sent" in e and ps:
+                last = max(ps, key=lambda p: p["end"])
+                first[last["task"]] = min(first.get(last["task"], math.inf), e["sent"])
+        for p, sent in first.items():
+            if p in busy_after:
+                lags.setdefault(by[p]["device"], []).append(max(0.0, sent - by[p]["end"]))
+    return {name: sorted(v)[len(v) // 2] for name, v in lags.items() if v}
+
+
 def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict], others: list[dict] = (),
-           overhead: dict | None = None) -> SimResult:
+           overhead: dict | None = None, notify: dict | None = None) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
     over `events` (every policy's run of the set on this mix), else over `others` (the set's runs on other
     mixes), else the mean over the devices that ran it; each task then holds its device `overhead` longer
-    (call_overhead of the mix's runs)."""
+    (call_overhead of the mix's runs), which the policies also count, as the runtime's learnt one."""
+    for d in states:
+        d.overhead = (overhead or {}).get(d.name, d.overhead)
     return simulate(tasks, states, policy, RunTimes(events, tasks, RunTimes(list(others), tasks)),
-                    overhead=overhead)
+                    overhead=overhead, notify=notify)

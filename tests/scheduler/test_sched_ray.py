@@ -34,6 +34,27 @@ def test_mixed_every_policy_all_outputs_correct(devices):
         assert res.makespan > 0 and res.retries == 0
 
 
+def test_a_device_runs_one_task_at_a_time_and_dmda_sends_it_at_most_commit(devices, tmp_path):
+    # the actor takes two calls at once (one computing, one moving data): the compute must still be one at a time;
+    # dmda holds back what a device cannot start soon (late binding) and learns each device's per-call overhead
+    ts = tasks.mixed(16, size="quick")
+    model = PerfModel(tmp_path / "pm.json")
+    runtime.calibrate(ts, devices, model, reps=1)
+    pol = policies.make("dmda")
+    res = runtime.execute(ts, devices, pol, model, check="all")
+    _all_done(res, ts)
+    for d in devices:
+        mine = sorted((e for e in res.events if e["device"] == d.state.name), key=lambda e: e["start"])
+        assert all(b["start"] >= a["end"] for a, b in zip(mine, mine[1:]))          # never two at once
+        for e in mine:   # at each sending, what the device held (sent, not ended) is at most commit
+            assert sum(1 for o in mine if o["sent"] <= e["sent"] < o["end"]) <= pol.commit
+    learnt = {k: model.call_overhead(*k) for k in model.calls}
+    assert learnt and all(0 < v < 1 for v in learnt.values())
+    assert {d.state.overhead for d in devices if (d.state.backend, d.state.device) in learnt} <= set(learnt.values())
+    model.save()
+    assert PerfModel.load(model.path).calls.keys() == model.calls.keys()
+
+
 @pytest.mark.parametrize("spec", ["transformer:2", "gan:2"])
 def test_graphs_all_outputs_correct(devices, spec):
     ts = tasks.make(spec, size="quick")

@@ -129,3 +129,25 @@ def test_call_overhead_holds_the_device_and_is_measured_from_gaps():
     assert slow.busy == pytest.approx(base.busy)        # the overhead is not counted as work
     events = [{"device": "a", "start": s, "end": e} for s, e in ((0, 1), (1.5, 2), (2.1, 3), (4, 5))]
     assert call_overhead([events]) == {"a": pytest.approx(0.5)}   # median of the gaps 0.5, 0.1, 1.0
+
+
+def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
+    from types import SimpleNamespace
+
+    from hetero.scheduler.simulate import notify_latency
+
+    # parent 0 ends at 1.0 on device a, which goes straight on to task 1 (sent long before); child 2 is sent at 1.3
+    events = [{"task": 0, "device": "a", "sent": 0.0, "start": 0.0, "end": 1.0},
+              {"task": 1, "device": "a", "sent": 0.0, "start": 1.0, "end": 2.0},
+              {"task": 2, "device": "b", "sent": 1.3, "start": 1.35, "end": 2.5}]
+    graph = [SimpleNamespace(id=0, deps=()), SimpleNamespace(id=1, deps=()), SimpleNamespace(id=2, deps=(0,))]
+    assert notify_latency([events], graph) == {"a": pytest.approx(0.3)}
+    assert notify_latency([[{k: v for k, v in e.items() if k != "sent"} for e in events]], graph) == {}
+
+    one = lambda: [DeviceState("fast.0", "fast", "fast", 1e-4, 1e10, frozenset(SPEED.speed["fast"]))]  # noqa: E731
+    chain = tasks.transformer(layers=1, batches=1, size="quick", inputs=False)    # nothing ever queued behind
+    four = tasks.transformer(layers=1, batches=4, size="quick", inputs=False)     # four chains share the device
+    for ts, slower in ((chain, False), (four, True)):
+        base = simulate(ts.tasks, one(), policies.make("dmda"), SPEED)
+        late = simulate(ts.tasks, one(), policies.make("dmda"), SPEED, notify={"fast.0": 0.05})
+        assert (late.makespan > base.makespan + 0.04) if slower else late.makespan == pytest.approx(base.makespan)
