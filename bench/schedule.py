@@ -39,6 +39,10 @@ def parser() -> Parser:
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
     p.add_argument("--reps", type=int, default=3, help="calibration runs per task kind and device (default 3)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
+                        "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
+                        "run and says the spread (default 1)")
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
@@ -73,6 +77,9 @@ def _validate(args) -> tuple[list[str], list[str]]:
             raise choices("task set", name, list(tasks.SETS))
     if args.check not in ("all", "sample", "none"):
         raise choices("--check", args.check, ["all", "sample", "none"])
+    for flag, value in (("--reps", args.reps), ("--repeat", args.repeat)):
+        if value < 1:
+            raise HeteroError(f"{flag} {value} must be >= 1")
     if args.size not in ("full", "quick"):
         raise choices("--size", args.size, ["full", "quick"])
     if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
@@ -133,18 +140,25 @@ def _run(argv=None) -> int:
                 if not all(any(s.runs(t) for s in (d.state for d in here)) for t in ts.tasks):
                     note(f"note: mix {label} cannot run every task of {ts.name} here; skipped")
                     continue
-                runs = []
-                for name in pols:
-                    r = runtime.execute(ts, here, policies.make(name, args.seed), model, args.check,
-                                        seed=args.seed)
-                    r.mix = label
-                    runs.append(r)
-                    model.save()
-                    note(f"{ts.name} [{label}] {name}: {r.makespan:.3f} s, {r.retries} retries, {r.checked} "
-                         "checked" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
-                    bad += len(r.wrong)
+                every: dict = {name: [] for name in pols}
+                for k in range(args.repeat):
+                    for name in pols:
+                        r = runtime.execute(ts, here, policies.make(name, args.seed), model, args.check,
+                                            seed=args.seed)
+                        r.mix = label
+                        every[name].append(r)
+                        model.save()
+                        note(f"{ts.name} [{label}] {name}" + (f" ({k + 1}/{args.repeat})" if args.repeat > 1 else "")
+                             + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked"
+                             + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+                        bad += len(r.wrong)
+                runs = [sorted(rs, key=lambda r: r.makespan)[(len(rs) - 1) // 2] for rs in every.values()]
                 shared = actors.sharing([d.placement for d in here])   # this mix's devices, not the whole plan
-                rows += report.summarize(runs, [d.state for d in here], model, [shared] if shared else [])
+                mine = report.summarize(runs, [d.state for d in here], model, [shared] if shared else [])
+                for row, rs in zip(mine, every.values()):
+                    row.update(repeats=len(rs), makespan_min_s=min(r.makespan for r in rs),
+                               makespan_max_s=max(r.makespan for r in rs))
+                rows += mine
                 results += runs
             write_rows(folder / "schedule.csv", rows, report.COLUMNS)
             atomic_write(folder / "trace.json", report.chrome_trace(results))

@@ -19,7 +19,8 @@ from hetero.scheduler.policies import topological
 
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
            "speedup_vs_round_robin", "lp_bound_s", "critical_path_s", "bound_s", "gap", "overhead_ms_per_task",
-           "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores"]
+           "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores",
+           "repeats", "makespan_min_s", "makespan_max_s"]
 
 
 def time_table(tasks, states, model) -> dict:

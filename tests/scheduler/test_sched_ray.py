@@ -118,18 +118,21 @@ def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
 
     assert cli(["--devices", "null,numpy", "--tasks", "mixed:6", "--size", "quick", "--policy", "dmda,round-robin",
                 "--model", str(tmp_path / "pm.json"), "--out", str(tmp_path), "--name", "t", "--reps", "1",
-                "--from-results", ""]) == 0
+                "--from-results", "", "--repeat", "3"]) == 0
     import json
 
     import pandas as pd
     df = pd.read_csv(tmp_path / "t" / "schedule.csv")
     assert set(df.policy) == {"dmda", "round-robin"}
     assert (df.gap >= 0.99).all() and (df.wrong == 0).all()
+    assert (df.repeats == 3).all() and (df.makespan_min_s <= df.makespan_s).all() \
+        and (df.makespan_s <= df.makespan_max_s).all()
     trace = json.loads((tmp_path / "t" / "trace.json").read_text())
     assert any(e["ph"] == "X" and e["dur"] > 0 for e in trace["traceEvents"])
     capsys.readouterr()
     for bad, word in ((["--devices", "cuda"], "unknown device 'cuda'"), (["--devices", "null", "--policy", "x"],
-                      "unknown policy 'x'"), (["--devices", "null", "--tasks", "bogus"], "unknown task set 'bogus'")):
+                      "unknown policy 'x'"), (["--devices", "null", "--tasks", "bogus"], "unknown task set 'bogus'"),
+                      (["--devices", "null", "--repeat", "0"], "--repeat 0 must be >= 1")):
         assert cli(bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0]
