@@ -15,6 +15,7 @@ from collections import Counter
 
 import numpy as np
 
+from hetero.scheduler.lp import area_allocation
 from hetero.scheduler.policies import topological
 
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
@@ -41,24 +42,8 @@ def lp_bound(tasks, states, times) -> float:
 
 
 def area_bound(kinds: dict, pools: list[tuple[int, dict]]) -> float:
-    """The LP area bound over pools of identical devices: kinds = case -> task count; pools = [(m devices,
-    case -> seconds, inf where it cannot run)]: min T s.t. sum_k n[p,k]*time[p,k] <= m*T, sum_p n[p,k] = N_k."""
-    from scipy.optimize import linprog
-
-    kinds_l = list(kinds)
-    var = [(i, j) for i, (_, times) in enumerate(pools) for j, k in enumerate(kinds_l) if math.isfinite(times[k])]
-    nv = len(var) + 1                                       # n[p,k] ..., T last
-    c = np.zeros(nv)
-    c[-1] = 1.0
-    a_ub = np.zeros((len(pools), nv))
-    a_eq = np.zeros((len(kinds_l), nv))
-    for v, (i, j) in enumerate(var):
-        a_ub[i, v] = pools[i][1][kinds_l[j]]
-        a_eq[j, v] = 1.0
-    a_ub[:, -1] = [-m for m, _ in pools]
-    r = linprog(c, A_ub=a_ub, b_ub=np.zeros(len(pools)), A_eq=a_eq, b_eq=[kinds[k] for k in kinds_l],
-                bounds=[(0, None)] * nv, method="highs")
-    return float(r.x[-1]) if r.success else math.nan
+    """The LP area bound over pools of identical devices (hetero.scheduler.lp)."""
+    return area_allocation(kinds, pools)[0]
 
 
 def critical_path(tasks, states, times) -> float:

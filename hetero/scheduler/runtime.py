@@ -207,6 +207,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
                 continue
             committed[st.name] = st.queue_end
             st.outstanding += 1
+            policy.placed(t, st)
             a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
             sub = time.perf_counter()
             o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)

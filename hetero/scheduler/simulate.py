@@ -123,6 +123,7 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 declined.add(w)
                 kept.append(t)
                 continue
+            policy.placed(t, d)
             j = index[d.name]
             p = predict(model, t, d)
             p = (p if p is not None else estimate(model, t, devices)) + d.overhead
