@@ -174,12 +174,14 @@ def _replay(args, note) -> int:
         ts = tasks.make(r["taskset"], seed=seed, size=size, inputs=False)
         mix = r.get("mix") or "-"                     # runs before --mixes: every device, mix '-'
         here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
-        events = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix for e in evs]
-        others = [e for (name, _, m), evs in runs.items() if name == r["taskset"] and m != mix for e in evs]
+        # this run's own durations; kinds it never put on a device: the set's other runs, this mix's first
+        own = runs.get((r["taskset"], r["policy"], mix), [])
+        others = [e for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
+                  if name == r["taskset"] and (pol, m) != (r["policy"], mix) for e in evs]
         overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
         notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
                                 ts.tasks)
-        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), events, others, overhead, notify)
+        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), own, others, overhead, notify)
         err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
                          sim_makespan_s=sim.makespan, error_pct=err,

@@ -185,7 +185,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
             for s in states:
                 s.queue_end = committed[s.name]
-        for t in policy.order(ready):
+        for t in list(policy.order(ready)):     # a copy: placed tasks leave `ready` as we go
             if commit and all(s.outstanding >= commit for s in states if s.alive):
                 break    # every device holds all it may: what is left would only be held
             t.resident = {}

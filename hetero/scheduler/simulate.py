@@ -239,8 +239,8 @@ def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict],
            overhead: dict | None = None, notify: dict | None = None) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
-    over `events` (every policy's run of the set on this mix), else over `others` (the set's runs on other
-    mixes), else the mean over the devices that ran it; each task then holds its device `overhead` longer
+    over `events` (the run's own: a 2-core VM runs 10-40% slower in some runs than others), else over `others`
+    (the set's other runs), else the mean over the devices that ran it; each task then holds its device `overhead` longer
     (call_overhead of the mix's runs), which the policies also count, as the runtime's learnt one."""
     for d in states:
         d.overhead = (overhead or {}).get(d.name, d.overhead)

@@ -55,6 +55,14 @@ def test_a_device_runs_one_task_at_a_time_and_dmda_sends_it_at_most_commit(devic
     assert PerfModel.load(model.path).calls.keys() == model.calls.keys()
 
 
+def test_round_robin_alternates_in_task_order(devices):
+    # every ready task is offered once per pass, in order (a pass used to skip every other one)
+    ts = tasks.mixed(8, size="quick")
+    res = runtime.execute(ts, devices, policies.make("round-robin"), PerfModel(), check="none")
+    names = [d.state.name for d in devices]
+    assert {e["task"]: e["device"] for e in res.events} == {t.id: names[i % 2] for i, t in enumerate(ts.tasks)}
+
+
 @pytest.mark.parametrize("spec", ["transformer:2", "gan:2"])
 def test_graphs_all_outputs_correct(devices, spec):
     ts = tasks.make(spec, size="quick")

@@ -112,12 +112,8 @@ def test_replay_of_a_committed_real_run_within_15_percent(run, tmp_path):
     cores = json.loads((run / "meta.json").read_text())["host"]["physical_cores"]
     # The simulator cannot model two devices sharing a core: mixes of at most one device per core
     alone = df.mix.map(lambda m: m == "-" or len(m.split("+")) <= cores)
-    # dmda on every task set, graphs included, and HEFT on the mixed batch. HEFT on a graph is not held to it:
-    # its static plan puts a child on a device that is often idle when the parent ends, so the child waits the
-    # whole round trip through the driver (the output stored, the driver told, the call sent), 4-7 ms a hop on the
-    # 2-core VM, which the simulator models only behind a busy device (notify_latency). The committed Zen 5 run's
-    # gan:8 HEFT replays at -20.6%: replay.csv keeps it, and the README says so.
-    model_driven = df[((df.policy == "dmda") | ((df.policy == "heft") & df.taskset.str.startswith("mixed"))) & alone]
+    # the model-driven policies on every task set, graphs included
+    model_driven = df[df.policy.isin(["dmda", "heft"]) & alone]
     assert len(model_driven) and (model_driven.error_pct.abs() <= 15).all(), model_driven.to_string()
 
 
