@@ -263,7 +263,7 @@ class Dmda(Policy):
 
     def placed(self, task, device):
         if self.quota:
-            k, mine = kind(task), self.quota[pool_of(device)]
+            k, mine = kind(task), self.quota.get(pool_of(device), {})
             # a task taken from another pool's share (a pool done with its own) comes off that pool's share
             owner = mine if mine.get(k, 0) > 0 else max(self.quota.values(), key=lambda q: q.get(k, 0))
             if owner.get(k, 0) > 0:
@@ -282,8 +282,8 @@ class Dmda(Policy):
             return None
         if self.quota:   # the LP's share of this kind, or a device whose pool has placed all of its share
             k = kind(task)
-            c = [d for d in c if self.quota[pool_of(d)].get(k, 0) > 0
-                 or not any(self.quota[pool_of(d)].values())] or c
+            c = [d for d in c if self.quota.get(pool_of(d), {}).get(k, 0) > 0
+                 or not any(self.quota.get(pool_of(d), {}).values())] or c
         fin = {d.name: finish_time(model, task, d, devices, now) for d in c}
         best = min(fin.values())
         return min(c, key=lambda d: self.alpha * (fin[d.name] - best) + self.beta * transfer(task, d))

@@ -243,7 +243,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             except Exception as exc:
                 raise HeteroError(f"task {t.id} ({t.label}) failed on device {name}: {_cause(exc)}") from None
             st.outstanding -= 1
-            st.exploring.discard((t.case.workload, t.case.params, t.case.dtype))
+            st.exploring.discard(kind(t))
             busy = stats["end"] - stats["start"]
             model.add(st.backend, st.device, t.case, busy)
             prev = last_end.get(name)
