@@ -72,16 +72,16 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     overhead: device name -> seconds a device stays taken after each task (a Ray actor stores the output in the
     object store and takes its next call); by default each device's own DeviceState.overhead, which is also
     what the policies and the queue ends count, as in the runtime.
-    notify: device name -> seconds from a task's end on that device to the driver knowing it, when the device
-    goes straight on to a queued task (Ray then stores the output while the next task runs): its children become
-    ready, and its device's queue shrinks, only then; none by default."""
+    notify: device name -> (busy, idle): seconds from a task's end on that device to the driver acting on it,
+    when the device goes straight on to a queued task (Ray then stores the output while the next one runs) and
+    when it has nothing queued. Its children become ready, and its queue shrinks, only then; none by default."""
     wall = time.perf_counter()
     actual = actual or (lambda t, d: predict(model, t, d))
     for d in devices:
         d.queue_end, d.outstanding, d.exploring = 0.0, 0, set()
     index = {d.name: i for i, d in enumerate(devices)}
     after = [(overhead or {}).get(d.name, d.overhead) for d in devices]
-    known = [(notify or {}).get(d.name, 0.0) for d in devices]
+    known = [(notify or {}).get(d.name, (0.0, 0.0)) for d in devices]
     free_at = [0.0] * len(devices)
     queued = [0.0] * len(devices)    # predicted seconds of the tasks placed on each device and not finished
     predicted: dict = {}
@@ -147,9 +147,9 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
         if not events:
             raise RuntimeError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
         now, _, t, j, noticed = heapq.heappop(events)
-        if not noticed and known[j] and devices[j].outstanding > 1:
-            # its device goes straight on to the next task, storing this output alongside: the driver hears later
-            heapq.heappush(events, (now + known[j], seq, t, j, True))
+        lag = 0.0 if noticed else known[j][0] if devices[j].outstanding > 1 else known[j][1]
+        if lag > 0:     # the driver hears of it later: Ray stores the output (beside the next task, if queued)
+            heapq.heappush(events, (now + lag, seq, t, j, True))
             seq += 1
             continue
         d = devices[j]
@@ -207,11 +207,13 @@ def call_overhead(runs: list[list[dict]]) -> dict:
 
 
 def notify_latency(runs: list[list[dict]], tasks) -> dict:
-    """device name -> median time from a task's end on that device to the driver sending a child it released
-    (the first such child: its last parent to end), over the tasks of `runs` followed on their device by a task
-    already sent (`simulate` applies it to those only): Ray storing the output beside the next task, then
-    telling the driver, which places. 4-7 ms measured on the 2-core VM. Empty for runs without send times, or
-    without task graphs."""
+    """device name -> (busy, idle) medians over `runs` (empty without send times):
+    busy: from a task's end to the driver sending a child it released (its last parent), over tasks followed on
+    their device by a task already sent: Ray storing the output beside the next task, then telling the driver,
+    which places (4-7 ms measured on the 2-core VM); 0 without task graphs.
+    idle: from a task's end to the driver sending the next task to that device, over next tasks sent after it
+    ended though their inputs were ready before: the driver's turnaround for an idle device (every task of
+    eager pays it)."""
     deps = {t.id: t.deps for t in tasks}
     lags: dict = {}
     for events in runs:
@@ -231,8 +233,14 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
                 first[last["task"]] = min(first.get(last["task"], math.inf), e["sent"])
         for p, sent in first.items():
             if p in busy_after:
-                lags.setdefault(by[p]["device"], []).append(max(0.0, sent - by[p]["end"]))
-    return {name: sorted(v)[len(v) // 2] for name, v in lags.items() if v}
+                lags.setdefault(by[p]["device"], ([], []))[0].append(max(0.0, sent - by[p]["end"]))
+        for name, evs in per.items():
+            for a, b in zip(evs, evs[1:]):
+                ready = max((by[p]["end"] for p in deps.get(b["task"], ()) if p in by), default=-math.inf)
+                if b.get("sent", -math.inf) >= a["end"] and ready <= a["end"]:
+                    lags.setdefault(name, ([], []))[1].append(b["sent"] - a["end"])
+    med = lambda v: sorted(v)[len(v) // 2] if v else 0.0  # noqa: E731
+    return {name: (med(b), med(i)) for name, (b, i) in lags.items()}
 
 
 def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict], others: list[dict] = (),

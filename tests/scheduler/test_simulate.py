@@ -112,9 +112,13 @@ def test_replay_of_a_committed_real_run_within_15_percent(run, tmp_path):
     cores = json.loads((run / "meta.json").read_text())["host"]["physical_cores"]
     # The simulator cannot model two devices sharing a core: mixes of at most one device per core
     alone = df.mix.map(lambda m: m == "-" or len(m.split("+")) <= cores)
-    # the model-driven policies on every task set, graphs included
-    model_driven = df[df.policy.isin(["dmda", "heft"]) & alone]
-    assert len(model_driven) and (model_driven.error_pct.abs() <= 15).all(), model_driven.to_string()
+    # the model-driven policies on every task set, graphs included; every policy in runs whose trace says when
+    # each task was sent (the simulator then knows the driver's turnaround). Older runs also predate the fix that
+    # offers round-robin, random, eager and single every ready task in a pass, so their rows are not those
+    # policies as the simulator runs them.
+    timed = '"sent_ms"' in (run / "trace.json").read_text()
+    held = df[(df.policy.isin(["dmda", "heft"]) | timed) & alone]
+    assert len(held) and (held.error_pct.abs() <= 15).all(), held.to_string()
 
 
 def test_call_overhead_holds_the_device_and_is_measured_from_gaps():
@@ -141,7 +145,12 @@ def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
               {"task": 1, "device": "a", "sent": 0.0, "start": 1.0, "end": 2.0},
               {"task": 2, "device": "b", "sent": 1.3, "start": 1.35, "end": 2.5}]
     graph = [SimpleNamespace(id=0, deps=()), SimpleNamespace(id=1, deps=()), SimpleNamespace(id=2, deps=(0,))]
-    assert notify_latency([events], graph) == {"a": pytest.approx(0.3)}
+    assert notify_latency([events], graph) == {"a": (pytest.approx(0.3), 0.0)}
+    # device c idles between 3 and 4 (4 was ready all along): the driver's turnaround, 0.2 s
+    idle = events + [{"task": 3, "device": "c", "sent": 0.0, "start": 0.0, "end": 1.0},
+                     {"task": 4, "device": "c", "sent": 1.2, "start": 1.25, "end": 2.0}]
+    graph += [SimpleNamespace(id=3, deps=()), SimpleNamespace(id=4, deps=())]
+    assert notify_latency([idle], graph)["c"] == (0.0, pytest.approx(0.2))
     assert notify_latency([[{k: v for k, v in e.items() if k != "sent"} for e in events]], graph) == {}
 
     one = lambda: [DeviceState("fast.0", "fast", "fast", 1e-4, 1e10, frozenset(SPEED.speed["fast"]))]  # noqa: E731
@@ -149,5 +158,5 @@ def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
     four = tasks.transformer(layers=1, batches=4, size="quick", inputs=False)     # four chains share the device
     for ts, slower in ((chain, False), (four, True)):
         base = simulate(ts.tasks, one(), policies.make("dmda"), SPEED)
-        late = simulate(ts.tasks, one(), policies.make("dmda"), SPEED, notify={"fast.0": 0.05})
+        late = simulate(ts.tasks, one(), policies.make("dmda"), SPEED, notify={"fast.0": (0.05, 0.0)})
         assert (late.makespan > base.makespan + 0.04) if slower else late.makespan == pytest.approx(base.makespan)
