@@ -241,15 +241,16 @@ class Dmda(Policy):
     On a batch of independent tasks it is also guided by the LP area relaxation (lp_quota): a task goes to the
     earliest-finishing device among those whose pool still has a share of its kind, or to a device whose pool has
     placed its whole share (so no device idles at the end). Greedy earliest finish alone hands a slow device the
-    long tasks it is 2-4x slower at once the fast device's queue fills, while work it runs nearly as fast waits:
-    on the Zen 5 run's own durations it simulated 1.14x the LP bound on mixed:40, guided 1.02x. Graphs keep the
+    long tasks it is much slower at once the fast device's queue fills (NumPy's attention takes 2.5-7x numba's in
+    results/cpu-epyc-zen5-2core), while work it runs nearly as fast (matmul, 1.1-1.4x) waits. In the committed
+    Zen 5 schedule run, dmda's gap on mixed:40 is 1.04 and HEFT's (plain earliest finish) 1.28. Graphs keep the
     plain rule: there the LP ignores the dependencies that decide the order."""
     name = "dmda"
     pooled = True
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding).
     # On a graph, every ready task is sent at once: there a device's next task is often a child released by the
-    # task just ended, and the round trip through the driver (4-7 ms measured) outlasts short tasks; measured
-    # on the Zen 5 VM, sending at once took transformer:4's gap from 1.30 to 1.23 and gan:8's from 1.37 to 1.34.
+    # task just ended, and the round trip through the driver (7-15 ms in the committed Zen 5 run's graphs,
+    # simulate.notify_latency) outlasts short tasks; in trials on that VM sending at once shortened the graphs.
     BATCH_COMMIT = 2
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):

@@ -192,8 +192,8 @@ def call_overhead(runs: list[list[dict]]) -> dict:
     """device name -> median idle time between one task's end and the next task's start on that device, over
     every run given: what each task costs its device beyond its own run (Ray storing the output, delivering the
     next call). Where events say when each task was sent, only gaps before a task already waiting count (a wait
-    for inputs is `hop_latency`'s). Measured on 2 busy cores: 4-5 ms a task with one call in an actor at a
-    time, 0.4-1.3 ms with two (actors.CALLS_IN_FLIGHT)."""
+    for inputs is `notify_latency`'s). On mixed:40 in the committed Zen 5 runs: 3.6-4.3 ms a task with one call in
+    an actor at a time, 0.33-0.39 ms with two (actors.CALLS_IN_FLIGHT)."""
     gaps: dict = {}
     for events in runs:
         per: dict = {}
@@ -210,7 +210,7 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
     """device name -> (busy, idle) medians over `runs` (empty without send times):
     busy: from a task's end to the driver sending a child it released (its last parent), over tasks followed on
     their device by a task already sent: Ray storing the output beside the next task, then telling the driver,
-    which places (4-7 ms measured on the 2-core VM); 0 without task graphs.
+    which places (7-15 ms in the committed Zen 5 run's graphs); 0 without task graphs.
     idle: from a task's end to the driver sending the next task to that device, over next tasks sent after it
     ended though their inputs were ready before: the driver's turnaround for an idle device (every task of
     eager pays it)."""
