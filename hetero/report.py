@@ -110,7 +110,8 @@ def _mix_of(df: pd.DataFrame) -> pd.Series:
 def mix_tables(sched: pd.DataFrame, policy: str = "dmda") -> list[tuple[str, pd.DataFrame]]:
     """Per (run, task set): rows device mixes (their `policy` run), columns makespan, throughput, speedup vs the
     best single device (the fastest one-device mix of the run, else the mix's own `single` policy run) and
-    utilisation. All measured (wall clock); no energy counter exists on these CPU devices."""
+    utilisation, and which devices shared a core. All measured (wall clock); no energy counter exists on these CPU
+    devices."""
     out = []
     if sched.empty:
         return out
@@ -126,7 +127,10 @@ def mix_tables(sched: pd.DataFrame, policy: str = "dmda") -> list[tuple[str, pd.
             "gflops": rows.gflops.round(1),
             "speedup_vs_best_single": (best_single / rows.makespan_s if best_single else rows.speedup_vs_single)
             .round(2),
-            "utilization": rows.utilization, "energy": "not measured"}).set_index("mix")
+            "utilization": rows.utilization, "energy": "not measured",
+            # which devices of the mix shared a core (bench.schedule --share-cores): they slowed each other
+            "shared_cores": (rows.shared_cores.astype(str).str.replace(r"^note: | share cores.*$", "", regex=True)
+                             if "shared_cores" in rows else "no")}).set_index("mix")
         out.append((f"{run}: {taskset}, policy {policy}, measured wall clock", table))
     return out
 

@@ -118,6 +118,10 @@ def test_replay_of_a_committed_real_run_within_15_percent(run, tmp_path):
     # policies as the simulator runs them.
     timed = '"sent_ms"' in (run / "trace.json").read_text()
     held = df[(df.policy.isin(["dmda", "heft"]) | timed) & alone]
+    # Devices sharing a core: the run's own durations carry the slowdown on average, which holds dmda (-10% on
+    # the committed numba+numpy+torch run) but not HEFT's static plan on graphs (-21..-23%: when its tasks overlap
+    # on the shared core matters, and the simulator does not model that)
+    held = pd.concat([held, df[(df.policy == "dmda") & ~alone & timed]])
     assert len(held) and (held.error_pct.abs() <= 15).all(), held.to_string()
 
 
