@@ -13,8 +13,6 @@ import json
 import math
 from collections import Counter
 
-import numpy as np
-
 from hetero.scheduler.lp import area_allocation
 from hetero.scheduler.policies import topological
 

@@ -8,7 +8,6 @@ the run counts those retries, and a task's result is recorded exactly once.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
