@@ -60,6 +60,11 @@ class History:
     recent: float = 0.0    # exponentially weighted mean; 0: none yet (files from before it was kept)
 
     @property
+    def estimate(self) -> float:
+        """What predictions use: the recent mean (the mean for files from before it was kept)."""
+        return self.recent or self.mean
+
+    @property
     def std(self) -> float:
         return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
 
@@ -120,7 +125,7 @@ class PerfModel:
     def call_overhead(self, backend: str, device: str) -> float:
         """Seconds a task holds the device beyond its run (recent mean); 0 until measured."""
         h = self.calls.get((backend, device))
-        return (h.recent or h.mean) if h is not None and h.count > 0 else 0.0
+        return h.estimate if h is not None and h.count > 0 else 0.0
 
     def ingest_csv(self, path: Path) -> int:
         """Rows of a bench.run CSV (status ok) as kernel medians, for keys with no task samples. Returns rows used."""
@@ -167,7 +172,7 @@ class PerfModel:
         """Seconds for `case` on the device: its recent mean, else the FLOP fit, else None (unmeasured)."""
         h = self.history(backend, device, case)
         if h is not None:
-            return h.recent or h.mean
+            return h.estimate
         fit = self._fit(backend, device, case.workload, case.dtype)
         if fit is None:
             return None
@@ -178,7 +183,7 @@ class PerfModel:
         """The FLOP fit over one dtype's sizes (fp16 and fp32 times do not lie on one curve)."""
         key = (backend, device, workload, dtype)
         if key not in self._fits:
-            pts = [(h.flops, h.recent or h.mean) for (bk, dv, wl, fp), h in self.entries.items()
+            pts = [(h.flops, h.estimate) for (bk, dv, wl, fp), h in self.entries.items()
                    if (bk, dv, wl, fp.rpartition("|")[2]) == key and h.count > 0 and h.flops > 0 and h.mean > 0]
             self._fits[key] = fit_power(np.array([p[0] for p in pts]), np.array([p[1] for p in pts])) \
                 if len(pts) >= 2 else None

@@ -196,14 +196,22 @@ def call_overhead(runs: list[list[dict]]) -> dict:
     an actor at a time, 0.33-0.39 ms with two (actors.CALLS_IN_FLIGHT)."""
     gaps: dict = {}
     for events in runs:
-        per: dict = {}
-        for e in events:
-            per.setdefault(e["device"], []).append(e)
-        for name, evs in per.items():
-            evs.sort(key=lambda e: e["start"])
+        for name, evs in _by_device(events).items():
             gaps.setdefault(name, []).extend(max(0.0, b["start"] - a["end"]) for a, b in zip(evs, evs[1:])
                                              if b.get("sent", -math.inf) < a["end"])
-    return {name: sorted(g)[len(g) // 2] for name, g in gaps.items() if g}
+    return {name: _median(g) for name, g in gaps.items() if g}
+
+
+def _by_device(events: list[dict]) -> dict:
+    """device name -> its events in start order."""
+    per: dict = {}
+    for e in sorted(events, key=lambda e: e["start"]):
+        per.setdefault(e["device"], []).append(e)
+    return per
+
+
+def _median(values: list) -> float:
+    return sorted(values)[len(values) // 2] if values else 0.0
 
 
 def notify_latency(runs: list[list[dict]], tasks) -> dict:
@@ -219,11 +227,8 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
     for events in runs:
         by = {e["task"]: e for e in events}
         busy_after = set()                # tasks whose device had the next task waiting when they ended
-        per: dict = {}
-        for e in events:
-            per.setdefault(e["device"], []).append(e)
+        per = _by_device(events)
         for evs in per.values():
-            evs.sort(key=lambda e: e["start"])
             busy_after |= {a["task"] for a, b in zip(evs, evs[1:]) if b.get("sent", math.inf) < a["end"]}
         first: dict = {}                  # parent -> earliest send of a child it released
         for e in events:
@@ -239,8 +244,7 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
                 ready = max((by[p]["end"] for p in deps.get(b["task"], ()) if p in by), default=-math.inf)
                 if b.get("sent", -math.inf) >= a["end"] and ready <= a["end"]:
                     lags.setdefault(name, ([], []))[1].append(b["sent"] - a["end"])
-    med = lambda v: sorted(v)[len(v) // 2] if v else 0.0  # noqa: E731
-    return {name: (med(b), med(i)) for name, (b, i) in lags.items()}
+    return {name: (_median(b), _median(i)) for name, (b, i) in lags.items()}
 
 
 def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict], others: list[dict] = (),
