@@ -176,17 +176,18 @@ def _replay(args, note) -> int:
         here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
         # this run's own durations; kinds it never put on a device: the set's other runs, this mix's first
         own = runs.get((r["taskset"], r["policy"], mix), [])
-        others = [e for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
-                  if name == r["taskset"] and (pol, m) != (r["policy"], mix) for e in evs]
+        others = [evs for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
+                  if name == r["taskset"] and (pol, m) != (r["policy"], mix)]
         overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
         notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
                                 ts.tasks)
-        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), own, others, overhead, notify)
+        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), own, others, overhead, notify,
+                     _shared_cores(devices))
         err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
                          sim_makespan_s=sim.makespan, error_pct=err,
                          timing="real: measured wall clock; sim: modeled from the run's mean durations, "
-                                "per-task overhead and completion notice"))
+                                "per-task overhead, completion notice and core sharing"))
     write_rows(run / "replay.csv", rows, REPLAY_COLUMNS)
     print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
     for r in rows:
@@ -195,6 +196,13 @@ def _replay(args, note) -> int:
     worst = max(abs(r["error_pct"]) for r in rows) if rows else math.nan
     print(f"\nworst |error| {worst:.1f}% over {len(rows)} runs; wrote {run / 'replay.csv'}")
     return 0
+
+
+def _shared_cores(devices: dict) -> dict:
+    """device name -> (node, cores) for the run's devices pinned to the cores of another (bench.schedule
+    --share-cores gives each such device one core); a multi-node run's names end in @<node>."""
+    where = {n: (n.partition("@")[2], tuple(sorted(i.get("cpus") or ()))) for n, i in devices.items()}
+    return {n: w for n, w in where.items() if w[1] and sum(v == w for v in where.values()) > 1}
 
 
 def _run(argv=None) -> int:

@@ -150,7 +150,7 @@ class Policy:
     # None: every placement is final and sent to the device at once. N: a device is sent at most N tasks at a time;
     # a task placed on a device that already holds N is held back and placed again after the next task ends,
     # when the queues are known from measurements, not predictions (late binding: prediction errors do not pile
-    # up in a long queue). The runtime honours it; the simulator, whose predictions are its durations, need not.
+    # up in a long queue). The runtime honours it; so does the simulator where durations differ from predictions.
     commit: int | None = None
 
     def plan(self, tasks, devices, model) -> None:

@@ -1,6 +1,12 @@
 """A discrete-event simulation of the scheduler's own policy objects (hetero.scheduler.policies) placing a task set:
 every task takes the time `actual(task, device)` gives (default: the model's prediction). No Ray, and no second
-implementation of any policy: the loop below is the runtime's loop (runtime.execute) with a clock instead of actors.
+implementation of any policy: the loop below is the runtime's loop (runtime.execute) with a clock instead of actors,
+late binding (Policy.commit) included where durations differ from predictions.
+
+Devices pinned to the same cores (bench.schedule --share-cores) share them (_Cores): a task's end moves whenever
+another task starts or ends on its cores, so each device runs a queue of placed tasks and the clock's events are
+a device starting its next task, a core group's next end (stale once the group's sharing changed), and the
+driver hearing of an end.
 
 Scale. Identical devices (same backend, device, transfer costs and workloads) form a pool. When the set has no
 dependencies, a policy that is indifferent among identical devices (Policy.pooled: dmda, eager) is shown one
@@ -17,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from hetero.scheduler.perfmodel import RECENT
 from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, predict, transfer
 
 
@@ -65,24 +72,61 @@ class _Pools:
         return out
 
 
+class _Cores:
+    """Devices pinned to the same cores (bench.schedule --share-cores) time-slice them: while n of their tasks run,
+    each advances at 1/n of its speed alone. `left` holds each running task's remaining seconds alone."""
+
+    def __init__(self, devices: list[DeviceState], cores: dict | None):
+        keys = [(cores or {}).get(d.name, ("own", i)) for i, d in enumerate(devices)]
+        ids = {k: g for g, k in enumerate(dict.fromkeys(keys))}
+        self.of = [ids[k] for k in keys]                  # device index -> core group
+        self.running = [dict() for _ in ids]              # group -> {device index: task}
+        self.left: dict = {}                               # task id -> seconds alone still to run
+        self.since = [0.0] * len(ids)                      # group -> when `left` was last brought up to date
+        self.version = [0] * len(ids)                      # group -> bumped whenever its next end moves
+
+    def settle(self, g: int, now: float) -> None:
+        run = self.running[g]
+        if run and now > self.since[g]:
+            step = (now - self.since[g]) / len(run)
+            for t in run.values():
+                self.left[t.id] -= step
+        self.since[g] = now
+
+    def next_end(self, g: int, now: float):
+        """(time, device index) of the group's next task to end at the current sharing, or None when idle."""
+        self.version[g] += 1
+        run = self.running[g]
+        if not run:
+            return None
+        j = min(run, key=lambda j: self.left[run[j].id])
+        return now + max(0.0, self.left[run[j].id]) * len(run), j
+
+
 def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None, pool: bool = True,
-             overhead: dict | None = None, notify: dict | None = None) -> SimResult:
+             overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None) -> SimResult:
     """Run `policy` over `tasks` on `devices` with a clock; pool=False shows every device to the policy always.
 
+    actual(task, device): seconds the task takes on that device alone (default: the model's prediction).
     overhead: device name -> seconds a device stays taken after each task (a Ray actor stores the output in the
     object store and takes its next call); by default each device's own DeviceState.overhead, which is also
     what the policies and the queue ends count, as in the runtime.
     notify: device name -> (busy, idle): seconds from a task's end on that device to the driver acting on it,
     when the device goes straight on to a queued task (Ray then stores the output while the next one runs) and
-    when it has nothing queued. Its children become ready, and its queue shrinks, only then; none by default."""
+    when it has nothing queued. Its children become ready, and its queue shrinks, only then; none by default.
+    cores: device name -> a key shared by the devices pinned to the same cores, which then share their speed
+    (_Cores); by default each device has its own."""
     wall = time.perf_counter()
-    actual = actual or (lambda t, d: predict(model, t, d))
+    given, actual = actual is not None, actual or (lambda t, d: predict(model, t, d))
     for d in devices:
         d.queue_end, d.outstanding, d.exploring = 0.0, 0, set()
     index = {d.name: i for i, d in enumerate(devices)}
     after = [(overhead or {}).get(d.name, d.overhead) for d in devices]
     known = [(notify or {}).get(d.name, (0.0, 0.0)) for d in devices]
-    free_at = [0.0] * len(devices)
+    share = _Cores(devices, cores)
+    learn = getattr(model, "observe", None)    # a model that learns from each simulated task, as the runtime's
+    free_at = [0.0] * len(devices)   # when each device can start its next task (its last one ended + overhead)
+    waiting_on = [deque() for _ in devices]   # per device: (arrival, task, seconds alone) placed, not started
     queued = [0.0] * len(devices)    # predicted seconds of the tasks placed on each device and not finished
     predicted: dict = {}
     busy = [0.0] * len(devices)
@@ -99,8 +143,27 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     fresh = [t for t in tasks if not t.deps]
     ready: deque = deque()
     per_workload: dict = {}        # workload -> ready tasks of it
-    events: list = []              # (end, seq, task, device index)
-    now, seq = 0.0, 0
+    # (time, seq, what, device index, payload): "start" the device's next task if it can; "end" of a task if the
+    # payload is still its core group's version; "notice": the driver hears the payload task ended
+    events: list = []
+    now, seq, changed = 0.0, 0, True
+    # Late binding (Policy.commit): a device is sent at most `commit` tasks; the pass's other placements on it
+    # are held and placed again once a task ends (committed: each device's queue end over the tasks it was sent).
+    # It changes what a policy does only where durations differ from predictions, so only with `actual` given:
+    # each pass then places held tasks again, O(ready) per task end, too slow for 100,000 tasks.
+    commit = policy.commit if given else None
+    committed, full, holding = [0.0] * len(devices), 0, set()
+
+    def push(at, what, j, payload=None):
+        nonlocal seq
+        heapq.heappush(events, (at, seq, what, j, payload))
+        seq += 1
+
+    def group_changed(g):
+        nxt = share.next_end(g, now)
+        if nxt:
+            push(nxt[0], "end", nxt[1], share.version[g])
+
     while len(res.where) < len(tasks):
         if fresh:
             for t in fresh:
@@ -108,7 +171,15 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
             ready = deque(policy.order(list(ready) + fresh))
             fresh = []
         declined, kept = set(), []
-        while ready and len(declined) < sum(1 for n in per_workload.values() if n):
+        if changed:              # as the runtime: the last pass's held placements are planned again
+            for j in holding:
+                devices[j].queue_end = committed[j]
+                if pools:
+                    pools.lowered(j)
+            holding = set()
+        while changed and ready and len(declined) < sum(1 for n in per_workload.values() if n):
+            if commit and full == len(devices):
+                break            # every device holds all it may: what is left would only be held
             t = ready.popleft()
             w = t.case.workload
             if w in declined:
@@ -118,45 +189,79 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 t.resident = {}
                 for p in t.deps:
                     t.resident[res.where[p]] = t.resident.get(res.where[p], 0.0) + t.nbytes / len(t.deps)
-            d = policy.place(t, view(), model, now)
+            shown = view()
+            exploring = {x.name for x in shown if kind(t) in x.exploring} if commit else ()
+            d = policy.place(t, shown, model, now)
             if d is None:
                 declined.add(w)
                 kept.append(t)
                 continue
-            policy.placed(t, d)
             j = index[d.name]
             p = predict(model, t, d)
             p = (p if p is not None else estimate(model, t, devices)) + d.overhead
             tr = transfer(t, d)
             d.queue_end = max(d.queue_end, now + tr) + p
+            if commit and d.outstanding >= commit:
+                kept.append(t)   # held: counted in d's queue for the rest of this pass, placed again later
+                holding.add(j)
+                if d.name not in exploring:
+                    d.exploring.discard(kind(t))
+                continue
+            committed[j] = d.queue_end
+            full += commit is not None and d.outstanding + 1 == commit
+            policy.placed(t, d)
             queued[j] += p
             predicted[t.id] = p
             d.outstanding += 1
             # The call travels with its inputs from the moment it is placed (every call pays at least the device's
             # per-call latency), overlapping whatever the device is still running, as a queued Ray actor call does.
-            start = max(free_at[j], now + (tr or d.latency))
             dur = actual(t, d)
-            dur = dur if dur is not None else estimate(model, t, devices)
-            free_at[j] = start + dur + after[j]
-            busy[j] += dur
-            res.start[t.id], res.end[t.id] = start, start + dur
-            heapq.heappush(events, (start + dur, seq, t, j, False))
-            seq += 1
+            waiting_on[j].append((now + (tr or d.latency), t, dur if dur is not None else estimate(model, t, devices)))
+            if len(waiting_on[j]) == 1 and j not in share.running[share.of[j]]:
+                push(max(free_at[j], waiting_on[j][0][0]), "start", j)
             per_workload[w] -= 1
         ready.extendleft(reversed(kept))
+        changed = False
         if not events:
             raise RuntimeError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
-        now, _, t, j, noticed = heapq.heappop(events)
-        lag = 0.0 if noticed else known[j][0] if devices[j].outstanding > 1 else known[j][1]
-        if lag > 0:     # the driver hears of it later: Ray stores the output (beside the next task, if queued)
-            heapq.heappush(events, (now + lag, seq, t, j, True))
-            seq += 1
+        now, _, what, j, payload = heapq.heappop(events)
+        g = share.of[j]
+        if what == "start":
+            _, t, alone = waiting_on[j].popleft()
+            share.settle(g, now)
+            share.running[g][j] = t
+            share.left[t.id] = alone
+            res.start[t.id] = now
+            group_changed(g)
             continue
+        if what == "end":
+            if payload != share.version[g]:
+                continue                    # the group's sharing changed since: a later "end" replaced this one
+            share.settle(g, now)
+            t = share.running[g].pop(j)
+            del share.left[t.id]
+            group_changed(g)
+            res.end[t.id] = now
+            busy[j] += now - res.start[t.id]
+            free_at[j] = now + after[j]
+            if waiting_on[j]:
+                push(max(free_at[j], waiting_on[j][0][0]), "start", j)
+            lag = known[j][0] if devices[j].outstanding > 1 else known[j][1]
+            if lag > 0:     # the driver hears of it later: Ray stores the output (beside the next task, if queued)
+                push(now + lag, "notice", j, t)
+                continue
+        else:
+            t = payload
+        changed = True
         d = devices[j]
+        if learn:
+            learn(d.device, t.case, res.end[t.id] - res.start[t.id])
         d.outstanding -= 1
         d.exploring.discard(kind(t))
         queued[j] -= predicted.pop(t.id)
+        full -= commit is not None and d.outstanding + 1 == commit
         was, d.queue_end = d.queue_end, now + max(0.0, queued[j])   # as the runtime does: now + what is queued
+        committed[j] = d.queue_end
         if pools and d.queue_end < was:
             pools.lowered(j)
         res.where[t.id] = d.name
@@ -171,21 +276,57 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
 
 
 class RunTimes:
-    """The model of a real run: (device name, case) -> the mean seconds that kind took on that device in it."""
+    """The model of a real run: (device name, case) -> the mean seconds that kind took on that device in it
+    (`predict`, what the run's perf model learnt), and the mean it would have taken alone on its cores (`actual`,
+    solo_seconds; the same where no two devices shared a core)."""
 
-    def __init__(self, events: list[dict], tasks, fallback: "RunTimes | None" = None):
-        self.fallback = fallback         # for kinds this run never put on a device
+    def __init__(self, runs: list[list[dict]], tasks, fallback: "RunTimes | None" = None, cores: dict | None = None):
+        self.fallback = fallback         # for kinds these runs never put on a device
         case_of = {t.id: t.case for t in tasks}
         acc: dict = {}
-        for e in events:
-            s = acc.setdefault((e["device"], case_of[e["task"]]), [0.0, 0])
-            s[0] += e["end"] - e["start"]
-            s[1] += 1
-        self.mean = {k: total / n for k, (total, n) in acc.items()}
+        for events in runs:
+            for e, alone in zip(events, solo_seconds(events, cores)):
+                s = acc.setdefault((e["device"], case_of[e["task"]]), [0.0, 0.0, 0])
+                s[0] += e["end"] - e["start"]
+                s[1] += alone
+                s[2] += 1
+        self.mean = {k: total / n for k, (total, _, n) in acc.items()}
+        self.alone = {k: total / n for k, (_, total, n) in acc.items()}
 
     def predict(self, backend: str, device: str, case) -> float | None:
         t = self.mean.get((device, case))
         return t if t is not None or self.fallback is None else self.fallback.predict(backend, device, case)
+
+    def observe(self, device: str, case, seconds: float) -> None:
+        """A task of `case` took `seconds` on `device` in the simulation: learnt as the runtime's perf model
+        learns each task (History's recent mean), so that devices slowed by a shared core are predicted so."""
+        was = self.predict("", device, case)
+        self.mean[(device, case)] = seconds if was is None else (1 - RECENT) * was + RECENT * seconds
+
+    def actual(self, task, dev: DeviceState) -> float | None:
+        t = self.alone.get((dev.device, task.case))
+        return t if t is not None or self.fallback is None else self.fallback.actual(task, dev)
+
+
+def solo_seconds(events: list[dict], cores: dict | None = None) -> list[float]:
+    """Per event of one run, the seconds its task would have taken alone: while n tasks of devices sharing cores
+    (cores: device name -> key, as simulate's) run at once, each is taken to advance at 1/n of its speed. In the
+    committed numba+numpy+torch run with numba and torch on one core, this shrinks the scatter of a kind's
+    durations on mixed:40 (coefficient of variation 0.27-0.45 -> 0.06-0.14 for the five long kinds on numba)."""
+    out = [e["end"] - e["start"] for e in events]
+    groups: dict = {}
+    for i, e in enumerate(events):
+        if e["device"] in (cores or {}):
+            groups.setdefault(cores[e["device"]], []).append(i)
+    for members in groups.values():
+        marks = sorted([(events[i]["end"], -1, i) for i in members] + [(events[i]["start"], 1, i) for i in members])
+        on, last = set(), 0.0
+        for at, step, i in marks:
+            for k in on:
+                out[k] -= (at - last) * (1 - 1 / len(on))
+            last = at
+            (on.add if step > 0 else on.discard)(i)
+    return out
 
 
 def call_overhead(runs: list[list[dict]]) -> dict:
@@ -247,14 +388,15 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
     return {name: (_median(b), _median(i)) for name, (b, i) in lags.items()}
 
 
-def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict], others: list[dict] = (),
-           overhead: dict | None = None, notify: dict | None = None) -> SimResult:
+def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict], others: list[list[dict]] = (),
+           overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
     over `events` (the run's own: a 2-core VM runs 10-40% slower in some runs than others), else over `others`
-    (the set's other runs), else the mean over the devices that ran it; each task then holds its device `overhead` longer
-    (call_overhead of the mix's runs), which the policies also count, as the runtime's learnt one."""
+    (the set's other runs, one event list each), else the mean over the devices that ran it; each task then holds its device `overhead`
+    longer (call_overhead of the mix's runs), which the policies also count, as the runtime's learnt one. Devices
+    that shared cores (cores, as simulate's) share them again, each kind taking its solo_seconds mean alone."""
     for d in states:
         d.overhead = (overhead or {}).get(d.name, d.overhead)
-    return simulate(tasks, states, policy, RunTimes(events, tasks, RunTimes(list(others), tasks)),
-                    overhead=overhead, notify=notify)
+    times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)
+    return simulate(tasks, states, policy, times, actual=times.actual, overhead=overhead, notify=notify, cores=cores)
