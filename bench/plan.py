@@ -30,10 +30,10 @@ def parser() -> Parser:
     t.add_argument("--tokens", type=float, required=True, help="training tokens, e.g. 1e12")
     t.add_argument("--days", type=float, required=True, help="wall-clock budget in days")
     s = sub.add_parser("serve", parents=[common], help="devices to serve users x requests x words")
-    s.add_argument("--users", type=float, required=True)
-    s.add_argument("--requests-per-user", type=float, required=True)
-    s.add_argument("--per", default="day", help=f"period of --requests-per-user: {', '.join(SECONDS)}")
-    s.add_argument("--words-per-answer", type=float, required=True)
+    s.add_argument("--users", type=float, required=True, help="concurrent users, e.g. 1e6")
+    s.add_argument("--requests-per-user", type=float, required=True, help="requests each user sends per --per")
+    s.add_argument("--per", default="day", help=f"period of --requests-per-user: {', '.join(SECONDS)} (default day)")
+    s.add_argument("--words-per-answer", type=float, required=True, help="words generated per answer, e.g. 300")
     s.add_argument("--tokens-per-word", type=float, default=1.33, help="tokenizer factor (default 1.33, English)")
     return p
 
