@@ -6,8 +6,8 @@ core unless the caller allows it (share_cores), and the plan says when they do.
 from __future__ import annotations
 
 import os
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +16,14 @@ from hetero.errors import HeteroError
 
 GPU_BACKENDS = {"cupy", "torch-cuda"}
 # Two calls in the actor at once, one computing: the other stores the previous output in the object store and
-# takes in the next call's arguments meanwhile. The compute itself is one at a time (DeviceActor.busy). Median idle
+# takes in the next call's arguments meanwhile. The compute itself is one at a time (DeviceActor.compute). Median idle
 # time before a queued task on mixed:40, committed Zen 5 runs (call_overhead of their traces): 3.6-4.3 ms with one
 # call at a time, 0.33-0.39 ms with two.
 CALLS_IN_FLIGHT = 2
+# The compute runs on one thread of the actor's own at a lower priority (nice +COMPUTE_NICE, per thread on Linux):
+# with every core computing, the threads that store outputs and pass completions on (Ray's in this actor, the
+# driver, the raylet) otherwise wait for the compute's time slice to end before they run.
+COMPUTE_NICE = 5
 CORELESS = {"null"} | GPU_BACKENDS          # need no core of their own (a test double; a GPU's host thread)
 RESOURCE = {"opencl": "opencl", "fpga-emu": "fpga"}
 
@@ -111,12 +115,15 @@ def pin(cores: tuple[int, ...]) -> list[int]:
 
 
 class DeviceActor:
-    """Runs tasks on one backend, one at a time (the `busy` lock), in about submission order: Ray hands it up to
-    CALLS_IN_FLIGHT calls at once so that moving outputs and arguments overlaps the compute. Its queue is Ray's."""
+    """Runs tasks on one backend, one at a time on its compute thread, in about submission order: Ray hands it up
+    to CALLS_IN_FLIGHT calls at once so that moving outputs and arguments overlaps the compute. Its queue is Ray's."""
 
     def __init__(self, backend: str, cores: tuple[int, ...], threads: int | None, device_choice: str | None):
-        self.busy = threading.Lock()
         self.cpus = pin(cores) if cores else None
+        # one worker: the compute is one task at a time; threads the kernels start (numba's, torch's) inherit its
+        # priority and cores
+        self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute", initializer=_compute_thread,
+                                          initargs=(self.cpus,))
         from hetero.backends import registry
 
         self.backend = registry.get(backend, threads=threads, device=device_choice)
@@ -126,8 +133,7 @@ class DeviceActor:
 
     def info(self, workloads: list[str]) -> dict:
         """Device description and which workloads it runs: each probed on a tiny case, checked (warms JITs)."""
-        with self.busy:
-            return self._info(workloads)
+        return self.compute.submit(self._info, workloads).result()
 
     def _info(self, workloads: list[str]) -> dict:
         from hetero.workloads import check, get
@@ -158,16 +164,28 @@ class DeviceActor:
     def run(self, task, const, *deps):
         """Build the inputs, prepare, run, return (output, stats). A modelled device (null, fpga-emu) is busy
         for its modelled seconds at least: the actor sleeps the rest, so schedules see the time it claims."""
+        return self.compute.submit(self._run, task, const, deps).result()
+
+    def _run(self, task, const, deps):
         from hetero.backends.base import MODELED
         from hetero.scheduler.tasks import build_inputs
 
-        with self.busy:
-            start = time.time()
-            inputs = build_inputs(task, const or {}, list(deps))
-            kernel = self.backend.prepare(task.case, inputs)
-            seconds = kernel()
-            out = np.asarray(kernel.result(), dtype=np.float32)
-            if kernel.timing == MODELED:
-                time.sleep(max(0.0, start + seconds - time.time()))
-            end = time.time()
+        start = time.time()
+        inputs = build_inputs(task, const or {}, list(deps))
+        kernel = self.backend.prepare(task.case, inputs)
+        seconds = kernel()
+        out = np.asarray(kernel.result(), dtype=np.float32)
+        if kernel.timing == MODELED:
+            time.sleep(max(0.0, start + seconds - time.time()))
+        end = time.time()
         return out, {"start": start, "end": end, "kernel_s": seconds, "pid": os.getpid()}
+
+
+def _compute_thread(cpus: list[int] | None) -> None:
+    """The compute thread's set-up: the device's cores, and a lower priority than the threads moving data."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)      # 0: this thread
+    try:
+        os.nice(COMPUTE_NICE)
+    except OSError:                         # a platform without per-thread nice: same priority as the rest
+        pass

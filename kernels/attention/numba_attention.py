@@ -127,7 +127,7 @@ def _fold_key_block(qs, kb, vb, i0, j0, is_causal, sbuf, pv, acc, row_max, row_s
             acc[r0 + r, d] = acc[r0 + r, d] * a + pv[r, d]
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
     B, H, Sq, D = q.shape
     Sk = k.shape[2]

@@ -169,7 +169,7 @@ def _fill_bias(on, bias, p0, tp):
         on[k, p0:p0 + tp] = bias[k]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _conv2d_kernel(x, w, bias, sh, sw, ph, pw, dh, dw, R, S, tile_rows, mode, nthreads, out):
     """x (N, C, H, W), bias (K,), out (N, K, P, Q); w (R*S, C, K) for TAPS, (1, K, C*R*S) for IM2COL,
     (R*S, K, C) for DIRECT."""
@@ -233,7 +233,7 @@ def _col2im_add(cols, R, S, H, W, sh, sw, ph, pw, dh, dw, on):
                         of[d0 + j * np.uint64(sw)] += cf[s0 + j]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _conv_transpose2d_kernel(x, w2, bias, sh, sw, ph, pw, dh, dw, R, S, nthreads, out):
     """x (N, C, H, W), w2 (C, K*R*S), bias (K,), out (N, K, Ho, Wo)."""
     N, C, H, W = x.shape
