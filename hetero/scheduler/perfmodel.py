@@ -3,7 +3,7 @@
 Keyed by (backend, device, workload, footprint) where the footprint is the case's shape and dtype. Each key keeps
 a history (count, mean, M2 for the variance) and a recent mean (exponentially weighted, newest sample 30%), which
 is what predictions use: a CPU device runs slower while its neighbour core is busy too (shared L3 and memory
-bandwidth; per task kind of mixed:40 in the committed Zen 5 schedule run, up to 1.75x, median 1.10-1.16x), so a
+bandwidth; per task kind of mixed:40 in the Zen 5 schedule run of commit cb9ac89, up to 1.75x, median 1.10-1.16x), so a
 model that averaged all history would mispredict whichever condition it saw less. The first sample of a key is
 dropped (compilation, cold caches), and once a key has >= 3 samples a sample more than 3x above or below the recent
 mean is rejected as a glitch. For sizes never seen, a fit
@@ -11,8 +11,8 @@ per (backend, device, workload, dtype) of  time = a * flops^b + c  (least square
 answers instead.
 
 Per device it also keeps the call overhead: how long a task holds its device beyond its own run (Ray storing the
-output, the next queued call arriving), measured between back-to-back tasks: 0.3-4 ms a task on the 2-core VM
-(hetero.scheduler.simulate.call_overhead of the committed Zen 5 runs), not to be left out of a queue's predicted
+output, the next queued call arriving), measured between back-to-back tasks: 0.1-4 ms a task on the 2-core VM
+(hetero.scheduler.simulate.call_overhead of the Zen 5 runs, by actor design: actors.CALLS_IN_FLIGHT), not to be left out of a queue's predicted
 end when tasks take 5-60 ms.
 
 Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)

@@ -243,14 +243,15 @@ class Dmda(Policy):
     placed its whole share (so no device idles at the end). Greedy earliest finish alone hands a slow device the
     long tasks it is much slower at once the fast device's queue fills (NumPy's attention takes 2.5-7x numba's in
     results/cpu-epyc-zen5-2core), while work it runs nearly as fast (matmul, 1.1-1.4x) waits. In the committed
-    Zen 5 schedule run, dmda's gap on mixed:40 is 1.04 and HEFT's (plain earliest finish) 1.28. Graphs keep the
+    Zen 5 schedule run, dmda's gap on mixed:40 is 1.02 and HEFT's (plain earliest finish) 1.24. Graphs keep the
     plain rule: there the LP ignores the dependencies that decide the order."""
     name = "dmda"
     pooled = True
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding).
     # On a graph, every ready task is sent at once: there a device's next task is often a child released by the
-    # task just ended, and the round trip through the driver (7-15 ms in the committed Zen 5 run's graphs,
-    # simulate.notify_latency) outlasts short tasks; in trials on that VM sending at once shortened the graphs.
+    # task just ended, and the round trip through the driver (4.9-5.8 ms median in the committed Zen 5 run's
+    # graphs, simulate.notify_latency; 7-15 ms before numba's kernels released the GIL) outlasts short tasks (gan:8
+    # has 2-ms ones); in trials on that VM sending at once shortened the graphs.
     BATCH_COMMIT = 2
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):

@@ -109,7 +109,8 @@ def format_rows(rows: list[dict]) -> str:
 def chrome_trace(results) -> str:
     """traceEvents with ph 'X' (complete events), one process per (task set, policy, mix, device) named
     '<task set> <policy> <mix>: <device>'; ts/dur in µs from the run's start; args.sent_ms is when the driver
-    sent the task (ms from the run's start): start minus sent is its wait in the device's queue."""
+    sent the task (ms from the run's start): start minus sent is its wait in the device's queue; args.predicted_ms
+    is what the perf model predicted for the task on each device when the policy planned."""
     events, pids = [], {}
     for r in results:
         for e in sorted(r.events, key=lambda e: e["start"]):
@@ -123,7 +124,9 @@ def chrome_trace(results) -> str:
             events.append({"ph": "X", "name": e["label"], "cat": e["workload"], "pid": pids[key], "tid": 0,
                            "ts": round((e["start"] - r.t0) * 1e6, 1), "dur": round((e["end"] - e["start"]) * 1e6, 1),
                            "args": {"task": e["task"], "shape": e["shape"], "kernel_s": e["kernel_s"],
-                                    "device": e["device"], "sent_ms": round((e["sent"] - r.t0) * 1e3, 3)}})
+                                    "device": e["device"], "sent_ms": round((e["sent"] - r.t0) * 1e3, 3),
+                                    **({"predicted_ms": {k: round(v * 1e3, 4) for k, v in e["predicted"].items()}}
+                                       if "predicted" in e else {})}})
     return json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}) + "\n"
 
 
@@ -147,7 +150,9 @@ def read_trace(path) -> dict:
             runs.setdefault((taskset, policy, mix), []).append(
                 {"task": int(e["args"]["task"]), "device": e["args"]["device"], "start": e["ts"] / 1e6,
                  "end": (e["ts"] + e["dur"]) / 1e6, "label": e["name"], "workload": e["cat"],
-                 **({"sent": e["args"]["sent_ms"] / 1e3} if "sent_ms" in e["args"] else {})})
+                 **({"sent": e["args"]["sent_ms"] / 1e3} if "sent_ms" in e["args"] else {}),
+                 **({"predicted": {k: v / 1e3 for k, v in e["args"]["predicted_ms"].items()}}
+                    if "predicted_ms" in e["args"] else {})})
     except FileNotFoundError:
         raise HeteroError(f"no schedule trace at {path}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -173,6 +173,12 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
     tick = time.perf_counter()
     policy.plan(tasks, states, model)
     res.overhead_s += time.perf_counter() - tick
+    # what the model predicted for each task kind on each device when the policy planned (kept in the trace, so
+    # that a replay plans from the same beliefs: HEFT's static plan hangs on them)
+    believed: dict = {}
+    for t in tasks:
+        if t.case not in believed:
+            believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
     res.t0 = time.time()
     submitted = 0.0
     commit = policy.commit
@@ -254,7 +260,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             out_ref[t.id], where[t.id] = o, name
             res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
                                "device": name, "sent": sent, "start": stats["start"], "end": stats["end"],
-                               "kernel_s": stats["kernel_s"], "flops": t.flops})
+                               "kernel_s": stats["kernel_s"], "flops": t.flops, "predicted": believed[t.case]})
             for c in children[t.id]:
                 waiting[c.id] -= 1
                 if waiting[c.id] == 0:

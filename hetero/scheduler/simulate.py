@@ -276,9 +276,10 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
 
 
 class RunTimes:
-    """The model of a real run: (device name, case) -> the mean seconds that kind took on that device in it
-    (`predict`, what the run's perf model learnt), and the mean it would have taken alone on its cores (`actual`,
-    solo_seconds; the same where no two devices shared a core)."""
+    """The model of a real run: (device name, case) -> what the run's perf model predicted for that kind on that
+    device when its policy planned (`predict`; runs that did not record it: the mean seconds it took there), and
+    the mean it would have taken alone on its cores (`actual`, solo_seconds; its mean duration where no two
+    devices shared a core)."""
 
     def __init__(self, runs: list[list[dict]], tasks, fallback: "RunTimes | None" = None, cores: dict | None = None):
         self.fallback = fallback         # for kinds these runs never put on a device
@@ -292,6 +293,9 @@ class RunTimes:
                 s[2] += 1
         self.mean = {k: total / n for k, (total, _, n) in acc.items()}
         self.alone = {k: total / n for k, (_, total, n) in acc.items()}
+        for events in runs:    # what the run's perf model predicted when its policy planned, where recorded
+            for e in events:
+                self.mean.update({(d, case_of[e["task"]]): s for d, s in e.get("predicted", {}).items()})
 
     def predict(self, backend: str, device: str, case) -> float | None:
         t = self.mean.get((device, case))
@@ -312,7 +316,8 @@ def solo_seconds(events: list[dict], cores: dict | None = None) -> list[float]:
     """Per event of one run, the seconds its task would have taken alone: while n tasks of devices sharing cores
     (cores: device name -> key, as simulate's) run at once, each is taken to advance at 1/n of its speed. In the
     committed numba+numpy+torch run with numba and torch on one core, this shrinks the scatter of a kind's
-    durations on mixed:40 (coefficient of variation 0.27-0.45 -> 0.06-0.14 for the five long kinds on numba)."""
+    durations on mixed:40: for 8 of the 9 kinds longer than 40 ms the coefficient of variation falls, median
+    0.33 -> 0.13."""
     out = [e["end"] - e["start"] for e in events]
     groups: dict = {}
     for i, e in enumerate(events):
@@ -333,8 +338,7 @@ def call_overhead(runs: list[list[dict]]) -> dict:
     """device name -> median idle time between one task's end and the next task's start on that device, over
     every run given: what each task costs its device beyond its own run (Ray storing the output, delivering the
     next call). Where events say when each task was sent, only gaps before a task already waiting count (a wait
-    for inputs is `notify_latency`'s). On mixed:40 in the committed Zen 5 runs: 3.6-4.3 ms a task with one call in
-    an actor at a time, 0.33-0.39 ms with two (actors.CALLS_IN_FLIGHT)."""
+    for inputs is `notify_latency`'s). Zen 5 figures by actor design: actors.CALLS_IN_FLIGHT."""
     gaps: dict = {}
     for events in runs:
         for name, evs in _by_device(events).items():
@@ -359,7 +363,7 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
     """device name -> (busy, idle) medians over `runs` (empty without send times):
     busy: from a task's end to the driver sending a child it released (its last parent), over tasks followed on
     their device by a task already sent: Ray storing the output beside the next task, then telling the driver,
-    which places (7-15 ms in the committed Zen 5 run's graphs); 0 without task graphs.
+    which places (4.9-5.8 ms in the committed Zen 5 run's graphs); 0 without task graphs.
     idle: from a task's end to the driver sending the next task to that device, over next tasks sent after it
     ended though their inputs were ready before: the driver's turnaround for an idle device (every task of
     eager pays it)."""

@@ -198,3 +198,26 @@ def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
         base = simulate(ts.tasks, one(), policies.make("dmda"), SPEED)
         late = simulate(ts.tasks, one(), policies.make("dmda"), SPEED, notify={"fast.0": (0.05, 0.0)})
         assert (late.makespan > base.makespan + 0.04) if slower else late.makespan == pytest.approx(base.makespan)
+
+
+def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
+    """A trace keeps what the perf model predicted per device when the policy planned; a replay's policies plan
+    from that (HEFT's static plan hangs on it), while tasks take the run's own durations."""
+    from hetero.scheduler import report
+    from hetero.scheduler.runtime import RunResult
+    from hetero.scheduler.simulate import RunTimes
+
+    ts = tasks.mixed(2, size="quick", inputs=False)
+    events = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape, "device": "a",
+               "sent": 10.0, "start": 10.0 + i, "end": 10.5 + i, "kernel_s": 0.5, "flops": t.flops,
+               "predicted": {"a": 0.25, "b": 0.125}} for i, t in enumerate(ts.tasks)]
+    trace = report.chrome_trace([RunResult("dmda", ts, "a+b", events, t0=10.0, t1=12.0)])
+    (tmp_path / "trace.json").write_text(trace)
+    back = report.read_trace(tmp_path / "trace.json")[(ts.name, "dmda", "a+b")]
+    assert [e["predicted"] for e in back] == [{"a": 0.25, "b": 0.125}] * 2
+    times = RunTimes([back], ts.tasks)
+    case = ts.tasks[0].case
+    assert times.predict("x", "a", case) == 0.25 and times.predict("x", "b", case) == 0.125
+    assert times.actual(ts.tasks[0], DeviceState("a", "x", "a")) == pytest.approx(0.5)
+    plain = RunTimes([[{k: v for k, v in e.items() if k != "predicted"} for e in back]], ts.tasks)
+    assert plain.predict("x", "a", case) == pytest.approx(0.5) and plain.predict("x", "b", case) is None
