@@ -97,7 +97,7 @@ def options(p: Placement, declared: set) -> dict:
     if p.threads:
         n = str(p.threads)
         env = {k: n for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                              "POCL_MAX_PTHREAD_COUNT")}
+                              "POCL_MAX_PTHREAD_COUNT", "CL_CONFIG_CPU_TBB_NUM_WORKERS")}   # the last: Intel's CPU OpenCL
         env["POCL_AFFINITY"] = "0"   # PoCL's own pinning ignores our mask; its threads inherit the actor's
         opts["runtime_env"] = {"env_vars": env}
     return opts
