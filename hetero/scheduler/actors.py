@@ -18,8 +18,8 @@ GPU_BACKENDS = {"cupy", "torch-cuda"}
 # Two calls in the actor at once, one computing: the other stores the previous output in the object store and
 # takes in the next call's arguments meanwhile. The compute itself is one at a time (DeviceActor.compute). Median idle
 # time before a queued task, Zen 5 schedule runs (call_overhead of their traces): 3.6-4.3 ms with one call at a
-# time, 0.33-0.39 ms with two, 0.10-0.13 ms once the compute ran on its own lower-priority thread (results/
-# schedule-numba-numpy-zen5 now).
+# time, 0.33-0.39 ms with two, 0.10-0.13 ms once the compute ran on its own lower-priority thread (the committed
+# results/schedule-numba-numpy-zen5).
 CALLS_IN_FLIGHT = 2
 # The compute runs on one thread of the actor's own at a lower priority (nice +COMPUTE_NICE, per thread on Linux):
 # with every core computing, the threads that store outputs and pass completions on (Ray's in this actor, the
@@ -96,8 +96,9 @@ def options(p: Placement, declared: set) -> dict:
         opts["resources"] = {RESOURCE[p.backend]: 1}
     if p.threads:
         n = str(p.threads)
+        # the last two: PoCL's and Intel's CPU OpenCL drivers
         env = {k: n for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                              "POCL_MAX_PTHREAD_COUNT", "CL_CONFIG_CPU_TBB_NUM_WORKERS")}   # the last: Intel's CPU OpenCL
+                              "POCL_MAX_PTHREAD_COUNT", "CL_CONFIG_CPU_TBB_NUM_WORKERS")}
         env["POCL_AFFINITY"] = "0"   # PoCL's own pinning ignores our mask; its threads inherit the actor's
         opts["runtime_env"] = {"env_vars": env}
     return opts
@@ -188,5 +189,5 @@ def _compute_thread(cpus: list[int] | None) -> None:
         os.sched_setaffinity(0, cpus)      # 0: this thread
     try:
         os.nice(COMPUTE_NICE)
-    except OSError:                         # a platform without per-thread nice: same priority as the rest
+    except OSError:                         # not allowed here: the compute keeps the actor's priority
         pass

@@ -12,8 +12,8 @@ answers instead.
 
 Per device it also keeps the call overhead: how long a task holds its device beyond its own run (Ray storing the
 output, the next queued call arriving), measured between back-to-back tasks: 0.1-4 ms a task on the 2-core VM
-(hetero.scheduler.simulate.call_overhead of the Zen 5 runs, by actor design: actors.CALLS_IN_FLIGHT), not to be left out of a queue's predicted
-end when tasks take 5-60 ms.
+(hetero.scheduler.simulate.call_overhead of the Zen 5 runs; per actor design, see actors.CALLS_IN_FLIGHT), not
+to be left out of a queue's predicted end when tasks take 5-60 ms.
 
 Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)
 and by every task the scheduler runs. Saved atomically to ~/.cache/hetero/perfmodel.json (or a given path) and

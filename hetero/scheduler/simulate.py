@@ -338,7 +338,7 @@ def call_overhead(runs: list[list[dict]]) -> dict:
     """device name -> median idle time between one task's end and the next task's start on that device, over
     every run given: what each task costs its device beyond its own run (Ray storing the output, delivering the
     next call). Where events say when each task was sent, only gaps before a task already waiting count (a wait
-    for inputs is `notify_latency`'s). Zen 5 figures by actor design: actors.CALLS_IN_FLIGHT."""
+    for inputs is `notify_latency`'s). Zen 5 figures per actor design: see actors.CALLS_IN_FLIGHT."""
     gaps: dict = {}
     for events in runs:
         for name, evs in _by_device(events).items():
@@ -397,9 +397,10 @@ def replay(tasks, states: list[DeviceState], policy: Policy, events: list[dict],
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
     over `events` (the run's own: a 2-core VM runs 10-40% slower in some runs than others), else over `others`
-    (the set's other runs, one event list each), else the mean over the devices that ran it; each task then holds its device `overhead`
-    longer (call_overhead of the mix's runs), which the policies also count, as the runtime's learnt one. Devices
-    that shared cores (cores, as simulate's) share them again, each kind taking its solo_seconds mean alone."""
+    (the set's other runs, one event list each), else the mean over the devices that ran it; each task then
+    holds its device `overhead` longer (call_overhead of the mix's runs), which the policies also count, as the
+    runtime's learnt one. Devices that shared cores (cores, as simulate's) share them again, each kind taking its
+    solo_seconds mean alone."""
     for d in states:
         d.overhead = (overhead or {}).get(d.name, d.overhead)
     times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)

@@ -138,7 +138,8 @@ def test_solo_seconds_takes_out_the_time_shared():
     from hetero.scheduler.simulate import solo_seconds
 
     # a: 0-3 s and b: 1-2 s on one core; c on another device. a ran alone 2 s and shared 1 s: 2.5 s of work
-    events = [{"task": 0, "device": "a", "start": 0.0, "end": 3.0}, {"task": 1, "device": "b", "start": 1.0, "end": 2.0},
+    events = [{"task": 0, "device": "a", "start": 0.0, "end": 3.0},
+              {"task": 1, "device": "b", "start": 1.0, "end": 2.0},
               {"task": 2, "device": "c", "start": 0.0, "end": 1.0}]
     assert solo_seconds(events, {"a": 0, "b": 0}) == pytest.approx([2.5, 0.5, 1.0])
     assert solo_seconds(events) == pytest.approx([3.0, 1.0, 1.0])
