@@ -28,13 +28,13 @@ def found(prefix: Path | None = None) -> list[Path]:
 def register(prefix: Path | None = None, cache: Path | None = None) -> Path | None:
     """Point OCL_ICD_VENDORS at a folder naming this environment's pip-installed drivers and the system's; the
     folder, or None when the user set OCL_ICD_VENDORS or there is no such driver (nothing changes then)."""
+    from hetero.opencl_util import cache_dir
     from hetero.results import atomic_write
 
     drivers = found(prefix)
     if os.environ.get(ENV) or not drivers:
         return None
-    base = cache or Path(os.environ.get("HETERO_CACHE_DIR") or Path.home() / ".cache" / "hetero")
-    folder = base / "ocl-vendors" / _slug(Path(prefix or sys.prefix))     # one per environment
+    folder = (cache or cache_dir()) / "ocl-vendors" / _slug(Path(prefix or sys.prefix))     # one per environment
     folder.mkdir(parents=True, exist_ok=True)
     icds = {f"{d.name.split('.')[0]}.icd": f"{d}\n" for d in drivers}
     if SYSTEM_VENDORS.is_dir():

@@ -223,9 +223,13 @@ def event_seconds(events) -> float:
 
 
 # -- autotuner memory -----------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """Where hetero keeps what it learns about OpenCL devices: $HETERO_CACHE_DIR, else ~/.cache/hetero."""
+    return Path(os.environ.get("HETERO_CACHE_DIR") or Path.home() / ".cache" / "hetero")
+
+
 def tuning_path() -> Path:
-    base = os.environ.get("HETERO_CACHE_DIR") or os.path.join(Path.home(), ".cache", "hetero")
-    return Path(base) / "opencl-tuning.json"
+    return cache_dir() / "opencl-tuning.json"
 
 
 def load_tuning(path: Path | None = None) -> dict:

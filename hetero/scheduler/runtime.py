@@ -33,8 +33,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
         ray.init(address=address, log_to_driver=False)
     else:
         # Every task's output is copied into the object store. Without preallocation each copy also faults in
-        # fresh shared-memory pages, which dominated a perf profile of ray.put on the 2-core VM. Preallocating 1 GiB (mixed:40 holds 0.65 GiB of inputs and outputs) adds ~1 s
-        # to the start; a bigger set overflows to Ray's fallback allocation on disk, slower but correct.
+        # fresh shared-memory pages, which dominated a perf profile of ray.put on the 2-core VM. Preallocating
+        # 1 GiB (mixed:40 holds 0.65 GiB of inputs and outputs) adds ~1 s to the start; a bigger set overflows to
+        # Ray's fallback allocation on disk, slower but correct.
         ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
                  log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES,
                  _system_config={"preallocate_plasma_memory": True})
