@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def parser() -> Parser:
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
                         "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
-                        "run and says the spread (default 1)")
+                        "run and says the spread, and the median and range of the runs' own gaps (default 1)")
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
@@ -156,8 +157,13 @@ def _run(argv=None) -> int:
                 shared = actors.sharing([d.placement for d in here])   # this mix's devices, not the whole plan
                 mine = report.summarize(runs, [d.state for d in here], model, [shared] if shared else [])
                 for row, rs in zip(mine, every.values()):
+                    # each run's gap against its own bound: the machine's noise moves both, run by run
+                    gaps = sorted(g for r in rs if (g := report.summarize([r], [d.state for d in here], model)[0]["gap"])
+                                  is not None)
                     row.update(repeats=len(rs), makespan_min_s=min(r.makespan for r in rs),
-                               makespan_max_s=max(r.makespan for r in rs))
+                               makespan_max_s=max(r.makespan for r in rs),
+                               gap_median=statistics.median(gaps) if gaps else None,
+                               gap_min=gaps[0] if gaps else None, gap_max=gaps[-1] if gaps else None)
                 rows += mine
                 results += runs
             write_rows(folder / "schedule.csv", rows, report.COLUMNS)

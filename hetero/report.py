@@ -144,7 +144,9 @@ def policy_tables(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     cols = ["makespan_s", "speedup_vs_single", "speedup_vs_round_robin", "bound_s", "gap", "overhead_ms_per_task",
             "task_counts"]
     for (run, taskset, mix), g in sched.groupby(["run", "taskset", "mix"], sort=False):
-        table = g.set_index("policy")[cols].round(3)
+        # runs with --repeat (since gap_median was kept): the median and range of the runs' own gaps
+        more = [c for c in ("gap_median", "gap_min", "gap_max") if c in g and g[c].notna().any()]
+        table = g.set_index("policy")[cols + more].round(3)
         out.append((f"{run}: {taskset} on {mix}, measured wall clock", table))
     return out
 

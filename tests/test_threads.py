@@ -4,7 +4,7 @@ import sys
 
 from threadpoolctl import threadpool_info
 
-from hetero.threads import set_blas_threads
+from hetero.threads import one_blas_thread, set_blas_threads
 
 
 def _blas_threads() -> set:
@@ -18,6 +18,15 @@ def test_set_blas_threads_sets_every_blas_each_call():
     assert _blas_threads() == {2}
     set_blas_threads(1)
     assert _blas_threads() == {1}
+
+
+def test_one_blas_thread_limits_every_blas_inside_and_restores_after():
+    """The scheduler's driver checks outputs inside it, so no idle OpenBLAS worker spins on a device's core."""
+    set_blas_threads(2)
+    with one_blas_thread():
+        assert _blas_threads() == {1}
+    assert _blas_threads() == {2}
+    set_blas_threads(1)
 
 
 def test_blas_loaded_after_the_first_call_is_limited_too():

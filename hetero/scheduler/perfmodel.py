@@ -21,6 +21,7 @@ reloaded; a corrupt file, or one written by another version/schema, is reported 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -40,6 +41,7 @@ RECENT = 0.3           # weight of the newest sample in the recent mean that pre
 DEFAULT_PATH = Path(os.environ.get("HETERO_PERFMODEL", Path.home() / ".cache" / "hetero" / "perfmodel.json"))
 
 
+@functools.lru_cache(maxsize=1 << 14)   # the scheduler asks per device per placement; a label costs ~40 µs
 def footprint(case: Case) -> str:
     return f"{case.shape}|{case.dtype}"
 

@@ -19,7 +19,7 @@ from hetero.scheduler.policies import topological
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
            "speedup_vs_round_robin", "lp_bound_s", "critical_path_s", "bound_s", "gap", "overhead_ms_per_task",
            "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores",
-           "repeats", "makespan_min_s", "makespan_max_s"]
+           "repeats", "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
 
 
 def time_table(tasks, states, model) -> dict:
@@ -91,10 +91,12 @@ def format_rows(rows: list[dict]) -> str:
     spread = any((r.get("repeats") or 1) > 1 for r in rows)     # --repeat: the runs' makespan range
     head = f"{'taskset':14s} {'mix':22s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} {'vs single':>9s} " \
            f"{'vs rr':>6s} {'bound':>7s} {'gap':>5s} {'ovh ms':>6s} {'retry':>5s}  " \
-           + ("runs: min-max s  " if spread else "") + "utilization (tasks)"
+           + ("runs: min-max s  gap: median (min-max)  " if spread else "") + "utilization (tasks)"
     lines = [head]
     for r in rows:
         rng = f"{r['repeats']}: {r['makespan_min_s']:.3f}-{r['makespan_max_s']:.3f}".ljust(17) if spread else ""
+        if spread and r.get("gap_min") is not None:
+            rng += f"gap {r['gap_median']:.2f} ({r['gap_min']:.2f}-{r['gap_max']:.2f})  "
         f = lambda v, spec: format(v, spec) if v is not None and not (isinstance(v, float) and math.isnan(v)) \
             else "-"  # noqa: E731
         util = " ".join(f"{u}({c.split('=')[1]})" for u, c in zip(r["utilization"].split(";"),

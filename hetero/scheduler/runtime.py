@@ -17,6 +17,7 @@ from hetero.errors import HeteroError
 from hetero.scheduler import actors
 from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, predict, transfer
 from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
+from hetero.threads import one_blas_thread
 
 
 OBJECT_STORE_BYTES = 1024**3
@@ -297,14 +298,15 @@ def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: i
     if mode == "sample" and len(ids) > sample:
         ids = sorted(np.random.default_rng(seed).choice(ids, sample, replace=False).tolist())
     by_id = {t.id: t for t in taskset.tasks}
-    for i in ids:
-        t = by_id[i]
-        vals = ray.get(args[i][1:])
-        inputs = build_inputs(t, taskset.consts.get(t.const, {}), vals)
-        ok, rel = reference_check(t, inputs, ray.get(out_ref[i]))
-        res.checked += 1
-        if not ok:
-            res.wrong.append(f"task {i} ({t.label}) rel err {rel:.3g}")
+    with one_blas_thread():     # else OpenBLAS's idle threads spin into the next run, on the devices' cores
+        for i in ids:
+            t = by_id[i]
+            vals = ray.get(args[i][1:])
+            inputs = build_inputs(t, taskset.consts.get(t.const, {}), vals)
+            ok, rel = reference_check(t, inputs, ray.get(out_ref[i]))
+            res.checked += 1
+            if not ok:
+                res.wrong.append(f"task {i} ({t.label}) rel err {rel:.3g}")
 
 
 def calibrate(taskset: TaskSet, devices: list[Device], model, reps: int = 3, missing_only: bool = False,

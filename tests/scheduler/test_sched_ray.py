@@ -135,6 +135,9 @@ def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
     assert (df.gap >= 0.99).all() and (df.wrong == 0).all()
     assert (df.repeats == 3).all() and (df.makespan_min_s <= df.makespan_s).all() \
         and (df.makespan_s <= df.makespan_max_s).all()
+    # every run's gap against its own bound; the median-makespan run's gap is one of them
+    assert (df.gap_min >= 0.99).all() and (df.gap_min <= df.gap_median).all() and (df.gap_median <= df.gap_max).all()
+    assert ((df.gap_min <= df.gap + 1e-9) & (df.gap <= df.gap_max + 1e-9)).all()
     trace = json.loads((tmp_path / "t" / "trace.json").read_text())
     assert any(e["ph"] == "X" and e["dur"] > 0 for e in trace["traceEvents"])
     capsys.readouterr()
