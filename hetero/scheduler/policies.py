@@ -335,6 +335,33 @@ class Heft(Policy):
         return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
 
 
+def place_task(policy: Policy, task, shown: list, every: list, model, now: float, where: dict,
+               commit: int | None):
+    """One placement step, as the runtime (hetero.scheduler.runtime.execute) and the simulator
+    (hetero.scheduler.simulate.simulate) both take it: note where the task's inputs already are (where: task id ->
+    device name), ask the policy for one of the `shown` devices, add the task's predicted seconds (the mean over
+    `every` device when this one has none, plus its per-call overhead) to that device's queue end, and say whether
+    the task is held back (late binding: the device already has `commit` tasks). A held task stays ready; a device
+    it was being explored on stays marked. Returns None when the policy declines, else (device, predicted seconds,
+    transfer seconds, held)."""
+    if task.deps:
+        task.resident = {}
+        for p in task.deps:
+            task.resident[where[p]] = task.resident.get(where[p], 0.0) + task.nbytes / len(task.deps)
+    exploring = {d.name for d in shown if kind(task) in d.exploring} if commit else ()
+    d = policy.place(task, shown, model, now)
+    if d is None:
+        return None
+    p = predict(model, task, d)
+    p = (p if p is not None else estimate(model, task, every)) + d.overhead
+    tr = transfer(task, d)
+    d.queue_end = max(d.queue_end, now + tr) + p
+    held = bool(commit) and d.outstanding >= commit
+    if held and d.name not in exploring:
+        d.exploring.discard(kind(task))     # place() marked it explored; held, it was not: explore it next pass
+    return d, p, tr, held
+
+
 def _first_gap(slots, ready, dur):
     t = ready
     for s, e in slots:

@@ -15,7 +15,7 @@ import numpy as np
 
 from hetero.errors import HeteroError
 from hetero.scheduler import actors
-from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, predict, transfer
+from hetero.scheduler.policies import DeviceState, Policy, kind, place_task, predict
 from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
 from hetero.threads import one_blas_thread
 
@@ -194,22 +194,13 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         for t in list(policy.order(ready)):     # a copy: placed tasks leave `ready` as we go
             if commit and all(s.outstanding >= commit for s in states if s.alive):
                 break    # every device holds all it may: what is left would only be held
-            t.resident = {}
-            for p in t.deps:
-                t.resident[where[p]] = t.resident.get(where[p], 0.0) + t.nbytes / len(t.deps)
-            exploring = set(s.name for s in states if kind(t) in s.exploring)
-            st = policy.place(t, [s for s in states if s.alive], model, now)
-            if st is None:
+            got = place_task(policy, t, [s for s in states if s.alive], states, model, now, where, commit)
+            if got is None:
                 continue
-            p = predict(model, t, st)
-            p = p if p is not None else estimate(model, t, states)
-            p += st.overhead
-            st.queue_end = max(st.queue_end, now + transfer(t, st)) + p
-            if commit and st.outstanding >= commit:
-                # Held: it counts in st's queue for the rest of this pass, so the next tasks see the whole plan,
-                # but it stays ready and is placed again after the next task ends, by then with measured times.
-                if st.name not in exploring:
-                    st.exploring.discard(kind(t))
+            st, p, _, held = got
+            if held:
+                # it counts in st's queue for the rest of this pass, so the next tasks see the whole plan, but it
+                # stays ready and is placed again after the next task ends, by then with measured times
                 continue
             committed[st.name] = st.queue_end
             st.outstanding += 1

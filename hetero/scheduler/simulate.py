@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from hetero.scheduler.perfmodel import RECENT
-from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, predict, transfer
+from hetero.scheduler.policies import DeviceState, Policy, estimate, kind, place_task, predict
 
 
 @dataclass
@@ -185,27 +185,16 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
             if w in declined:
                 kept.append(t)
                 continue
-            if t.deps:
-                t.resident = {}
-                for p in t.deps:
-                    t.resident[res.where[p]] = t.resident.get(res.where[p], 0.0) + t.nbytes / len(t.deps)
-            shown = view()
-            exploring = {x.name for x in shown if kind(t) in x.exploring} if commit else ()
-            d = policy.place(t, shown, model, now)
-            if d is None:
+            got = place_task(policy, t, view(), devices, model, now, res.where, commit)
+            if got is None:
                 declined.add(w)
                 kept.append(t)
                 continue
+            d, p, tr, held = got
             j = index[d.name]
-            p = predict(model, t, d)
-            p = (p if p is not None else estimate(model, t, devices)) + d.overhead
-            tr = transfer(t, d)
-            d.queue_end = max(d.queue_end, now + tr) + p
-            if commit and d.outstanding >= commit:
-                kept.append(t)   # held: counted in d's queue for the rest of this pass, placed again later
+            if held:
+                kept.append(t)   # counted in d's queue for the rest of this pass, placed again later
                 holding.add(j)
-                if d.name not in exploring:
-                    d.exploring.discard(kind(t))
                 continue
             committed[j] = d.queue_end
             full += commit is not None and d.outstanding + 1 == commit
