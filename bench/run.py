@@ -21,6 +21,7 @@ from hetero.errors import HeteroError, choices
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.runner import COLUMNS, RunConfig, run, warm_up
 from hetero.tables import format_table
+from hetero.timing import WARMUP_S
 from hetero.workloads import DTYPES, WORKLOADS, get
 
 
@@ -124,7 +125,7 @@ def _run(argv=None) -> int:
                              {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset})
     cfg = RunConfig(baseline=args.baseline, strict=args.strict, seed=args.seed,
                     budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
-                    warmup_s=0.01 if args.quick else 0.025)
+                    warmup_s=0.01 if args.quick else WARMUP_S)
     folder = Path(args.out) / (args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
     meta = metadata(devices)

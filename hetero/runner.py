@@ -14,7 +14,7 @@ import numpy as np
 
 from hetero.backends.base import Backend
 from hetero.errors import HeteroError
-from hetero.timing import measure
+from hetero.timing import WARMUP_S, measure
 from hetero.workloads import Case, check, get
 from hetero.workloads.base import ITEMSIZE
 
@@ -28,7 +28,7 @@ COLUMNS = ["workload", "shape", "preset", "dtype", "backend", "device", "peer", 
 @dataclass
 class RunConfig:
     baseline: str = "numpy"
-    warmup_s: float = 0.025
+    warmup_s: float = WARMUP_S
     budget_s: float = 0.2
     min_reps: int = 3
     seed: int = 0

@@ -37,7 +37,14 @@ class Measurement:
         return self.reps >= 4 and self.iqr > NOISY * self.median
 
 
-def measure(kernel, warmup_s: float = 0.025, budget_s: float = 0.2, min_reps: int = 3,
+# Warm-up before timed reps. OpenBLAS's idle workers spin for ~0.1 s after each call before they sleep (its thread
+# timeout), and the float64 reference and a NumPy peer run just before a backend is timed: with a shorter warm-up the
+# first timed reps run beside a spinning thread. On the 2-core Zen 5 VM, numba's first five 6-ms matmul reps after a
+# NumPy matmul took 10-32 ms; after 0.3 s of rest, 6 ms.
+WARMUP_S = 0.12
+
+
+def measure(kernel, warmup_s: float = WARMUP_S, budget_s: float = 0.2, min_reps: int = 3,
             max_reps: int = 1000) -> Measurement:
     """Call kernel() once (timed as first call), warm up for warmup_s, then repeat until budget_s of wall time
     is spent and at least min_reps samples exist."""

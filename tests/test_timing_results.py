@@ -29,6 +29,20 @@ def test_measure_respects_the_time_budget_and_max_reps():
     assert m.reps == 50 and not m.noisy
 
 
+def test_timed_reps_start_after_the_spin_of_an_idle_blas_pool():
+    """By default no timed rep starts within ~0.1 s of the first call: OpenBLAS's idle workers, busy after the
+    reference or a NumPy peer, spin that long and would share the backend's cores."""
+    import time
+
+    stamps = []
+
+    def kernel():
+        stamps.append(time.perf_counter())
+        return 1e-3
+    m = measure(kernel, budget_s=0.0, min_reps=2)
+    assert m.reps == 2 and stamps[-2] - stamps[0] >= 0.1
+
+
 def test_ratios_use_baseline_and_best_peer():
     rows = [dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t)
             for b, p, t in [("numpy", False, 4.0), ("numba", False, 1.0), ("torch", True, 2.0), ("tf", True, 3.0)]]
