@@ -155,11 +155,11 @@ def _run(argv=None) -> int:
                         bad += len(r.wrong)
                 runs = [sorted(rs, key=lambda r: r.makespan)[(len(rs) - 1) // 2] for rs in every.values()]
                 shared = actors.sharing([d.placement for d in here])   # this mix's devices, not the whole plan
-                mine = report.summarize(runs, [d.state for d in here], model, [shared] if shared else [])
+                states = [d.state for d in here]
+                mine = report.summarize(runs, states, model, [shared] if shared else [])
                 for row, rs in zip(mine, every.values()):
                     # each run's gap against its own bound: the machine's noise moves both, run by run
-                    gaps = sorted(g for r in rs if (g := report.summarize([r], [d.state for d in here], model)[0]["gap"])
-                                  is not None)
+                    gaps = sorted(g for r in rs if (g := report.summarize([r], states, model)[0]["gap"]) is not None)
                     row.update(repeats=len(rs), makespan_min_s=min(r.makespan for r in rs),
                                makespan_max_s=max(r.makespan for r in rs),
                                gap_median=statistics.median(gaps) if gaps else None,
