@@ -17,6 +17,7 @@ import random as _random
 from dataclasses import dataclass, field
 
 from hetero.errors import choices
+from hetero.scheduler.lp import area_allocation
 
 
 @dataclass
@@ -91,8 +92,6 @@ def lp_quota(tasks, devices, model) -> dict:
     (hetero.scheduler.lp) from the model's predictions plus call overheads, rounded to whole tasks (largest
     remainders). {} while some device has a kind unmeasured (dmda explores it first)."""
     from collections import Counter
-
-    from hetero.scheduler.lp import area_allocation
 
     pools: dict = {}
     for d in devices:
