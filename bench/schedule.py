@@ -19,7 +19,7 @@ from hetero.backends import registry
 from hetero.errors import HeteroError, choices
 from hetero.results import metadata, write_metadata, write_rows, atomic_write
 
-ORDER = ["single", "round-robin", "random", "eager", "heft", "dmda"]
+ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda"]
 
 
 def parser() -> Parser:

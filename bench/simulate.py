@@ -23,7 +23,7 @@ from bench.cli import Parser, csv_list, main
 from hetero.errors import HeteroError
 from hetero.results import metadata, write_metadata, write_rows
 
-ORDER = ["single", "round-robin", "random", "eager", "heft", "dmda"]
+ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda"]
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
            "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
            "profiles"]
@@ -101,7 +101,12 @@ def _simulate(args, note) -> int:
             flops = sum(t.flops for t in ts.tasks)
             runs = {}
             for name in pols:
-                r = runs[name] = simulate(ts.tasks, states, policies.make(name, args.seed), pmodel)
+                pol = policies.make(name, args.seed)
+                if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
+                    note(f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
+                         f"too slow to simulate past {pol.max_sim_tasks} tasks")
+                    continue
+                r = runs[name] = simulate(ts.tasks, states, pol, pmodel)
                 note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
                 rows.append(dict(
                     mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
@@ -111,7 +116,7 @@ def _simulate(args, note) -> int:
                     task_counts=_per_kind(mix, states, r.counts()), timing=timing,
                     profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
             rr = runs.get("round-robin")
-            for row in rows[-len(pols):]:
+            for row in rows[len(rows) - len(runs):]:
                 row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
     folder = Path(args.out) / (args.name or dt.datetime.now().strftime("simulate-%Y%m%d-%H%M%S"))
     write_rows(folder / "simulate.csv", rows, COLUMNS)

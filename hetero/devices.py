@@ -19,6 +19,8 @@ MEASURED_CLOCKS = {
     ("AuthenticAMD", 25, 1): (3.2, "measured 3.2 GHz under load on the project's 2-core EPYC (Zen 3) machines"),
     ("AuthenticAMD", 26, 2): (3.5, "measured 3.15-3.59 GHz (typically 3.5) with a 2-thread AVX-512 FMA loop on the "
                                    "project's 2-core EPYC (Zen 5): 406-459 GFLOP/s"),
+    ("AuthenticAMD", 25, 17): (3.5, "measured 3.47-3.61 GHz (median 3.5) by python -m bench.clock, 2 threads, on "
+                                    "the project's 2-core EPYC (Zen 4)"),
 }
 # (vendor, family, model) -> memory GB/s with all of the machine's cores streaming, for rooflines.
 MEASURED_BANDWIDTH = {
@@ -49,7 +51,7 @@ def cpu_name() -> str:
     a Zen 3 and a Zen 5 EPYC are different devices in result tables and in the scheduler's perf model."""
     info = _cpuinfo()
     name = info.get("model name") or platform.processor() or platform.machine()
-    key = _cpu_key()
+    key = cpu_key()
     if not any(c.isdigit() for c in name) and key and key[1] >= 0:
         name += f" family {key[1]} model {key[2]}"
     return name
@@ -59,7 +61,7 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def _cpu_key() -> tuple | None:
+def cpu_key() -> tuple | None:
     info = _cpuinfo()
     try:
         return info.get("vendor_id"), int(info.get("cpu family", -1)), int(info.get("model", -1))
@@ -71,7 +73,7 @@ def _clock_ghz() -> tuple[float | None, str]:
     info = _cpuinfo()
     if os.environ.get("HETERO_CPU_GHZ"):
         return float(os.environ["HETERO_CPU_GHZ"]), "HETERO_CPU_GHZ"
-    key = _cpu_key()
+    key = cpu_key()
     if key in MEASURED_CLOCKS:
         return MEASURED_CLOCKS[key]
     if info.get("cpu MHz"):
@@ -79,11 +81,13 @@ def _clock_ghz() -> tuple[float | None, str]:
     return None, "clock unknown"
 
 
-def _fp32_lanes() -> tuple[int, int]:
-    """(lanes per vector, FMA pipes) from the ISA flags: AVX-512 16, AVX2 8, else SSE 4; 2 pipes on x86."""
+def fp32_lanes() -> tuple[int, int]:
+    """(lanes per vector, FMA pipes) from the ISA flags: AVX-512 16, AVX2 8, else SSE 4; 2 pipes on x86, except
+    Zen 4 (AMD family 25 with AVX-512), which runs each 512-bit FMA on its two 256-bit pipes: 1 a cycle."""
     flags = set(_cpuinfo().get("flags", "").split())
     if "avx512f" in flags:
-        return 16, 2
+        key = cpu_key()
+        return (16, 1) if key and key[:2] == ("AuthenticAMD", 25) else (16, 2)
     if "avx2" in flags and "fma" in flags:
         return 8, 2
     return 4, 2
@@ -92,9 +96,9 @@ def _fp32_lanes() -> tuple[int, int]:
 def cpu_device(threads: int | None = None, label: str = "cpu") -> Device:
     cores = threads or physical_cores()
     ghz, clock_source = _clock_ghz()
-    lanes, pipes = _fp32_lanes()
+    lanes, pipes = fp32_lanes()
     peak = cores * pipes * lanes * 2 * ghz if ghz else None
     source = (f"estimated: {cores} cores x {pipes} FMA pipes x {lanes} fp32 lanes x 2 FLOP x {ghz:.2f} GHz "
               f"({clock_source})") if ghz else "unknown: clock not found"
     return Device(name=f"{cpu_name()} ({cores} cores)", kind=label, cores=cores, peak_gflops=peak,
-                  mem_gbps=MEASURED_BANDWIDTH.get(_cpu_key()), peak_source=source)
+                  mem_gbps=MEASURED_BANDWIDTH.get(cpu_key()), peak_source=source)

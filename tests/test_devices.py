@@ -15,3 +15,40 @@ from hetero import devices
 def test_cpu_name_adds_family_and_model_to_a_generic_name(monkeypatch, info, want):
     monkeypatch.setattr(devices, "_cpuinfo", lambda: info)
     assert devices.cpu_name() == want
+
+
+@pytest.mark.parametrize("family, model, flags, want", [
+    ("25", "17", "avx2 fma avx512f", (16, 1)),   # Zen 4: a 512-bit FMA takes both 256-bit pipes
+    ("26", "2", "avx2 fma avx512f", (16, 2)),    # Zen 5: two full-width pipes
+    ("25", "1", "avx2 fma", (8, 2)),             # Zen 3: AVX2
+])
+def test_fp32_lanes_know_zen4_halves_its_avx512_fmas(monkeypatch, family, model, flags, want):
+    info = {"vendor_id": "AuthenticAMD", "cpu family": family, "model": model, "flags": flags}
+    monkeypatch.setattr(devices, "_cpuinfo", lambda: info)
+    assert devices.fp32_lanes() == want
+
+
+def test_clock_probe_counts_two_fmas_a_cycle_and_sees_a_plausible_clock():
+    """The probe's figure is a clock, not a FLOP rate: any real x86 core lands between 0.5 and 7 GHz (a probe
+    that counted vector lanes, or missed the FMA fusion, would be off by 2x-16x and leave that range)."""
+    from hetero import cpu_probe
+
+    ghz = cpu_probe.clock_ghz(threads=1, seconds=0.1)
+    assert ghz and all(0.5 < g < 7.0 for g in ghz)
+    bw = cpu_probe.triad_gbps(mib=8, reps=2)
+    assert len(bw) == 2 and all(b > 0 for b in bw)
+
+
+def test_bench_clock_prints_clock_peak_and_bandwidth(capsys):
+    from bench import clock
+
+    assert clock.cli(["--quick", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "GHz" in out and "GFLOP/s" in out and "GB/s" in out and "[measured wall clock]" in out
+
+
+def test_bench_clock_rejects_a_bad_count(capsys):
+    from bench import clock
+
+    assert clock.cli(["--threads", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err

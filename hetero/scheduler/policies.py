@@ -3,6 +3,8 @@
     policy.plan(tasks, devices, model)          once per run, before any task is ready (HEFT plans here)
     policy.order(ready) -> ready                which ready task to place first (dmda, heft: highest rank first)
     policy.place(task, devices, model, now) -> DeviceState | None   (None: wait for a device to free up)
+    policy.assign(ready, devices, model, now) -> [(task, device)]  a pulling policy (pulls = True) instead: each
+                                                device with a free slot takes a ready task (StarPU's pop_task)
 
 `devices` are DeviceState objects (the caller keeps queue_end = predicted time each queue drains, each task
 counted as its predicted run plus the device's call overhead; `outstanding` = tasks submitted and not finished);
@@ -55,6 +57,13 @@ def estimate(model, task, devices) -> float:
     """A prediction for any device: the mean of the known ones (1 s when none is known; the first runs measure)."""
     known = [p for d in devices if d.runs(task) and (p := predict(model, task, d)) is not None]
     return sum(known) / len(known) if known else 1.0
+
+
+def _seconds(model, task, dev, devices) -> float:
+    """What a task holds `dev` for: its prediction there (the mean of the known ones if none) plus the call
+    overhead."""
+    p = predict(model, task, dev)
+    return (p if p is not None else estimate(model, task, devices)) + dev.overhead
 
 
 def capable(task, devices) -> list[DeviceState]:
@@ -151,9 +160,43 @@ class Policy:
     # when the queues are known from measurements, not predictions (late binding: prediction errors do not pile
     # up in a long queue). The runtime honours it; so does the simulator where durations differ from predictions.
     commit: int | None = None
+    # False: the caller offers ready tasks one by one (order, then place). True: it asks assign() once a pass
+    # for (task, device) pairs, each device with a free slot (fewer than `commit` tasks) taking the task it
+    # should run next, as StarPU's pull-based schedulers do in pop_task.
+    pulls = False
+    # the most tasks the simulator gives it (bench.simulate skips it on larger sets, saying so): a pass that looks
+    # at every ready task for every free slot is O(tasks) a task end, O(tasks^2) a run
+    max_sim_tasks: int | None = None
 
     def plan(self, tasks, devices, model) -> None:
         pass
+
+    def assign(self, ready: list, devices: list, model, now: float) -> list:
+        """Pulling policies: rounds in which each device with a free slot, the one whose queue drains first
+        first, takes one ready task (take()), until none takes any. The caller sends the pairs in order."""
+        left, out = list(ready), []
+        slots = {d.name: self.commit - d.outstanding for d in devices if d.alive}
+        ends = {d.name: d.queue_end for d in devices}     # place_task counts the pairs when the caller sends them
+        while left:
+            took = False
+            for d in sorted((d for d in devices if slots.get(d.name, 0) > 0), key=lambda d: max(d.queue_end, now)):
+                t = self.take(d, left, devices, model, now)
+                if t is None:
+                    continue
+                left.remove(t)
+                out.append((t, d))
+                slots[d.name] -= 1
+                # counted in its queue for the rest of this pass, as place_task will count it
+                d.queue_end = max(d.queue_end, now) + _seconds(model, t, d, devices)
+                took = True
+            if not took:
+                break
+        for d in devices:
+            d.queue_end = ends[d.name]
+        return out
+
+    def take(self, device: DeviceState, ready: list, devices: list, model, now: float):
+        raise NotImplementedError
 
     def order(self, ready: list) -> list:
         return ready
@@ -290,6 +333,80 @@ class Dmda(Policy):
         return min(c, key=lambda d: self.alpha * (fin[d.name] - best) + self.beta * transfer(task, d))
 
 
+class HeteroPrio(Policy):
+    """HeteroPrio (Beaumont, Eyraud-Dubois et al.; StarPU's heteroprio scheduler), for unrelated devices: a device
+    with a free slot takes the ready task it is comparatively best at, its predicted time there over the best
+    other device's (lowest first; the highest upward rank among equals), so a slow device runs the kinds it is
+    least slow at and leaves the rest to the device that is much faster at them. In place of HeteroPrio's
+    spoliation (restarting a slow device's task on a fast one that freed up), a device takes a task it is
+    slower at only when it would still finish it first, counting the queues already sent; so no task lands
+    on a device that would make it late at the end. Each device is sent one task running and one waiting, so
+    it is never idle between calls and every later choice is made on measured queues."""
+    name = "heteroprio"
+    pulls = True
+    commit = 2
+    max_sim_tasks = 5000
+
+    def __init__(self):
+        self.rank = {}
+
+    def plan(self, tasks, devices, model):
+        self.rank = upward_ranks(tasks, devices, model)
+
+    def order(self, ready):
+        return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
+
+    def place(self, task, devices, model, now):    # asked only outside assign (a task the plan never saw)
+        c = capable(task, devices)
+        return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
+
+    def take(self, device, ready, devices, model, now):
+        rel = {}                      # (device name, kind) -> its time there over the best other device's
+
+        def ratio(d, t):
+            key = (d.name, kind(t))
+            if key not in rel:
+                mine = predict(model, t, d)
+                alt = [p for e in devices if e is not d and e.runs(t) and (p := predict(model, t, e)) is not None]
+                rel[key] = None if mine is None else (mine / min(alt) if alt else 0.0)
+            return rel[key]
+
+        best, unseen = None, None
+        for t in ready:
+            if not device.runs(t):
+                continue
+            r = ratio(device, t)
+            if r is None:             # never measured here: run it once (one kind at a time), so it is measured
+                if unseen is None and kind(t) not in device.exploring:
+                    unseen = t
+                continue
+            if r > 1.0 and self._later_here(t, device, ready, devices, model, now, ratio):
+                continue
+            key = (r, -self.rank.get(t.id, 0.0))
+            if best is None or key < best[0]:
+                best = (key, t)
+        if unseen is not None:
+            device.exploring.add(kind(unseen))
+            return unseen
+        return best[1] if best else None
+
+    @staticmethod
+    def _later_here(t, device, ready, devices, model, now, ratio) -> bool:
+        """Would another device finish `t` sooner, after its queue and the ready tasks it would take first
+        (those it is comparatively better at)?"""
+        fin = finish_time(model, t, device, devices, now)
+        for d in devices:
+            if d is device or not d.runs(t):
+                continue
+            mine = ratio(d, t)
+            first = sum(_seconds(model, u, d, devices) for u in ready
+                        if u is not t and d.runs(u) and (r := ratio(d, u)) is not None and mine is not None
+                        and r < mine)
+            if finish_time(model, t, d, devices, now) + first < fin:
+                return True
+        return False
+
+
 class Heft(Policy):
     """HEFT (Topcuoglu et al. 2002): tasks by decreasing upward rank, each on the device with the earliest
     finish time, inserted into the first idle gap that fits. The plan is static; a device that dies, or a task
@@ -335,27 +452,27 @@ class Heft(Policy):
 
 
 def place_task(policy: Policy, task, shown: list, every: list, model, now: float, where: dict,
-               commit: int | None):
+               commit: int | None, device: DeviceState | None = None):
     """One placement step, as the runtime (hetero.scheduler.runtime.execute) and the simulator
     (hetero.scheduler.simulate.simulate) both take it: note where the task's inputs already are (where: task id ->
     device name), ask the policy for one of the `shown` devices, add the task's predicted seconds (the mean over
     `every` device when this one has none, plus its per-call overhead) to that device's queue end, and say whether
     the task is held back (late binding: the device already has `commit` tasks). A held task stays ready; a device
     it was being explored on stays marked. Returns None when the policy declines, else (device, predicted seconds,
-    transfer seconds, held)."""
+    transfer seconds, held). `device`: the one a pulling policy's assign() chose (never held)."""
     if task.deps:
         task.resident = {}
         for p in task.deps:
             task.resident[where[p]] = task.resident.get(where[p], 0.0) + task.nbytes / len(task.deps)
     exploring = {d.name for d in shown if kind(task) in d.exploring} if commit else ()
-    d = policy.place(task, shown, model, now)
+    d = device or policy.place(task, shown, model, now)
     if d is None:
         return None
     p = predict(model, task, d)
     p = (p if p is not None else estimate(model, task, every)) + d.overhead
     tr = transfer(task, d)
     d.queue_end = max(d.queue_end, now + tr) + p
-    held = bool(commit) and d.outstanding >= commit
+    held = device is None and bool(commit) and d.outstanding >= commit
     if held and d.name not in exploring:
         d.exploring.discard(kind(task))     # place() marked it explored; held, it was not: explore it next pass
     return d, p, tr, held
@@ -370,7 +487,7 @@ def _first_gap(slots, ready, dur):
     return t
 
 
-POLICIES = {p.name: p for p in (Dmda, Heft, Eager, RoundRobin, Random, Single)}
+POLICIES = {p.name: p for p in (Dmda, Heft, HeteroPrio, Eager, RoundRobin, Random, Single)}
 
 
 def make(name: str, seed: int = 0) -> Policy:

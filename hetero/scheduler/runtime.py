@@ -185,33 +185,42 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
     submitted = 0.0
     commit = policy.commit
     committed = {s.name: 0.0 for s in states}    # queue ends counting only the tasks actually submitted
+
+    def send(t, st, p):     # submit `t` to device state `st` (p: its predicted seconds there)
+        committed[st.name] = st.queue_end
+        st.outstanding += 1
+        policy.placed(t, st)
+        a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
+        sub = time.perf_counter()
+        o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
+        res.submit_s += time.perf_counter() - sub
+        args[t.id] = a
+        inflight[s] = (t, st.name, p, o, time.time())
+        ready.remove(t)
+
     while len(out_ref) < len(tasks):
         tick = time.perf_counter()
         now = time.time() - res.t0
         if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
             for s in states:
                 s.queue_end = committed[s.name]
-        for t in list(policy.order(ready)):     # a copy: placed tasks leave `ready` as we go
-            if commit and all(s.outstanding >= commit for s in states if s.alive):
-                break    # every device holds all it may: what is left would only be held
-            got = place_task(policy, t, [s for s in states if s.alive], states, model, now, where, commit)
-            if got is None:
-                continue
-            st, p, _, held = got
-            if held:
-                # it counts in st's queue for the rest of this pass, so the next tasks see the whole plan, but it
-                # stays ready and is placed again after the next task ends, by then with measured times
-                continue
-            committed[st.name] = st.queue_end
-            st.outstanding += 1
-            policy.placed(t, st)
-            a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
-            sub = time.perf_counter()
-            o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
-            res.submit_s += time.perf_counter() - sub
-            args[t.id] = a
-            inflight[s] = (t, st.name, p, o, time.time())
-            ready.remove(t)
+        alive = [s for s in states if s.alive]
+        if policy.pulls:    # each device with a free slot takes a task
+            for t, d in policy.assign(list(policy.order(ready)), alive, model, now):
+                send(t, d, place_task(policy, t, alive, states, model, now, where, None, device=d)[1])
+        else:               # ready tasks offered one by one (a copy: placed tasks leave `ready` as we go)
+            for t in list(policy.order(ready)):
+                if commit and all(s.outstanding >= commit for s in alive):
+                    break    # every device holds all it may: what is left would only be held
+                got = place_task(policy, t, alive, states, model, now, where, commit)
+                if got is None:
+                    continue
+                st, p, _, held = got
+                if held:
+                    # it counts in st's queue for the rest of this pass, so the next tasks see the whole plan, but
+                    # it stays ready and is placed again after the next task ends, by then with measured times
+                    continue
+                send(t, st, p)
         res.overhead_s += time.perf_counter() - tick - res.submit_s + submitted
         submitted = res.submit_s
         if not inflight:

@@ -151,7 +151,7 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     # are held and placed again once a task ends (committed: each device's queue end over the tasks it was sent).
     # It changes what a policy does only where durations differ from predictions, so only with `actual` given:
     # each pass then places held tasks again, O(ready) per task end, too slow for 100,000 tasks.
-    commit = policy.commit if given else None
+    commit = policy.commit if given and not policy.pulls else None   # a pulling policy keeps its own slots
     committed, full, holding = [0.0] * len(devices), 0, set()
 
     def push(at, what, j, payload=None):
@@ -177,7 +177,29 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 if pools:
                     pools.lowered(j)
             holding = set()
-        while changed and ready and len(declined) < sum(1 for n in per_workload.values() if n):
+        def send(t, d, p, tr):
+            nonlocal full
+            j = index[d.name]
+            committed[j] = d.queue_end
+            full += commit is not None and d.outstanding + 1 == commit
+            policy.placed(t, d)
+            queued[j] += p
+            predicted[t.id] = p
+            d.outstanding += 1
+            # The call travels with its inputs from the moment it is placed (every call pays at least the device's
+            # per-call latency), overlapping whatever the device is still running, as a queued Ray actor call does.
+            dur = actual(t, d)
+            waiting_on[j].append((now + (tr or d.latency), t, dur if dur is not None else estimate(model, t, devices)))
+            if len(waiting_on[j]) == 1 and j not in share.running[share.of[j]]:
+                push(max(free_at[j], waiting_on[j][0][0]), "start", j)
+            per_workload[t.case.workload] -= 1
+
+        if changed and policy.pulls and ready:     # each device with a free slot takes a task (policy.assign)
+            for t, d in policy.assign(list(ready), view(), model, now):
+                _, p, tr, _ = place_task(policy, t, view(), devices, model, now, res.where, None, device=d)
+                send(t, d, p, tr)
+                ready.remove(t)
+        while changed and not policy.pulls and ready and len(declined) < sum(1 for n in per_workload.values() if n):
             if commit and full == len(devices):
                 break            # every device holds all it may: what is left would only be held
             t = ready.popleft()
@@ -191,24 +213,11 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 kept.append(t)
                 continue
             d, p, tr, held = got
-            j = index[d.name]
             if held:
                 kept.append(t)   # counted in d's queue for the rest of this pass, placed again later
-                holding.add(j)
+                holding.add(index[d.name])
                 continue
-            committed[j] = d.queue_end
-            full += commit is not None and d.outstanding + 1 == commit
-            policy.placed(t, d)
-            queued[j] += p
-            predicted[t.id] = p
-            d.outstanding += 1
-            # The call travels with its inputs from the moment it is placed (every call pays at least the device's
-            # per-call latency), overlapping whatever the device is still running, as a queued Ray actor call does.
-            dur = actual(t, d)
-            waiting_on[j].append((now + (tr or d.latency), t, dur if dur is not None else estimate(model, t, devices)))
-            if len(waiting_on[j]) == 1 and j not in share.running[share.of[j]]:
-                push(max(free_at[j], waiting_on[j][0][0]), "start", j)
-            per_workload[w] -= 1
+            send(t, d, p, tr)
         ready.extendleft(reversed(kept))
         changed = False
         if not events:

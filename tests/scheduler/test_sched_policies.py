@@ -50,7 +50,7 @@ def test_dmda_near_lower_bound_and_beats_round_robin_on_mixed():
 def test_heft_and_dmda_on_graphs_respect_dependencies_and_bound():
     for ts in (tasks.transformer(2, size="quick"), tasks.gan(3, size="quick")):
         bound = _bound(ts, devs("cpu", "gpu"))
-        for name in ("heft", "dmda", "eager"):
+        for name in ("heft", "dmda", "heteroprio", "eager"):
             r = simulate(ts.tasks, devs("cpu", "gpu"), policies.make(name), MODEL)
             span, where = r.makespan, r.where
             assert len(where) == len(ts.tasks)
@@ -144,3 +144,41 @@ def test_dmda_counts_sent_tasks_against_the_quota_and_a_steal_against_the_owner(
     had = gpu[policies.kind(mm)]
     pol.placed(mm, d[0])                             # a steal: it comes off gpu's share of that matmul kind
     assert gpu[policies.kind(mm)] == had - 1
+
+
+def test_heteroprio_gives_the_slow_device_what_it_is_least_slow_at():
+    # 'cpu' runs matmul 1.2x and attention 10x faster than 'acc': acc should take matmuls, never attention
+    m = Table({"cpu": {"matmul": 1.2e9, "attention": 10e9}, "acc": {"matmul": 1e9, "attention": 1e9}})
+    ts = tasks.mixed(40, size="quick", workloads=("matmul", "attention"))
+    d = devs("cpu", "acc", model=m)
+    r = simulate(ts.tasks, d, policies.make("heteroprio"), m)
+    on_acc = [ts.tasks[i].case.workload for i, name in r.where.items() if name == "acc"]
+    assert on_acc and set(on_acc) == {"matmul"}
+    times = report.time_table(ts.tasks, d, m)
+    assert r.makespan <= 1.15 * report.lp_bound(ts.tasks, d, times)
+
+
+def test_heteroprio_assign_fills_free_slots_only_and_explores_an_unmeasured_device():
+    ts = tasks.mixed(8, size="quick", workloads=("matmul",))
+    for t in ts.tasks:                        # one task kind
+        t.case = ts.tasks[0].case
+    m = Table({"cpu": {"matmul": 1e9}})       # 'new' has no prediction
+    d = devs("cpu", "new", model=m)
+    pol = policies.make("heteroprio")
+    pol.plan(ts.tasks, d, m)
+    d[0].outstanding = 1
+    pairs = pol.assign(ts.tasks, d, m, 0.0)
+    per = {n: sum(1 for _, x in pairs if x.name == n) for n in ("cpu", "new")}
+    assert per == {"cpu": pol.commit - 1, "new": 1}      # new: one task of the kind, until it is measured
+    assert len({t.id for t, _ in pairs}) == len(pairs)
+    assert [x.queue_end for x in d] == [0.0, 0.0]        # assign leaves the queues to place_task
+
+
+def test_heteroprio_leaves_a_task_to_a_much_faster_device_that_would_finish_it_first():
+    m = Table({"cpu": {"matmul": 10e9}, "acc": {"matmul": 1e9}})
+    ts = tasks.mixed(1, size="quick", workloads=("matmul",))
+    d = devs("cpu", "acc", model=m)
+    pol = policies.make("heteroprio")
+    pol.plan(ts.tasks, d, m)
+    d[0].outstanding = 1                   # cpu busy with one slot left: still the sooner finish
+    assert pol.take(d[1], ts.tasks, d, m, 0.0) is None

@@ -28,7 +28,7 @@ def test_mixed_every_policy_all_outputs_correct(devices):
     ts = tasks.mixed(12, size="quick")
     model = PerfModel()
     runtime.calibrate(ts, devices, model, reps=1)
-    for name in ("dmda", "round-robin", "eager"):
+    for name in ("dmda", "heteroprio", "round-robin", "eager"):
         res = runtime.execute(ts, devices, policies.make(name), model, check="all")
         _all_done(res, ts)
         assert res.makespan > 0 and res.retries == 0
@@ -40,14 +40,14 @@ def test_a_device_runs_one_task_at_a_time_and_dmda_sends_it_at_most_commit(devic
     ts = tasks.mixed(16, size="quick")
     model = PerfModel(tmp_path / "pm.json")
     runtime.calibrate(ts, devices, model, reps=1)
-    pol = policies.make("dmda")
-    res = runtime.execute(ts, devices, pol, model, check="all")
-    _all_done(res, ts)
-    for d in devices:
-        mine = sorted((e for e in res.events if e["device"] == d.state.name), key=lambda e: e["start"])
-        assert all(b["start"] >= a["end"] for a, b in zip(mine, mine[1:]))          # never two at once
-        for e in mine:   # at each sending, what the device held (sent, not ended) is at most commit
-            assert sum(1 for o in mine if o["sent"] <= e["sent"] < o["end"]) <= pol.commit
+    for pol in (policies.make("dmda"), policies.make("heteroprio")):     # late binding; pulling, 2 slots
+        res = runtime.execute(ts, devices, pol, model, check="all")
+        _all_done(res, ts)
+        for d in devices:
+            mine = sorted((e for e in res.events if e["device"] == d.state.name), key=lambda e: e["start"])
+            assert all(b["start"] >= a["end"] for a, b in zip(mine, mine[1:]))          # never two at once
+            for e in mine:   # at each sending, what the device held (sent, not ended) is at most commit
+                assert sum(1 for o in mine if o["sent"] <= e["sent"] < o["end"]) <= pol.commit
     learnt = {k: model.call_overhead(*k) for k in model.calls}
     assert learnt and all(0 < v < 1 for v in learnt.values())
     assert {d.state.overhead for d in devices if (d.state.backend, d.state.device) in learnt} <= set(learnt.values())
@@ -66,7 +66,7 @@ def test_round_robin_alternates_in_task_order(devices):
 @pytest.mark.parametrize("spec", ["transformer:2", "gan:2"])
 def test_graphs_all_outputs_correct(devices, spec):
     ts = tasks.make(spec, size="quick")
-    for name in ("heft", "dmda"):
+    for name in ("heft", "dmda", "heteroprio"):
         res = runtime.execute(ts, devices, policies.make(name), PerfModel(), check="all")
         _all_done(res, ts)
         ends = {e["task"]: e["end"] for e in res.events}

@@ -1,0 +1,53 @@
+"""python -m bench.clock: measure this CPU's clock under load and its memory bandwidth, the two numbers its
+fp32 peak (% of peak in every table) and roofline rest on.
+
+    python -m bench.clock              # all cores, about 2 s each
+    python -m bench.clock --quick      # a rough figure in well under a second
+Put the result in hetero/devices.py (MEASURED_CLOCKS, MEASURED_BANDWIDTH), or set HETERO_CPU_GHZ for one run.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+
+from bench.cli import Parser, main
+
+
+def parser() -> Parser:
+    p = Parser(prog="python -m bench.clock", description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=None, help="cores to load (default: every physical core)")
+    p.add_argument("--seconds", type=float, default=2.0, help="time spent on the clock loop (default 2)")
+    p.add_argument("--mib", type=int, default=256, help="MiB per triad array (default 256)")
+    p.add_argument("--quick", action="store_true", help="0.2 s of clock loop and 32 MiB arrays")
+    return p
+
+
+def _run(argv=None) -> int:
+    from hetero import cpu_probe, devices
+    from hetero.errors import HeteroError
+
+    args = parser().parse_args(argv)
+    threads = devices.physical_cores() if args.threads is None else args.threads
+    if threads < 1 or args.seconds <= 0 or args.mib < 1:
+        raise HeteroError("--threads, --seconds and --mib must be positive")
+    seconds, mib = (0.2, 32) if args.quick else (args.seconds, args.mib)
+    ghz = cpu_probe.clock_ghz(threads, seconds)
+    bw = cpu_probe.triad_gbps(mib)
+    lanes, pipes = devices.fp32_lanes()
+    med = statistics.median(ghz)
+    print(f"cpu: {devices.cpu_name()}, key {devices.cpu_key()}")
+    print(f"clock: {min(ghz):.2f}-{max(ghz):.2f} GHz (median {med:.2f}) with {threads} cores running "
+          f"{cpu_probe.FMA_CHAINS} scalar FMA chains each   [measured wall clock]")
+    print(f"fp32 peak: {threads} cores x {pipes} FMA pipes x {lanes} lanes x 2 FLOP x {med:.2f} GHz = "
+          f"{threads * pipes * lanes * 2 * med:.1f} GFLOP/s   [estimated from the measured clock]")
+    print(f"memory: {min(bw):.1f}-{max(bw):.1f} GB/s STREAM triad, {mib} MiB arrays, {threads} threads   "
+          f"[measured wall clock]")
+    return 0
+
+
+def cli(argv=None) -> int:
+    return main(_run, argv, prog="bench.clock")
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,70 @@
+"""Measure what a CPU's peak and roofline rest on: its clock under load and its memory bandwidth.
+
+The clock comes from 12 independent chains of scalar fp32 FMAs: every x86 core this project meets issues two
+scalar FMAs a cycle (two FMA pipes) and an FMA's latency is at most 6 cycles, so 12 chains keep both pipes full
+and cycles = FMAs / 2. Scalar code sidesteps the vector-width question (Zen 4 splits a 512-bit FMA over its two
+256-bit pipes; Zen 5 and Xeons do not), which hetero.devices answers from the CPU model. The loop runs on every
+core at once, since an all-core clock is what the peak counts. Bandwidth is a STREAM triad over arrays far
+larger than the caches, counting three streams (two reads and a write).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit, prange
+
+FMA_CHAINS = 12
+FMAS_PER_CYCLE = 2    # scalar FMAs issued a cycle per core (two FMA pipes)
+
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _fma_chains(n, m, c):   # 12 dependency chains; fastmath lets LLVM fuse a*m + c into one vfmadd
+    a0 = a1 = a2 = a3 = a4 = a5 = np.float32(1.0)
+    b0 = b1 = b2 = b3 = b4 = b5 = np.float32(0.5)
+    for _ in range(n):
+        a0 = a0 * m + c; a1 = a1 * m + c; a2 = a2 * m + c; a3 = a3 * m + c; a4 = a4 * m + c; a5 = a5 * m + c  # noqa: E702
+        b0 = b0 * m + c; b1 = b1 * m + c; b2 = b2 * m + c; b3 = b3 * m + c; b4 = b4 * m + c; b5 = b5 * m + c  # noqa: E702
+    return a0 + a1 + a2 + a3 + a4 + a5 + b0 + b1 + b2 + b3 + b4 + b5
+
+
+@njit(parallel=True, cache=True)
+def _fma_all_cores(n, out):    # out: (threads,) one chain set per thread
+    for t in prange(out.size):
+        out[t] = _fma_chains(n, np.float32(0.999), np.float32(0.001))
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _triad(a, b, c, s):        # a, b, c: (n,) float64
+    for i in prange(a.size):
+        a[i] = b[i] + s * c[i]
+
+
+def clock_ghz(threads: int, seconds: float = 1.0) -> list[float]:
+    """Per-repetition clock estimates (GHz) with `threads` cores busy, about `seconds` in all."""
+    out = np.zeros(threads, np.float32)
+    _fma_all_cores(1000, out)                 # compile (or load from cache) and wake the threads
+    n, samples, spent = 1 << 20, [], 0.0
+    while spent < seconds:
+        t0 = time.perf_counter()
+        _fma_all_cores(n, out)
+        dt = time.perf_counter() - t0
+        spent += dt
+        if dt < 0.05:                         # too short to time well: grow and try again
+            n *= 4
+            continue
+        samples.append(FMA_CHAINS * n / dt / FMAS_PER_CYCLE / 1e9)
+    return samples
+
+
+def triad_gbps(mib: int = 256, reps: int = 5) -> list[float]:
+    """Per-repetition STREAM-triad bandwidths (GB/s, three streams) over three arrays of `mib` MiB each."""
+    n = mib * (1 << 20) // 8
+    a, b, c = np.empty(n), np.ones(n), np.full(n, 2.0)
+    _triad(a, b, c, 3.0)
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        _triad(a, b, c, 3.0)
+        out.append(3 * 8 * n / (time.perf_counter() - t0) / 1e9)
+    return out
