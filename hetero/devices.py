@@ -19,13 +19,14 @@ MEASURED_CLOCKS = {
     ("AuthenticAMD", 25, 1): (3.2, "measured 3.2 GHz under load on the project's 2-core EPYC (Zen 3) machines"),
     ("AuthenticAMD", 26, 2): (3.5, "measured 3.15-3.59 GHz (typically 3.5) with a 2-thread AVX-512 FMA loop on the "
                                    "project's 2-core EPYC (Zen 5): 406-459 GFLOP/s"),
-    ("AuthenticAMD", 25, 17): (3.5, "measured 3.47-3.61 GHz (median 3.5) by python -m bench.clock, 2 threads, on "
+    ("AuthenticAMD", 25, 17): (3.5, "measured 3.43-3.64 GHz (median 3.5) by python -m bench.clock, 2 threads, on "
                                     "the project's 2-core EPYC (Zen 4)"),
 }
 # (vendor, family, model) -> memory GB/s with all of the machine's cores streaming, for rooflines.
 MEASURED_BANDWIDTH = {
     ("AuthenticAMD", 25, 1): 35.0,  # measured 25-45 GB/s with 2 threads (noisy VM); the middle of that range
     ("AuthenticAMD", 26, 2): 33.0,  # measured 30-36 GB/s, 2-thread triad (3 streams counted), noisy VM
+    ("AuthenticAMD", 25, 17): 32.0,  # measured 30.4-33.7 GB/s by python -m bench.clock (Zen 4)
 }
 
 

@@ -14,6 +14,7 @@ resident (device name -> input bytes already there).
 """
 from __future__ import annotations
 
+import bisect
 import math
 import random as _random
 from dataclasses import dataclass, field
@@ -338,20 +339,21 @@ class HeteroPrio(Policy):
     with a free slot takes the ready task it is comparatively best at, its predicted time there over the best
     other device's (lowest first; the highest upward rank among equals), so a slow device runs the kinds it is
     least slow at and leaves the rest to the device that is much faster at them. In place of HeteroPrio's
-    spoliation (restarting a slow device's task on a fast one that freed up), a device takes a task it is
-    slower at only when it would still finish it first, counting the queues already sent; so no task lands
-    on a device that would make it late at the end. Each device is sent one task running and one waiting, so
-    it is never idle between calls and every later choice is made on measured queues."""
+    spoliation (restarting a slow device's task on a fast one that freed up), a device takes a task it is slower
+    at only when it would still finish it first, counting the other devices' queues and the ready tasks they
+    would take before it. Each device is sent one task running and one waiting, so it is never idle between
+    calls and every later choice is made on measured queues. Ratios depend only on a task's kind, so a choice
+    costs O(kinds^2) once the ready tasks are grouped by kind, not O(ready^2)."""
     name = "heteroprio"
     pulls = True
     commit = 2
     max_sim_tasks = 5000
 
     def __init__(self):
-        self.rank = {}
+        self.rank, self.seconds, self.ratios = {}, {}, {}
 
     def plan(self, tasks, devices, model):
-        self.rank = upward_ranks(tasks, devices, model)
+        self.rank, self.seconds, self.ratios = upward_ranks(tasks, devices, model), {}, {}
 
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
@@ -360,28 +362,55 @@ class HeteroPrio(Policy):
         c = capable(task, devices)
         return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
 
+    def assign(self, ready, devices, model, now):
+        self.seconds, self.ratios = {}, {}     # per (device name, kind), for this pass: predictions do not change
+        return super().assign(ready, devices, model, now)
+
+    def _predict(self, model, t, d, k):
+        key = (d.name, k)
+        if key not in self.seconds:
+            self.seconds[key] = predict(model, t, d)
+        return self.seconds[key]
+
+    def _ratio(self, model, t, d, k, devices):
+        """d's predicted time for t (of kind k) over the best other device's (0: no other runs it; None:
+        unmeasured on d)."""
+        key = (d.name, k)
+        if key not in self.ratios:
+            mine = self._predict(model, t, d, k)
+            alt = [p for e in devices if e is not d and e.runs(t) and (p := self._predict(model, t, e, k)) is not None]
+            self.ratios[key] = None if mine is None else (mine / min(alt) if alt else 0.0)
+        return self.ratios[key]
+
+    def _finish(self, model, t, d, k, devices, now):
+        p = self._predict(model, t, d, k)
+        p = p if p is not None else estimate(model, t, devices)
+        return max(d.queue_end, now + transfer(t, d)) + p + d.overhead
+
     def take(self, device, ready, devices, model, now):
-        rel = {}                      # (device name, kind) -> its time there over the best other device's
-
-        def ratio(d, t):
-            key = (d.name, kind(t))
-            if key not in rel:
-                mine = predict(model, t, d)
-                alt = [p for e in devices if e is not d and e.runs(t) and (p := predict(model, t, e)) is not None]
-                rel[key] = None if mine is None else (mine / min(alt) if alt else 0.0)
-            return rel[key]
-
-        best, unseen = None, None
+        first: dict = {}          # kind -> its ready task of highest rank
+        count: dict = {}          # kind -> ready tasks of it
         for t in ready:
+            k = kind(t)
+            count[k] = count.get(k, 0) + 1
+            if k not in first or self.rank.get(t.id, 0.0) > self.rank.get(first[k].id, 0.0):
+                first[k] = t
+        ahead = self._ahead(first, count, devices, model)
+        best, unseen = None, None
+        for k, t in first.items():
             if not device.runs(t):
                 continue
-            r = ratio(device, t)
+            r = self._ratio(model, t, device, k, devices)
             if r is None:             # never measured here: run it once (one kind at a time), so it is measured
-                if unseen is None and kind(t) not in device.exploring:
+                if unseen is None and k not in device.exploring:
                     unseen = t
                 continue
-            if r > 1.0 and self._later_here(t, device, ready, devices, model, now, ratio):
-                continue
+            if r > 1.0:               # slower here: only if no other device would still finish it first, after
+                fin = self._finish(model, t, device, k, devices, now)    # its queue and what it would take first
+                if any(self._finish(model, t, d, k, devices, now) + ahead[d.name](q) < fin
+                       for d in devices if d is not device and d.runs(t)
+                       and (q := self._ratio(model, t, d, k, devices)) is not None):
+                    continue
             key = (r, -self.rank.get(t.id, 0.0))
             if best is None or key < best[0]:
                 best = (key, t)
@@ -390,21 +419,19 @@ class HeteroPrio(Policy):
             return unseen
         return best[1] if best else None
 
-    @staticmethod
-    def _later_here(t, device, ready, devices, model, now, ratio) -> bool:
-        """Would another device finish `t` sooner, after its queue and the ready tasks it would take first
-        (those it is comparatively better at)?"""
-        fin = finish_time(model, t, device, devices, now)
+    def _ahead(self, first, count, devices, model) -> dict:
+        """device name -> f(ratio): predicted seconds of the ready tasks the device would take before a task of
+        that ratio (the kinds it is comparatively better at), from prefix sums over its kinds by ratio."""
+        out = {}
         for d in devices:
-            if d is device or not d.runs(t):
-                continue
-            mine = ratio(d, t)
-            first = sum(_seconds(model, u, d, devices) for u in ready
-                        if u is not t and d.runs(u) and (r := ratio(d, u)) is not None and mine is not None
-                        and r < mine)
-            if finish_time(model, t, d, devices, now) + first < fin:
-                return True
-        return False
+            rows = sorted((r, count[k] * (self._predict(model, u, d, k) + d.overhead))
+                          for k, u in first.items() if d.runs(u) and (r := self._ratio(model, u, d, k, devices)) is not None)
+            keys, sums, total = [r for r, _ in rows], [0.0], 0.0
+            for _, w in rows:
+                total += w
+                sums.append(total)
+            out[d.name] = lambda q, keys=keys, sums=sums: sums[bisect.bisect_left(keys, q)]
+        return out
 
 
 class Heft(Policy):
