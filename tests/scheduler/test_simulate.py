@@ -222,3 +222,15 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     assert times.actual(ts.tasks[0], DeviceState("a", "x", "a")) == pytest.approx(0.5)
     plain = RunTimes([[{k: v for k, v in e.items() if k != "predicted"} for e in back]], ts.tasks)
     assert plain.predict("x", "a", case) == pytest.approx(0.5) and plain.predict("x", "b", case) is None
+
+
+def test_a_policy_too_slow_for_a_large_set_is_skipped_with_a_note(tmp_path, capsys):
+    # heteroprio looks at every ready task for each free device: past max_sim_tasks it is skipped, not run for hours
+    import pandas as pd
+
+    limit = policies.make("heteroprio").max_sim_tasks
+    assert cli(["--mix", "u250", "--tasks", f"mixed:{limit + 1}", "--policy", "heteroprio,eager",
+                "--out", str(tmp_path), "--name", "big"]) == 0
+    out = capsys.readouterr()
+    assert "heteroprio: skipped" in out.out + out.err
+    assert list(pd.read_csv(tmp_path / "big" / "simulate.csv").policy) == ["eager"]
