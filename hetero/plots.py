@@ -91,12 +91,14 @@ def gantt(events: list[dict], path: Path, title: str) -> Path:
             bars = [(e["start"], e["end"] - e["start"]) for e in events if e["device"] == d and e["workload"] == w]
             if bars:
                 ax.broken_barh(bars, (i - 0.4, 0.8), facecolors=colors[w], edgecolor="black", linewidth=0.2)
-    for w in workloads:
-        ax.bar(0, 0, color=colors[w], label=w)   # legend entries only
+    from matplotlib.patches import Patch
+
     ax.set_yticks(range(len(devices)), devices)
+    ax.set_xlim(left=0)    # a zero-height bar for the legend used to stretch the axis to -0.4 s
     ax.set_xlabel("seconds from the run's start (measured wall clock)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(handles=[Patch(color=colors[w], label=w) for w in workloads], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
