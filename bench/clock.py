@@ -7,6 +7,7 @@ Put the result in hetero/devices.py (MEASURED_CLOCKS, MEASURED_BANDWIDTH), or se
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 
@@ -14,7 +15,8 @@ from bench.cli import Parser, main
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m bench.clock", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m bench.clock", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--threads", type=int, default=None, help="cores to load (default: every physical core)")
     p.add_argument("--seconds", type=float, default=2.0, help="time spent on the clock loop (default 2)")
     p.add_argument("--mib", type=int, default=256, help="MiB per triad array (default 256)")
