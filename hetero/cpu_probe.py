@@ -23,8 +23,18 @@ def _fma_chains(n, m, c):   # 12 dependency chains; fastmath lets LLVM fuse a*m 
     a0 = a1 = a2 = a3 = a4 = a5 = np.float32(1.0)
     b0 = b1 = b2 = b3 = b4 = b5 = np.float32(0.5)
     for _ in range(n):
-        a0 = a0 * m + c; a1 = a1 * m + c; a2 = a2 * m + c; a3 = a3 * m + c; a4 = a4 * m + c; a5 = a5 * m + c  # noqa: E702
-        b0 = b0 * m + c; b1 = b1 * m + c; b2 = b2 * m + c; b3 = b3 * m + c; b4 = b4 * m + c; b5 = b5 * m + c  # noqa: E702
+        a0 = a0 * m + c
+        a1 = a1 * m + c
+        a2 = a2 * m + c
+        a3 = a3 * m + c
+        a4 = a4 * m + c
+        a5 = a5 * m + c
+        b0 = b0 * m + c
+        b1 = b1 * m + c
+        b2 = b2 * m + c
+        b3 = b3 * m + c
+        b4 = b4 * m + c
+        b5 = b5 * m + c
     return a0 + a1 + a2 + a3 + a4 + a5 + b0 + b1 + b2 + b3 + b4 + b5
 
 

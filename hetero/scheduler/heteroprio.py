@@ -35,7 +35,7 @@ class HeteroPrio(Policy):
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
 
-    def place(self, task, devices, model, now):    # asked only outside assign (a task the plan never saw)
+    def place(self, task, devices, model, now):    # the callers ask assign(); one offering tasks one by one gets EFT
         c = capable(task, devices)
         return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
 
@@ -101,8 +101,8 @@ class HeteroPrio(Policy):
         that ratio (the kinds it is comparatively better at), from prefix sums over its kinds by ratio."""
         out = {}
         for d in devices:
-            rows = sorted((r, count[k] * (self._predict(model, u, d, k) + d.overhead))
-                          for k, u in first.items() if d.runs(u) and (r := self._ratio(model, u, d, k, devices)) is not None)
+            rows = sorted((r, count[k] * (self._predict(model, u, d, k) + d.overhead)) for k, u in first.items()
+                          if d.runs(u) and (r := self._ratio(model, u, d, k, devices)) is not None)
             keys, sums, total = [r for r, _ in rows], [0.0], 0.0
             for _, w in rows:
                 total += w
