@@ -41,7 +41,7 @@ def _run(argv=None) -> int:
     print(f"clock: {min(ghz):.2f}-{max(ghz):.2f} GHz (median {med:.2f}) with {threads} cores running "
           f"{cpu_probe.FMA_CHAINS} scalar FMA chains each   [measured wall clock]")
     print(f"fp32 peak: {threads} cores x {pipes} FMA pipes x {lanes} lanes x 2 FLOP x {med:.2f} GHz = "
-          f"{threads * pipes * lanes * 2 * med:.1f} GFLOP/s   [estimated from the measured clock]")
+          f"{devices.fp32_peak_gflops(threads, med):.1f} GFLOP/s   [estimated from the measured clock]")
     print(f"memory: {min(bw):.1f}-{max(bw):.1f} GB/s STREAM triad, {mib} MiB arrays, {threads} threads   "
           f"[measured wall clock]")
     return 0

@@ -20,6 +20,7 @@ FMAS_PER_CYCLE = 2    # scalar FMAs issued a cycle per core (two FMA pipes)
 
 @njit(fastmath=True, cache=True, nogil=True)
 def _fma_chains(n, m, c):   # 12 dependency chains; fastmath lets LLVM fuse a*m + c into one vfmadd
+    # twelve scalar locals written out, not an array: they must stay in registers, one chain each
     a0 = a1 = a2 = a3 = a4 = a5 = np.float32(1.0)
     b0 = b1 = b2 = b3 = b4 = b5 = np.float32(0.5)
     for _ in range(n):

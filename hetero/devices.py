@@ -94,11 +94,17 @@ def fp32_lanes() -> tuple[int, int]:
     return 4, 2
 
 
+def fp32_peak_gflops(cores: int, ghz: float) -> float:
+    """cores x FMA pipes x fp32 lanes x 2 FLOP x GHz (the module docstring's formula)."""
+    lanes, pipes = fp32_lanes()
+    return cores * pipes * lanes * 2 * ghz
+
+
 def cpu_device(threads: int | None = None, label: str = "cpu") -> Device:
     cores = threads or physical_cores()
     ghz, clock_source = _clock_ghz()
     lanes, pipes = fp32_lanes()
-    peak = cores * pipes * lanes * 2 * ghz if ghz else None
+    peak = fp32_peak_gflops(cores, ghz) if ghz else None
     source = (f"estimated: {cores} cores x {pipes} FMA pipes x {lanes} fp32 lanes x 2 FLOP x {ghz:.2f} GHz "
               f"({clock_source})") if ghz else "unknown: clock not found"
     return Device(name=f"{cpu_name()} ({cores} cores)", kind=label, cores=cores, peak_gflops=peak,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 
-from hetero.scheduler.policies import Policy, capable, estimate, finish_time, kind, predict, transfer, upward_ranks
+from hetero.scheduler.policies import Policy, capable, finish_time, kind, predict, upward_ranks
 
 
 class HeteroPrio(Policy):
@@ -60,9 +60,7 @@ class HeteroPrio(Policy):
         return self.ratios[key]
 
     def _finish(self, model, t, d, k, devices, now):
-        p = self._predict(model, t, d, k)
-        p = p if p is not None else estimate(model, t, devices)
-        return max(d.queue_end, now + transfer(t, d)) + p + d.overhead
+        return finish_time(model, t, d, devices, now, self._predict(model, t, d, k))
 
     def take(self, device, ready, devices, model, now):
         first: dict = {}          # kind -> its ready task of highest rank

@@ -59,10 +59,10 @@ def estimate(model, task, devices) -> float:
     return sum(known) / len(known) if known else 1.0
 
 
-def _seconds(model, task, dev, devices) -> float:
-    """What a task holds `dev` for: its prediction there (the mean of the known ones if none) plus the call
-    overhead."""
-    p = predict(model, task, dev)
+def _seconds(model, task, dev, devices, p: float | None = None) -> float:
+    """What a task holds `dev` for: its prediction there (`p` if the caller has it; the mean of the known ones if
+    none) plus the call overhead."""
+    p = predict(model, task, dev) if p is None else p
     return (p if p is not None else estimate(model, task, devices)) + dev.overhead
 
 
@@ -70,10 +70,8 @@ def capable(task, devices) -> list[DeviceState]:
     return [d for d in devices if d.runs(task)]
 
 
-def finish_time(model, task, dev, devices, now) -> float:
-    p = predict(model, task, dev)
-    p = p if p is not None else estimate(model, task, devices)
-    return max(dev.queue_end, now + transfer(task, dev)) + p + dev.overhead
+def finish_time(model, task, dev, devices, now, p: float | None = None) -> float:
+    return max(dev.queue_end, now + transfer(task, dev)) + _seconds(model, task, dev, devices, p)
 
 
 def upward_ranks(tasks, devices, model) -> dict:
@@ -394,8 +392,7 @@ def place_task(policy: Policy, task, shown: list, every: list, model, now: float
     d = device or policy.place(task, shown, model, now)
     if d is None:
         return None
-    p = predict(model, task, d)
-    p = (p if p is not None else estimate(model, task, every)) + d.overhead
+    p = _seconds(model, task, d, every)
     tr = transfer(task, d)
     d.queue_end = max(d.queue_end, now + tr) + p
     held = device is None and bool(commit) and d.outstanding >= commit
