@@ -27,7 +27,8 @@ ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
            "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
            "profiles"]
-REPLAY_COLUMNS = ["run", "taskset", "mix", "policy", "real_makespan_s", "sim_makespan_s", "error_pct", "timing"]
+REPLAY_COLUMNS = ["run", "taskset", "mix", "policy", "real_makespan_s", "sim_makespan_s", "error_pct", "same_policy",
+                  "timing"]
 
 
 def parser() -> Parser:
@@ -174,6 +175,9 @@ def _replay(args, note) -> int:
     states = [DeviceState(name, info.get("backend", name.split("@")[0]), name,
                           info.get("transfer_latency_s", 0.0), info.get("transfer_bandwidth_Bps", math.inf),
                           frozenset(info["supports"])) for name, info in devices.items()]
+    shared = _shared_cores(devices)
+    for s in states:
+        s.share = shared.get(s.name)
     rows = []
     for r in table.to_dict("records"):
         ts = tasks.make(r["taskset"], seed=seed, size=size, inputs=False)
@@ -186,21 +190,38 @@ def _replay(args, note) -> int:
         overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
         notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
                                 ts.tasks)
-        sim = replay(ts.tasks, here, policies.make(r["policy"], seed), own, others, overhead, notify,
-                     _shared_cores(devices))
+        policy = policies.make(r["policy"], seed)
+        sim = replay(ts.tasks, here, policy, own, others, overhead, notify,
+                     {s.name: s.share for s in here if s.share is not None})
         err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
-                         sim_makespan_s=sim.makespan, error_pct=err,
+                         sim_makespan_s=sim.makespan, error_pct=err, same_policy=_same_policy(policy, meta),
                          timing="real: measured wall clock; sim: modeled from the run's mean durations, "
                                 "per-task overhead, completion notice and core sharing"))
     write_rows(run / "replay.csv", rows, REPLAY_COLUMNS)
     print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
     for r in rows:
         print(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} {r['sim_makespan_s']:8.3f} "
-              f"{r['error_pct']:+6.1f}%")
-    worst = max(abs(r["error_pct"]) for r in rows) if rows else math.nan
-    print(f"\nworst |error| {worst:.1f}% over {len(rows)} runs; wrote {run / 'replay.csv'}")
+              f"{r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
+    same = [r for r in rows if r["same_policy"]]
+    worst = max(abs(r["error_pct"]) for r in same) if same else math.nan
+    print(f"\nworst |error| {worst:.1f}% over {len(same)} runs; wrote {run / 'replay.csv'}")
+    if len(same) < len(rows):
+        print(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the simulator ran "
+              "today's rule, not the one measured, so their error is not the simulator's")
     return 0
+
+
+def _same_policy(policy, meta: dict) -> bool:
+    """Whether the run was made with the placement rule the simulator runs now (after policy.revised)."""
+    from datetime import datetime
+
+    if policy.revised is None:
+        return True
+    try:
+        return datetime.fromisoformat(meta["date"]) >= datetime.fromisoformat(policy.revised)
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _shared_cores(devices: dict) -> dict:

@@ -84,6 +84,18 @@ def sharing(placements: list[Placement]) -> str:
     return f"note: {', '.join(shared)} share cores (--share-cores)" if shared else ""
 
 
+def share_keys(placements: list[Placement]) -> dict:
+    """label -> (node, cores) for the placements pinned to the very cores of another (DeviceState.share: they
+    time-slice them), None for the rest."""
+    on: dict = {}
+    for p in placements:
+        if p.cores:
+            on.setdefault((p.node_id, p.cores), []).append(p.label)
+    keys = {p.label: None for p in placements}
+    keys.update({label: key for key, labels in on.items() if len(labels) > 1 for label in labels})
+    return keys
+
+
 def options(p: Placement, declared: set) -> dict:
     """ray.remote options for the actor of placement p: resources, node, and the thread env set before import."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

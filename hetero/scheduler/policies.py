@@ -35,6 +35,9 @@ class DeviceState:
     outstanding: int = 0
     alive: bool = True
     exploring: set = field(default_factory=set)   # task kinds in flight with no prediction yet
+    # a key shared by the devices pinned to the same cores (bench.schedule --share-cores): they time-slice them,
+    # together running as one device would; None: cores of its own, or none
+    share: object = None
 
     def runs(self, task) -> bool:
         return self.alive and (self.supports is None or task.case.workload in self.supports)
@@ -115,7 +118,7 @@ def lp_quota(tasks, devices, model) -> dict:
                 return {}
             per[k] = p + d.overhead
         times.append((len(members), per))
-    _, alloc = area_allocation(counts, times)
+    _, alloc = area_allocation(counts, times, shared_groups(devices, list(pools)))
     if not alloc:
         return {}
     quota = {key: {} for key in pools}
@@ -130,6 +133,20 @@ def lp_quota(tasks, devices, model) -> dict:
             if m:
                 quota[keys[i]][k] = m
     return quota
+
+
+def shared_groups(devices, pools: list) -> list[tuple[list[int], float]]:
+    """area_allocation's groups: per set of pools (indices into `pools`, pool_of keys) whose devices share cores
+    with each other, how many such core sets there are (one per node, say), each worth one device."""
+    members: dict = {}
+    for d in devices:
+        if d.share is not None:
+            members.setdefault(d.share, set()).add(pools.index(pool_of(d)))
+    sets: dict = {}
+    for idx in members.values():
+        if len(idx) > 1:
+            sets[frozenset(idx)] = sets.get(frozenset(idx), 0) + 1
+    return [(sorted(idx), float(n)) for idx, n in sets.items()]
 
 
 def topological(tasks) -> list:
@@ -152,6 +169,9 @@ def topological(tasks) -> list:
 
 class Policy:
     name = "policy"
+    # when its placement rule last changed (UTC): a replay of a run made before then simulates a different
+    # policy from the one that ran, and says so (bench.simulate --replay); None: unchanged since runs were kept
+    revised: str | None = None
     pooled = False   # True: indifferent among identical devices, so the simulator may show one per pool
     # None: every placement is final and sent to the device at once. N: a device is sent at most N tasks at a time;
     # a task placed on a device that already holds N is held back and placed again after the next task ends,
@@ -201,6 +221,10 @@ class Policy:
 
     def place(self, task, devices, model, now) -> DeviceState | None:
         raise NotImplementedError
+
+    def begin(self, now: float) -> None:
+        """A placement pass starts: the last pass's held-back placements are forgotten (the caller resets the
+        queue ends to the tasks it sent), and predictions may have changed since."""
 
     def placed(self, task, device: DeviceState) -> None:
         """The caller sent `task` to `device` (place() may be asked again for a task it then held back)."""
@@ -287,6 +311,7 @@ class Dmda(Policy):
     plain rule: there the LP ignores the dependencies that decide the order."""
     name = "dmda"
     pooled = True
+    revised = "2026-12-01T21:50+00:00"    # the projected-makespan rule and the shared-core groups
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding).
     # On a graph, every ready task is sent at once: there a device's next task is often a child released by the
     # task just ended, and the round trip through the driver (4.9-5.8 ms median in the committed Zen 5 run's
@@ -296,20 +321,41 @@ class Dmda(Policy):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank, self.quota = alpha, beta, {}, {}
+        self._kinds, self._members, self._sample, self._groups = {}, {}, {}, []
+        self.begin(0.0)
 
     def plan(self, tasks, devices, model):
         graph = any(t.deps for t in tasks)
         self.rank = upward_ranks(tasks, devices, model)
         self.quota = {} if graph else lp_quota(tasks, devices, model)
+        self._kinds = {kind(t): t for t in tasks}           # a task of each kind, to price a share
+        self._members, self._sample = {}, {}                 # pool -> its device count, one of its devices
+        for d in devices:
+            self._members[pool_of(d)] = self._members.get(pool_of(d), 0) + 1
+            self._sample.setdefault(pool_of(d), d)
+        shared: dict = {}
+        for d in devices:
+            if d.share is not None:
+                shared.setdefault(d.share, set()).add(pool_of(d))
+        # the pools whose devices share one set of cores, once per such set of pools (one per node, say)
+        self._groups = list({frozenset(p) for p in shared.values() if len(p) > 1})
+        self.begin(0.0)
         self.commit = None if graph else self.BATCH_COMMIT
 
+    def begin(self, now):
+        self._held, self._tentative, self._prices = {}, {}, {}
+
     def placed(self, task, device):
+        got = self._tentative.pop(task.id, None)      # sent: it comes off the quota itself, no longer held
+        if got is not None:
+            self._held[got] -= 1
         if self.quota:
-            k, mine = kind(task), self.quota.get(pool_of(device), {})
-            # a task taken from another pool's share (a pool done with its own) comes off that pool's share
-            owner = mine if mine.get(k, 0) > 0 else max(self.quota.values(), key=lambda q: q.get(k, 0))
-            if owner.get(k, 0) > 0:
-                owner[k] -= 1
+            # off the share it was charged to when placed: its own pool's, or the largest one's for a task
+            # handed to a pool with none of that kind left
+            k = kind(task)
+            q = self.quota.get(got[0] if got is not None else self._owner(k, device), {})
+            if q.get(k, 0) > 0:
+                q[k] -= 1
 
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
@@ -322,13 +368,90 @@ class Dmda(Policy):
                 return d
         if not c:
             return None
-        if self.quota:   # the LP's share of this kind, or a device whose pool has placed all of its share
-            k = kind(task)
-            c = [d for d in c if self.quota.get(pool_of(d), {}).get(k, 0) > 0
-                 or not any(self.quota.get(pool_of(d), {}).values())] or c
+        if self.quota:
+            return self._by_quota(task, c, devices, model, now)
+        return self._earliest(task, c, devices, model, now)
+
+    def _earliest(self, task, c, devices, model, now):
         fin = {d.name: finish_time(model, task, d, devices, now) for d in c}
         best = min(fin.values())
         return min(c, key=lambda d: self.alpha * (fin[d.name] - best) + self.beta * transfer(task, d))
+
+    def _by_quota(self, task, c, devices, model, now):
+        """The earliest finish among the devices whose pool has a share of this kind left, unless handing the
+        task to another pool shortens the projected makespan: the latest over pools of its first device's queue
+        end plus an even part of the pool's unplaced share at today's predictions (the LP's plan as it now
+        stands). The quota alone would keep a device to its share when its tasks run longer than planned, or to
+        a share rounded up to one long task (an LP share of 0.7 of a 2.4-s matmul gave fpga-emu all of it, and
+        schedule-numba-opencl-fpga-zen4's dmda mixed:40 took 3.41 s against numba alone's 2.02 s). Pools, not
+        devices, so that the simulator's one-device-per-pool view changes no decision."""
+        k = kind(task)
+        share = [d for d in c if self._left(pool_of(d), k) > 0]
+        best = self._earliest(task, share or c, devices, model, now)
+        if share:
+            first = _first_free(devices, now)
+            ends = self._projected(first, model, now, devices)
+            owner = self._owner(k, best)
+            cut = self._price(owner, k, devices, model) / self._members[owner]
+            span = self._span(ends, now)
+            for pool, d in _first_free(c, now).items():
+                if self._left(pool, k) > 0:
+                    continue
+                # d takes it: its pool's end grows by the task, the owner pool's unplaced share shrinks by it
+                new = dict(ends)
+                new[owner] -= cut
+                new[pool] += finish_time(model, task, d, devices, now) - max(d.queue_end, now)
+                if (s := self._span(new, now)) < span - 1e-9:
+                    best, span = d, s
+        self._charge(task, self._owner(k, best))
+        return best
+
+    def _left(self, pool, k) -> int:
+        """Tasks of kind k still to place on `pool`: its share less this pass's placements held back on it."""
+        return self.quota.get(pool, {}).get(k, 0) - self._held.get((pool, k), 0)
+
+    def _owner(self, k, device):
+        """The pool a placement on `device` comes off: its own while it has a share of k, else the largest one's."""
+        mine = pool_of(device)
+        if self._left(mine, k) > 0:
+            return mine
+        return max(self.quota, key=lambda p: self._left(p, k))
+
+    def _charge(self, task, pool) -> None:
+        prev = self._tentative.pop(task.id, None)
+        if prev is not None:
+            self._held[prev] -= 1
+        key = (pool, kind(task))
+        self._held[key] = self._held.get(key, 0) + 1
+        self._tentative[task.id] = key
+
+    def _price(self, pool, k, devices, model) -> float:
+        """Predicted seconds of a kind-k task on one of `pool`'s devices, cached for the pass."""
+        if (pool, k) not in self._prices:
+            self._prices[(pool, k)] = _seconds(model, self._kinds[k], self._sample[pool], devices)
+        return self._prices[(pool, k)]
+
+    def _span(self, ends: dict, now: float) -> float:
+        """The projected makespan: the latest pool end, or later where pools time-slice shared cores (their
+        work adds up: a task on fpga-emu, computed on numba's core, delays numba's queue by its length)."""
+        span = max(ends.values())
+        for pools in self._groups:
+            span = max(span, now + sum(ends[p] - now for p in pools if p in ends))
+        return span
+
+    def _projected(self, first: dict, model, now, devices) -> dict:
+        """pool -> predicted end of its first-free device's queue plus an even part of its unplaced share."""
+        return {pool: max(d.queue_end, now) + sum(n * self._price(pool, k, devices, model) for k in self.quota.get(
+                    pool, {}) if (n := self._left(pool, k)) > 0) / self._members[pool] for pool, d in first.items()}
+
+
+def _first_free(devices, now) -> dict:
+    """pool -> its alive device whose queue drains first (what the simulator's pooled view shows of it)."""
+    out: dict = {}
+    for d in devices:
+        if d.alive and ((o := out.get(pool_of(d))) is None or d.queue_end < o.queue_end):
+            out[pool_of(d)] = d
+    return out
 
 
 class Heft(Policy):

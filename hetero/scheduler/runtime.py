@@ -86,6 +86,9 @@ def start_devices(backends: list[str], share_cores: bool = False, strict: bool =
         devices.append(Device(st, h, info, p))
     if not devices:
         raise HeteroError("no requested device is available; see python -m bench.run --list")
+    keys = actors.share_keys([d.placement for d in devices])
+    for d in devices:
+        d.state.share = keys[d.state.name]
     return devices, notes
 
 
@@ -204,6 +207,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
             for s in states:
                 s.queue_end = committed[s.name]
+        policy.begin(now)
         alive = [s for s in states if s.alive]
         if policy.pulls:    # each device with a free slot takes a task
             for t, d in policy.assign(list(policy.order(ready)), alive, model, now):

@@ -115,7 +115,9 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     when the device goes straight on to a queued task (Ray then stores the output while the next one runs) and
     when it has nothing queued. Its children become ready, and its queue shrinks, only then; none by default.
     cores: device name -> a key shared by the devices pinned to the same cores, which then share their speed
-    (_Cores); by default each device has its own."""
+    (_Cores); by default each device's DeviceState.share (None: cores of its own)."""
+    if cores is None:
+        cores = {d.name: d.share for d in devices if d.share is not None}
     wall = time.perf_counter()
     given, actual = actual is not None, actual or (lambda t, d: predict(model, t, d))
     for d in devices:
@@ -177,6 +179,7 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 if pools:
                     pools.lowered(j)
             holding = set()
+            policy.begin(now)
         def send(t, d, p, tr):
             nonlocal full
             j = index[d.name]

@@ -110,6 +110,9 @@ def test_sharing_note_names_only_devices_that_share_a_core():
     assert actors.sharing([p for p in three if p.backend != "fpga-emu"]) == ""       # the numba+opencl mix
     solo, _ = actors.plan(["numba", "opencl"], node)
     assert actors.sharing(solo) == ""
+    keys = actors.share_keys(three)       # what the runtime puts in DeviceState.share
+    assert keys["numba"] == keys["fpga-emu"] == ("n0", (0,)) and keys["opencl"] is None
+    assert set(actors.share_keys(solo).values()) == {None}
 
 
 def test_lp_quota_gives_each_device_what_it_is_comparatively_best_at():
@@ -182,3 +185,48 @@ def test_heteroprio_leaves_a_task_to_a_much_faster_device_that_would_finish_it_f
     pol.plan(ts.tasks, d, m)
     d[0].outstanding = 1                   # cpu busy with one slot left: still the sooner finish
     assert pol.take(d[1], ts.tasks, d, m, 0.0) is None
+
+
+def test_lp_groups_bound_the_work_of_devices_that_share_cores():
+    from hetero.scheduler.lp import area_allocation
+
+    kinds = {"a": 10}
+    pools = [(1, {"a": 1.0}), (1, {"a": 4.0}), (1, {"a": 2.0})]
+    t, alloc = area_allocation(kinds, pools)
+    assert math.isclose(t, 10 / (1 + 1 / 4 + 1 / 2), rel_tol=1e-6)            # three independent devices
+    t2, alloc2 = area_allocation(kinds, pools, [([0, 1], 1.0)])                 # 0 and 1 time-slice one core
+    # together they do one core's work, best spent on 0 (4x faster): 1 runs nothing
+    assert math.isclose(t2, 10 / (1 + 1 / 2), rel_tol=1e-6) and alloc2[1].get("a", 0.0) < 1e-6
+
+
+def test_dmda_hands_a_task_to_another_pool_when_that_shortens_the_projected_makespan():
+    ts = tasks.mixed(40, size="quick", workloads=("attention",))
+    d = devs("cpu", "gpu")
+    pol = policies.make("dmda")
+    pol.plan(ts.tasks, d, MODEL)
+    t = ts.tasks[0]
+    pol.quota[policies.pool_of(d[1])].pop(policies.kind(t), None)    # attention's share: all on 'cpu'
+    pol.begin(0.0)
+    assert pol.place(t, d, MODEL, 0.0).name == "cpu"                  # on plan: its share's device
+    d[0].queue_end = 100.0                                             # 'cpu' overran its plan by far
+    pol.begin(0.0)
+    assert pol.place(t, d, MODEL, 0.0).name == "gpu"
+
+
+def test_dmda_leaves_a_slow_device_idle_when_it_shares_a_fast_ones_core():
+    # 'mate' is 20x slower than 'cpu' and computes on cpu's core; 'gpu' has its own
+    m = Table({"cpu": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
+               "gpu": {"matmul": 3e9, "attention": 1e9},
+               "mate": {w: 0.05e9 for w in ("matmul", "attention", "conv2d", "conv_transpose2d")}})
+    ts = tasks.mixed(40, size="quick")
+    pair = simulate(ts.tasks, devs("cpu", "gpu", model=m), policies.make("dmda"), m)
+
+    def three():
+        out = devs("cpu", "gpu", "mate", model=m)
+        out[0].share = out[2].share = ("node", (0,))
+        return out
+    r = simulate(ts.tasks, three(), policies.make("dmda"), m)
+    assert "mate" not in r.where.values()
+    assert r.makespan <= 1.001 * pair.makespan
+    quota = policies.lp_quota(ts.tasks, three(), m)
+    assert not any(quota[policies.pool_of(three()[2])].values())
