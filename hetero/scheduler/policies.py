@@ -182,6 +182,11 @@ class Policy:
     # for (task, device) pairs, each device with a free slot (fewer than `commit` tasks) taking the task it
     # should run next, as StarPU's pull-based schedulers do in pop_task.
     pulls = False
+    # with `commit`: a pass stops after this many placements in a row were held back (None: it goes on through
+    # every ready task). A held placement only informs the pass's later ones, and otherwise a pass ends early only
+    # once every device holds `commit` tasks: a device the policy gives nothing would keep every pass going
+    # through every ready task.
+    lookahead: int | None = None
     # the most tasks the simulator gives it (bench.simulate skips it on larger sets, saying so): a pass that looks
     # at every ready task for every free slot is O(tasks) a task end, O(tasks^2) a run
     max_sim_tasks: int | None = None
@@ -302,13 +307,15 @@ class Dmda(Policy):
     transfer) + predicted compute. A device with no prediction for the task kind gets it first (one at a time),
     so it is measured. Ready tasks are placed highest upward rank first (StarPU's dmdas with rank priorities).
 
-    On a batch of independent tasks it is also guided by the LP area relaxation (lp_quota): a task goes to the
-    earliest-finishing device among those whose pool still has a share of its kind, or to a device whose pool has
-    placed its whole share (so no device idles at the end). Greedy earliest finish alone hands a slow device the
-    long tasks it is much slower at once the fast device's queue fills (NumPy's attention takes 2.5-7x numba's in
-    results/cpu-epyc-zen5-2core), while work it runs nearly as fast (matmul, 1.1-1.4x) waits. In the committed
-    Zen 5 schedule run, dmda's gap on mixed:40 is 1.02 and HEFT's (plain earliest finish) 1.24. Graphs keep the
-    plain rule: there the LP ignores the dependencies that decide the order."""
+    On a batch of independent tasks it is also guided by the LP area relaxation (lp_quota; devices that
+    time-slice shared cores count as one there): a task goes to the earliest-finishing device among those whose
+    pool still has a share of its kind, unless another pool takes it and so shortens the projected makespan
+    (_by_quota), which is how a pool done with its share takes work at the end, and how the plan bends when its
+    predictions prove wrong. Greedy earliest finish alone hands a slow device the long tasks it is much slower at
+    once the fast device's queue fills (NumPy's attention takes 2.5-7x numba's in results/cpu-epyc-zen5-2core),
+    while work it runs nearly as fast (matmul, 1.1-1.4x) waits. In the committed Zen 5 schedule run, dmda's gap
+    on mixed:40 is 1.02 and HEFT's (plain earliest finish) 1.24. Graphs keep the plain rule: there the LP
+    ignores the dependencies that decide the order."""
     name = "dmda"
     pooled = True
     revised = "2026-12-01T21:50+00:00"    # the projected-makespan rule and the shared-core groups
@@ -318,6 +325,10 @@ class Dmda(Policy):
     # graphs, simulate.notify_latency; 7-15 ms before numba's kernels released the GIL) outlasts short tasks (gan:8
     # has 2-ms ones); in trials on that VM sending at once shortened the graphs.
     BATCH_COMMIT = 2
+    # In replays of the committed Zen 4 mixed:40 runs, 8 changed no makespan by more than 1% and halved the
+    # placements where fpga-emu, given nothing, always has a free slot (2,120 -> 1,049 over three runs); 4 made
+    # some 10-50% longer.
+    lookahead = 8
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank, self.quota = alpha, beta, {}, {}
@@ -343,19 +354,34 @@ class Dmda(Policy):
         self.commit = None if graph else self.BATCH_COMMIT
 
     def begin(self, now):
-        self._held, self._tentative, self._prices = {}, {}, {}
+        # held: (pool, kind) -> this pass's placements held back on it; tentative: task id -> its (pool, kind);
+        # prices: (pool, kind) -> predicted seconds, fixed for the pass; work: pool -> predicted seconds of the
+        # share it has left (None until first needed in the pass, then kept up to date by _move)
+        self._held, self._tentative, self._prices, self._work, self._preds = {}, {}, {}, None, {}
 
     def placed(self, task, device):
         got = self._tentative.pop(task.id, None)      # sent: it comes off the quota itself, no longer held
         if got is not None:
-            self._held[got] -= 1
+            self._move(got, held=-1)
         if self.quota:
             # off the share it was charged to when placed: its own pool's, or the largest one's for a task
             # handed to a pool with none of that kind left
             k = kind(task)
-            q = self.quota.get(got[0] if got is not None else self._owner(k, device), {})
-            if q.get(k, 0) > 0:
-                q[k] -= 1
+            pool = got[0] if got is not None else self._owner(k, device)
+            if self.quota.get(pool, {}).get(k, 0) > 0:
+                self._move((pool, k), quota=-1)
+
+    def _move(self, key, held: int = 0, quota: int = 0) -> None:
+        """Change a (pool, kind)'s held count or quota, and the pool's share-left work with it."""
+        pool, k = key
+        before = max(0, self._left(pool, k))
+        if held:
+            self._held[key] = self._held.get(key, 0) + held
+        if quota:
+            self.quota[pool][k] += quota
+        after = max(0, self._left(pool, k))
+        if self._work is not None and after != before:
+            self._work[pool] += (after - before) * self._price(pool, k, *self._ctx)
 
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
@@ -363,7 +389,7 @@ class Dmda(Policy):
     def place(self, task, devices, model, now):
         c = capable(task, devices)
         for d in c:
-            if predict(model, task, d) is None and kind(task) not in d.exploring:
+            if self._predict(model, task, d) is None and kind(task) not in d.exploring:
                 d.exploring.add(kind(task))
                 return d
         if not c:
@@ -372,8 +398,17 @@ class Dmda(Policy):
             return self._by_quota(task, c, devices, model, now)
         return self._earliest(task, c, devices, model, now)
 
+    def _predict(self, model, task, d):
+        """The model's prediction, cached for the pass (the model learns between passes): a pass places every
+        ready task again while a device is left with a free slot, 18 placements a task on mixed:40 when
+        fpga-emu, given nothing, always has one."""
+        key = (d.backend, d.device, kind(task))
+        if key not in self._preds:
+            self._preds[key] = predict(model, task, d)
+        return self._preds[key]
+
     def _earliest(self, task, c, devices, model, now):
-        fin = {d.name: finish_time(model, task, d, devices, now) for d in c}
+        fin = {d.name: finish_time(model, task, d, devices, now, self._predict(model, task, d)) for d in c}
         best = min(fin.values())
         return min(c, key=lambda d: self.alpha * (fin[d.name] - best) + self.beta * transfer(task, d))
 
@@ -400,7 +435,8 @@ class Dmda(Policy):
                 # d takes it: its pool's end grows by the task, the owner pool's unplaced share shrinks by it
                 new = dict(ends)
                 new[owner] -= cut
-                new[pool] += finish_time(model, task, d, devices, now) - max(d.queue_end, now)
+                new[pool] += finish_time(model, task, d, devices, now, self._predict(model, task, d)) \
+                    - max(d.queue_end, now)
                 if (s := self._span(new, now)) < span - 1e-9:
                     best, span = d, s
         self._charge(task, self._owner(k, best))
@@ -418,11 +454,11 @@ class Dmda(Policy):
         return max(self.quota, key=lambda p: self._left(p, k))
 
     def _charge(self, task, pool) -> None:
-        prev = self._tentative.pop(task.id, None)
+        prev = self._tentative.pop(task.id, None)     # placed again in this pass: its last placement is undone
         if prev is not None:
-            self._held[prev] -= 1
+            self._move(prev, held=-1)
         key = (pool, kind(task))
-        self._held[key] = self._held.get(key, 0) + 1
+        self._move(key, held=1)
         self._tentative[task.id] = key
 
     def _price(self, pool, k, devices, model) -> float:
@@ -441,8 +477,12 @@ class Dmda(Policy):
 
     def _projected(self, first: dict, model, now, devices) -> dict:
         """pool -> predicted end of its first-free device's queue plus an even part of its unplaced share."""
-        return {pool: max(d.queue_end, now) + sum(n * self._price(pool, k, devices, model) for k in self.quota.get(
-                    pool, {}) if (n := self._left(pool, k)) > 0) / self._members[pool] for pool, d in first.items()}
+        if self._work is None:      # once a pass; _move keeps it up to date (a pass places 10-20 tasks a task end)
+            self._ctx = (devices, model)
+            self._work = {pool: sum(n * self._price(pool, k, devices, model) for k in q
+                                    if (n := self._left(pool, k)) > 0) for pool, q in self.quota.items()}
+        return {pool: max(d.queue_end, now) + self._work.get(pool, 0.0) / self._members[pool]
+                for pool, d in first.items()}
 
 
 def _first_free(devices, now) -> dict:

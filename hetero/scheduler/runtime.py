@@ -213,9 +213,10 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             for t, d in policy.assign(list(policy.order(ready)), alive, model, now):
                 send(t, d, place_task(policy, t, alive, states, model, now, where, None, device=d)[1])
         else:               # ready tasks offered one by one (a copy: placed tasks leave `ready` as we go)
+            held_in_row = 0
             for t in list(policy.order(ready)):
-                if commit and all(s.outstanding >= commit for s in alive):
-                    break    # every device holds all it may: what is left would only be held
+                if commit and (all(s.outstanding >= commit for s in alive) or held_in_row == policy.lookahead):
+                    break    # every device holds all it may, or the policy looks no further (Policy.lookahead)
                 got = place_task(policy, t, alive, states, model, now, where, commit)
                 if got is None:
                     continue
@@ -223,7 +224,9 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
                 if held:
                     # it counts in st's queue for the rest of this pass, so the next tasks see the whole plan, but
                     # it stays ready and is placed again after the next task ends, by then with measured times
+                    held_in_row += 1
                     continue
+                held_in_row = 0
                 send(t, st, p)
         res.overhead_s += time.perf_counter() - tick - res.submit_s + submitted
         submitted = res.submit_s

@@ -230,3 +230,27 @@ def test_dmda_leaves_a_slow_device_idle_when_it_shares_a_fast_ones_core():
     assert r.makespan <= 1.001 * pair.makespan
     quota = policies.lp_quota(ts.tasks, three(), m)
     assert not any(quota[policies.pool_of(three()[2])].values())
+
+
+def test_a_pass_stops_after_lookahead_held_placements(monkeypatch):
+    # 'mate' shares cpu's core and is 20x slower: dmda gives it nothing, so it always has a free slot and, with
+    # no lookahead, every pass would place every ready task again
+    m = Table({"cpu": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
+               "gpu": {"matmul": 3e9, "attention": 1e9},
+               "mate": {w: 0.05e9 for w in ("matmul", "attention", "conv2d", "conv_transpose2d")}})
+    ts = tasks.mixed(40, size="quick")
+
+    def run(lookahead):
+        d = devs("cpu", "gpu", "mate", model=m)
+        d[0].share = d[2].share = ("node", (0,))
+        pol = policies.make("dmda")
+        pol.lookahead = lookahead
+        calls = []
+        place = pol.place
+        monkeypatch.setattr(pol, "place", lambda *a: calls.append(1) or place(*a))
+        # durations 10% off the predictions, so that dmda binds late (commit) as in a real run
+        r = simulate(ts.tasks, d, pol, m, actual=lambda t, dev: 1.1 * m.predict(dev.backend, dev.device, t.case))
+        return r.makespan, len(calls)
+    (all_span, all_calls), (span8, calls8) = run(None), run(8)
+    assert calls8 < 0.75 * all_calls
+    assert span8 <= 1.01 * all_span
