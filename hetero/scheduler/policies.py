@@ -135,18 +135,24 @@ def lp_quota(tasks, devices, model) -> dict:
     return quota
 
 
-def shared_groups(devices, pools: list) -> list[tuple[list[int], float]]:
-    """area_allocation's groups: per set of pools (indices into `pools`, pool_of keys) whose devices share cores
-    with each other, how many such core sets there are (one per node, say), each worth one device."""
-    members: dict = {}
+def shared_pools(devices) -> dict:
+    """frozenset of pools (pool_of keys) whose devices time-slice one set of cores -> how many such core sets
+    there are (one per node, say)."""
+    on: dict = {}
     for d in devices:
         if d.share is not None:
-            members.setdefault(d.share, set()).add(pools.index(pool_of(d)))
+            on.setdefault(d.share, set()).add(pool_of(d))
     sets: dict = {}
-    for idx in members.values():
-        if len(idx) > 1:
-            sets[frozenset(idx)] = sets.get(frozenset(idx), 0) + 1
-    return [(sorted(idx), float(n)) for idx, n in sets.items()]
+    for pools in on.values():
+        if len(pools) > 1:
+            sets[frozenset(pools)] = sets.get(frozenset(pools), 0) + 1
+    return sets
+
+
+def shared_groups(devices, pools: list) -> list[tuple[list[int], float]]:
+    """area_allocation's groups: per set of pools (indices into `pools`) sharing cores, its core sets' count,
+    each worth one device."""
+    return [(sorted(pools.index(p) for p in group), float(n)) for group, n in shared_pools(devices).items()]
 
 
 def topological(tasks) -> list:
@@ -234,6 +240,9 @@ class Policy:
     def placed(self, task, device: DeviceState) -> None:
         """The caller sent `task` to `device` (place() may be asked again for a task it then held back)."""
 
+    def ended(self, task, device: DeviceState) -> None:
+        """`task` ended on `device` and the model has learnt its time: predictions for that device may change."""
+
 
 class Eager(Policy):
     """The first idle device that runs the task; none idle: wait."""
@@ -318,7 +327,7 @@ class Dmda(Policy):
     ignores the dependencies that decide the order."""
     name = "dmda"
     pooled = True
-    revised = "2026-12-01T21:50+00:00"    # the projected-makespan rule and the shared-core groups
+    revised = "2026-12-01T22:30+00:00"    # the projected-makespan rule, shared-core groups, lookahead
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding).
     # On a graph, every ready task is sent at once: there a device's next task is often a child released by the
     # task just ended, and the round trip through the driver (4.9-5.8 ms median in the committed Zen 5 run's
@@ -332,8 +341,8 @@ class Dmda(Policy):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank, self.quota = alpha, beta, {}, {}
-        self._kinds, self._members, self._sample, self._groups = {}, {}, {}, []
-        self.begin(0.0)
+        self._kinds, self._members, self._sample, self._groups, self._model = {}, {}, {}, [], None
+        self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
 
     def plan(self, tasks, devices, model):
         graph = any(t.deps for t in tasks)
@@ -344,20 +353,30 @@ class Dmda(Policy):
         for d in devices:
             self._members[pool_of(d)] = self._members.get(pool_of(d), 0) + 1
             self._sample.setdefault(pool_of(d), d)
-        shared: dict = {}
-        for d in devices:
-            if d.share is not None:
-                shared.setdefault(d.share, set()).add(pool_of(d))
-        # the pools whose devices share one set of cores, once per such set of pools (one per node, say)
-        self._groups = list({frozenset(p) for p in shared.values() if len(p) > 1})
-        self.begin(0.0)
+        self._groups = list(shared_pools(devices))       # sets of pools whose devices share cores
+        self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
         self.commit = None if graph else self.BATCH_COMMIT
 
+    # Bookkeeping kept across passes, each piece brought up to date as it changes rather than recomputed in
+    # every pass (a pass places up to `lookahead` tasks more than it sends; at ~50 µs a placement, the cost of a
+    # pass went mostly to pricing every pool's share again):
+    #   held: (pool, kind) -> this pass's placements held back on it; tentative: task id -> its (pool, kind)
+    #   preds: (backend, device, kind) -> the model's prediction, dropped for a device when one of its tasks ends
+    #   work: pool -> [predicted seconds, task count] of the share it has left (quota less held), None until
+    #   first needed; the count prices the per-call overhead at its current value.
+
     def begin(self, now):
-        # held: (pool, kind) -> this pass's placements held back on it; tentative: task id -> its (pool, kind);
-        # prices: (pool, kind) -> predicted seconds, fixed for the pass; work: pool -> predicted seconds of the
-        # share it has left (None until first needed in the pass, then kept up to date by _move)
-        self._held, self._tentative, self._prices, self._work, self._preds = {}, {}, {}, None, {}
+        for key, n in list(self._held.items()):      # the last pass's held placements are forgotten
+            if n:
+                self._move(key, held=-n)
+        self._held, self._tentative = {}, {}
+
+    def ended(self, task, device):
+        drop = (device.backend, device.device)
+        self._preds = {k: v for k, v in self._preds.items() if k[:2] != drop}
+        pool = pool_of(device)
+        if self._work is not None and pool in self._work:
+            self._work[pool] = self._price_share(pool)
 
     def placed(self, task, device):
         got = self._tentative.pop(task.id, None)      # sent: it comes off the quota itself, no longer held
@@ -380,8 +399,19 @@ class Dmda(Policy):
         if quota:
             self.quota[pool][k] += quota
         after = max(0, self._left(pool, k))
-        if self._work is not None and after != before:
-            self._work[pool] += (after - before) * self._price(pool, k, *self._ctx)
+        if self._work is not None and after != before and pool in self._work:
+            w = self._work[pool]
+            w[0] += (after - before) * self._price(pool, k)
+            w[1] += after - before
+
+    def _price_share(self, pool) -> list:
+        """[predicted seconds, tasks] of what `pool` has left of its share."""
+        w = [0.0, 0]
+        for k in self.quota.get(pool, {}):
+            if (n := self._left(pool, k)) > 0:
+                w[0] += n * self._price(pool, k)
+                w[1] += n
+        return w
 
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
@@ -399,9 +429,9 @@ class Dmda(Policy):
         return self._earliest(task, c, devices, model, now)
 
     def _predict(self, model, task, d):
-        """The model's prediction, cached for the pass (the model learns between passes): a pass places every
-        ready task again while a device is left with a free slot, 18 placements a task on mixed:40 when
-        fpga-emu, given nothing, always has one."""
+        """The model's prediction, cached until one of the device's tasks ends (ended()): a pass may place
+        every ready task again (up to `lookahead` held in a row), 8-9 placements a task end on mixed:40 with
+        fpga-emu, which dmda gives nothing, always having a free slot."""
         key = (d.backend, d.device, kind(task))
         if key not in self._preds:
             self._preds[key] = predict(model, task, d)
@@ -421,16 +451,16 @@ class Dmda(Policy):
         schedule-numba-opencl-fpga-zen4's dmda mixed:40 took 3.41 s against numba alone's 2.02 s). Pools, not
         devices, so that the simulator's one-device-per-pool view changes no decision."""
         k = kind(task)
-        share = [d for d in c if self._left(pool_of(d), k) > 0]
+        left = {pool: self._left(pool, k) for pool in {pool_of(d) for d in c}}
+        share = [d for d in c if left[pool_of(d)] > 0]
         best = self._earliest(task, share or c, devices, model, now)
+        owner = self._owner(k, best)
         if share:
-            first = _first_free(devices, now)
-            ends = self._projected(first, model, now, devices)
-            owner = self._owner(k, best)
-            cut = self._price(owner, k, devices, model) / self._members[owner]
-            span = self._span(ends, now)
-            for pool, d in _first_free(c, now).items():
-                if self._left(pool, k) > 0:
+            ends = self._projected(_first_free(devices), model, now, devices)
+            cut = (self._price(owner, k) + self._sample[owner].overhead) / self._members[owner]
+            span, moved = self._span(ends, now), None
+            for pool, d in _first_free(c).items():
+                if left[pool] > 0:
                     continue
                 # d takes it: its pool's end grows by the task, the owner pool's unplaced share shrinks by it
                 new = dict(ends)
@@ -438,8 +468,10 @@ class Dmda(Policy):
                 new[pool] += finish_time(model, task, d, devices, now, self._predict(model, task, d)) \
                     - max(d.queue_end, now)
                 if (s := self._span(new, now)) < span - 1e-9:
-                    best, span = d, s
-        self._charge(task, self._owner(k, best))
+                    moved, span = d, s
+            if moved is not None:
+                best = moved      # charged to `owner`, the pool whose share it came from
+        self._charge(task, owner)
         return best
 
     def _left(self, pool, k) -> int:
@@ -461,11 +493,10 @@ class Dmda(Policy):
         self._move(key, held=1)
         self._tentative[task.id] = key
 
-    def _price(self, pool, k, devices, model) -> float:
-        """Predicted seconds of a kind-k task on one of `pool`'s devices, cached for the pass."""
-        if (pool, k) not in self._prices:
-            self._prices[(pool, k)] = _seconds(model, self._kinds[k], self._sample[pool], devices)
-        return self._prices[(pool, k)]
+    def _price(self, pool, k) -> float:
+        """Predicted seconds of a kind-k task on one of `pool`'s devices, its call overhead apart (in quota mode
+        every kind has a prediction on every pool that runs it: lp_quota returns {} until then)."""
+        return self._predict(self._model, self._kinds[k], self._sample[pool]) or 0.0
 
     def _span(self, ends: dict, now: float) -> float:
         """The projected makespan: the latest pool end, or later where pools time-slice shared cores (their
@@ -477,15 +508,18 @@ class Dmda(Policy):
 
     def _projected(self, first: dict, model, now, devices) -> dict:
         """pool -> predicted end of its first-free device's queue plus an even part of its unplaced share."""
-        if self._work is None:      # once a pass; _move keeps it up to date (a pass places 10-20 tasks a task end)
-            self._ctx = (devices, model)
-            self._work = {pool: sum(n * self._price(pool, k, devices, model) for k in q
-                                    if (n := self._left(pool, k)) > 0) for pool, q in self.quota.items()}
-        return {pool: max(d.queue_end, now) + self._work.get(pool, 0.0) / self._members[pool]
-                for pool, d in first.items()}
+        if self._work is None:
+            self._model = model
+            self._work = {pool: self._price_share(pool) for pool in self.quota}
+        out = {}
+        for pool, d in first.items():
+            w = self._work.get(pool)
+            out[pool] = max(d.queue_end, now) + ((w[0] + w[1] * self._sample[pool].overhead) / self._members[pool]
+                                                 if w else 0.0)
+        return out
 
 
-def _first_free(devices, now) -> dict:
+def _first_free(devices) -> dict:
     """pool -> its alive device whose queue drains first (what the simulator's pooled view shows of it)."""
     out: dict = {}
     for d in devices:
