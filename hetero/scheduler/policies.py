@@ -48,8 +48,20 @@ def transfer(task, dev: DeviceState) -> float:
     return (dev.latency + missing / dev.bandwidth) if missing else 0.0
 
 
-def kind(task) -> tuple:
-    return (task.case.workload, task.case.params, task.case.dtype)
+_KIND_IDS: dict = {}     # (workload, params, dtype) -> a small int, the same for every task object of that kind
+
+
+def kind(task) -> int:
+    """The task's kind (workload, parameters, dtype) as a small int, cached on the task for its case. Policies
+    key every table by it, up to ~60 lookups a placement: hashing the parameter tuple on each took a third of
+    dmda's time per placement."""
+    got = task.__dict__.get("_kind")
+    if got is not None and got[0] is task.case:
+        return got[1]
+    c = task.case
+    k = _KIND_IDS.setdefault((c.workload, c.params, c.dtype), len(_KIND_IDS))
+    task.__dict__["_kind"] = (c, k)
+    return k
 
 
 def predict(model, task, dev: DeviceState) -> float | None:
@@ -243,6 +255,12 @@ class Policy:
     def ended(self, task, device: DeviceState) -> None:
         """`task` ended on `device` and the model has learnt its time: predictions for that device may change."""
 
+    def wants(self, device: DeviceState, devices: list, model, now: float) -> bool:
+        """With `commit`, after a held placement: False when `device`, which has a free slot, would take none of
+        the ready tasks as things stand in this pass, so the pass may end without placing them all again (the
+        caller ends it once no device with a free slot wants one). True unless the policy can tell."""
+        return True
+
 
 class Eager(Policy):
     """The first idle device that runs the task; none idle: wait."""
@@ -355,6 +373,7 @@ class Dmda(Policy):
             self._sample.setdefault(pool_of(d), d)
         self._groups = list(shared_pools(devices))       # sets of pools whose devices share cores
         self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
+        self._quick, self._sent, self._resent = {}, set(), False
         self.commit = None if graph else self.BATCH_COMMIT
 
     # Bookkeeping kept across passes, each piece brought up to date as it changes rather than recomputed in
@@ -374,11 +393,14 @@ class Dmda(Policy):
     def ended(self, task, device):
         drop = (device.backend, device.device)
         self._preds = {k: v for k, v in self._preds.items() if k[:2] != drop}
+        self._quick = {}
         pool = pool_of(device)
         if self._work is not None and pool in self._work:
             self._work[pool] = self._price_share(pool)
 
     def placed(self, task, device):
+        self._resent |= task.id in self._sent       # sent again: its device died
+        self._sent.add(task.id)
         got = self._tentative.pop(task.id, None)      # sent: it comes off the quota itself, no longer held
         if got is not None:
             self._move(got, held=-1)
@@ -418,31 +440,43 @@ class Dmda(Policy):
 
     def place(self, task, devices, model, now):
         c = capable(task, devices)
-        for d in c:
-            if self._predict(model, task, d) is None and kind(task) not in d.exploring:
-                d.exploring.add(kind(task))
-                return d
+        k = kind(task)
+        if not self.quota:    # with a quota every pool has a prediction for every kind (lp_quota)
+            for d in c:
+                if self._predict(model, task, d, k) is None and k not in d.exploring:
+                    d.exploring.add(k)
+                    return d
         if not c:
             return None
         if self.quota:
-            return self._by_quota(task, c, devices, model, now)
-        return self._earliest(task, c, devices, model, now)
+            return self._by_quota(task, k, c, devices, model, now)
+        return self._earliest(task, k, c, devices, model, now)
 
-    def _predict(self, model, task, d):
+    def _predict(self, model, task, d, k):
         """The model's prediction, cached until one of the device's tasks ends (ended()): a pass may place
         every ready task again (up to `lookahead` held in a row), 8-9 placements a task end on mixed:40 with
         fpga-emu, which dmda gives nothing, always having a free slot."""
-        key = (d.backend, d.device, kind(task))
-        if key not in self._preds:
-            self._preds[key] = predict(model, task, d)
-        return self._preds[key]
+        key = (d.backend, d.device, k)
+        got = self._preds.get(key, self)       # self: not asked yet (None is a prediction: unmeasured)
+        if got is self:
+            got = self._preds[key] = predict(model, task, d)
+        return got
 
-    def _earliest(self, task, c, devices, model, now):
-        fin = {d.name: finish_time(model, task, d, devices, now, self._predict(model, task, d)) for d in c}
-        best = min(fin.values())
-        return min(c, key=lambda d: self.alpha * (fin[d.name] - best) + self.beta * transfer(task, d))
+    def _finishes(self, task, k, c, devices, model, now) -> dict:
+        """device name -> (predicted finish, transfer seconds) of `task` on each of `c`."""
+        out = {}
+        for d in c:
+            tr = transfer(task, d)
+            p = self._predict(model, task, d, k)
+            out[d.name] = (max(d.queue_end, now + tr) + _seconds(model, task, d, devices, p), tr)
+        return out
 
-    def _by_quota(self, task, c, devices, model, now):
+    def _earliest(self, task, k, c, devices, model, now, fin: dict | None = None):
+        fin = fin or self._finishes(task, k, c, devices, model, now)
+        best = min(fin[d.name][0] for d in c)
+        return min(c, key=lambda d: self.alpha * (fin[d.name][0] - best) + self.beta * fin[d.name][1])
+
+    def _by_quota(self, task, k, c, devices, model, now):
         """The earliest finish among the devices whose pool has a share of this kind left, unless handing the
         task to another pool shortens the projected makespan: the latest over pools of its first device's queue
         end plus an even part of the pool's unplaced share at today's predictions (the LP's plan as it now
@@ -450,29 +484,72 @@ class Dmda(Policy):
         a share rounded up to one long task (an LP share of 0.7 of a 2.4-s matmul gave fpga-emu all of it, and
         schedule-numba-opencl-fpga-zen4's dmda mixed:40 took 3.41 s against numba alone's 2.02 s). Pools, not
         devices, so that the simulator's one-device-per-pool view changes no decision."""
-        k = kind(task)
-        left = {pool: self._left(pool, k) for pool in {pool_of(d) for d in c}}
+        left = {}
+        for d in c:
+            if (pool := pool_of(d)) not in left:
+                left[pool] = self._left(pool, k)
         share = [d for d in c if left[pool_of(d)] > 0]
-        best = self._earliest(task, share or c, devices, model, now)
+        fin = self._finishes(task, k, c, devices, model, now)
+        best = self._earliest(task, k, share or c, devices, model, now, fin)
         owner = self._owner(k, best)
-        if share:
-            ends = self._projected(_first_free(devices), model, now, devices)
+        if share and len(share) < len(c):
+            first = _first_free(devices)
+            ends = self._projected(first, model, now, devices)
             cut = (self._price(owner, k) + self._sample[owner].overhead) / self._members[owner]
             span, moved = self._span(ends, now), None
-            for pool, d in _first_free(c).items():
+            for pool, d in (first if len(c) == len(devices) else _first_free(c)).items():
                 if left[pool] > 0:
                     continue
                 # d takes it: its pool's end grows by the task, the owner pool's unplaced share shrinks by it
                 new = dict(ends)
                 new[owner] -= cut
-                new[pool] += finish_time(model, task, d, devices, now, self._predict(model, task, d)) \
-                    - max(d.queue_end, now)
+                new[pool] += fin[d.name][0] - max(d.queue_end, now)
                 if (s := self._span(new, now)) < span - 1e-9:
                     moved, span = d, s
             if moved is not None:
                 best = moved      # charged to `owner`, the pool whose share it came from
-        self._charge(task, owner)
+        self._charge(task, k, owner)
         return best
+
+    def wants(self, device, devices, model, now):
+        """False when `device`'s pool has none of its share left and no task could move to it: whatever it took
+        would end no earlier than the projected makespan, on the pool or on the cores it shares (_by_quota moves
+        a task only to shorten it). That holds until the next task ends, held placements aside, which leave a
+        one-device pool's projected end as it was (its queue grows by what its share shrinks). It ends the passes
+        in which only such a device has a free slot, as fpga-emu on numba's core always has: they placed
+        `lookahead` tasks more each (8 of ~9 placements a task end on mixed:40)."""
+        pool = pool_of(device)
+        if not self.quota or self._work is None or self._resent \
+                or any(self._left(pool, k) > 0 for k in self.quota.get(pool, {})) \
+                or {pool_of(d) for d in devices} != set(self._members):
+            return True      # it has a share left; or a task was sent twice (a device died): EFT may place it
+        first = _first_free(devices)
+        ends = self._projected(first, model, now, devices)
+        span = self._span(ends, now) - 1e-9
+        alone, shared = self._quickest(pool)
+        if ends[pool] + alone >= span:
+            return False
+        for group in self._groups:
+            if pool in group and now + sum(ends[q] - now for q in group if q in ends) + shared[group] >= span:
+                return False
+        return True
+
+    def _quickest(self, pool) -> tuple[float, dict]:
+        """(the least a task adds to `pool`'s end, {group of shared-core pools with it: the least it adds to
+        their summed work, a group-mate's share shrinking by its own time for the kind}), at current
+        predictions; the lower bounds wants() tests against the projected makespan."""
+        if pool not in self._quick:
+            d = self._sample[pool]
+            kinds = [k for k, t in self._kinds.items() if d.runs(t)]
+            add = {k: self._price(pool, k) + d.overhead for k in kinds}
+            shared = {}
+            for group in self._groups:
+                if pool in group:
+                    shared[group] = min((add[k] - max(0.0, max(
+                        (self._price(q, k) + self._sample[q].overhead) / self._members[q]
+                        for q in group if q != pool and q in self._sample)) for k in kinds), default=math.inf)
+            self._quick[pool] = (min(add.values(), default=math.inf), shared)
+        return self._quick[pool]
 
     def _left(self, pool, k) -> int:
         """Tasks of kind k still to place on `pool`: its share less this pass's placements held back on it."""
@@ -485,18 +562,18 @@ class Dmda(Policy):
             return mine
         return max(self.quota, key=lambda p: self._left(p, k))
 
-    def _charge(self, task, pool) -> None:
+    def _charge(self, task, k, pool) -> None:
         prev = self._tentative.pop(task.id, None)     # placed again in this pass: its last placement is undone
         if prev is not None:
             self._move(prev, held=-1)
-        key = (pool, kind(task))
+        key = (pool, k)
         self._move(key, held=1)
         self._tentative[task.id] = key
 
     def _price(self, pool, k) -> float:
         """Predicted seconds of a kind-k task on one of `pool`'s devices, its call overhead apart (in quota mode
         every kind has a prediction on every pool that runs it: lp_quota returns {} until then)."""
-        return self._predict(self._model, self._kinds[k], self._sample[pool]) or 0.0
+        return self._predict(self._model, self._kinds[k], self._sample[pool], k) or 0.0
 
     def _span(self, ends: dict, now: float) -> float:
         """The projected makespan: the latest pool end, or later where pools time-slice shared cores (their

@@ -5,6 +5,12 @@ Lower bound = max(LP area bound, critical path), with each (device, task kind) t
 run, or the perf model's prediction where the run never put that kind on that device:
   LP (unrelated devices, tasks divisible): min T s.t. for each device d: sum_t n[d,t] * time[d,t] <= T,
   for each kind t: sum_d n[d,t] = N_t, n >= 0 (scipy.optimize.linprog; valid for graphs too, ignoring edges);
+  and for devices pinned to the same cores (--share-cores, DeviceState.share), which time-slice them:
+  sum over the group's devices of sum_t n[d,t] * time[d,t] <= T, their times being the time alone on the cores
+  (simulate.solo_seconds: while n of the group's tasks run, each advances at 1/n), as dmda's LP counts them.
+  Without that row the bound is one for a machine with a core per device, which the run did not have
+  (lp_bound_own_cores_s keeps it, from wall-clock durations: with fpga-emu emulating on numba's core, it lets the
+  LP give fpga-emu numba's core a second time);
   critical path: the longest dependency chain, each task at its best device's time.
 """
 from __future__ import annotations
@@ -15,10 +21,11 @@ from collections import Counter
 
 from hetero.scheduler.lp import area_allocation
 from hetero.scheduler.policies import topological
+from hetero.scheduler.simulate import solo_seconds
 
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
-           "speedup_vs_round_robin", "lp_bound_s", "critical_path_s", "bound_s", "gap", "overhead_ms_per_task",
-           "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores",
+           "speedup_vs_round_robin", "lp_bound_s", "lp_bound_own_cores_s", "critical_path_s", "bound_s", "gap",
+           "overhead_ms_per_task", "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores",
            "repeats", "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
 
 
@@ -34,14 +41,25 @@ def time_table(tasks, states, model) -> dict:
     return out
 
 
-def lp_bound(tasks, states, times) -> float:
+def lp_bound(tasks, states, times, shared: bool = True) -> float:
+    """The LP area bound; shared=False: as if every device had cores of its own."""
     kinds = Counter(t.case for t in tasks)
-    return area_bound(kinds, [(1, {k: times[(s.name, k)] for k in kinds}) for s in states])
+    return area_bound(kinds, [(1, {k: times[(s.name, k)] for k in kinds}) for s in states],
+                      share_groups(states) if shared else ())
 
 
-def area_bound(kinds: dict, pools: list[tuple[int, dict]]) -> float:
+def area_bound(kinds: dict, pools: list[tuple[int, dict]], groups=()) -> float:
     """The LP area bound over pools of identical devices (hetero.scheduler.lp)."""
-    return area_allocation(kinds, pools)[0]
+    return area_allocation(kinds, pools, groups)[0]
+
+
+def share_groups(states) -> list[tuple[list[int], float]]:
+    """area_allocation's groups: the indices of the states pinned to one set of cores, together one device."""
+    on: dict = {}
+    for i, s in enumerate(states):
+        if s.share is not None:
+            on.setdefault(s.share, []).append(i)
+    return [(members, 1.0) for members in on.values() if len(members) > 1]
 
 
 def critical_path(tasks, states, times) -> float:
@@ -60,9 +78,13 @@ def summarize(results, states, model, notes=()) -> list[dict]:
         tasks = r.taskset.tasks
         times = time_table(tasks, states, model)
         seen: dict = {}     # this run's own mean durations win over the model's (a bound on *this* run)
+        wall: dict = {}     # the same from wall-clock durations, for the bound as if every device had own cores
         case_of = {t.id: t.case for t in tasks}
-        for e in r.events:
-            seen.setdefault((e["device"], case_of[e["task"]]), []).append(e["end"] - e["start"])
+        cores = {s.name: s.share for s in states if s.share is not None}
+        for e, sec in zip(r.events, solo_seconds(r.events, cores)):
+            seen.setdefault((e["device"], case_of[e["task"]]), []).append(sec)
+            wall.setdefault((e["device"], case_of[e["task"]]), []).append(e["end"] - e["start"])
+        own = lp_bound(tasks, states, {**times, **{k: sum(v) / len(v) for k, v in wall.items()}}, shared=False)
         times.update({k: sum(v) / len(v) for k, v in seen.items()})
         lp, cp = lp_bound(tasks, states, times), critical_path(tasks, states, times)
         bound = max(lp, cp)
@@ -79,7 +101,8 @@ def summarize(results, states, model, notes=()) -> list[dict]:
             makespan_s=ms, tasks_per_s=len(tasks) / ms, gflops=flops / ms / 1e9,
             speedup_vs_single=single.makespan / ms if single else None,
             speedup_vs_round_robin=rr.makespan / ms if rr else None,
-            lp_bound_s=lp, critical_path_s=cp, bound_s=bound, gap=ms / bound if bound > 0 else None,
+            lp_bound_s=lp, lp_bound_own_cores_s=own, critical_path_s=cp, bound_s=bound,
+            gap=ms / bound if bound > 0 else None,
             overhead_ms_per_task=1e3 * r.overhead_s / len(tasks), submit_ms_per_task=1e3 * r.submit_s / len(tasks),
             utilization=";".join(f"{s.name}={busy.get(s.name, 0.0) / ms:.2f}" for s in states),
             task_counts=";".join(f"{s.name}={count.get(s.name, 0)}" for s in states),

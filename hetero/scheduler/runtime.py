@@ -215,8 +215,10 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         else:               # ready tasks offered one by one (a copy: placed tasks leave `ready` as we go)
             held_in_row = 0
             for t in list(policy.order(ready)):
-                if commit and (all(s.outstanding >= commit for s in alive) or held_in_row == policy.lookahead):
-                    break    # every device holds all it may, or the policy looks no further (Policy.lookahead)
+                if commit and (held_in_row == policy.lookahead or all(
+                        s.outstanding >= commit or (held_in_row and not policy.wants(s, alive, model, now))
+                        for s in alive)):
+                    break    # every device holds all it may or wants none, or the policy looks no further
                 got = place_task(policy, t, alive, states, model, now, where, commit)
                 if got is None:
                     continue

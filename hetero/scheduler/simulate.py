@@ -204,8 +204,9 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 ready.remove(t)
         held_in_row = 0
         while changed and not policy.pulls and ready and len(declined) < sum(1 for n in per_workload.values() if n):
-            if commit and (full == len(devices) or held_in_row == policy.lookahead):
-                break            # every device holds all it may, or the policy looks no further (Policy.lookahead)
+            if commit and (full == len(devices) or held_in_row == policy.lookahead or (held_in_row and _none_wants(
+                    policy, view(), commit, model, now))):
+                break            # every device holds all it may or wants none, or the policy looks no further
             t = ready.popleft()
             w = t.case.workload
             if w in declined:
@@ -323,6 +324,11 @@ class RunTimes:
         if t is None and self.fallback is not None:
             t = self.fallback.actual(task, dev)
         return self.recorded.get(key) if t is None else t
+
+
+def _none_wants(policy: Policy, shown: list, commit: int, model, now: float) -> bool:
+    """No device shown with a free slot wants a ready task (Policy.wants): the pass may end."""
+    return not any(d.outstanding < commit and policy.wants(d, shown, model, now) for d in shown)
 
 
 def solo_seconds(events: list[dict], cores: dict | None = None) -> list[float]:

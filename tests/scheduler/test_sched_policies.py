@@ -121,12 +121,14 @@ def test_lp_quota_gives_each_device_what_it_is_comparatively_best_at():
     d = devs("cpu", "gpu")
     quota = policies.lp_quota(ts.tasks, d, MODEL)
     cpu, gpu = quota[policies.pool_of(d[0])], quota[policies.pool_of(d[1])]
-    by_kind: dict = {}
+    by_kind, workload = {}, {}
     for t in ts.tasks:
         by_kind[policies.kind(t)] = by_kind.get(policies.kind(t), 0) + 1
+        workload[policies.kind(t)] = t.case.workload
     assert all(cpu.get(k, 0) + gpu.get(k, 0) == n for k, n in by_kind.items())    # every task has a place
-    assert all(k[0] in ("matmul", "attention") for k in gpu)                       # gpu gets what it runs
-    assert sum(n for k, n in gpu.items() if k[0] == "matmul") > sum(n for k, n in cpu.items() if k[0] == "matmul")
+    assert all(workload[k] in ("matmul", "attention") for k in gpu)                # gpu gets what it runs
+    assert sum(n for k, n in gpu.items() if workload[k] == "matmul") > \
+        sum(n for k, n in cpu.items() if workload[k] == "matmul")
     assert policies.lp_quota(ts.tasks, devs("cpu", "new"), MODEL) == {}            # unmeasured: explore first
 
 
@@ -232,25 +234,77 @@ def test_dmda_leaves_a_slow_device_idle_when_it_shares_a_fast_ones_core():
     assert not any(quota[policies.pool_of(three()[2])].values())
 
 
-def test_a_pass_stops_after_lookahead_held_placements(monkeypatch):
-    # 'mate' shares cpu's core and is 20x slower: dmda gives it nothing, so it always has a free slot and, with
-    # no lookahead, every pass would place every ready task again
-    m = Table({"cpu": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
-               "gpu": {"matmul": 3e9, "attention": 1e9},
-               "mate": {w: 0.05e9 for w in ("matmul", "attention", "conv2d", "conv_transpose2d")}})
-    ts = tasks.mixed(40, size="quick")
+# 'mate' shares cpu's core and is 100x slower: dmda gives it nothing, so it always has a free slot and, with no
+# lookahead and no Policy.wants, every pass would place every ready task again
+MATE = Table({"cpu": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
+              "gpu": {"matmul": 3e9, "attention": 1e9},
+              "mate": {w: 0.01e9 for w in ("matmul", "attention", "conv2d", "conv_transpose2d")}})
 
-    def run(lookahead):
-        d = devs("cpu", "gpu", "mate", model=m)
-        d[0].share = d[2].share = ("node", (0,))
-        pol = policies.make("dmda")
-        pol.lookahead = lookahead
-        calls = []
-        place = pol.place
-        monkeypatch.setattr(pol, "place", lambda *a: calls.append(1) or place(*a))
-        # durations 10% off the predictions, so that dmda binds late (commit) as in a real run
-        r = simulate(ts.tasks, d, pol, m, actual=lambda t, dev: 1.1 * m.predict(dev.backend, dev.device, t.case))
-        return r.makespan, len(calls)
-    (all_span, all_calls), (span8, calls8) = run(None), run(8)
+
+def _with_mate(monkeypatch, lookahead, wants=True):
+    """(makespan, placements, where) of dmda on mixed:40 over cpu, gpu and cpu's slow core-mate."""
+    ts = tasks.mixed(40, size="quick")
+    d = devs("cpu", "gpu", "mate", model=MATE)
+    d[0].share = d[2].share = ("node", (0,))
+    pol = policies.make("dmda")
+    pol.lookahead = lookahead
+    calls = []
+    place = pol.place
+    monkeypatch.setattr(pol, "place", lambda *a: calls.append(1) or place(*a))
+    if not wants:
+        monkeypatch.setattr(pol, "wants", lambda *a: True)
+    # durations 10% off the predictions, so that dmda binds late (commit) as in a real run
+    r = simulate(ts.tasks, d, pol, MATE, actual=lambda t, dev: 1.1 * MATE.predict(dev.backend, dev.device, t.case))
+    return r.makespan, len(calls), r.where
+
+
+def test_a_pass_stops_after_lookahead_held_placements(monkeypatch):
+    (all_span, all_calls, _), (span8, calls8, _) = (_with_mate(monkeypatch, None, wants=False),
+                                                   _with_mate(monkeypatch, 8, wants=False))
     assert calls8 < 0.75 * all_calls
     assert span8 <= 1.01 * all_span
+
+
+def test_a_pass_ends_once_no_device_with_a_free_slot_wants_a_task(monkeypatch):
+    # the mate wants nothing (no share, and whatever it took would end past the projected makespan on cpu's
+    # core), so a pass ends after the held placement that follows a send: the same schedule, fewer placements
+    span, calls, where = _with_mate(monkeypatch, 8, wants=False)
+    span_w, calls_w, where_w = _with_mate(monkeypatch, 8)
+    assert where_w == where and span_w == pytest.approx(span)
+    assert calls_w < 0.6 * calls
+    d = devs("cpu", "gpu", "mate", model=MATE)
+    pol = policies.make("dmda")
+    pol.plan(tasks.mixed(40, size="quick").tasks, d, MATE)
+    pol._projected(policies._first_free(d), MATE, 0.0, d)
+    assert pol.wants(d[2], d, MATE, 0.0)         # cores of its own: the LP gave it a share
+    assert pol.wants(d[0], d, MATE, 0.0)         # a device with a share left wants its tasks
+
+
+def test_the_bound_counts_devices_that_share_cores_as_one():
+    ts = tasks.mixed(4, size="quick", workloads=("matmul",))
+    for t in ts.tasks:
+        t.case = ts.tasks[0].case
+    m = Table({"a": {"matmul": 4.0}, "b": {"matmul": 1.0}})          # alone: a takes f per task, b 4f
+    f = tasks.get("matmul").flops(ts.tasks[0].case.p) / 4.0
+
+    def run(events):
+        class Run:
+            policy, taskset, mix, overhead_s, submit_s, retries, checked, wrong = "x", ts, "a+b", 0.0, 0.0, 0, 0, []
+            makespan = max(e["end"] for e in events)
+        Run.events = events
+        d = devs("a", "b", model=m)
+        d[0].share = d[1].share = ("node", (0,))
+        return report.summarize([Run], d, m)[0]
+    # a ran all four alone; b, on a's core, could not have helped: the bound is a's 4f, not the 3.2f of an LP
+    # that gives b a fifth of the work on a core of its own
+    row = run([{"task": i, "device": "a", "start": i * f, "end": (i + 1) * f} for i in range(4)])
+    assert row["lp_bound_s"] == pytest.approx(4 * f) and row["gap"] == pytest.approx(1.0)
+    assert row["lp_bound_own_cores_s"] == pytest.approx(4 / (1 / f + 1 / (4 * f)))
+    # a ran two at half speed (2f each, f alone) beside one of b's (4f, 2f alone), then one alone: counted at
+    # their alone times the bound is a's 4f; at their wall-clock times (a: 5f/3 a task) it would be 6.7f, above
+    # the 5f makespan
+    row = run([{"task": 0, "device": "a", "start": 0.0, "end": 2 * f},
+               {"task": 1, "device": "a", "start": 2 * f, "end": 4 * f},
+               {"task": 2, "device": "b", "start": 0.0, "end": 4 * f},
+               {"task": 3, "device": "a", "start": 4 * f, "end": 5 * f}])
+    assert row["lp_bound_s"] == pytest.approx(4 * f) and row["lp_bound_s"] <= 5 * f
