@@ -261,7 +261,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             st.exploring.discard(kind(t))
             busy = stats["end"] - stats["start"]
             model.add(st.backend, st.device, t.case, busy)
-            policy.ended(t, st)
+            policy.ended(t, st, busy)
             prev = last_end.get(name)
             if prev is not None and sent < prev <= stats["start"]:   # it was queued: the gap is call overhead
                 model.add_call(st.backend, st.device, stats["start"] - prev)

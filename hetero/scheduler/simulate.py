@@ -261,7 +261,7 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
         d = devices[j]
         if learn:
             learn(d.device, t.case, res.end[t.id] - res.start[t.id])
-        policy.ended(t, d)
+        policy.ended(t, d, res.end[t.id] - res.start[t.id])
         d.outstanding -= 1
         d.exploring.discard(kind(t))
         queued[j] -= predicted.pop(t.id)
