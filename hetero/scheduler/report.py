@@ -25,8 +25,8 @@ from hetero.scheduler.simulate import solo_seconds
 
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
            "speedup_vs_round_robin", "lp_bound_s", "lp_bound_own_cores_s", "critical_path_s", "bound_s", "gap",
-           "overhead_ms_per_task", "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong", "shared_cores",
-           "repeats", "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
+           "overhead_ms_per_task", "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong",
+           "shared_cores", "repeats", "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
 
 
 def time_table(tasks, states, model) -> dict:
