@@ -359,7 +359,7 @@ class Dmda(Policy):
     ignores the dependencies that decide the order."""
     name = "dmda"
     pooled = True
-    revised = "2026-12-02T00:55+00:00"    # a device's predictions scaled by its drift in the run (DRIFT)
+    revised = "2026-12-02T00:44+00:00"    # a device's predictions scaled by its drift in the run (DRIFT)
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding).
     # On a graph, every ready task is sent at once: there a device's next task is often a child released by the
     # task just ended, and the round trip through the driver (4.9-5.8 ms median in the committed Zen 5 run's
