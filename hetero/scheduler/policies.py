@@ -373,9 +373,14 @@ class Dmda(Policy):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank, self.quota = alpha, beta, {}, {}
-        self._kinds, self._members, self._sample, self._groups, self._model = {}, {}, {}, [], None
+        self._kinds, self._members, self._sample, self._groups = {}, {}, {}, []
+        self._reset(None)
+
+    def _reset(self, model) -> None:
+        """A run's bookkeeping, empty (see the comment below plan)."""
         self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
-        self._quick, self._sent, self._resent, self._drift, self._raw = {}, set(), False, {}, {}
+        self._quick, self._sent, self._resent = {}, set(), False
+        self._model, self._drift, self._raw = model, {}, {}
 
     def plan(self, tasks, devices, model):
         graph = any(t.deps for t in tasks)
@@ -387,9 +392,7 @@ class Dmda(Policy):
             self._members[pool_of(d)] = self._members.get(pool_of(d), 0) + 1
             self._sample.setdefault(pool_of(d), d)
         self._groups = list(shared_pools(devices))       # sets of pools whose devices share cores
-        self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
-        self._quick, self._sent, self._resent = {}, set(), False
-        self._model, self._drift, self._raw = model, {}, {}
+        self._reset(model)
         self.commit = None if graph else self.BATCH_COMMIT
 
     # Bookkeeping kept across passes, each piece brought up to date as it changes rather than recomputed in
