@@ -355,11 +355,12 @@ class Dmda(Policy):
     predictions prove wrong. Greedy earliest finish alone hands a slow device the long tasks it is much slower at
     once the fast device's queue fills (NumPy's attention takes 2.5-7x numba's in results/cpu-epyc-zen5-2core),
     while work it runs nearly as fast (matmul, 1.1-1.4x) waits. In the committed Zen 5 schedule run, dmda's gap
-    on mixed:40 is 1.02 and HEFT's (plain earliest finish) 1.24. Graphs keep the plain rule: there the LP
-    ignores the dependencies that decide the order."""
+    on mixed:40 is 1.02 and HEFT's (plain earliest finish) 1.24. Graphs keep the plain rule (there the LP
+    ignores the dependencies that decide the order), except that a device sharing cores finishes no sooner than
+    the cores have run its mates' queues too (_sliced)."""
     name = "dmda"
     pooled = True
-    revised = "2026-12-02T00:44+00:00"    # a device's predictions scaled by its drift in the run (DRIFT)
+    revised = "2026-12-02T08:00+00:00"    # graphs: a shared-core device's finish counts its mates' queues
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding).
     # On a graph, every ready task is sent at once: there a device's next task is often a child released by the
     # task just ended, and the round trip through the driver (4.9-5.8 ms median in the committed Zen 5 run's
@@ -476,7 +477,8 @@ class Dmda(Policy):
             return None
         if self.quota:
             return self._by_quota(task, k, c, devices, model, now)
-        return self._earliest(task, k, c, devices, model, now)
+        fin = self._finishes(task, k, c, devices, model, now)
+        return self._earliest(task, k, c, devices, model, now, _sliced(fin, c, devices, now))
 
     def _predict(self, model, task, d, k):
         """The model's prediction, cached until one of the device's tasks ends (ended()): a pass may place
@@ -623,6 +625,23 @@ class Dmda(Policy):
             out[pool] = max(d.queue_end, now) + ((w[0] + w[1] * self._sample[pool].overhead) / self._members[pool]
                                                  if w else 0.0)
         return out
+
+
+def _sliced(fin: dict, c: list, devices: list, now: float) -> dict:
+    """`fin` (device name -> (finish, transfer)) for devices that time-slice their cores with others: a task there
+    ends no sooner than the cores have also run what their mates have queued. On gan:8 in
+    schedule-numba-opencl-fpga-zen5-drift, plain earliest finish sent a generator conv to fpga-emu, idle on numba's
+    core (85 ms predicted, 259 ms measured while numba ran its queue), and dmda's gap was 1.42 against
+    heteroprio's 1.15. dmda's batch projection (_span) counts the sharing in its own way."""
+    out = dict(fin)
+    for d in c:
+        if d.share is None:
+            continue
+        mates = sum(max(0.0, e.queue_end - now) for e in devices if e is not d and e.alive and e.share == d.share)
+        if mates:
+            end, tr = fin[d.name]
+            out[d.name] = (end + mates, tr)
+    return out
 
 
 def _first_free(devices) -> dict:

@@ -308,3 +308,20 @@ def test_the_bound_counts_devices_that_share_cores_as_one():
                {"task": 2, "device": "b", "start": 0.0, "end": 4 * f},
                {"task": 3, "device": "a", "start": 4 * f, "end": 5 * f}])
     assert row["lp_bound_s"] == pytest.approx(4 * f) and row["lp_bound_s"] <= 5 * f
+
+
+def test_dmda_on_a_graph_counts_a_core_mates_queue_in_a_shared_devices_finish():
+    # 'mate' (20x slower than cpu, on cpu's core) is idle; cpu's queue runs 1 s more. Plain earliest finish would
+    # send the matmul to the idle mate, which would then slow cpu's queue; counted as sharing, mate finishes last.
+    m = Table({"cpu": {"matmul": 1e9}, "gpu": {"matmul": 0.2e9}, "mate": {"matmul": 0.05e9}})
+    ts = tasks.transformer(1, size="quick")
+    t = next(x for x in ts.tasks if x.case.workload == "matmul")
+    p = {n: m.predict(n, n, t.case) for n in ("cpu", "gpu", "mate")}
+    d = devs("cpu", "gpu", "mate", model=m)
+    pol = policies.make("dmda")
+    pol.plan(ts.tasks, d, m)
+    d[0].queue_end, d[1].queue_end = 1.0, 1.0 + 2 * p["mate"]    # gpu would end it after mate alone does
+    assert pol.place(t, d, m, 0.0).name == "mate"                  # cores of its own: mate is earliest
+    d[0].share = d[2].share = ("node", (0,))
+    assert pol.place(t, d, m, 0.0).name == "cpu"                   # it would end after cpu's 1 s queue: cpu
+    assert 1.0 + p["cpu"] < 1.0 + p["mate"] < d[1].queue_end + p["gpu"]
