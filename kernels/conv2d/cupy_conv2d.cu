@@ -1,37 +1,47 @@
 // im2col / col2im for conv2d and conv_transpose2d on the GPU; the GEMMs between them go to cuBLAS.
 // T is float or unsigned short (16-bit patterns: float16 or bfloat16 bits); copies need no arithmetic.
+// Indices are 32-bit within one image (grid.y is the image): 64-bit division is emulated on the GPU, and one
+// per element written (115 M of them for resnet-3x3-b64) made im2col, not the GEMM, the run's longest part.
 #ifndef CONV_THREADS
 #define CONV_THREADS 256
 #endif
 
-// x (N, C, H, W) -> col (N, C*R*S, P*Q); zeros where a tap falls in the padding.
+// x (N, C, H, W) -> col (N, C*R*S, P*Q); zeros where a tap falls in the padding. Grid (blocks, N): a thread
+// per (c, p, q) of image blockIdx.y writes that pixel's R*S taps, threads of one tap writing consecutive q.
 template <typename T>
 __global__ void __launch_bounds__(CONV_THREADS)
-im2col(const T* __restrict__ x, T* __restrict__ col, int N, int C, int H, int W, int R, int S, int P, int Q,
+im2col(const T* __restrict__ x, T* __restrict__ col, int C, int H, int W, int R, int S, int P, int Q,
        int stride, int pad, int dil) {
-    const long long total = (long long)N * C * R * S * P * Q;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const int q = (int)(i % Q), p = (int)((i / Q) % P);
-        const long long rest = i / ((long long)P * Q);
-        const int crs = (int)(rest % ((long long)C * R * S)), n = (int)(rest / ((long long)C * R * S));
-        const int s = crs % S, r = (crs / S) % R, c = crs / (R * S);
-        const int h = p * stride - pad + r * dil, w = q * stride - pad + s * dil;
-        col[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[(((long long)n * C + c) * H + h) * W + w] : (T)0;
+    const int pq = P * Q, rs = R * S;
+    const T* xn = x + (long long)blockIdx.y * C * H * W;
+    T* coln = col + (long long)blockIdx.y * C * rs * pq;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < C * pq; i += gridDim.x * blockDim.x) {
+        const int c = i / pq, j = i - c * pq, p = j / Q, q = j - p * Q;
+        const T* xc = xn + (long long)c * H * W;
+        T* out = coln + (long long)c * rs * pq + j;          // row c*R*S + r*S + s, column j
+        const int h0 = p * stride - pad, w0 = q * stride - pad;
+        for (int r = 0; r < R; ++r) {
+            const int h = h0 + r * dil;
+            const bool row_in = h >= 0 && h < H;
+            for (int s = 0; s < S; ++s) {
+                const int w = w0 + s * dil;
+                out[(long long)(r * S + s) * pq] = (row_in && w >= 0 && w < W) ? xc[h * W + w] : (T)0;
+            }
+        }
     }
 }
 
 // cols (N, K*R*S, H*W) float32 -> out (N, K, Ho, Wo) float32: each output pixel gathers the taps that land on it
-// (the transposed convolution's scatter, written as a gather so no atomics are needed).
+// (the transposed convolution's scatter, written as a gather so no atomics are needed). Grid (blocks, N).
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
-col2im_gather(const float* __restrict__ cols, float* __restrict__ out, int N, int K, int H, int W, int R, int S,
+col2im_gather(const float* __restrict__ cols, float* __restrict__ out, int K, int H, int W, int R, int S,
               int Ho, int Wo, int stride, int pad, int dil) {
-    const long long total = (long long)N * K * Ho * Wo;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const int ow = (int)(i % Wo), oh = (int)((i / Wo) % Ho);
-        const int k = (int)((i / ((long long)Ho * Wo)) % K), n = (int)(i / ((long long)Ho * Wo * K));
-        const float* base = cols + ((long long)n * K + k) * R * S * (long long)H * W;
+    const int hw = H * W, howo = Ho * Wo;
+    const float* colsn = cols + (long long)blockIdx.y * K * R * S * hw;
+    float* outn = out + (long long)blockIdx.y * K * howo;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < K * howo; i += gridDim.x * blockDim.x) {
+        const int k = i / howo, j = i - k * howo, oh = j / Wo, ow = j - oh * Wo;
+        const float* base = colsn + (long long)k * R * S * hw;
         float acc = 0.f;
         for (int r = 0; r < R; ++r) {
             const int hh = oh + pad - r * dil;
@@ -43,9 +53,9 @@ col2im_gather(const float* __restrict__ cols, float* __restrict__ out, int N, in
                 if (ww < 0 || ww % stride) continue;
                 const int iw = ww / stride;
                 if (iw >= W) continue;
-                acc += base[((long long)r * S + s) * H * W + (long long)ih * W + iw];
+                acc += base[(long long)(r * S + s) * hw + ih * W + iw];
             }
         }
-        out[i] = acc;
+        outn[i] = acc;
     }
 }

@@ -49,9 +49,12 @@ def module():
     return _MODULES[dev]
 
 
-def _grid(total: int) -> tuple:
+def _grid(per_image: int, images: int) -> tuple:
+    """(blocks, images) x threads: the kernels' grid.y is the image (at most 65,535), grid.x its elements."""
+    if images > 65535:
+        raise ValueError(f"cupy conv kernels take at most 65535 images a call, got N={images}")
     threads = TUNING["CONV_THREADS"]
-    return (min(-(-total // threads), 65535 * 8),), (threads,)
+    return (min(-(-per_image // threads), 65535 * 8), images), (threads,)
 
 
 def prepare_conv2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):
@@ -65,8 +68,8 @@ def prepare_conv2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):
     fn = module().get_function("im2col<float>" if x.dtype == cp.float32 else "im2col<unsigned short>")
     col = cp.empty((N, crs, pq), x.dtype)
     out = cp.empty((N, K, P, Q), x.dtype)
-    args = (x, col, *(cp.int32(v) for v in (N, C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])))
-    grid, block = _grid(col.size)
+    args = (x, col, *(cp.int32(v) for v in (C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])))
+    grid, block = _grid(C * pq, N)        # a thread per input-channel pixel of the output, writing R*S taps
 
     def run():
         fn(grid, block, args)
@@ -88,8 +91,8 @@ def prepare_conv_transpose2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int])
     fn = module().get_function("col2im_gather")
     cols = cp.empty((N, krs, hw), cp.float32)
     out = cp.empty((N, K, Ho, Wo), cp.float32)
-    args = (cols, out, *(cp.int32(v) for v in (N, K, H, W, R, S, Ho, Wo, p["stride"], p["padding"], p["dilation"])))
-    grid, block = _grid(out.size)
+    args = (cols, out, *(cp.int32(v) for v in (K, H, W, R, S, Ho, Wo, p["stride"], p["padding"], p["dilation"])))
+    grid, block = _grid(K * Ho * Wo, N)
 
     def run():
         # cols[n] (KRS, HW) = w^T (KRS, C) @ x[n] (C, HW); w stored (C, KRS)
