@@ -12,6 +12,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("cupy_conv2d.cu")
 TUNING = {"CONV_THREADS": 256}
+NAMES = ("im2col<float>", "im2col<unsigned short>")     # template kernels NVRTC instantiates by name
 _MODULES: dict = {}
 _CUDA_TYPE = {"float32": 0, "tf32": 0, "float16": 2, "bfloat16": 14}   # cudaDataType: R_32F, R_16F, R_16BF
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _GEMM_DEFAULT = 68, 77, -1         # cublasComputeType_t, cublasGemmAlgo_t
@@ -45,7 +46,7 @@ def module():
     if dev not in _MODULES:
         defines = "".join(f"#define {k} {v}\n" for k, v in TUNING.items())
         _MODULES[dev] = cp.RawModule(code=defines + SOURCE.read_text(), options=("-std=c++17",),
-                                     name_expressions=("im2col<float>", "im2col<unsigned short>"))
+                                     name_expressions=NAMES)
     return _MODULES[dev]
 
 

@@ -1,0 +1,57 @@
+"""The CUDA C kernels compile for Hopper (sm_90) with nvcc, so a typo or a register spill is caught on a CPU-only
+machine; on a GPU, CuPy compiles the same text with NVRTC. Runs where nvcc is found: on PATH (a CUDA toolkit),
+or from the nvidia-cuda-nvcc wheel (the `cuda-compile` extra); else skipped with that reason."""
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kernels.attention import cupy_attention
+from kernels.conv2d import cupy_conv2d
+
+
+def _nvcc() -> str | None:
+    if found := shutil.which("nvcc"):
+        return found
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for cand in sorted(Path(root).glob("cu*/bin/nvcc")):
+            return str(cand)
+    return None
+
+
+NVCC = _nvcc()
+needs_nvcc = pytest.mark.skipif(
+    NVCC is None, reason="nvcc not found: install a CUDA toolkit or pip install -e '.[cuda-compile]'")
+
+# launcher -> (its source, #defines, template kernels it asks NVRTC for by name)
+LAUNCHERS = {"attention": (cupy_attention.SOURCE, cupy_attention.TUNING, cupy_attention._names()),
+             "conv2d": (cupy_conv2d.SOURCE, cupy_conv2d.TUNING, cupy_conv2d.NAMES)}
+
+
+def _compile(name: str, tmp_path: Path) -> str:
+    """ptxas's report for the launcher's source as CuPy builds it: its defines, then the text; each named
+    template instantiated by taking its address, as NVRTC's name expressions do."""
+    source, tuning, names = LAUNCHERS[name]
+    text = ("".join(f"#define {k} {v}\n" for k, v in tuning.items()) + source.read_text()
+            + "\nvoid* keep[] = {" + ", ".join(f"(void*)&{n}" for n in names) + "};\n")
+    src = tmp_path / f"{name}.cu"
+    src.write_text(text)
+    out = subprocess.run([NVCC, "-std=c++17", "-arch=sm_90", "-cubin", "-Xptxas", "-v", str(src),
+                          "-o", str(tmp_path / f"{name}.cubin")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"{name}: nvcc failed:\n{out.stderr[-3000:]}"
+    return out.stderr
+
+
+@needs_nvcc
+@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+def test_cuda_kernels_compile_for_sm90_without_spills(name, tmp_path):
+    report = _compile(name, tmp_path)
+    entries = re.findall(r"Compiling entry function '(\w+)'", report)
+    names = LAUNCHERS[name][2]
+    assert len(entries) >= len(names), f"{name}: {len(entries)} kernels compiled, {len(names)} named"
+    spills = re.findall(r"(\d+) bytes spill stores", report)
+    assert spills and all(s == "0" for s in spills), f"{name}: register spills:\n{report}"
