@@ -1,0 +1,111 @@
+"""The CUDA conv kernels (kernels/conv2d/cupy_conv2d.cu) run on the CPU: g++ compiles them with a shim that loops
+over the launch's blocks and threads, which suits kernels with no shared memory or warp operations. Their output,
+with the GEMM done in NumPy, is checked against the workloads' references, so the indexing is tested where no GPU
+is; the GPU tests (tests/gpu) check the real launch. Skipped without g++."""
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from hetero.workloads import get
+from hetero.workloads.base import Case
+from kernels.conv2d import cupy_conv2d
+
+GXX = shutil.which("g++")
+pytestmark = pytest.mark.skipif(GXX is None, reason="g++ not found: the host emulation compiles the kernels with it")
+
+HOST = r"""
+struct dim3_ { unsigned x = 1, y = 1, z = 1; };
+static dim3_ blockIdx, threadIdx, blockDim, gridDim;
+#define __global__
+#define __launch_bounds__(x)
+#define __restrict__
+#include "KERNELS"
+template <class F> static void launch(unsigned gx, unsigned gy, unsigned bx, F f) {
+  gridDim.x = gx; gridDim.y = gy; blockDim.x = bx;
+  for (unsigned y = 0; y < gy; ++y) for (unsigned x = 0; x < gx; ++x) for (unsigned t = 0; t < bx; ++t) {
+    blockIdx.x = x; blockIdx.y = y; threadIdx.x = t; f(); }
+}
+extern "C" void run_im2col(const float* x, float* col, int gx, int gy, int bx, int C, int H, int W, int R, int S,
+                           int P, int Q, int st, int pad, int dil) {
+  launch(gx, gy, bx, [&] { im2col<float>(x, col, C, H, W, R, S, P, Q, st, pad, dil); });
+}
+extern "C" void run_im2col16(const unsigned short* x, unsigned short* col, int gx, int gy, int bx, int C, int H,
+                             int W, int R, int S, int P, int Q, int st, int pad, int dil) {
+  launch(gx, gy, bx, [&] { im2col<unsigned short>(x, col, C, H, W, R, S, P, Q, st, pad, dil); });
+}
+extern "C" void run_col2im(const float* cols, float* out, int gx, int gy, int bx, int K, int H, int W, int R, int S,
+                           int Ho, int Wo, int st, int pad, int dil) {
+  launch(gx, gy, bx, [&] { col2im_gather(cols, out, K, H, W, R, S, Ho, Wo, st, pad, dil); });
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cuda_host")
+    (d / "host.cpp").write_text(HOST.replace("KERNELS", str(cupy_conv2d.SOURCE)))
+    out = subprocess.run([GXX, "-O1", "-std=c++17", "-shared", "-fPIC", str(d / "host.cpp"), "-o", str(d / "h.so")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return ctypes.CDLL(str(d / "h.so"))
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def _args(*ints):
+    return [ctypes.c_int(int(v)) for v in ints]
+
+
+def _launch(per_image: int, images: int, blocks: int | None) -> tuple:
+    """The launcher's grid, or one with `blocks` blocks a row so the kernels' grid-stride loops go round."""
+    (gx, gy), (bx,) = cupy_conv2d._grid(per_image, images)
+    return (gx if blocks is None else blocks), gy, bx
+
+
+BASE = dict(N=2, C=3, H=5, W=7, K=4, R=3, S=3, stride=1, padding=0, dilation=1)
+SHAPES = [BASE, BASE | dict(stride=2, padding=1), BASE | dict(padding=2, dilation=2), BASE | dict(R=1, S=1),
+          BASE | dict(N=3, C=5, H=9, W=6, R=2, S=4, stride=3, padding=1)]
+
+
+@pytest.mark.parametrize("blocks", [None, 1])
+@pytest.mark.parametrize("p", SHAPES, ids=range(len(SHAPES)))
+def test_im2col_then_gemm_is_conv2d(lib, p, blocks):
+    wl = get("conv2d")
+    case = Case("conv2d", tuple(p.items()))
+    inp = wl.make_inputs(case)
+    x, w = inp["input"], inp["weight"]
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    P, Q = wl.out_hw(case.p)
+    geo = (C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])
+    col = np.full((N, C * R * S, P * Q), np.nan, np.float32)          # NaN: a position never written shows
+    lib.run_im2col(_ptr(x), _ptr(col), *_args(*_launch(C * P * Q, N, blocks), *geo))
+    out = np.einsum("kc,ncj->nkj", w.reshape(K, -1).astype(np.float64), col).reshape(N, K, P, Q)
+    np.testing.assert_allclose(out, wl.reference(case, inp), atol=1e-4)
+    # the 16-bit instance copies bit patterns to the same places
+    x16 = x.astype(np.float16)
+    col16 = np.full(col.shape, 0x7E00, np.uint16)
+    lib.run_im2col16(_ptr(x16), _ptr(col16), *_args(*_launch(C * P * Q, N, blocks), *geo))
+    assert np.array_equal(col16.view(np.float16), col.astype(np.float16))
+
+
+@pytest.mark.parametrize("blocks", [None, 1])
+@pytest.mark.parametrize("p", SHAPES[:3] + [BASE | dict(stride=2, padding=1, output_padding=1)], ids=range(4))
+def test_gemm_then_col2im_is_conv_transpose2d(lib, p, blocks):
+    wl = get("conv_transpose2d")
+    case = Case("conv_transpose2d", tuple((p | {"output_padding": p.get("output_padding", 0)}).items()))
+    inp = wl.make_inputs(case)
+    x, w = inp["input"], inp["weight"]
+    N, C, H, W = x.shape
+    _, K, R, S = w.shape
+    Ho, Wo = wl.out_hw(case.p)
+    cols = np.ascontiguousarray(np.einsum("ck,ncj->nkj", w.reshape(C, -1), x.reshape(N, C, -1)), np.float32)
+    out = np.full((N, K, Ho, Wo), np.nan, np.float32)
+    geo = (K, H, W, R, S, Ho, Wo, p["stride"], p["padding"], p["dilation"])
+    lib.run_col2im(_ptr(cols), _ptr(out), *_args(*_launch(K * Ho * Wo, N, blocks), *geo))
+    np.testing.assert_allclose(out, wl.reference(case, inp), atol=1e-4)
