@@ -1,7 +1,8 @@
 // im2col / col2im for conv2d and conv_transpose2d on the GPU; the GEMMs between them go to cuBLAS.
 // T is float or unsigned short (16-bit patterns: float16 or bfloat16 bits); copies need no arithmetic.
-// Indices are 32-bit within one image (grid.y is the image): 64-bit division is emulated on the GPU, and one
-// per element written (115 M of them for resnet-3x3-b64) made im2col, not the GEMM, the run's longest part.
+// Indices are 32-bit within one image (grid.y is the image; the launcher checks the sizes fit): 64-bit division
+// is emulated on the GPU, and the earlier flat-index kernel did several per element written (115 M of them for
+// resnet-3x3-b64, which ran at 0.08x torch on the H100: the suspected cause, not yet profiled).
 #ifndef CONV_THREADS
 #define CONV_THREADS 256
 #endif

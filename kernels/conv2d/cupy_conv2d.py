@@ -54,6 +54,8 @@ def _grid(per_image: int, images: int) -> tuple:
     """(blocks, images) x threads: the kernels' grid.y is the image (at most 65,535), grid.x its elements."""
     if images > 65535:
         raise ValueError(f"cupy conv kernels take at most 65535 images a call, got N={images}")
+    if per_image >= 2 ** 31:
+        raise ValueError(f"cupy conv kernels index one image's output in 32 bits; {per_image} elements is too many")
     threads = TUNING["CONV_THREADS"]
     return (min(-(-per_image // threads), 65535 * 8), images), (threads,)
 
