@@ -632,7 +632,7 @@ def _sliced(fin: dict, c: list, devices: list, now: float) -> dict:
     ends no sooner than the cores have also run what their mates have queued. On gan:8 in
     schedule-numba-opencl-fpga-zen5-drift, plain earliest finish sent a generator conv to fpga-emu, idle on numba's
     core (85 ms predicted, 259 ms measured while numba ran its queue), and dmda's gap was 1.42 against
-    heteroprio's 1.15. dmda's batch projection (_span) counts the sharing in its own way."""
+    heteroprio's 1.27. dmda's batch projection (_span) counts the sharing in its own way."""
     out = dict(fin)
     for d in c:
         if d.share is None:
