@@ -145,7 +145,9 @@ def policy_tables(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             "task_counts"]
     for (run, taskset, mix), g in sched.groupby(["run", "taskset", "mix"], sort=False):
         # runs with --repeat (since gap_median was kept): the median and range of the runs' own gaps
-        more = [c for c in ("gap_median", "gap_min", "gap_max") if c in g and g[c].notna().any()]
+        # and (since it was kept) the driver's CPU time within its overhead
+        more = [c for c in ("gap_median", "gap_min", "gap_max", "overhead_cpu_ms_per_task")
+                if c in g and g[c].notna().any()]
         # runs with devices on shared cores (since the bound counts them as one): the bound had each its own cores
         if "lp_bound_own_cores_s" in g and ((g.lp_bound_own_cores_s - g.lp_bound_s).abs() > 1e-9).any():
             more.append("lp_bound_own_cores_s")

@@ -25,8 +25,9 @@ from hetero.scheduler.simulate import solo_seconds
 
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
            "speedup_vs_round_robin", "lp_bound_s", "lp_bound_own_cores_s", "critical_path_s", "bound_s", "gap",
-           "overhead_ms_per_task", "submit_ms_per_task", "utilization", "task_counts", "retries", "checked", "wrong",
-           "shared_cores", "repeats", "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
+           "overhead_ms_per_task", "overhead_cpu_ms_per_task", "submit_ms_per_task", "utilization", "task_counts",
+           "retries", "checked", "wrong", "shared_cores", "repeats", "makespan_min_s", "makespan_max_s", "gap_median",
+           "gap_min", "gap_max"]
 
 
 def time_table(tasks, states, model) -> dict:
@@ -103,7 +104,9 @@ def summarize(results, states, model, notes=()) -> list[dict]:
             speedup_vs_round_robin=rr.makespan / ms if rr else None,
             lp_bound_s=lp, lp_bound_own_cores_s=own, critical_path_s=cp, bound_s=bound,
             gap=ms / bound if bound > 0 else None,
-            overhead_ms_per_task=1e3 * r.overhead_s / len(tasks), submit_ms_per_task=1e3 * r.submit_s / len(tasks),
+            overhead_ms_per_task=1e3 * r.overhead_s / len(tasks),
+            overhead_cpu_ms_per_task=1e3 * r.overhead_cpu_s / len(tasks),
+            submit_ms_per_task=1e3 * r.submit_s / len(tasks),
             utilization=";".join(f"{s.name}={busy.get(s.name, 0.0) / ms:.2f}" for s in states),
             task_counts=";".join(f"{s.name}={count.get(s.name, 0)}" for s in states),
             retries=r.retries, checked=r.checked, wrong=len(r.wrong), shared_cores=" ".join(notes) or "no"))

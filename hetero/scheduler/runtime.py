@@ -136,8 +136,11 @@ class RunResult:
     t0: float = 0.0
     t1: float = 0.0
     retries: int = 0
-    overhead_s: float = 0.0                       # in the policy and bookkeeping, not waiting
+    overhead_s: float = 0.0                       # in the policy and bookkeeping, not waiting (wall clock)
     submit_s: float = 0.0                         # in Ray's .remote() calls that submit tasks
+    # the driver thread's CPU time over the same spans as overhead_s: with every core busy computing (devices
+    # sharing cores), the wall time also holds the time the OS gave to the devices instead
+    overhead_cpu_s: float = 0.0
     checked: int = 0
     wrong: list = field(default_factory=list)
     dead: list = field(default_factory=list)
@@ -175,9 +178,10 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
     out_ref, where, args = {}, {}, {}
     inflight: dict = {}          # stats ref -> (task, device name, predicted seconds incl. overhead, out ref, sent)
     res = RunResult(policy.name, taskset)
-    tick = time.perf_counter()
+    tick, ctick = time.perf_counter(), time.thread_time()
     policy.plan(tasks, states, model)
     res.overhead_s += time.perf_counter() - tick
+    res.overhead_cpu_s += time.thread_time() - ctick
     # what the model predicted for each task kind on each device when the policy planned (kept in the trace, so
     # that a replay plans from the same beliefs: HEFT's static plan hangs on them)
     believed: dict = {}
@@ -185,24 +189,26 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
     res.t0 = time.time()
-    submitted = 0.0
+    submitted, submitted_cpu, submit_cpu = 0.0, 0.0, 0.0     # submit_cpu: the driver's CPU time in .remote()
     commit = policy.commit
     committed = {s.name: 0.0 for s in states}    # queue ends counting only the tasks actually submitted
 
     def send(t, st, p):     # submit `t` to device state `st` (p: its predicted seconds there)
+        nonlocal submit_cpu
         committed[st.name] = st.queue_end
         st.outstanding += 1
         policy.placed(t, st)
         a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
-        sub = time.perf_counter()
+        sub, csub = time.perf_counter(), time.thread_time()
         o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
         res.submit_s += time.perf_counter() - sub
+        submit_cpu += time.thread_time() - csub
         args[t.id] = a
         inflight[s] = (t, st.name, p, o, time.time())
         ready.remove(t)
 
     while len(out_ref) < len(tasks):
-        tick = time.perf_counter()
+        tick, ctick = time.perf_counter(), time.thread_time()
         now = time.time() - res.t0
         if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
             for s in states:
@@ -231,12 +237,13 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
                 held_in_row = 0
                 send(t, st, p)
         res.overhead_s += time.perf_counter() - tick - res.submit_s + submitted
-        submitted = res.submit_s
+        res.overhead_cpu_s += time.thread_time() - ctick - submit_cpu + submitted_cpu
+        submitted, submitted_cpu = res.submit_s, submit_cpu
         if not inflight:
             raise HeteroError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
         done, _ = ray.wait(list(inflight), num_returns=1)
         done, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0) if len(inflight) > 1 else (done, 0)
-        tick = time.perf_counter()
+        tick, ctick = time.perf_counter(), time.thread_time()
         for ref in done:
             if ref not in inflight:
                 continue
@@ -280,6 +287,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             if on_done:
                 on_done(res, t, name)
         res.overhead_s += time.perf_counter() - tick
+        res.overhead_cpu_s += time.thread_time() - ctick
     res.t1 = max(e["end"] for e in res.events)
     _check(res, taskset, out_ref, args, check, sample, seed)
     return res

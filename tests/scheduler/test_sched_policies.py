@@ -289,7 +289,8 @@ def test_the_bound_counts_devices_that_share_cores_as_one():
 
     def run(events):
         class Run:
-            policy, taskset, mix, overhead_s, submit_s, retries, checked, wrong = "x", ts, "a+b", 0.0, 0.0, 0, 0, []
+            policy, taskset, mix, retries, checked, wrong = "x", ts, "a+b", 0, 0, []
+            overhead_s = overhead_cpu_s = submit_s = 0.0
             makespan = max(e["end"] for e in events)
         Run.events = events
         d = devs("a", "b", model=m)

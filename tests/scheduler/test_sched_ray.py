@@ -32,6 +32,9 @@ def test_mixed_every_policy_all_outputs_correct(devices):
         res = runtime.execute(ts, devices, policies.make(name), model, check="all")
         _all_done(res, ts)
         assert res.makespan > 0 and res.retries == 0
+        # the driver's CPU time over the overhead's spans: some, and no more than their wall time (1 ms slack for
+        # the two clocks' granularity)
+        assert 0 < res.overhead_cpu_s <= res.overhead_s + 1e-3
 
 
 def test_a_device_runs_one_task_at_a_time_and_dmda_sends_it_at_most_commit(devices, tmp_path):
