@@ -149,6 +149,18 @@ class RunResult:
     def makespan(self) -> float:
         return self.t1 - self.t0
 
+    def spent(self, since: tuple, inner: tuple = (0.0, 0.0)) -> None:
+        """Count the driver's time from `since` (_clocks()) to now as overhead, less `inner` (wall, CPU) spent in
+        calls counted elsewhere (Ray's submits)."""
+        wall, cpu = _clocks()
+        self.overhead_s += wall - since[0] - inner[0]
+        self.overhead_cpu_s += cpu - since[1] - inner[1]
+
+
+def _clocks() -> tuple[float, float]:
+    """(wall, this thread's CPU) seconds."""
+    return time.perf_counter(), time.thread_time()
+
 
 def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, check: str = "sample",
             sample: int = 8, seed: int = 0, on_done=None) -> RunResult:
@@ -178,10 +190,9 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
     out_ref, where, args = {}, {}, {}
     inflight: dict = {}          # stats ref -> (task, device name, predicted seconds incl. overhead, out ref, sent)
     res = RunResult(policy.name, taskset)
-    tick, ctick = time.perf_counter(), time.thread_time()
+    tick = _clocks()
     policy.plan(tasks, states, model)
-    res.overhead_s += time.perf_counter() - tick
-    res.overhead_cpu_s += time.thread_time() - ctick
+    res.spent(tick)
     # what the model predicted for each task kind on each device when the policy planned (kept in the trace, so
     # that a replay plans from the same beliefs: HEFT's static plan hangs on them)
     believed: dict = {}
@@ -189,26 +200,28 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
     res.t0 = time.time()
-    submitted, submitted_cpu, submit_cpu = 0.0, 0.0, 0.0     # submit_cpu: the driver's CPU time in .remote()
+    in_submit = [0.0, 0.0]      # this pass's (wall, CPU) seconds in Ray's .remote() calls
     commit = policy.commit
     committed = {s.name: 0.0 for s in states}    # queue ends counting only the tasks actually submitted
 
     def send(t, st, p):     # submit `t` to device state `st` (p: its predicted seconds there)
-        nonlocal submit_cpu
         committed[st.name] = st.queue_end
         st.outstanding += 1
         policy.placed(t, st)
         a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
-        sub, csub = time.perf_counter(), time.thread_time()
+        sub = _clocks()
         o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
-        res.submit_s += time.perf_counter() - sub
-        submit_cpu += time.thread_time() - csub
+        wall, cpu = _clocks()
+        res.submit_s += wall - sub[0]
+        in_submit[0] += wall - sub[0]
+        in_submit[1] += cpu - sub[1]
         args[t.id] = a
         inflight[s] = (t, st.name, p, o, time.time())
         ready.remove(t)
 
     while len(out_ref) < len(tasks):
-        tick, ctick = time.perf_counter(), time.thread_time()
+        tick = _clocks()
+        in_submit[:] = [0.0, 0.0]
         now = time.time() - res.t0
         if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
             for s in states:
@@ -236,14 +249,12 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
                     continue
                 held_in_row = 0
                 send(t, st, p)
-        res.overhead_s += time.perf_counter() - tick - res.submit_s + submitted
-        res.overhead_cpu_s += time.thread_time() - ctick - submit_cpu + submitted_cpu
-        submitted, submitted_cpu = res.submit_s, submit_cpu
+        res.spent(tick, tuple(in_submit))
         if not inflight:
             raise HeteroError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
         done, _ = ray.wait(list(inflight), num_returns=1)
         done, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0) if len(inflight) > 1 else (done, 0)
-        tick, ctick = time.perf_counter(), time.thread_time()
+        tick = _clocks()
         for ref in done:
             if ref not in inflight:
                 continue
@@ -286,8 +297,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
                     ready.append(c)
             if on_done:
                 on_done(res, t, name)
-        res.overhead_s += time.perf_counter() - tick
-        res.overhead_cpu_s += time.thread_time() - ctick
+        res.spent(tick)
     res.t1 = max(e["end"] for e in res.events)
     _check(res, taskset, out_ref, args, check, sample, seed)
     return res
