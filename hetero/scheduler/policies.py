@@ -257,9 +257,9 @@ class Policy:
         device may change."""
 
     def wants(self, device: DeviceState, devices: list, model, now: float) -> bool:
-        """With `commit`, after a held placement: False when `device`, which has a free slot, would take none of
-        the ready tasks as things stand in this pass, so the pass may end without placing them all again (the
-        caller ends it once no device with a free slot wants one). True unless the policy can tell."""
+        """With `commit`, before each placement of a pass: False when `device`, which has a free slot, would take
+        none of the ready tasks as things stand in this pass, so the pass may end without placing them all again
+        (the caller ends it once no device with a free slot wants one). True unless the policy can tell."""
         return True
 
 
@@ -380,7 +380,8 @@ class Dmda(Policy):
     def _reset(self, model) -> None:
         """A run's bookkeeping, empty (see the comment below plan)."""
         self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
-        self._quick, self._sent, self._resent = {}, set(), False
+        self._family = {}       # kind -> (workload, dtype): what the model's FLOP fit for it is keyed by
+        self._quick, self._costs, self._sent, self._resent = {}, {}, set(), False
         self._model, self._drift, self._raw = model, {}, {}
 
     def plan(self, tasks, devices, model):
@@ -400,7 +401,8 @@ class Dmda(Policy):
     # every pass (a pass places up to `lookahead` tasks more than it sends; at ~50 µs a placement, the cost of a
     # pass went mostly to pricing every pool's share again):
     #   held: (pool, kind) -> this pass's placements held back on it; tentative: task id -> its (pool, kind)
-    #   preds: (backend, device, kind) -> the model's prediction, dropped for a device when one of its tasks ends
+    #   preds: (backend, device, kind) -> the model's prediction (the drift apart), dropped for a device when one of
+    #   its tasks of that workload and dtype ends
     #   work: pool -> [predicted seconds, task count] of the share it has left (quota less held), None until
     #   first needed; the count prices the per-call overhead at its current value.
 
@@ -417,9 +419,15 @@ class Dmda(Policy):
             # how far off the model is on this device in this run, over every kind (DRIFT)
             ratio = min(DRIFT_CLIP, max(1 / DRIFT_CLIP, seconds / raw))
             self._drift[drop] = (1 - DRIFT) * self._drift.get(drop, 1.0) + DRIFT * ratio
-        self._preds = {k: v for k, v in self._preds.items() if k[:2] != drop}
-        self._quick = {}
+        # the model learnt this kind's time on the device, and with it its FLOP fit for the workload and dtype,
+        # which predicts the kinds it has not measured: those predictions change, the rest only by the drift
+        same = self._family.get(kind(task))
+        self._preds = {key: v for key, v in self._preds.items()
+                       if key[:2] != drop or self._family[key[2]] != same}
         pool = pool_of(device)
+        self._costs.pop(pool, None)
+        for p in [p for p in self._quick if p == pool or any(p in g and pool in g for g in self._groups)]:
+            del self._quick[p]
         if self._work is not None and pool in self._work:
             self._work[pool] = self._price_share(pool)
 
@@ -481,17 +489,16 @@ class Dmda(Policy):
         return self._earliest(task, k, c, devices, model, now, _sliced(fin, c, devices, now))
 
     def _predict(self, model, task, d, k):
-        """The model's prediction, cached until one of the device's tasks ends (ended()): a pass may place
-        every ready task again (up to `lookahead` held in a row), 8-9 placements a task end on mixed:40 with
-        fpga-emu, which dmda gives nothing, always having a free slot."""
+        """The model's prediction times the device's drift. The model's is cached until the device ends a task
+        of the same workload and dtype (ended()): a pass asks for 20-25 of them a task end on mixed:40 with
+        fpga-emu, and the model's lookup (a history keyed by the shape's text, or a FLOP fit) took a tenth of
+        the driver's time a task in a profile of that run."""
         key = (d.backend, d.device, k)
         got = self._preds.get(key, self)       # self: not asked yet (None is a prediction: unmeasured)
         if got is self:
-            got = predict(model, task, d)
-            if got is not None:
-                got *= self._drift.get(key[:2], 1.0)
-            self._preds[key] = got
-        return got
+            got = self._preds[key] = predict(model, task, d)
+            self._family[k] = (task.case.workload, task.case.dtype)
+        return got * self._drift.get(key[:2], 1.0) if got is not None else None
 
     def _finishes(self, task, k, c, devices, model, now) -> dict:
         """device name -> (predicted finish, transfer seconds) of `task` on each of `c`."""
@@ -545,13 +552,13 @@ class Dmda(Policy):
     def wants(self, device, devices, model, now):
         """False when `device`'s pool has none of its share left and no task could move to it: whatever it took
         would end no earlier than the projected makespan, on the pool or on the cores it shares (_by_quota moves
-        a task only to shorten it). That holds until the next task ends, held placements aside, which leave a
+        a task only to shorten it). That holds until the next task ends: a placement, sent or held, leaves a
         one-device pool's projected end as it was (its queue grows by what its share shrinks). It ends the passes
         in which only such a device has a free slot, as fpga-emu on numba's core always has: they placed
-        `lookahead` tasks more each (8 of ~9 placements a task end on mixed:40)."""
+        `lookahead` tasks more each (8 of ~9 placements a task end on mixed:40), and, asked only after a held
+        placement, one more each (3.6 placements a sent task in a profile of that run on Zen 3)."""
         pool = pool_of(device)
-        if not self.quota or self._work is None or self._resent \
-                or any(self._left(pool, k) > 0 for k in self.quota.get(pool, {})) \
+        if not self.quota or self._work is None or self._resent or self._work.get(pool, (0.0, 0))[1] > 0 \
                 or {pool_of(d) for d in devices} != set(self._members):
             return True      # it has a share left; or a task was sent twice (a device died): EFT may place it
         first = _first_free(devices)
@@ -570,17 +577,24 @@ class Dmda(Policy):
         their summed work, a group-mate's share shrinking by its own time for the kind}), at current
         predictions; the lower bounds wants() tests against the projected makespan."""
         if pool not in self._quick:
-            d = self._sample[pool]
-            kinds = [k for k, t in self._kinds.items() if d.runs(t)]
-            add = {k: self._price(pool, k) + d.overhead for k in kinds}
+            add = self._cost(pool)
             shared = {}
             for group in self._groups:
                 if pool in group:
-                    shared[group] = min((add[k] - max(0.0, max(
-                        (self._price(q, k) + self._sample[q].overhead) / self._members[q]
-                        for q in group if q != pool and q in self._sample)) for k in kinds), default=math.inf)
+                    mates = [(self._cost(q), self._members[q]) for q in group if q != pool and q in self._sample]
+                    shared[group] = min((a - max(0.0, max(c.get(k, 0.0) / n for c, n in mates))
+                                         for k, a in add.items()), default=math.inf)
             self._quick[pool] = (min(add.values(), default=math.inf), shared)
         return self._quick[pool]
+
+    def _cost(self, pool) -> dict:
+        """kind -> what a task of it adds to one of `pool`'s devices (prediction plus call overhead), for the kinds
+        the pool runs; kept until one of the pool's tasks ends (ended()), when predictions there change. With
+        fpga-emu on numba's core, wants() asks for both pools' every kind after each task end (~40 predictions)."""
+        if pool not in self._costs:
+            d = self._sample[pool]
+            self._costs[pool] = {k: self._price(pool, k) + d.overhead for k, t in self._kinds.items() if d.runs(t)}
+        return self._costs[pool]
 
     def _left(self, pool, k) -> int:
         """Tasks of kind k still to place on `pool`: its share less this pass's placements held back on it."""

@@ -235,7 +235,7 @@ def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, chec
             held_in_row = 0
             for t in list(policy.order(ready)):
                 if commit and (held_in_row == policy.lookahead or all(
-                        s.outstanding >= commit or (held_in_row and not policy.wants(s, alive, model, now))
+                        s.outstanding >= commit or not policy.wants(s, alive, model, now)
                         for s in alive)):
                     break    # every device holds all it may or wants none, or the policy looks no further
                 got = place_task(policy, t, alive, states, model, now, where, commit)

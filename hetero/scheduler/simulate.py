@@ -204,8 +204,8 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
                 ready.remove(t)
         held_in_row = 0
         while changed and not policy.pulls and ready and len(declined) < sum(1 for n in per_workload.values() if n):
-            if commit and (full == len(devices) or held_in_row == policy.lookahead or (held_in_row and _none_wants(
-                    policy, view(), commit, model, now))):
+            if commit and (full == len(devices) or held_in_row == policy.lookahead or _none_wants(
+                    policy, view(), commit, model, now)):
                 break            # every device holds all it may or wants none, or the policy looks no further
             t = ready.popleft()
             w = t.case.workload
