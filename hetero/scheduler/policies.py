@@ -492,7 +492,7 @@ class Dmda(Policy):
         """The model's prediction times the device's drift. The model's is cached until the device ends a task
         of the same workload and dtype (ended()): a pass asks for 20-25 of them a task end on mixed:40 with
         fpga-emu, and the model's lookup (a history keyed by the shape's text, or a FLOP fit) took a tenth of
-        the driver's time a task in a profile of that run."""
+        the driver's time a task in a (scratch) cProfile of that run on Zen 3."""
         key = (d.backend, d.device, k)
         got = self._preds.get(key, self)       # self: not asked yet (None is a prediction: unmeasured)
         if got is self:
@@ -556,7 +556,7 @@ class Dmda(Policy):
         one-device pool's projected end as it was (its queue grows by what its share shrinks). It ends the passes
         in which only such a device has a free slot, as fpga-emu on numba's core always has: they placed
         `lookahead` tasks more each (8 of ~9 placements a task end on mixed:40), and, asked only after a held
-        placement, one more each (3.6 placements a sent task in a profile of that run on Zen 3)."""
+        placement, one more each (3.6 placements a sent task in a scratch profile of that run on Zen 3)."""
         pool = pool_of(device)
         if not self.quota or self._work is None or self._resent or self._work.get(pool, (0.0, 0))[1] > 0 \
                 or {pool_of(d) for d in devices} != set(self._members):

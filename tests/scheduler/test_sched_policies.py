@@ -326,3 +326,33 @@ def test_dmda_on_a_graph_counts_a_core_mates_queue_in_a_shared_devices_finish():
     d[0].share = d[2].share = ("node", (0,))
     assert pol.place(t, d, m, 0.0).name == "cpu"                   # it would end after cpu's 1 s queue: cpu
     assert 1.0 + p["cpu"] < 1.0 + p["mate"] < d[1].queue_end + p["gpu"]
+
+
+def test_dmda_cached_predictions_follow_the_model_after_a_task_ends(tmp_path):
+    # dmda keeps the model's predictions until the device ends a task of the same workload and dtype; the one
+    # that ended changes its own, and the FLOP fit that predicts the same workload's unmeasured shapes
+    from hetero.scheduler.perfmodel import PerfModel
+
+    ts = tasks.mixed(40, size="full", inputs=False)
+    by_kind = {policies.kind(t): t for t in ts.tasks}
+    mm = [t for t in by_kind.values() if t.case.workload == "matmul"]
+    other = [t for t in by_kind.values() if t.case.workload != "matmul"]
+    assert len(mm) >= 3 and other
+    m = PerfModel(tmp_path / "pm.json")
+    dev = DeviceState("cpu", "cpu", "cpu")
+    for t in mm[:2] + other:          # mm[2:] unmeasured: the fit over mm[0] and mm[1] predicts them
+        for s in (1.0, 1.0, 1.0):
+            m.add("cpu", "cpu", t.case, s * tasks.get(t.case.workload).flops(t.case.p) / 1e10)
+    pol = policies.make("dmda")
+    pol.plan(ts.tasks, [dev], m)
+
+    def agree():
+        for t in by_kind.values():
+            assert pol._predict(m, t, dev, policies.kind(t)) == pytest.approx(m.predict("cpu", "cpu", t.case))
+    agree()
+    for _ in range(3):
+        m.add("cpu", "cpu", mm[0].case, 5.0)       # mm[0] got much slower: its mean and the fit move
+        pol.ended(mm[0], dev, 5.0)
+    assert m.predict("cpu", "cpu", mm[2].case) != pytest.approx(
+        tasks.get("matmul").flops(mm[2].case.p) / 1e10)
+    agree()
