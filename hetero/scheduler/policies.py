@@ -380,7 +380,6 @@ class Dmda(Policy):
     def _reset(self, model) -> None:
         """A run's bookkeeping, empty (see the comment below plan)."""
         self._held, self._tentative, self._preds, self._work = {}, {}, {}, None
-        self._family = {}       # kind -> (workload, dtype): what the model's FLOP fit for it is keyed by
         self._quick, self._costs, self._sent, self._resent = {}, {}, set(), False
         self._model, self._drift, self._raw = model, {}, {}
 
@@ -421,9 +420,8 @@ class Dmda(Policy):
             self._drift[drop] = (1 - DRIFT) * self._drift.get(drop, 1.0) + DRIFT * ratio
         # the model learnt this kind's time on the device, and with it its FLOP fit for the workload and dtype,
         # which predicts the kinds it has not measured: those predictions change, the rest only by the drift
-        same = self._family.get(kind(task))
-        self._preds = {key: v for key, v in self._preds.items()
-                       if key[:2] != drop or self._family[key[2]] != same}
+        same = self._family(kind(task))
+        self._preds = {key: v for key, v in self._preds.items() if key[:2] != drop or self._family(key[2]) != same}
         pool = pool_of(device)
         self._costs.pop(pool, None)
         for p in [p for p in self._quick if p == pool or any(p in g and pool in g for g in self._groups)]:
@@ -497,8 +495,12 @@ class Dmda(Policy):
         got = self._preds.get(key, self)       # self: not asked yet (None is a prediction: unmeasured)
         if got is self:
             got = self._preds[key] = predict(model, task, d)
-            self._family[k] = (task.case.workload, task.case.dtype)
         return got * self._drift.get(key[:2], 1.0) if got is not None else None
+
+    def _family(self, k) -> tuple:
+        """(workload, dtype) of kind k: what the model's FLOP fit for it is keyed by."""
+        case = self._kinds[k].case
+        return case.workload, case.dtype
 
     def _finishes(self, task, k, c, devices, model, now) -> dict:
         """device name -> (predicted finish, transfer seconds) of `task` on each of `c`."""
