@@ -82,6 +82,7 @@ class _Cores:
         self.of = [ids[k] for k in keys]                  # device index -> core group
         self.running = [dict() for _ in ids]              # group -> {device index: task}
         self.left: dict = {}                               # task id -> seconds alone still to run
+        self.shared: set = set()                           # ids of tasks that ran beside a group mate's
         self.since = [0.0] * len(ids)                      # group -> when `left` was last brought up to date
         self.version = [0] * len(ids)                      # group -> bumped whenever its next end moves
 
@@ -234,6 +235,8 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
         if what == "start":
             _, t, alone = waiting_on[j].popleft()
             share.settle(g, now)
+            if share.running[g]:            # as the runtime, a time taken beside a mate's teaches nothing
+                share.shared.update([t.id] + [o.id for o in share.running[g].values()])
             share.running[g][j] = t
             share.left[t.id] = alone
             res.start[t.id] = now
@@ -259,9 +262,10 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
             t = payload
         changed = True
         d = devices[j]
-        if learn:
-            learn(d.device, t.case, res.end[t.id] - res.start[t.id])
-        policy.ended(t, d, res.end[t.id] - res.start[t.id])
+        took = None if t.id in share.shared else res.end[t.id] - res.start[t.id]
+        if learn and took is not None:
+            learn(d.device, t.case, took)
+        policy.ended(t, d, took)
         d.outstanding -= 1
         d.exploring.discard(kind(t))
         queued[j] -= predicted.pop(t.id)
@@ -311,7 +315,7 @@ class RunTimes:
 
     def observe(self, device: str, case, seconds: float) -> None:
         """A task of `case` took `seconds` on `device` in the simulation: learnt as the runtime's perf model
-        learns each task (History's recent mean), so that devices slowed by a shared core are predicted so."""
+        learns each task (History's recent mean); as there, not a time taken beside a core mate's task."""
         was = self.predict("", device, case)
         self.mean[(device, case)] = seconds if was is None else (1 - RECENT) * was + RECENT * seconds
 

@@ -153,3 +153,27 @@ def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
         assert cli(bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0]
+
+
+def test_a_task_that_ran_beside_a_core_mate_is_told_apart():
+    """runtime._overlapped: numba and fpga-emu pinned to one core, opencl on its own. A numba task from 1.0 to
+    2.0 s shared the core if fpga-emu's last task ended after 1.0 s or one of its tasks was sent before 2.0 s."""
+    mates = {"numba": ["fpga-emu"], "fpga-emu": ["numba"], "opencl": []}
+    stats = {"start": 1.0, "end": 2.0}
+    opencl_busy = {"ref": (None, "opencl", 0.1, None, 0.5)}
+    assert not runtime._overlapped("numba", stats, mates, {"fpga-emu": 0.9}, opencl_busy)
+    assert runtime._overlapped("numba", stats, mates, {"fpga-emu": 1.5}, {})
+    assert runtime._overlapped("numba", stats, mates, {}, {"ref": (None, "fpga-emu", 0.1, None, 1.9)})
+    assert not runtime._overlapped("numba", stats, mates, {}, {"ref": (None, "fpga-emu", 0.1, None, 2.1)})
+    assert not runtime._overlapped("opencl", stats, mates, {"numba": 1.5, "fpga-emu": 1.5}, {})
+
+
+def test_a_time_shared_with_a_core_mate_is_learnt_only_where_none_is_known(tmp_path):
+    model = PerfModel(tmp_path / "m.json")
+    st = policies.DeviceState("numba", "numba", "cpu")
+    t = tasks.mixed(1, size="quick", inputs=False).tasks[0]
+    assert runtime._unmeasured(model, st, t)
+    model.add("numba", "cpu", t.case, 0.01)      # the first task sample is dropped (JIT, caches)
+    assert runtime._unmeasured(model, st, t)
+    model.add("numba", "cpu", t.case, 0.01)
+    assert not runtime._unmeasured(model, st, t)
