@@ -54,7 +54,7 @@ def _plots(df, results: Path) -> list[tuple[str, str]]:
 def _gantts(results: Path, runs: list[str], policy: str = "dmda") -> list[tuple[str, str]]:
     """[(run, markdown image line)]: the `policy` schedule of each (task set, mix) of each schedule run."""
     from hetero.plots import gantt
-    from hetero.scheduler.report import read_trace
+    from hetero.scheduler.trace import read_trace
 
     images = []
     for run in runs:

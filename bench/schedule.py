@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import statistics
 import sys
 from pathlib import Path
 
 from bench.cli import Parser, csv_list, main
+from hetero.scheduler.policies import ORDER
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
 from hetero.results import metadata, write_metadata, write_rows, atomic_write
 
-ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda"]
 
 
 def parser() -> Parser:
@@ -100,7 +99,7 @@ def _validate(args) -> tuple[list[str], list[str]]:
 
 
 def _run(argv=None) -> int:
-    from hetero.scheduler import actors, policies, report, runtime, tasks
+    from hetero.scheduler import actors, runtime, tasks
     from hetero.scheduler.perfmodel import PerfModel
 
     args = parser().parse_args(argv)
@@ -111,70 +110,54 @@ def _run(argv=None) -> int:
         model.ingest_results(args.from_results, warn=note)
     sets = [tasks.make(s, seed=args.seed, size=args.size) for s in args.tasks]
     runtime.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
-    devices, notes = runtime.start_devices(devs, args.share_cores, args.strict, warn=note)
+    workers, notes = runtime.start_devices(devs, args.share_cores, args.strict, warn=note)
     for n in notes:
         note(n)
-    states = [d.state for d in devices]
-    note("devices: " + "; ".join(f"{d.state.name} = {d.info['device']} cpus {d.info['cpus']} runs "
-                                 f"{','.join(d.info['supports'])}" for d in devices))
+    note("devices: " + "; ".join(f"{w.state.name} = {w.info['device']} cpus {w.info['cpus']} runs "
+                                 f"{','.join(w.info['supports'])}" for w in workers))
     try:
         if args.command == "calibrate":
             for ts in sets:
-                n = runtime.calibrate(ts, devices, model, reps=args.reps)
+                n = runtime.calibrate(ts, workers, model, reps=args.reps, warn=note)
                 note(f"calibrated {ts.name}: {n} runs")
-            print(f"wrote {model.save()}")
             return 0
-        folder = Path(args.out) / (args.name or dt.datetime.now().strftime("schedule-%Y%m%d-%H%M%S"))
-        meta = metadata({d.state.name: d.info | {"backend": d.state.backend, "transfer_latency_s": d.state.latency,
-                                                 "transfer_bandwidth_Bps": d.state.bandwidth} for d in devices})
-        write_metadata(folder / "meta.json", meta)
-        rows, results, bad = [], [], 0
-        mixes = args.mix_list or [[d.state.backend for d in devices]]
-        for ts in sets:
-            n = runtime.calibrate(ts, devices, model, reps=args.reps, missing_only=True)
-            if n:
-                note(f"calibrated {ts.name}: {n} runs of kinds the model had not seen")
-            model.save()
-            for mix in mixes:
-                here = [d for d in devices if d.state.backend in mix]
-                label = "+".join(mix)
-                if not all(any(s.runs(t) for s in (d.state for d in here)) for t in ts.tasks):
-                    note(f"note: mix {label} cannot run every task of {ts.name} here; skipped")
-                    continue
-                every: dict = {name: [] for name in pols}
-                for k in range(args.repeat):
-                    for name in pols:
-                        r = runtime.execute(ts, here, policies.make(name, args.seed), model, args.check,
-                                            seed=args.seed)
-                        r.mix = label
-                        every[name].append(r)
-                        model.save()
-                        note(f"{ts.name} [{label}] {name}" + (f" ({k + 1}/{args.repeat})" if args.repeat > 1 else "")
-                             + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked"
-                             + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
-                        bad += len(r.wrong)
-                runs = [sorted(rs, key=lambda r: r.makespan)[(len(rs) - 1) // 2] for rs in every.values()]
-                shared = actors.sharing([d.placement for d in here])   # this mix's devices, not the whole plan
-                states = [d.state for d in here]
-                mine = report.summarize(runs, states, model, [shared] if shared else [])
-                for row, rs in zip(mine, every.values()):
-                    # each run's gap against its own bound: the machine's noise moves both, run by run
-                    gaps = sorted(g for r in rs if (g := report.summarize([r], states, model)[0]["gap"]) is not None)
-                    row.update(repeats=len(rs), makespan_min_s=min(r.makespan for r in rs),
-                               makespan_max_s=max(r.makespan for r in rs),
-                               gap_median=statistics.median(gaps) if gaps else None,
-                               gap_min=gaps[0] if gaps else None, gap_max=gaps[-1] if gaps else None)
-                rows += mine
-                results += runs
-            write_rows(folder / "schedule.csv", rows, report.COLUMNS)
-            atomic_write(folder / "trace.json", report.chrome_trace(results))
-        write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
-        print(report.format_rows(rows))
-        print(f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
-              f"{folder / 'meta.json'}; model {model.path}")
-        return 1 if bad else 0
+        return _measure(args, sets, workers, pols, model, note)
     finally:
-        runtime.stop_devices(devices)
+        note(f"perf model: {model.save()}")     # whatever was measured, a run cut short included
+        runtime.stop_devices(workers)
+
+
+def _measure(args, sets, workers, pols, model, note) -> int:
+    """Every policy on every task set and mix; schedule.csv, trace.json and meta.json in the run folder, each
+    written whole after every task set."""
+    from hetero.scheduler import experiment, runtime, summary, trace
+
+    folder = Path(args.out) / (args.name or dt.datetime.now().strftime("schedule-%Y%m%d-%H%M%S"))
+    meta = metadata({w.state.name: w.info | {"backend": w.state.backend, "transfer_latency_s": w.state.latency,
+                                             "transfer_bandwidth_Bps": w.state.bandwidth} for w in workers})
+    write_metadata(folder / "meta.json", meta)
+    rows, results, bad = [], [], 0
+    for ts in sets:
+        n = runtime.calibrate(ts, workers, model, reps=args.reps, missing_only=True, warn=note)
+        if n:
+            note(f"calibrated {ts.name}: {n} runs of kinds the model had not seen")
+        model.save()
+        for mix in args.mix_list or [[w.state.backend for w in workers]]:
+            here = [w for w in workers if w.state.backend in mix]
+            label = "+".join(mix)
+            if not all(any(w.state.runs(t) for w in here) for t in ts.tasks):
+                note(f"note: mix {label} cannot run every task of {ts.name} here; skipped")
+                continue
+            mine, runs, wrong = experiment.compare(ts, here, pols, model, args.repeat, args.check, args.seed,
+                                                   label, note)
+            bad, rows, results = bad + wrong, rows + mine, results + runs
+        write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
+        atomic_write(folder / "trace.json", trace.chrome_trace(results))
+    write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
+    print(summary.format_rows(rows))
+    print(f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
+          f"{folder / 'meta.json'}; model {model.path}")
+    return 1 if bad else 0
 
 
 def cli(argv=None) -> int:

@@ -20,15 +20,13 @@ from collections import Counter
 from pathlib import Path
 
 from bench.cli import Parser, csv_list, main
+from hetero.scheduler.policies import ORDER
 from hetero.errors import HeteroError
 from hetero.results import metadata, write_metadata, write_rows
 
-ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda"]
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
            "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
            "profiles"]
-REPLAY_COLUMNS = ["run", "taskset", "mix", "policy", "real_makespan_s", "sim_makespan_s", "error_pct", "same_policy",
-                  "timing"]
 
 
 def parser() -> Parser:
@@ -71,15 +69,15 @@ def _load_model(args, note):
 
 def _bound(tasks, states, profs, mix, model) -> float:
     """max(LP area bound over pools of identical devices, critical path at each task's best device)."""
-    from hetero.scheduler import report
+    from hetero.scheduler import bounds
 
     kinds = Counter(t.case for t in tasks)
     pools = [(count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf)
                       for k in kinds}) for (count, _), pr in zip(mix, profs)]
-    area = report.area_bound(kinds, pools)
+    area = bounds.area_bound(kinds, pools)
     if not any(t.deps for t in tasks):
         return max(area, max(min(times[k] for _, times in pools) for k in kinds))
-    return max(area, report.critical_path(tasks, states, report.time_table(tasks, states, model)))
+    return max(area, bounds.critical_path(tasks, states, bounds.time_table(tasks, states, model)))
 
 
 def _simulate(args, note) -> int:
@@ -151,58 +149,16 @@ def _table(rows) -> str:
 
 
 def _replay(args, note) -> int:
-    """Each (task set, policy) of a bench.schedule run simulated again with that run's own mean durations."""
-    import pandas as pd
-
-    from hetero.scheduler import policies, report, tasks
-    from hetero.scheduler.policies import DeviceState
-    from hetero.scheduler.simulate import call_overhead, notify_latency, replay
+    """Each (task set, mix, policy) of a bench.schedule run simulated again with that run's own mean durations."""
+    from hetero.scheduler.replay import COLUMNS, replay_run
 
     run = Path(args.replay)
-    try:
-        meta = json.loads((run / "meta.json").read_text())
-        table = pd.read_csv(run / "schedule.csv", keep_default_na=False, na_values=[""])
-        devices = meta["devices"]
-    except FileNotFoundError as exc:
-        raise HeteroError(f"--replay {run}: not a bench.schedule run folder ({Path(exc.filename).name} missing)") \
-            from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HeteroError(f"--replay {run}: corrupt run files: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    runs = report.read_trace(run / "trace.json")
-    argv = meta.get("command", "").split()[1:]
-    seed = int(re.search(r"--seed[ =](\d+)", " ".join(argv)).group(1)) if "--seed" in argv else 0
-    size = "quick" if re.search(r"--size[ =]quick", " ".join(argv)) else "full"
-    states = [DeviceState(name, info.get("backend", name.split("@")[0]), name,
-                          info.get("transfer_latency_s", 0.0), info.get("transfer_bandwidth_Bps", math.inf),
-                          frozenset(info["supports"])) for name, info in devices.items()]
-    shared = _shared_cores(devices)
-    for s in states:
-        s.share = shared.get(s.name)
-    rows = []
-    for r in table.to_dict("records"):
-        ts = tasks.make(r["taskset"], seed=seed, size=size, inputs=False)
-        mix = r.get("mix") or "-"                     # runs before --mixes: every device, mix '-'
-        here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
-        # this run's own durations; kinds it never put on a device: the set's other runs, this mix's first
-        own = runs.get((r["taskset"], r["policy"], mix), [])
-        others = [evs for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
-                  if name == r["taskset"] and (pol, m) != (r["policy"], mix)]
-        overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
-        notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
-                                ts.tasks)
-        policy = policies.make(r["policy"], seed)
-        sim = replay(ts.tasks, here, policy, own, others, overhead, notify,
-                     {s.name: s.share for s in here if s.share is not None})
-        err = 100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"]
-        rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"], real_makespan_s=r["makespan_s"],
-                         sim_makespan_s=sim.makespan, error_pct=err, same_policy=_same_policy(policy, meta),
-                         timing="real: measured wall clock; sim: modeled from the run's mean durations, "
-                                "per-task overhead, completion notice and core sharing"))
-    write_rows(run / "replay.csv", rows, REPLAY_COLUMNS)
+    rows = replay_run(run)
+    write_rows(run / "replay.csv", rows, COLUMNS)
     print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
     for r in rows:
-        print(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} {r['sim_makespan_s']:8.3f} "
-              f"{r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
+        print(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
+              f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
     same = [r for r in rows if r["same_policy"]]
     worst = max(abs(r["error_pct"]) for r in same) if same else math.nan
     print(f"\nworst |error| {worst:.1f}% over {len(same)} runs; wrote {run / 'replay.csv'}")
@@ -210,25 +166,6 @@ def _replay(args, note) -> int:
         print(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the simulator ran "
               "today's rule, not the one measured, so their error is not the simulator's")
     return 0
-
-
-def _same_policy(policy, meta: dict) -> bool:
-    """Whether the run was made with the placement rule the simulator runs now (after policy.revised)."""
-    from datetime import datetime
-
-    if policy.revised is None:
-        return True
-    try:
-        return datetime.fromisoformat(meta["date"]) >= datetime.fromisoformat(policy.revised)
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def _shared_cores(devices: dict) -> dict:
-    """device name -> (node, cores) for the run's devices pinned to the cores of another (bench.schedule
-    --share-cores gives each such device one core); a multi-node run's names end in @<node>."""
-    where = {n: (n.partition("@")[2], tuple(sorted(i.get("cpus") or ()))) for n, i in devices.items()}
-    return {n: w for n, w in where.items() if w[1] and sum(v == w for v in where.values()) > 1}
 
 
 def _run(argv=None) -> int:

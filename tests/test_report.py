@@ -43,7 +43,7 @@ def test_missing_folder_is_exit_2(tmp_path, capsys):
 def _schedule_run(folder):
     """A bench.schedule folder from hand-made runs: two one-device mixes and their union, dmda and single."""
     from hetero.results import atomic_write
-    from hetero.scheduler import report, tasks
+    from hetero.scheduler import summary, tasks, trace
     from hetero.scheduler.runtime import RunResult
 
     ts = tasks.mixed(4, size="quick", inputs=False)
@@ -60,8 +60,8 @@ def _schedule_run(folder):
                              speedup_vs_single=1.5 if policy == "dmda" else 1.0, speedup_vs_round_robin=None,
                              bound_s=span, gap=1.0, overhead_ms_per_task=0.3, utilization="a=0.5",
                              task_counts="a=4"))
-    write_rows(folder / "schedule.csv", rows, report.COLUMNS)
-    atomic_write(folder / "trace.json", report.chrome_trace(results))
+    write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
+    atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", metadata({}, ["test"]))
 
 

@@ -16,10 +16,9 @@ from hetero.errors import HeteroError
 
 GPU_BACKENDS = {"cupy", "torch-cuda"}
 # Two calls in the actor at once, one computing: the other stores the previous output in the object store and
-# takes in the next call's arguments meanwhile. The compute itself is one at a time (DeviceActor.compute). Median idle
-# time before a queued task, Zen 5 schedule runs (call_overhead of their traces): 3.6-4.3 ms with one call at a
-# time, 0.33-0.39 ms with two, 0.10-0.13 ms once the compute ran on its own lower-priority thread (the committed
-# results/schedule-numba-numpy-zen5).
+# takes in the next call's arguments meanwhile, so a queued task starts right after the one before it ends (with
+# one call at a time, every task waits for the last one's output to be stored). The compute itself is one at a
+# time (DeviceActor.compute).
 CALLS_IN_FLIGHT = 2
 # The compute runs on one thread of the actor's own at a lower priority (nice +COMPUTE_NICE, per thread on Linux):
 # with every core computing, the threads that store outputs and pass completions on (Ray's in this actor, the

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-# At import, not in the call: importing scipy.optimize takes 0.3-0.7 s, which dmda's first plan would otherwise
-# count as scheduling overhead (6.5 ms a task on a fresh mixed:40 run).
+# At import, not in the call: importing scipy.optimize takes a large fraction of a second, which dmda's first
+# plan would otherwise count as scheduling overhead.
 from scipy.optimize import linprog
 
 

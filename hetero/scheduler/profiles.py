@@ -22,7 +22,7 @@ from typing import Callable
 from hetero import fpga_model as fm
 from hetero.errors import HeteroError
 from hetero.planning import KNOWN_DEVICES, MEMORY_GBPS
-from hetero.scheduler.policies import DeviceState
+from hetero.scheduler.device import DeviceState
 from hetero.workloads import Case, get
 
 FPGA_ALIASES = {"u250": "alveo-u250-fp32", "arria10": "arria10-pac-fp32", "stratix10": "stratix10-d5005-fp32"}

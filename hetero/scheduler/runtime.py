@@ -15,7 +15,10 @@ import numpy as np
 
 from hetero.errors import HeteroError
 from hetero.scheduler import actors
-from hetero.scheduler.policies import DeviceState, Policy, kind, place_task, predict
+from hetero.scheduler.costs import predict
+from hetero.scheduler.device import DeviceState
+from hetero.scheduler.driver import Died, Done, Driver
+from hetero.scheduler.policies.base import Policy
 from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
 from hetero.threads import one_blas_thread
 
@@ -43,7 +46,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
 
 
 @dataclass
-class Device:
+class Worker:
+    """A Ray actor serving one device: the scheduler's state of it, the actor, what the actor reported (its
+    backend Device's description, the workloads it runs, its cores) and where it was placed."""
     state: DeviceState
     actor: object
     info: dict
@@ -51,7 +56,7 @@ class Device:
 
 
 def start_devices(backends: list[str], share_cores: bool = False, strict: bool = False,
-                  device_choice: dict | None = None, warn=print) -> tuple[list[Device], list[str]]:
+                  device_choice: dict | None = None, warn=print) -> tuple[list[Worker], list[str]]:
     """Actors for every backend on every node; unavailable ones are noted (or raise with strict)."""
     import ray
 
@@ -83,7 +88,7 @@ def start_devices(backends: list[str], share_cores: bool = False, strict: bool =
             continue
         lat, bw = _measure_transfer(h)
         st = DeviceState(p.label, p.backend, info["device"], lat, bw, frozenset(info["supports"]))
-        devices.append(Device(st, h, info, p))
+        devices.append(Worker(st, h, info, p))
     if not devices:
         raise HeteroError("no requested device is available; see python -m bench.run --list")
     keys = actors.share_keys([d.placement for d in devices])
@@ -117,7 +122,7 @@ def _measure_transfer(actor, small: int = 1 << 10, big: int = 16 << 20) -> tuple
     return lat, big / max(tb - lat, 1e-6)
 
 
-def stop_devices(devices: list[Device]) -> None:
+def stop_devices(devices: list[Worker]) -> None:
     import ray
 
     for d in devices:
@@ -143,7 +148,9 @@ class RunResult:
     overhead_cpu_s: float = 0.0
     checked: int = 0
     wrong: list = field(default_factory=list)
-    dead: list = field(default_factory=list)
+    dead: list = field(default_factory=list)      # devices that died during the run
+    alive_start: list = field(default_factory=list)   # names of the devices alive when it started
+    alive_end: list = field(default_factory=list)     # and when it ended
 
     @property
     def makespan(self) -> float:
@@ -162,165 +169,120 @@ def _clocks() -> tuple[float, float]:
     return time.perf_counter(), time.thread_time()
 
 
-def execute(taskset: TaskSet, devices: list[Device], policy: Policy, model, check: str = "sample",
+def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, check: str = "sample",
             sample: int = 8, seed: int = 0, on_done=None) -> RunResult:
-    """Run every task of the set once, placed by `policy`; learn each duration into `model`; check outputs."""
-    import ray
-    from ray.exceptions import RayActorError
-
-    tasks = taskset.tasks
+    """Run every task of the set once, placed by `policy` (the driver loop, hetero.scheduler.driver); learn each
+    duration into `model`; check outputs. on_done(result, task, device name) is called as each task's end arrives."""
     live = [d for d in devices if d.state.alive]
     for d in live:
-        d.state.queue_end, d.state.outstanding, d.state.exploring = 0.0, 0, set()
         d.state.overhead = model.call_overhead(d.state.backend, d.state.device)
-    last_end: dict = {}          # device name -> end (actor clock) of its last finished task
     states = [d.state for d in live]
-    mates = {s.name: [m.name for m in states if m is not s and s.share is not None and m.share == s.share]
-             for s in states}
-    by_name = {d.state.name: d for d in live}
-    for t in tasks:
-        if not any(s.runs(t) for s in states):
-            raise HeteroError(f"no device here runs task {t.id} ({t.label}); devices: "
-                              + ", ".join(f"{s.name} ({', '.join(sorted(s.supports or []))})" for s in states))
-    const_refs = _const_refs(taskset)
-    children: dict = {t.id: [] for t in tasks}
-    for t in tasks:
-        for p in t.deps:
-            children[p].append(t)
-    waiting = {t.id: len(t.deps) for t in tasks}
-    ready = [t for t in tasks if not t.deps]
-    out_ref, where, args = {}, {}, {}
-    inflight: dict = {}          # stats ref -> (task, device name, predicted seconds incl. overhead, out ref, sent)
-    res = RunResult(policy.name, taskset)
-    tick = _clocks()
-    policy.plan(tasks, states, model)
-    res.spent(tick)
+    res = RunResult(policy.name, taskset, alive_start=[s.name for s in states])
     # what the model predicted for each task kind on each device when the policy planned (kept in the trace, so
     # that a replay plans from the same beliefs: HEFT's static plan hangs on them)
     believed: dict = {}
-    for t in tasks:
+    for t in taskset.tasks:
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
-    res.t0 = time.time()
-    in_submit = [0.0, 0.0]      # this pass's (wall, CPU) seconds in Ray's .remote() calls
-    commit = policy.commit
-    committed = {s.name: 0.0 for s in states}    # queue ends counting only the tasks actually submitted
-
-    def send(t, st, p):     # submit `t` to device state `st` (p: its predicted seconds there)
-        committed[st.name] = st.queue_end
-        st.outstanding += 1
-        policy.placed(t, st)
-        a = [const_refs.get(t.const)] + [out_ref[d] for d in t.deps]
-        sub = _clocks()
-        o, s = by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
-        wall, cpu = _clocks()
-        res.submit_s += wall - sub[0]
-        in_submit[0] += wall - sub[0]
-        in_submit[1] += cpu - sub[1]
-        args[t.id] = a
-        inflight[s] = (t, st.name, p, o, time.time())
-        ready.remove(t)
-
-    while len(out_ref) < len(tasks):
-        tick = _clocks()
-        in_submit[:] = [0.0, 0.0]
-        now = time.time() - res.t0
-        if commit:   # the last pass's held placements are forgotten: this pass plans them again, knowing more
-            for s in states:
-                s.queue_end = committed[s.name]
-        policy.begin(now)
-        alive = [s for s in states if s.alive]
-        if policy.pulls:    # each device with a free slot takes a task
-            for t, d in policy.assign(list(policy.order(ready)), alive, model, now):
-                send(t, d, place_task(policy, t, alive, states, model, now, where, None, device=d)[1])
-        else:               # ready tasks offered one by one (a copy: placed tasks leave `ready` as we go)
-            held_in_row = 0
-            for t in list(policy.order(ready)):
-                if commit and (held_in_row == policy.lookahead or all(
-                        s.outstanding >= commit or not policy.wants(s, alive, model, now)
-                        for s in alive)):
-                    break    # every device holds all it may or wants none, or the policy looks no further
-                got = place_task(policy, t, alive, states, model, now, where, commit)
-                if got is None:
-                    continue
-                st, p, _, held = got
-                if held:
-                    # it counts in st's queue for the rest of this pass, so the next tasks see the whole plan, but
-                    # it stays ready and is placed again after the next task ends, by then with measured times
-                    held_in_row += 1
-                    continue
-                held_in_row = 0
-                send(t, st, p)
-        res.spent(tick, tuple(in_submit))
-        if not inflight:
-            raise HeteroError(f"policy {policy.name} placed none of {len(ready)} ready tasks and none is running")
-        done, _ = ray.wait(list(inflight), num_returns=1)
-        done, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0) if len(inflight) > 1 else (done, 0)
-        tick = _clocks()
-        for ref in done:
-            if ref not in inflight:
-                continue
-            t, name, p, o, sent = inflight.pop(ref)
-            st = by_name[name].state
-            try:
-                stats = ray.get(ref)
-            except RayActorError:
-                st.alive = False
-                res.dead.append(name)
-                lost = [k for k, v in inflight.items() if v[1] == name]
-                for k in lost:
-                    ready.append(inflight.pop(k)[0])
-                ready.append(t)
-                res.retries += len(lost) + 1
-                if not any(s.alive for s in states):
-                    raise HeteroError(f"every device died; last: {name} while running task {t.id} ({t.label})")
-                continue
-            except Exception as exc:
-                raise HeteroError(f"task {t.id} ({t.label}) failed on device {name}: {_cause(exc)}") from None
-            st.outstanding -= 1
-            st.exploring.discard(kind(t))
-            busy = stats["end"] - stats["start"]
-            alone = not _overlapped(name, stats, mates, last_end, inflight)
-            if alone or _unmeasured(model, st, t):
-                model.add(st.backend, st.device, t.case, busy)
-            policy.ended(t, st, busy if alone else None)
-            prev = last_end.get(name)
-            if prev is not None and sent < prev <= stats["start"]:   # it was queued: the gap is call overhead
-                model.add_call(st.backend, st.device, stats["start"] - prev)
-                st.overhead = model.call_overhead(st.backend, st.device)
-            last_end[name] = max(prev or 0.0, stats["end"])
-            rest = sum(v[2] for v in inflight.values() if v[1] == name)
-            st.queue_end = committed[name] = time.time() - res.t0 + rest     # what is left of its queue, from now
-            out_ref[t.id], where[t.id] = o, name
-            res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
-                               "device": name, "sent": sent, "start": stats["start"], "end": stats["end"],
-                               "kernel_s": stats["kernel_s"], "flops": t.flops, "predicted": believed[t.case]})
-            for c in children[t.id]:
-                waiting[c.id] -= 1
-                if waiting[c.id] == 0:
-                    ready.append(c)
-            if on_done:
-                on_done(res, t, name)
-        res.spent(tick)
+    executor = RayExecutor(taskset, live, model, res, believed, on_done)
+    rec = Driver(taskset.tasks, states, policy, model).run(executor)
+    res.retries, res.dead = rec.retries, rec.dead
+    res.alive_end = [s.name for s in states if s.alive]
     res.t1 = max(e["end"] for e in res.events)
-    _check(res, taskset, out_ref, args, check, sample, seed)
+    _check(res, taskset, executor.out_ref, executor.args, check, sample, seed)
     return res
 
 
+class RayExecutor:
+    """The driver's executor on Ray: a task is an actor call whose output stays in the object store (a dependent
+    task gets its ObjectRef); the driver's own time between waits is the run's overhead (RunResult.spent)."""
+
+    def __init__(self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict,
+                 on_done=None):
+        self.model = model
+        self.by_name = {d.state.name: d for d in devices}
+        states = [d.state for d in devices]
+        self.mates = {s.name: [m.name for m in states if m is not s and s.share is not None and m.share == s.share]
+                      for s in states}
+        self.const_refs = _const_refs(taskset)
+        self.res, self.believed, self.on_done = res, believed, on_done
+        self.out_ref, self.args = {}, {}
+        self.inflight: dict = {}     # stats ref -> (task, device name, out ref, sent)
+        self.last_end: dict = {}     # device name -> end (actor clock) of its last finished task
+        self.in_submit = [0.0, 0.0]  # (wall, CPU) seconds in Ray's .remote() calls since the last wait
+        self.tick = _clocks()
+        res.t0 = time.time()
+
+    def now(self) -> float:
+        return time.time() - self.res.t0
+
+    def send(self, t, st: DeviceState, p: float, tr: float) -> None:
+        a = [self.const_refs.get(t.const)] + [self.out_ref[d] for d in t.deps]
+        sub = _clocks()
+        o, s = self.by_name[st.name].actor.run.options(num_returns=2).remote(t, *a)
+        wall, cpu = _clocks()
+        self.res.submit_s += wall - sub[0]
+        self.in_submit[0] += wall - sub[0]
+        self.in_submit[1] += cpu - sub[1]
+        self.args[t.id] = a
+        self.inflight[s] = (t, st.name, o, time.time())
+
+    def wait(self) -> list:
+        """The ends that have arrived (at least one), and the devices found dead."""
+        import ray
+
+        self.res.spent(self.tick, tuple(self.in_submit))
+        done, _ = ray.wait(list(self.inflight), num_returns=1)
+        if len(self.inflight) > 1:
+            done, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
+        self.tick, self.in_submit = _clocks(), [0.0, 0.0]
+        out = []
+        for ref in done:
+            if ref in self.inflight:
+                out.append(self._heard(ref))
+        return out
+
+    def _heard(self, ref):
+        import ray
+        from ray.exceptions import RayActorError
+
+        t, name, o, sent = self.inflight.pop(ref)
+        st = self.by_name[name].state
+        try:
+            stats = ray.get(ref)
+        except RayActorError:
+            for k in [k for k, v in self.inflight.items() if v[1] == name]:
+                del self.inflight[k]
+            return Died(st)
+        except Exception as exc:
+            raise HeteroError(f"task {t.id} ({t.label}) failed on device {name}: {_cause(exc)}") from None
+        alone = not _overlapped(name, stats, self.mates, self.last_end, self.inflight)
+        self._learn_overhead(st, sent, stats)
+        self.out_ref[t.id] = o
+        self.res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
+                                "device": name, "sent": sent, "start": stats["start"], "end": stats["end"],
+                                "kernel_s": stats["kernel_s"], "flops": t.flops, "predicted": self.believed[t.case]})
+        if self.on_done:
+            self.on_done(self.res, t, name)
+        t0 = self.res.t0
+        return Done(t, st, stats["start"] - t0, stats["end"] - t0, alone)
+
+    def _learn_overhead(self, st: DeviceState, sent: float, stats: dict) -> None:
+        """A task sent before its device's previous task ended waited in the actor's queue: the gap from that end
+        to its start is the per-call overhead (the actor storing the output and taking the next call)."""
+        prev = self.last_end.get(st.name)
+        if prev is not None and sent < prev <= stats["start"]:
+            self.model.add_call(st.backend, st.device, stats["start"] - prev)
+            st.overhead = self.model.call_overhead(st.backend, st.device)
+        self.last_end[st.name] = max(prev or 0.0, stats["end"])
+
+
 def _overlapped(name: str, stats: dict, mates: dict, last_end: dict, inflight: dict) -> bool:
-    """Whether a device pinned to the same cores as `name` may have computed while its task ran (from
-    stats["start"] to stats["end"]): a mate's last task ended after it started, or a mate had a task sent before
-    it ended. Its time then holds the mate's time slices too, which is not the device's own speed: in
-    schedule-numba-opencl-fpga-zen5-final numba's predictions, learnt from the round-robin and random runs that
-    gave fpga-emu a third of mixed:40 on numba's core, were 1.84x what its dmda run then measured."""
+    """Whether a device pinned to the same cores as `name` may have computed while its task ran (stats["start"]
+    to stats["end"]): a mate's last task ended after it started, or a mate had a task sent before it ended
+    (inflight: ref -> (task, device name, out ref, sent)). Its time then holds the mate's time slices too."""
     return any(last_end.get(m, 0.0) > stats["start"]
-               or any(v[1] == m and v[4] < stats["end"] for v in inflight.values()) for m in mates[name])
-
-
-def _unmeasured(model, st: DeviceState, t) -> bool:
-    """No sample of this task kind on the device yet: a time taken beside a mate beats none (else the device
-    would be explored on every such task)."""
-    return model.history(st.backend, st.device, t.case) is None
+               or any(v[1] == m and v[3] < stats["end"] for v in inflight.values()) for m in mates[name])
 
 
 def _const_refs(taskset: TaskSet) -> dict:
@@ -357,10 +319,12 @@ def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: i
                 res.wrong.append(f"task {i} ({t.label}) rel err {rel:.3g}")
 
 
-def calibrate(taskset: TaskSet, devices: list[Device], model, reps: int = 3, missing_only: bool = False,
+def calibrate(taskset: TaskSet, devices: list[Worker], model, reps: int = 3, missing_only: bool = False,
               warn=print) -> int:
-    """Run each distinct task kind on each device `reps` times (+1 dropped) to fill the model; returns runs."""
+    """Run each distinct task kind on each device `reps` times (+1 dropped) to fill the model; returns runs. A
+    device that dies meanwhile is marked dead and left out (what it measured before stays learnt)."""
     import ray
+    from ray.exceptions import RayActorError
 
     from hetero.scheduler.tasks import Task
     from hetero.workloads import get
@@ -370,10 +334,14 @@ def calibrate(taskset: TaskSet, devices: list[Device], model, reps: int = 3, mis
     for d in devices:
         todo = [t for t in kinds.values() if d.state.runs(t)
                 and not (missing_only and model.history(d.state.backend, d.state.device, t.case))]
-        for t in todo:
-            const = ray.put(get(t.case.workload).make_inputs(t.case, 0))
-            for _ in range(reps + 1):
-                _, stats = ray.get(d.actor.run.options(num_returns=2).remote(t, const))
-                model.add(d.state.backend, d.state.device, t.case, stats["end"] - stats["start"])
-                runs += 1
+        try:
+            for t in todo:
+                const = ray.put(get(t.case.workload).make_inputs(t.case, 0))
+                for _ in range(reps + 1):
+                    _, stats = ray.get(d.actor.run.options(num_returns=2).remote(t, const))
+                    model.add(d.state.backend, d.state.device, t.case, stats["end"] - stats["start"])
+                    runs += 1
+        except RayActorError:
+            d.state.alive = False
+            warn(f"note: device {d.state.name} died during calibration; continuing without it")
     return runs

@@ -3,8 +3,9 @@ import math
 
 import pytest
 
-from hetero.scheduler import policies, report, tasks
-from hetero.scheduler.policies import DeviceState
+from hetero.scheduler import bounds, policies, summary, tasks
+from hetero.scheduler.device import DeviceState, kind
+from hetero.scheduler.policies.lp_shares import first_free, lp_quota, pool_of
 from hetero.scheduler.simulate import simulate
 
 
@@ -30,14 +31,14 @@ MODEL = Table({"cpu": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_tra
 
 
 def _bound(ts, states):
-    times = report.time_table(ts.tasks, states, MODEL)
-    return max(report.lp_bound(ts.tasks, states, times), report.critical_path(ts.tasks, states, times))
+    times = bounds.time_table(ts.tasks, states, MODEL)
+    return max(bounds.lp_bound(ts.tasks, states, times), bounds.critical_path(ts.tasks, states, times))
 
 
 def test_dmda_near_lower_bound_and_beats_round_robin_on_mixed():
     ts = tasks.mixed(40, size="quick")
     span = {n: simulate(ts.tasks, devs("cpu", "gpu"), policies.make(n), MODEL).makespan
-            for n in policies.POLICIES}
+            for n in policies.ORDER}
     bound = _bound(ts, devs("cpu", "gpu"))
     # dmda follows the LP's share per device (1.03x here); HEFT's greedy earliest finish ignores which device is
     # comparatively better at a kind (1.24x), as dmda did before it was guided by the LP (also 1.24x)
@@ -85,7 +86,7 @@ def test_simple_policies():
 
 
 def test_unknown_policy_is_one_line_error():
-    with pytest.raises(ValueError, match="unknown policy 'fifo'; valid: dmda"):
+    with pytest.raises(ValueError, match="unknown policy 'fifo'; valid: single, round-robin, .*dmda"):
         policies.make("fifo")
 
 
@@ -96,9 +97,9 @@ def test_lp_bound_two_unrelated_devices():
         t.case = one
     m = Table({"a": {"matmul": 1.0}, "b": {"matmul": 1.0}})
     f = tasks.get("matmul").flops(one.p)
-    times = report.time_table(ts.tasks, devs("a", "b"), m)
-    assert math.isclose(report.lp_bound(ts.tasks, devs("a", "b"), times), 5 * f, rel_tol=1e-6)
-    assert math.isclose(report.critical_path(ts.tasks, devs("a", "b"), times), f, rel_tol=1e-6)
+    times = bounds.time_table(ts.tasks, devs("a", "b"), m)
+    assert math.isclose(bounds.lp_bound(ts.tasks, devs("a", "b"), times), 5 * f, rel_tol=1e-6)
+    assert math.isclose(bounds.critical_path(ts.tasks, devs("a", "b"), times), f, rel_tol=1e-6)
 
 
 def test_sharing_note_names_only_devices_that_share_a_core():
@@ -119,17 +120,17 @@ def test_lp_quota_gives_each_device_what_it_is_comparatively_best_at():
     # 'gpu' runs matmul 3x faster, 'cpu' attention 2x faster; conv runs only on 'cpu'
     ts = tasks.mixed(40, size="quick")
     d = devs("cpu", "gpu")
-    quota = policies.lp_quota(ts.tasks, d, MODEL)
-    cpu, gpu = quota[policies.pool_of(d[0])], quota[policies.pool_of(d[1])]
+    quota = lp_quota(ts.tasks, d, MODEL)
+    cpu, gpu = quota[pool_of(d[0])], quota[pool_of(d[1])]
     by_kind, workload = {}, {}
     for t in ts.tasks:
-        by_kind[policies.kind(t)] = by_kind.get(policies.kind(t), 0) + 1
-        workload[policies.kind(t)] = t.case.workload
+        by_kind[kind(t)] = by_kind.get(kind(t), 0) + 1
+        workload[kind(t)] = t.case.workload
     assert all(cpu.get(k, 0) + gpu.get(k, 0) == n for k, n in by_kind.items())    # every task has a place
     assert all(workload[k] in ("matmul", "attention") for k in gpu)                # gpu gets what it runs
     assert sum(n for k, n in gpu.items() if workload[k] == "matmul") > \
         sum(n for k, n in cpu.items() if workload[k] == "matmul")
-    assert policies.lp_quota(ts.tasks, devs("cpu", "new"), MODEL) == {}            # unmeasured: explore first
+    assert lp_quota(ts.tasks, devs("cpu", "new"), MODEL) == {}            # unmeasured: explore first
 
 
 def test_dmda_counts_sent_tasks_against_the_quota_and_a_steal_against_the_owner():
@@ -138,17 +139,17 @@ def test_dmda_counts_sent_tasks_against_the_quota_and_a_steal_against_the_owner(
     pol = policies.make("dmda")
     pol.plan(ts.tasks, d, MODEL)
     conv = next(t for t in ts.tasks if t.case.workload == "conv2d")
-    k, cpu = policies.kind(conv), pol.quota[policies.pool_of(d[0])]
+    k, cpu = kind(conv), pol.quota[pool_of(d[0])]
     before = cpu[k]
     pol.placed(conv, d[0])
     assert cpu[k] == before - 1
     mm = next(t for t in ts.tasks if t.case.workload == "matmul")
-    gpu = pol.quota[policies.pool_of(d[1])]
+    gpu = pol.quota[pool_of(d[1])]
     cpu.clear()                                      # 'cpu' is done with its share: it may now take any task
     assert pol.place(mm, d, MODEL, 0.0) is not None
-    had = gpu[policies.kind(mm)]
+    had = gpu[kind(mm)]
     pol.placed(mm, d[0])                             # a steal: it comes off gpu's share of that matmul kind
-    assert gpu[policies.kind(mm)] == had - 1
+    assert gpu[kind(mm)] == had - 1
 
 
 def test_heteroprio_gives_the_slow_device_what_it_is_least_slow_at():
@@ -159,8 +160,8 @@ def test_heteroprio_gives_the_slow_device_what_it_is_least_slow_at():
     r = simulate(ts.tasks, d, policies.make("heteroprio"), m)
     on_acc = [ts.tasks[i].case.workload for i, name in r.where.items() if name == "acc"]
     assert on_acc and set(on_acc) == {"matmul"}
-    times = report.time_table(ts.tasks, d, m)
-    assert r.makespan <= 1.15 * report.lp_bound(ts.tasks, d, times)
+    times = bounds.time_table(ts.tasks, d, m)
+    assert r.makespan <= 1.15 * bounds.lp_bound(ts.tasks, d, times)
 
 
 def test_heteroprio_assign_fills_free_slots_only_and_explores_an_unmeasured_device():
@@ -207,7 +208,7 @@ def test_dmda_hands_a_task_to_another_pool_when_that_shortens_the_projected_make
     pol = policies.make("dmda")
     pol.plan(ts.tasks, d, MODEL)
     t = ts.tasks[0]
-    pol.quota[policies.pool_of(d[1])].pop(policies.kind(t), None)    # attention's share: all on 'cpu'
+    pol.quota[pool_of(d[1])].pop(kind(t), None)    # attention's share: all on 'cpu'
     pol.begin(0.0)
     assert pol.place(t, d, MODEL, 0.0).name == "cpu"                  # on plan: its share's device
     d[0].queue_end = 100.0                                             # 'cpu' overran its plan by far
@@ -230,8 +231,8 @@ def test_dmda_leaves_a_slow_device_idle_when_it_shares_a_fast_ones_core():
     r = simulate(ts.tasks, three(), policies.make("dmda"), m)
     assert "mate" not in r.where.values()
     assert r.makespan <= 1.001 * pair.makespan
-    quota = policies.lp_quota(ts.tasks, three(), m)
-    assert not any(quota[policies.pool_of(three()[2])].values())
+    quota = lp_quota(ts.tasks, three(), m)
+    assert not any(quota[pool_of(three()[2])].values())
 
 
 # 'mate' shares cpu's core and is 100x slower: dmda gives it nothing, so it always has a free slot and, with no
@@ -275,7 +276,7 @@ def test_a_pass_ends_once_no_device_with_a_free_slot_wants_a_task(monkeypatch):
     d = devs("cpu", "gpu", "mate", model=MATE)
     pol = policies.make("dmda")
     pol.plan(tasks.mixed(40, size="quick").tasks, d, MATE)
-    pol._projected(policies._first_free(d), MATE, 0.0, d)
+    pol.shares.projected(first_free(d), 0.0)
     assert pol.wants(d[2], d, MATE, 0.0)         # cores of its own: the LP gave it a share
     assert pol.wants(d[0], d, MATE, 0.0)         # a device with a share left wants its tasks
 
@@ -290,12 +291,13 @@ def test_the_bound_counts_devices_that_share_cores_as_one():
     def run(events):
         class Run:
             policy, taskset, mix, retries, checked, wrong = "x", ts, "a+b", 0, 0, []
+            dead, alive_start, alive_end = [], ["a", "b"], ["a", "b"]
             overhead_s = overhead_cpu_s = submit_s = 0.0
             makespan = max(e["end"] for e in events)
         Run.events = events
         d = devs("a", "b", model=m)
         d[0].share = d[1].share = ("node", (0,))
-        return report.summarize([Run], d, m)[0]
+        return summary.summarize([Run], d, m)[0]
     # a ran all four alone; b, on a's core, could not have helped: the bound is a's 4f, not the 3.2f of an LP
     # that gives b a fifth of the work on a core of its own
     row = run([{"task": i, "device": "a", "start": i * f, "end": (i + 1) * f} for i in range(4)])
@@ -334,7 +336,7 @@ def test_dmda_cached_predictions_follow_the_model_after_a_task_ends(tmp_path):
     from hetero.scheduler.perfmodel import PerfModel
 
     ts = tasks.mixed(40, size="full", inputs=False)
-    by_kind = {policies.kind(t): t for t in ts.tasks}
+    by_kind = {kind(t): t for t in ts.tasks}
     mm = [t for t in by_kind.values() if t.case.workload == "matmul"]
     other = [t for t in by_kind.values() if t.case.workload != "matmul"]
     assert len(mm) >= 3 and other
@@ -348,7 +350,7 @@ def test_dmda_cached_predictions_follow_the_model_after_a_task_ends(tmp_path):
 
     def agree():
         for t in by_kind.values():
-            assert pol._predict(m, t, dev, policies.kind(t)) == pytest.approx(m.predict("cpu", "cpu", t.case))
+            assert pol._predict(m, t, dev, kind(t)) == pytest.approx(m.predict("cpu", "cpu", t.case))
     agree()
     for _ in range(3):
         m.add("cpu", "cpu", mm[0].case, 5.0)       # mm[0] got much slower: its mean and the fit move

@@ -10,7 +10,7 @@ from bench.simulate import cli
 from hetero import fpga_model
 from hetero.scheduler import policies, profiles, tasks
 from hetero.scheduler.perfmodel import PerfModel
-from hetero.scheduler.policies import DeviceState
+from hetero.scheduler.device import DeviceState
 from hetero.scheduler.simulate import simulate
 from tests.scheduler.test_sched_policies import Table
 
@@ -41,7 +41,7 @@ def test_pooling_changes_no_decision(name):
 
 def test_every_policy_runs_every_task_once_on_a_capable_device():
     ts = tasks.mixed(200, size="quick", inputs=False)
-    for name in policies.POLICIES:
+    for name in policies.ORDER:
         r = simulate(ts.tasks, _mix(), policies.make(name), SPEED)
         assert sorted(r.where) == [t.id for t in ts.tasks]
         assert all(r.where[t.id].startswith(("fast", "slow")) for t in ts.tasks if t.case.workload != "matmul")
@@ -169,10 +169,13 @@ def test_a_time_taken_beside_a_core_mate_is_not_learnt():
             super().__init__(speed)
             self.seen = []
 
-        def observe(self, device, case, seconds):
+        def history(self, backend, device, case):
+            return self.predict(backend, device, case)
+
+        def add(self, backend, device, case, seconds):
             self.seen.append((device, seconds))
 
-    class Told(policies.RoundRobin):
+    class Told(policies.policy_class("round-robin")):
         def ended(self, task, device, seconds=None):
             told.append(seconds)
 
@@ -189,7 +192,7 @@ def test_a_time_taken_beside_a_core_mate_is_not_learnt():
 
 
 def test_solo_seconds_takes_out_the_time_shared():
-    from hetero.scheduler.simulate import solo_seconds
+    from hetero.scheduler.trace import solo_seconds
 
     # a: 0-3 s and b: 1-2 s on one core; c on another device. a ran alone 2 s and shared 1 s: 2.5 s of work
     events = [{"task": 0, "device": "a", "start": 0.0, "end": 3.0},
@@ -215,7 +218,7 @@ def test_late_binding_keeps_work_off_a_device_slower_than_predicted():
 
 
 def test_call_overhead_holds_the_device_and_is_measured_from_gaps():
-    from hetero.scheduler.simulate import call_overhead
+    from hetero.scheduler.trace import call_overhead
 
     ts = tasks.mixed(6, size="quick", inputs=False)
     one = [DeviceState("fast.0", "fast", "fast", 1e-4, 1e10, frozenset(SPEED.speed["fast"]))]
@@ -231,7 +234,7 @@ def test_call_overhead_holds_the_device_and_is_measured_from_gaps():
 def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
     from types import SimpleNamespace
 
-    from hetero.scheduler.simulate import notify_latency
+    from hetero.scheduler.trace import notify_latency
 
     # parent 0 ends at 1.0 on device a, which goes straight on to task 1 (sent long before); child 2 is sent at 1.3
     events = [{"task": 0, "device": "a", "sent": 0.0, "start": 0.0, "end": 1.0},
@@ -258,17 +261,17 @@ def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
 def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     """A trace keeps what the perf model predicted per device when the policy planned; a replay's policies plan
     from that (HEFT's static plan hangs on it), while tasks take the run's own durations."""
-    from hetero.scheduler import report
+    from hetero.scheduler import trace
     from hetero.scheduler.runtime import RunResult
-    from hetero.scheduler.simulate import RunTimes
+    from hetero.scheduler.replay import RunTimes
 
     ts = tasks.mixed(2, size="quick", inputs=False)
     events = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape, "device": "a",
                "sent": 10.0, "start": 10.0 + i, "end": 10.5 + i, "kernel_s": 0.5, "flops": t.flops,
                "predicted": {"a": 0.25, "b": 0.125}} for i, t in enumerate(ts.tasks)]
-    trace = report.chrome_trace([RunResult("dmda", ts, "a+b", events, t0=10.0, t1=12.0)])
-    (tmp_path / "trace.json").write_text(trace)
-    back = report.read_trace(tmp_path / "trace.json")[(ts.name, "dmda", "a+b")]
+    text = trace.chrome_trace([RunResult("dmda", ts, "a+b", events, t0=10.0, t1=12.0)])
+    (tmp_path / "trace.json").write_text(text)
+    back = trace.read_trace(tmp_path / "trace.json")[(ts.name, "dmda", "a+b")]
     assert [e["predicted"] for e in back] == [{"a": 0.25, "b": 0.125}] * 2
     times = RunTimes([back], ts.tasks)
     case = ts.tasks[0].case

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import bisect
 
-from hetero.scheduler.policies import Policy, capable, finish_time, kind, predict, upward_ranks
+from hetero.scheduler.costs import capable, finish_time, predict
+from hetero.scheduler.device import kind
+from hetero.scheduler.graph import upward_ranks
+from hetero.scheduler.policies.base import Policy
 
 
 class HeteroPrio(Policy):

@@ -1,0 +1,43 @@
+"""bench.schedule's protocol: every policy run on one task set and device mix, `repeat` times in interleaved
+rounds (every policy once a round, so a slow spell of the machine hits them alike); the row of a policy is its
+median-makespan run, with the spread of the makespans and the median and range of each run's own gap to its
+own bound (the machine's noise moves both, run by run)."""
+from __future__ import annotations
+
+import statistics
+
+from hetero.scheduler import actors, policies, runtime, summary
+
+
+def median_run(runs: list):
+    """The run whose makespan is the median (the lower one of the middle two)."""
+    return sorted(runs, key=lambda r: r.makespan)[(len(runs) - 1) // 2]
+
+
+def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: str = "sample", seed: int = 0,
+            mix: str = "", note=print) -> tuple[list[dict], list, int]:
+    """(one summary row per policy, each policy's median run, wrong outputs over all runs)."""
+    every: dict = {name: [] for name in names}
+    bad = 0
+    for k in range(repeat):
+        for name in names:
+            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed)
+            r.mix = mix
+            every[name].append(r)
+            model.save()
+            note(f"{ts.name} [{mix}] {name}" + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
+                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked"
+                 + (f", lost {','.join(r.dead)}" if r.dead else "")
+                 + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+            bad += len(r.wrong)
+    runs = [median_run(rs) for rs in every.values()]
+    shared = actors.sharing([w.placement for w in workers])    # this mix's devices, not the whole plan
+    states = [w.state for w in workers]
+    rows = summary.summarize(runs, states, model, [shared] if shared else [])
+    for row, rs in zip(rows, every.values()):
+        gaps = sorted(g for r in rs if (g := summary.summarize([r], states, model)[0]["gap"]) is not None)
+        row.update(repeats=len(rs), makespan_min_s=min(r.makespan for r in rs),
+                   makespan_max_s=max(r.makespan for r in rs),
+                   gap_median=statistics.median(gaps) if gaps else None,
+                   gap_min=gaps[0] if gaps else None, gap_max=gaps[-1] if gaps else None)
+    return rows, runs, bad

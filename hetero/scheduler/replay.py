@@ -1,0 +1,161 @@
+"""Replays: a real bench.schedule run simulated again, with the run's own durations, per-call overhead,
+completion-notice latency and core sharing (hetero.scheduler.trace), to check that the simulator predicts what
+the runtime did. Every simulated makespan is modeled; the real one was measured by wall clock.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+
+from hetero.errors import HeteroError
+from hetero.scheduler import tasks as tasksets
+from hetero.scheduler.device import DeviceState
+from hetero.scheduler.perfmodel import RECENT
+from hetero.scheduler.policies import make
+from hetero.scheduler.simulate import SimResult, simulate
+from hetero.scheduler.trace import call_overhead, notify_latency, read_trace, solo_seconds
+
+COLUMNS = ["run", "taskset", "mix", "policy", "real_makespan_s", "sim_makespan_s", "error_pct", "same_policy", "timing"]
+TIMING = ("real: measured wall clock; sim: modeled from the run's mean durations, per-task overhead, completion "
+          "notice and core sharing")
+
+
+class RunTimes:
+    """The model of a real run: (device name, case) -> what the run's perf model predicted for that kind on that
+    device when its policy planned (`predict`; runs that did not record it: the mean seconds it took there), and
+    the mean it would have taken alone on its cores (`actual`, solo_seconds; its mean duration where no two
+    devices shared a core)."""
+
+    def __init__(self, runs: list[list[dict]], tasks, fallback: "RunTimes | None" = None, cores: dict | None = None):
+        self.fallback = fallback         # for kinds these runs never put on a device
+        case_of = {t.id: t.case for t in tasks}
+        acc: dict = {}
+        for events in runs:
+            for e, alone in zip(events, solo_seconds(events, cores)):
+                s = acc.setdefault((e["device"], case_of[e["task"]]), [0.0, 0.0, 0])
+                s[0] += e["end"] - e["start"]
+                s[1] += alone
+                s[2] += 1
+        self.mean = {k: total / n for k, (total, _, n) in acc.items()}
+        self.alone = {k: total / n for k, (_, total, n) in acc.items()}
+        self.recorded: dict = {}   # what the run's perf model predicted when its policy planned, where recorded
+        for events in runs:
+            for e in events:
+                self.recorded.update({(d, case_of[e["task"]]): s for d, s in e.get("predicted", {}).items()})
+        self.mean.update(self.recorded)
+
+    def predict(self, backend: str, device: str, case) -> float | None:
+        t = self.mean.get((device, case))
+        return t if t is not None or self.fallback is None else self.fallback.predict(backend, device, case)
+
+    def history(self, backend: str, device: str, case):
+        """What is known of the kind on the device (None: nothing), as PerfModel.history answers the driver."""
+        return self.predict(backend, device, case)
+
+    def add(self, backend: str, device: str, case, seconds: float) -> None:
+        """A task of `case` took `seconds` on `device` in the simulation: learnt as the runtime's perf model
+        learns each task (History's recent mean), by the driver's rule (driver.learn)."""
+        was = self.predict(backend, device, case)
+        self.mean[(device, case)] = seconds if was is None else (1 - RECENT) * was + RECENT * seconds
+
+    def actual(self, task, dev: DeviceState) -> float | None:
+        """Its mean alone in these runs, else in the fallback's, else what the perf model predicted for it (a
+        mean of earlier runs), rather than the simulator's last resort, the mean over every device that ran the
+        kind: that put fpga-emu's 7.5-s emulations of an attention into opencl's time for it."""
+        key = (dev.device, task.case)
+        t = self.alone.get(key)
+        if t is None and self.fallback is not None:
+            t = self.fallback.actual(task, dev)
+        return self.recorded.get(key) if t is None else t
+
+
+def replay(tasks, states: list[DeviceState], policy, events: list[dict], others: list[list[dict]] = (),
+           overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None) -> SimResult:
+    """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
+    device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
+    over `events` (the run's own: a shared machine runs faster in some runs than others), else over `others`
+    (the set's other runs, one event list each), else the mean over the devices that ran it; each task then
+    holds its device `overhead` longer (call_overhead of the mix's runs), which the policies also count, as the
+    runtime's learnt one. Devices that shared cores (cores, as simulate's) share them again, each kind taking its
+    solo_seconds mean alone."""
+    for d in states:
+        d.overhead = (overhead or {}).get(d.name, d.overhead)
+    times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)
+    return simulate(tasks, states, policy, times, actual=times.actual, overhead=overhead, notify=notify, cores=cores)
+
+
+def load_run(run: Path) -> tuple[dict, list[dict], dict]:
+    """(meta.json, schedule.csv rows, trace runs) of a bench.schedule run folder; one-line errors."""
+    import pandas as pd
+
+    try:
+        meta = json.loads((run / "meta.json").read_text())
+        rows = pd.read_csv(run / "schedule.csv", keep_default_na=False, na_values=[""]).to_dict("records")
+        if not isinstance(meta.get("devices"), dict):
+            raise KeyError("devices")
+    except FileNotFoundError as exc:
+        raise HeteroError(f"{run}: not a bench.schedule run folder ({Path(exc.filename).name} missing)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HeteroError(f"{run}: corrupt run files: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return meta, rows, read_trace(run / "trace.json")
+
+
+def run_states(devices: dict) -> list[DeviceState]:
+    """The run's devices as DeviceStates named and keyed by their run names, with their measured transfer costs
+    and core sharing."""
+    states = [DeviceState(name, info.get("backend", name.split("@")[0]), name,
+                          info.get("transfer_latency_s", 0.0), info.get("transfer_bandwidth_Bps", math.inf),
+                          frozenset(info["supports"])) for name, info in devices.items()]
+    shared = shared_cores(devices)
+    for s in states:
+        s.share = shared.get(s.name)
+    return states
+
+
+def replay_run(run: Path) -> list[dict]:
+    """Each (task set, mix, policy) row of a bench.schedule run simulated again with the run's own mean durations
+    (its other runs' where this one never put a kind on a device): one row each, real against simulated."""
+    meta, table, runs = load_run(run)
+    argv = " ".join(meta.get("command", "").split()[1:])
+    seed = int(m.group(1)) if (m := re.search(r"--seed[ =](\d+)", argv)) else 0
+    size = "quick" if re.search(r"--size[ =]quick", argv) else "full"
+    states = run_states(meta["devices"])
+    rows = []
+    for r in table:
+        ts = tasksets.make(r["taskset"], seed=seed, size=size, inputs=False)
+        mix = r.get("mix") or "-"                     # runs before --mixes: every device, mix '-'
+        here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
+        own = runs.get((r["taskset"], r["policy"], mix), [])
+        others = [evs for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
+                  if name == r["taskset"] and (pol, m) != (r["policy"], mix)]
+        overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
+        notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
+                                ts.tasks)
+        policy = make(r["policy"], seed)
+        sim = replay(ts.tasks, here, policy, own, others, overhead, notify,
+                     {s.name: s.share for s in here if s.share is not None})
+        rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"],
+                         real_makespan_s=r["makespan_s"], sim_makespan_s=sim.makespan,
+                         error_pct=100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"],
+                         same_policy=same_policy(policy, meta), timing=TIMING))
+    return rows
+
+
+def same_policy(policy, meta: dict) -> bool:
+    """Whether the run was made with the placement rule the simulator runs now (after policy.revised)."""
+    if policy.revised is None:
+        return True
+    try:
+        return datetime.fromisoformat(meta["date"]) >= datetime.fromisoformat(policy.revised)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def shared_cores(devices: dict) -> dict:
+    """device name -> (node, cores) for the run's devices pinned to the cores of another (bench.schedule
+    --share-cores gives each such device one core); a multi-node run's names end in @<node>."""
+    where = {n: (n.partition("@")[2], tuple(sorted(i.get("cpus") or ()))) for n, i in devices.items()}
+    return {n: w for n, w in where.items() if w[1] and sum(v == w for v in where.values()) > 1}

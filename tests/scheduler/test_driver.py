@@ -1,0 +1,68 @@
+"""The driver loop (hetero.scheduler.driver) with a scripted executor: no Ray, no clock."""
+import pytest
+
+from hetero.errors import HeteroError
+from hetero.scheduler import policies, tasks
+from hetero.scheduler.device import DeviceState
+from hetero.scheduler.driver import Died, Done, Driver, learn
+from hetero.scheduler.perfmodel import PerfModel
+
+
+class Script:
+    """An executor whose tasks each take 1 s, one at a time per device, ending in the order they were sent;
+    `die` names a device that dies when it would end its first task."""
+
+    def __init__(self, die=None):
+        self.t, self.sent, self.die = 0.0, [], die
+
+    def now(self):
+        return self.t
+
+    def send(self, task, device, predicted, transfer):
+        self.sent.append((task, device))
+
+    def wait(self):
+        task, device = self.sent.pop(0)
+        self.t += 1.0
+        if device.name == self.die and device.alive:
+            self.sent = [(t, d) for t, d in self.sent if d is not device]
+            return [Died(device)]
+        return [Done(task, device, self.t - 1.0, self.t)]
+
+
+def _devices():
+    return [DeviceState("a", "a", "a"), DeviceState("b", "b", "b")]
+
+
+@pytest.mark.parametrize("name", ["round-robin", "dmda", "eager", "heteroprio"])
+def test_a_dead_device_loses_no_task_and_runs_none_twice(name):
+    ts = tasks.mixed(12, size="quick", inputs=False)
+    rec = Driver(ts.tasks, _devices(), policies.make(name), PerfModel()).run(Script(die="a"))
+    assert sorted(rec.where) == sorted(t.id for t in ts.tasks)
+    assert set(rec.where.values()) == {"b"} and rec.dead == ["a"] and rec.retries >= 1
+
+
+def test_every_device_dead_is_one_line():
+    ts = tasks.mixed(4, size="quick", inputs=False)
+    devs = [DeviceState("a", "a", "a")]
+    with pytest.raises(HeteroError, match="every device died; last: a"):
+        Driver(ts.tasks, devs, policies.make("eager"), PerfModel()).run(Script(die="a"))
+
+
+def test_a_time_shared_with_a_core_mate_is_learnt_only_where_none_is_known(tmp_path):
+    model = PerfModel(tmp_path / "m.json")
+    st = DeviceState("numba", "numba", "cpu")
+    t = tasks.mixed(1, size="quick", inputs=False).tasks[0]
+    learn(model, st, t, 0.01, alone=False)       # no sample yet: learnt all the same (the first is dropped)
+    learn(model, st, t, 0.01, alone=False)
+    assert model.history("numba", "cpu", t.case) is not None
+    before = model.predict("numba", "cpu", t.case)
+    learn(model, st, t, 5.0, alone=False)        # known now: a shared time teaches nothing
+    assert model.predict("numba", "cpu", t.case) == before
+    learn(model, st, t, 5.0, alone=True)
+    assert model.predict("numba", "cpu", t.case) > before
+
+
+def test_every_policy_in_the_registry_is_made_by_its_name():
+    for name in policies.ORDER:
+        assert policies.make(name).name == name
