@@ -1,9 +1,9 @@
 """What BLAS every library runs, and a note when it leaves the CPU's AVX-512 unused.
 
 OpenBLAS's DYNAMIC_ARCH builds (NumPy's and SciPy's wheels) choose kernels by CPU, unless OPENBLAS_CORETYPE
-names a family. Measured on the project's 2-core Zen 5 EPYC: OpenBLAS picks its SkylakeX (AVX-512) kernels and
-NumPy matmul runs at 334-358 GFLOP/s; with OPENBLAS_CORETYPE=Haswell (set in this project's sandbox environment)
-it runs its AVX2 kernels at 200-206 (results/cpu-epyc-zen5-2core*). Results record which kernels ran, and bench.run says when AVX-512 sits idle.
+names a family. On an AVX-512 CPU, OPENBLAS_CORETYPE=Haswell (which a sandbox may set) makes it run its AVX2
+kernels, about half as fast as the SkylakeX (AVX-512) ones it would pick itself, which would halve every GEMM
+figure without saying so. So results record which kernels ran, and bench.run says when AVX-512 sits idle.
 """
 from __future__ import annotations
 

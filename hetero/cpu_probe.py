@@ -2,8 +2,8 @@
 
 The clock comes from 12 independent chains of scalar fp32 FMAs: every x86 core this project meets issues two
 scalar FMAs a cycle (two FMA pipes) and an FMA's latency is at most 6 cycles, so 12 chains keep both pipes full
-and cycles = FMAs / 2. Scalar code sidesteps the vector-width question (Zen 4 splits a 512-bit FMA over its two
-256-bit pipes; Zen 5 and Xeons do not), which hetero.devices answers from the CPU model. The loop runs on every
+and cycles = FMAs / 2. Scalar code sidesteps the vector-width question (some CPUs split a 512-bit FMA over two
+256-bit pipes, others run it whole), which hetero.devices answers from the CPU model. The loop runs on every
 core at once, since an all-core clock is what the peak counts. Bandwidth is a STREAM triad over arrays far
 larger than the caches, counting three streams (two reads and a write).
 """

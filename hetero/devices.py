@@ -14,19 +14,19 @@ import psutil
 
 from hetero.backends.base import Device
 
-# (vendor, family, model) -> (GHz, source). Add a row when you measure a machine with a pure-FMA loop.
+# (vendor, family, model) -> (GHz, source): the all-core clock under an FMA load, the typical value of repeated
+# measurements (python -m bench.clock). Add a row when you measure a machine; the source lands in every result row.
 MEASURED_CLOCKS = {
-    ("AuthenticAMD", 25, 1): (3.2, "measured 3.2 GHz under load on the project's 2-core EPYC (Zen 3) machines"),
-    ("AuthenticAMD", 26, 2): (3.5, "measured 3.15-3.59 GHz (typically 3.5) with a 2-thread AVX-512 FMA loop on the "
-                                   "project's 2-core EPYC (Zen 5): 406-459 GFLOP/s"),
-    ("AuthenticAMD", 25, 17): (3.5, "measured 3.43-3.64 GHz (median 3.5) by python -m bench.clock, 2 threads, on "
-                                    "the project's 2-core EPYC (Zen 4)"),
+    ("AuthenticAMD", 25, 1): (3.2, "measured under load with every core busy"),
+    ("AuthenticAMD", 26, 2): (3.5, "measured with an all-core AVX-512 FMA loop"),
+    ("AuthenticAMD", 25, 17): (3.5, "measured by python -m bench.clock, every core busy"),
 }
-# (vendor, family, model) -> memory GB/s with all of the machine's cores streaming, for rooflines.
+# (vendor, family, model) -> memory GB/s with every core streaming (STREAM triad, three streams counted), for
+# rooflines: the middle of the measured range, since a VM's bandwidth varies from run to run.
 MEASURED_BANDWIDTH = {
-    ("AuthenticAMD", 25, 1): 35.0,  # measured 25-45 GB/s with 2 threads (noisy VM); the middle of that range
-    ("AuthenticAMD", 26, 2): 33.0,  # measured 30-36 GB/s, 2-thread triad (3 streams counted), noisy VM
-    ("AuthenticAMD", 25, 17): 32.0,  # measured 30.4-33.7 GB/s by python -m bench.clock (Zen 4)
+    ("AuthenticAMD", 25, 1): 35.0,
+    ("AuthenticAMD", 26, 2): 33.0,
+    ("AuthenticAMD", 25, 17): 32.0,
 }
 
 
@@ -49,7 +49,8 @@ def _cpuinfo() -> dict:
 
 def cpu_name() -> str:
     """The CPU's model name; a generic one (a VM's "AMD EPYC", with no model number) gets its family and model, so
-    a Zen 3 and a Zen 5 EPYC are different devices in result tables and in the scheduler's perf model."""
+    two CPU generations sold under one name are different devices in result tables and in the scheduler's perf
+    model."""
     info = _cpuinfo()
     name = info.get("model name") or platform.processor() or platform.machine()
     key = cpu_key()
@@ -84,7 +85,7 @@ def _clock_ghz() -> tuple[float | None, str]:
 
 def fp32_lanes() -> tuple[int, int]:
     """(lanes per vector, FMA pipes) from the ISA flags: AVX-512 16, AVX2 8, else SSE 4; 2 pipes on x86, except
-    Zen 4 (AMD family 25 with AVX-512), which runs each 512-bit FMA on its two 256-bit pipes: 1 a cycle."""
+    AMD family 25 with AVX-512, which runs each 512-bit FMA on its two 256-bit pipes: 1 a cycle."""
     flags = set(_cpuinfo().get("flags", "").split())
     if "avx512f" in flags:
         key = cpu_key()

@@ -1,4 +1,4 @@
-"""PNG plots from result rows: speedup bars and a roofline per device. Modeled points are hollow and labelled.
+"""PNG plots from result rows: a roofline per device, a Gantt chart per schedule. Modeled points are hollow.
 
 matplotlib is optional (the `plot` extra); callers get a HeteroError naming the install when it is missing.
 """
@@ -21,30 +21,6 @@ def _plt():
     except ImportError:
         raise HeteroError("plots need matplotlib: pip install 'hetero[plot]'") from None
     return plt
-
-
-def speedup_bars(df: pd.DataFrame, path: Path, title: str) -> Path:
-    """One group of bars per shape, one bar per backend: GFLOP/s, hatched when modeled."""
-    plt = _plt()
-    ok = df[df.status == "ok"]
-    shapes, backends = list(dict.fromkeys(ok["shape"])), list(dict.fromkeys(ok.backend))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(shapes) * max(1, len(backends)) / 3), 4))
-    width = 0.8 / max(1, len(backends))
-    for i, b in enumerate(backends):
-        rows = ok[ok.backend == b].set_index("shape")
-        ys = [rows.gflops.get(s, 0.0) for s in shapes]
-        modeled = (rows.timing == "modeled").any()
-        ax.bar(np.arange(len(shapes)) + i * width, ys, width, label=b + (" (modeled)" if modeled else ""),
-               hatch="//" if modeled else None, edgecolor="black", linewidth=0.3)
-    ax.set_xticks(np.arange(len(shapes)) + width * (len(backends) - 1) / 2, shapes, rotation=20, ha="right",
-                  fontsize=7)
-    ax.set_ylabel("GFLOP/s (measured unless marked modeled)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:

@@ -1,4 +1,4 @@
-"""From result files to tables: every results/<run>/bench.csv, one speedup table per run, workload and dtype.
+"""From result files to tables: every results/<run>/bench.csv, schedule.csv and simulate.csv.
 
 Tables are data first (DataFrames), formatting last (Markdown or terminal text). Measured and modeled numbers
 are told apart in every cell: a modeled time carries a trailing '*'.
@@ -76,14 +76,6 @@ def speedup_tables(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def peer_ratios(df: pd.DataFrame) -> pd.DataFrame:
-    """Our backends' time relative to the best peer per case (vs_best_peer), the figure the targets use."""
-    if df.empty or "vs_best_peer" not in df:
-        return pd.DataFrame()
-    ours = df[(df.status == "ok") & (~df.peer.astype(bool)) & df.vs_best_peer.notna()]
-    return ours[["run", "workload", "shape", "dtype", "backend", "gflops", "best_peer", "vs_best_peer", "timing"]]
-
-
 def to_markdown(table: pd.DataFrame) -> str:
     cols = [table.index.name or ""] + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -103,64 +95,87 @@ def load_csvs(results_dir, name: str) -> tuple[pd.DataFrame, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
 
 
+def _span(values, fmt: str = "{:.2f}", suffix: str = "") -> str:
+    """'lo-hi' over the values that are set ('lo' when both print alike; '-' when none is)."""
+    v = [x for x in values if pd.notna(x)]
+    if not v:
+        return "-"
+    lo, hi = fmt.format(min(v)), fmt.format(max(v))
+    return (lo if lo == hi else f"{lo}-{hi}") + suffix
+
+
+def run_summary(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per bench run, one table: a row per (workload, dtype, backend) with the range over its shapes of GFLOP/s
+    (a trailing * when modeled), the speedup vs the run's baseline and the best peer's time over ours (> 1: ours
+    is faster); rows that did not run ok are counted by status."""
+    out = []
+    for run, g in (df.groupby("run", sort=False) if not df.empty else ()):
+        rows = []
+        for (workload, dtype, backend), h in g[g.status != "skipped"].groupby(["workload", "dtype", "backend"],
+                                                                              sort=False):
+            ok = h[h.status == "ok"]
+            bad = h.status[h.status != "ok"].value_counts()
+            rows.append({"workload": workload, "dtype": dtype,
+                         "backend": backend + (" (peer)" if h.peer.astype(bool).any() else ""), "shapes": len(h),
+                         "gflops": _span(ok.gflops, "{:.1f}") + ("*" if (ok.timing == "modeled").any() else ""),
+                         "speedup": _span(ok.speedup, suffix="x"),
+                         "vs_best_peer": _span(ok.vs_best_peer) if "vs_best_peer" in ok else "-",
+                         "not_ok": ", ".join(f"{n} {st}" for st, n in bad.items()) or "-"})
+        if rows:
+            baseline = g.baseline.dropna().iloc[0] if g.baseline.notna().any() else "-"
+            out.append((f"{run}: GFLOP/s, speedup vs {baseline}, best peer time / ours (range over shapes)",
+                        pd.DataFrame(rows).set_index("workload")))
+    return out
+
+
 def _mix_of(df: pd.DataFrame) -> pd.Series:
     return df["mix"] if "mix" in df else df.devices.str.replace(",", "+")
 
 
-def mix_tables(sched: pd.DataFrame, policy: str = "dmda") -> list[tuple[str, pd.DataFrame]]:
-    """Per (run, task set): rows device mixes (their `policy` run), columns makespan, throughput, speedup vs the
-    best single device (the fastest one-device mix of the run, else the mix's own `single` policy run) and
-    utilisation, and which devices shared a core. All measured (wall clock); no energy counter exists on these CPU
-    devices."""
+def _gap_runs(g: pd.DataFrame) -> pd.Series:
+    """The median and range of the --repeat runs' own gaps, '-' for runs made without them."""
+    if "gap_median" not in g:
+        return pd.Series("-", index=g.index)
+    return pd.Series([f"{r.gap_median:.2f} ({r.gap_min:.2f}-{r.gap_max:.2f})" if pd.notna(r.gap_median) else "-"
+                      for r in g.itertuples()], index=g.index)
+
+
+def schedule_summary(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per bench.schedule run, one table: each one-device mix's dmda row, and every policy on each mix of several
+    devices. vs_best_single: the fastest one-device mix of the run on that task set (else the mix's own `single`
+    run) over this makespan. All measured wall clock."""
     out = []
     if sched.empty:
         return out
     sched = sched.assign(mix=_mix_of(sched))
-    for (run, taskset), g in sched.groupby(["run", "taskset"], sort=False):
-        rows = g[g.policy == policy]
-        if rows.empty:
-            continue
-        alone = rows[~rows.mix.str.contains(r"\+")]
-        best_single = alone.makespan_s.min() if len(alone) else None
+    for run, g in sched.groupby("run", sort=False):
+        alone = g[~g.mix.str.contains(r"\+") & (g.policy == "dmda")].groupby("taskset").makespan_s.min()
+        best = g.taskset.map(alone)
+        rows = g[g.mix.str.contains(r"\+") | (g.policy == "dmda")]
         table = pd.DataFrame({
-            "mix": rows.mix, "makespan_s": rows.makespan_s.round(3), "tasks_per_s": rows.tasks_per_s.round(1),
-            "gflops": rows.gflops.round(1),
-            "speedup_vs_best_single": (best_single / rows.makespan_s if best_single else rows.speedup_vs_single)
-            .round(2),
-            "utilization": rows.utilization, "energy": "not measured",
-            # which devices of the mix shared a core (bench.schedule --share-cores): they slowed each other
-            "shared_cores": (rows.shared_cores.astype(str).str.replace(r"^note: | share cores.*$", "", regex=True)
-                             if "shared_cores" in rows else "no")}).set_index("mix")
-        out.append((f"{run}: {taskset}, policy {policy}, measured wall clock", table))
+            "taskset": rows.taskset, "mix": rows.mix, "policy": rows.policy, "makespan_s": rows.makespan_s.round(3),
+            "vs_best_single": (best[rows.index] / rows.makespan_s).fillna(rows.speedup_vs_single).round(2),
+            "vs_round_robin": rows.speedup_vs_round_robin.round(2), "bound_s": rows.bound_s.round(3),
+            "gap": rows.gap.round(2), "gap_runs": _gap_runs(rows),
+            "overhead_ms": rows.overhead_ms_per_task.round(2), "tasks": rows.task_counts}).set_index("taskset")
+        out.append((f"{run}: measured wall clock", table.astype(object).where(table.notna(), "-")))
     return out
 
 
-def policy_tables(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """Per (run, task set, mix): rows policies, the figures the scheduler's targets use."""
-    out = []
-    if sched.empty:
-        return out
-    sched = sched.assign(mix=_mix_of(sched))
-    cols = ["makespan_s", "speedup_vs_single", "speedup_vs_round_robin", "bound_s", "gap", "overhead_ms_per_task",
-            "task_counts"]
-    for (run, taskset, mix), g in sched.groupby(["run", "taskset", "mix"], sort=False):
-        # runs with --repeat (since gap_median was kept): the median and range of the runs' own gaps
-        # and (since it was kept) the driver's CPU time within its overhead
-        more = [c for c in ("gap_median", "gap_min", "gap_max", "overhead_cpu_ms_per_task")
-                if c in g and g[c].notna().any()]
-        # runs with devices on shared cores (since the bound counts them as one): the bound had each its own cores
-        if "lp_bound_own_cores_s" in g and ((g.lp_bound_own_cores_s - g.lp_bound_s).abs() > 1e-9).any():
-            more.append("lp_bound_own_cores_s")
-        table = g.set_index("policy")[cols + more].round(3)
-        out.append((f"{run}: {taskset} on {mix}, measured wall clock", table))
-    return out
+def shared_cores_note(sched: pd.DataFrame, run: str) -> str:
+    """Which devices of a schedule run shared cores (bench.schedule --share-cores), '' when none did."""
+    if sched.empty or "shared_cores" not in sched:
+        return ""
+    notes = {str(v).removeprefix("note: ") for v in sched[sched.run == run].shared_cores if str(v) not in ("no", "nan")}
+    return "; ".join(sorted(notes))
 
 
 def simulation_tables(sim: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Per simulate run: rows (mix, task set, policy); every figure modeled."""
     out = []
     for run, g in (sim.groupby("run", sort=False) if not sim.empty else ()):
-        table = g.assign(row=g.mix + " | " + g.taskset + " | " + g.policy).set_index("row")[
+        table = g.assign(**{"mix | taskset | policy": g.mix + " | " + g.taskset + " | " + g.policy}).set_index(
+            "mix | taskset | policy")[
             ["devices", "makespan_s", "tasks_per_s", "gflops", "gap", "sim_wall_s", "utilization"]]
         table = table.assign(makespan_s=table.makespan_s.map("{:.4g}*".format),
                              gflops=table.gflops.map("{:.4g}*".format), gap=table.gap.round(2),

@@ -69,8 +69,8 @@ def single_threaded_scipy_blas():
 def one_blas_thread():
     """Every BLAS pool of this process on 1 thread inside the block, for NumPy work on a driver whose devices
     compute on the other cores. After a call on 2 threads, OpenBLAS's idle worker spins for its thread timeout
-    (~0.1 s) before it sleeps: on the 2-core Zen 5 VM, perf showed it burning 85 of the first 120 ms of each
-    scheduler run on a device's core, after the driver checked the previous run's outputs against NumPy."""
+    (~0.1 s) before it sleeps: after the driver checks a run's outputs against NumPy, that spin would take most of
+    a device's core at the start of the next scheduler run."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

@@ -39,8 +39,7 @@ class Measurement:
 
 # Warm-up before timed reps. OpenBLAS's idle workers spin for ~0.1 s after each call before they sleep (its thread
 # timeout), and the float64 reference and a NumPy peer run just before a backend is timed: with a shorter warm-up the
-# first timed reps run beside a spinning thread. On the 2-core Zen 5 VM, numba's first five 6-ms matmul reps after a
-# NumPy matmul took 10-32 ms; after 0.3 s of rest, 6 ms.
+# first timed reps run beside a spinning thread, on a core the kernel wants, and take several times their time.
 WARMUP_S = 0.12
 
 

@@ -1,6 +1,6 @@
 """The OpenCL availability probe: a device whose compiler cannot build is unavailable, with the reason and fix.
 Needs pyopencl importable, not a working device (the compiler is replaced by one that fails as PoCL 3.0 does
-on Zen 5)."""
+on a CPU its LLVM does not know)."""
 import pytest
 
 cl = pytest.importorskip("pyopencl", reason="pyopencl not installed")

@@ -24,6 +24,7 @@ def test_report_writes_readme_with_tables_and_modeled_marks(results, capsys):
     readme = (results / "README.md").read_text()
     assert "## cpu-run" in readme and "Machine:" in readme and "cores" in readme
     assert "| numpy |" in readme and "*" in readme.split("| null |")[1].splitlines()[0]  # null is modeled
+    assert readme.count("| matmul | float32 |") == 2      # one row per backend, its shapes as a range
     assert list((results / "plots").glob("*.png"))
     assert "GFLOP/s (speedup vs numpy)" in capsys.readouterr().out
 
@@ -73,8 +74,9 @@ def test_report_has_device_mix_tables_gantt_and_simulations(results, capsys):
     assert simulate(["--mix", "2xu250,cpu", "--tasks", "mixed:50", "--out", str(results), "--name", "sim"]) == 0
     assert cli(["--results", str(results)]) == 0
     readme = (results / "README.md").read_text()
-    mixes = readme.split("### mixed:4, policy dmda")[1]
-    assert "| a+b | 2.0 |" in mixes and "| 1.5 |" in mixes.split("| a+b |")[1].splitlines()[0]  # 3.0 / 2.0
+    # one table per schedule run: a one-device mix's dmda row, every policy on a mix of several devices
+    assert "| mixed:4 | a+b | dmda | 2.0 | 1.5 |" in readme          # vs the best one-device mix: 3.0 / 2.0
+    assert "| mixed:4 | a+b | single |" in readme and "| mixed:4 | a | single |" not in readme
     assert "## sched (bench.schedule)" in readme and "gantt-mixed-4-a-b.png" in readme
     assert (results / "plots" / "sched-gantt-mixed-4-a-b.png").stat().st_size > 1000
     assert "## sim (bench.simulate)" in readme and "modeled" in readme.split("## sim (bench.simulate)")[1]

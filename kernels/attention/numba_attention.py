@@ -25,8 +25,8 @@ from numba.extending import intrinsic
 
 from hetero.threads import single_threaded_scipy_blas
 
-# Block sizes, measured on Zen 3 with D=64: sgemm repacks both operands on every call, so big blocks pay off
-# (128x128 blocks ran ~10% slower than 256x256).
+# Block sizes: sgemm repacks both operands on every call, so big blocks pay off (256x256 beats 128x128 at D=64)
+# as long as a score block stays within L2.
 BQ = 256  # queries per task
 BK = 256  # keys per block: s (bq, bk) is 256 KiB, within L2
 BK_DIAG = 64  # causal: key block width across the diagonal, where part of each block is masked

@@ -2,7 +2,7 @@
 
 What is whose: the whole GEMM is SciPy's OpenBLAS sgemm, reached through np.dot in Numba's nopython mode.
 Our code only validates and dispatches. We tried nothing cleverer on purpose: OpenBLAS's packed, register-blocked
-sgemm runs at ~90% of this CPU's peak, and a hand-written Numba GEMM tops out near 55 GFLOP/s (REFERENCES.md).
+sgemm runs near the CPU's peak, and a hand-written Numba GEMM reaches a fraction of it (REFERENCES.md).
 The point of this entry is that Numba-compiled code (attention, conv2d) can use the same GEMM for its blocks.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 
 # nogil: a Ray device actor stores the previous task's output while this one runs, which needs the GIL
-# (held through a kernel, it reached the driver only after the next kernel ended: 74 ms late behind a 67 ms one)
+# (held through a kernel, the previous output would reach the driver only after this kernel ended)
 @numba.njit(cache=True, nogil=True)
 def _matmul(a, b, out):  # a (M, K), b (K, N), out (M, N); all C-contiguous float32
     np.dot(a, b, out)
