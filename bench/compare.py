@@ -25,7 +25,7 @@ FORMATS = ("text", "md", "csv", "json")
 
 def parser() -> Parser:
     p = Parser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0],
-               epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+               epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", metavar="BASE", help="run folder of the reference run (holds bench.csv)")
     p.add_argument("new", metavar="NEW", help="run folder of the run to judge")
     p.add_argument("--threshold", type=float, default=0.05,
