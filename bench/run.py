@@ -18,7 +18,7 @@ from bench.cli import Parser, csv_list, main
 from hetero.backends import registry
 from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
-from hetero.results import metadata, write_metadata, write_rows
+from hetero.results import metadata, write_metadata, write_rows, write_samples
 from hetero.runner import COLUMNS, RunConfig, run, warm_up
 from hetero.tables import format_table
 from hetero.timing import WARMUP_S
@@ -51,7 +51,9 @@ def parser() -> Parser:
     p.add_argument("--out", default="results", help="folder for result files (default: results/)")
     p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
-    p.add_argument("--strict", action="store_true", help="an unavailable or failing backend is an error")
+    p.add_argument("--strict", action="store_true",
+                   help="a named backend (--backends, --baseline) that is unavailable, or any backend that fails, "
+                        "is an error (without --backends, unavailable backends are skipped)")
     p.add_argument("--list", action="store_true", help="list backends, workloads and presets, then exit")
     return p
 
@@ -83,9 +85,11 @@ def pick_backends(text: str | None, baseline: str, strict: bool, threads: int | 
         reason = registry.backend_class(name).unavailable()
         if reason is None:
             chosen.append(registry.get(name, threads=threads, device=(device_choice or {}).get(name)))
-        elif text or strict:  # silently skipping only applies to the default "everything available"
-            if strict:
-                raise HeteroError(f"backend {name!r} unavailable: {reason}")
+        elif text is None and name != baseline:  # the default "everything available": skipping is the point
+            continue
+        elif strict:  # --strict holds for the backends named on the command line (and the baseline), no others
+            raise HeteroError(f"backend {name!r} unavailable: {reason}")
+        else:
             print(f"note: backend {name!r} unavailable ({reason}); continuing without it", file=sys.stderr)
     if not chosen:
         raise HeteroError("no requested backend is available here; see python -m bench.run --list")
@@ -128,7 +132,8 @@ def _run(argv=None) -> int:
                     warmup_s=0.01 if args.quick else WARMUP_S)
     folder = Path(args.out) / (args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
-    meta = metadata(devices)
+    # as typed: the interpreter's own argv, or the argv given to cli() (tests, other programs) as its module
+    meta = metadata(devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv])
     write_metadata(folder / "meta.json", meta)
 
     print(f"compiling {', '.join(b.name for b in backends)} ...", file=sys.stderr)
@@ -148,12 +153,14 @@ def _run(argv=None) -> int:
         by_workload.setdefault(c.workload, []).append(c)
     for group in by_workload.values():  # one write per workload: an interrupt keeps every finished workload
         rows += run(group, backends, cfg, on_row)
+        write_samples(folder / "samples.csv", rows)
         write_rows(folder / "bench.csv", rows, COLUMNS)
     bar.close()
     write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "blas": blas_report(),
                                                  "complete": True})
     print(format_table(rows))
-    print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows) and {folder / 'meta.json'}")
+    print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows), {folder / 'samples.csv'} and "
+          f"{folder / 'meta.json'}")
     bad = [r for r in rows if r["status"] in ("wrong", "error")]
     return 1 if bad else 0
 

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,38 @@ def read_rows(path: Path) -> pd.DataFrame:
     return df
 
 
+# samples.csv, long format: one row per timed repetition of a bench.csv row (joined on the first four columns)
+SAMPLE_COLUMNS = ["workload", "shape", "dtype", "backend", "rep", "seconds", "timing"]
+
+
+def write_samples(path: Path, rows: list[dict]) -> None:
+    """Every timed repetition's seconds of every row that has them (rows carry them as a 'samples' list)."""
+    long = [dict(workload=r["workload"], shape=r["shape"], dtype=r["dtype"], backend=r["backend"], rep=i,
+                 seconds=s, timing=r.get("timing")) for r in rows for i, s in enumerate(r.get("samples") or ())]
+    buf = io.StringIO()
+    pd.DataFrame(long, columns=SAMPLE_COLUMNS).to_csv(buf, index=False)
+    atomic_write(path, buf.getvalue())
+
+
+def read_samples(path: Path) -> pd.DataFrame | None:
+    """samples.csv as written by write_samples; None when the run has none (written before samples were kept)."""
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path, **CSV_READ)
+    except Exception as exc:
+        raise HeteroError(f"corrupt samples file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    missing = set(SAMPLE_COLUMNS) - set(df.columns)
+    if missing:
+        raise HeteroError(f"corrupt samples file {path}: missing column(s) {', '.join(sorted(missing))}")
+    bad = pd.to_numeric(df.seconds, errors="coerce")
+    if (bad.isna() | (bad <= 0)).any():
+        i = int((bad.isna() | (bad <= 0)).to_numpy().argmax())
+        raise HeteroError(f"corrupt samples file {path}: row {i + 2}, column seconds: {df.seconds.iloc[i]!r} is "
+                          "not a positive number")
+    return df.assign(seconds=bad)
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -75,7 +108,19 @@ def _git_commit() -> str | None:
         return None
 
 
-def metadata(devices: dict, argv: list[str] | None = None) -> dict:
+def _hetero_version() -> str:
+    try:
+        return version("hetero")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from hetero import __version__
+        return __version__
+
+
+def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | None = None) -> dict:
+    """The run's context. `command` is sys.argv joined (argv when given); `command_as_typed` is the command line
+    as the user typed it, quoted for a shell (typed when given, else the interpreter's own argv)."""
+    from hetero.backends.registry import plugin_sources
+
     libs = {}
     for lib in LIBRARIES:
         try:
@@ -85,6 +130,9 @@ def metadata(devices: dict, argv: list[str] | None = None) -> dict:
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(argv if argv is not None else sys.argv),
+        "command_as_typed": shlex.join(typed if typed is not None else getattr(sys, "orig_argv", sys.argv)),
+        "hetero_version": _hetero_version(),
+        "plugins": plugin_sources(),
         "git_commit": _git_commit(),
         "host": {"cpu": cpu_name(), "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
                  "machine": platform.machine(), "os": platform.platform(), "python": platform.python_version()},

@@ -14,7 +14,7 @@ import numpy as np
 
 from hetero.backends.base import Backend
 from hetero.errors import HeteroError
-from hetero.timing import WARMUP_S, measure
+from hetero.timing import MIN_REPS, WARMUP_S, measure
 from hetero.workloads import Case, check, get
 from hetero.workloads.base import ITEMSIZE
 
@@ -30,7 +30,7 @@ class RunConfig:
     baseline: str = "numpy"
     warmup_s: float = WARMUP_S
     budget_s: float = 0.2
-    min_reps: int = 3
+    min_reps: int = MIN_REPS
     seed: int = 0
     strict: bool = False
     compile_s: dict = field(default_factory=dict)  # backend -> seconds spent in warmup() (JIT), filled by run
@@ -80,17 +80,22 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
     gflops = row["flops"] / m.median / 1e9
     if energy:
         row.update(energy_j=energy, gflops_per_j=row["flops"] / energy / 1e9)
+    # samples: every timed repetition's seconds, for samples.csv (not a bench.csv column)
     row.update(status="ok", median_s=m.median, iqr_s=m.iqr, reps=m.reps, noisy=m.noisy, gflops=gflops,
+               samples=list(m.samples),
                gbps=row["bytes"] / m.median / 1e9,
                pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None)
     return row
 
 
 def add_ratios(rows: list[dict], baseline: str) -> None:
-    """speedup = baseline time / time; vs_best_peer = best peer time / time (>1 means we beat every peer)."""
+    """speedup = baseline time / time; vs_best_peer = best peer time / time (>1 means we beat every peer).
+
+    Like with like only: a modeled time is divided only by a modeled time and a measured one only by a measured
+    one (a model against a stopwatch says nothing); with no baseline or peer of the row's kind the cell is blank."""
     by_case: dict = {}
     for r in rows:
-        by_case.setdefault((r["workload"], r["shape"], r["dtype"]), []).append(r)
+        by_case.setdefault((r["workload"], r["shape"], r["dtype"], is_modeled(r)), []).append(r)
     for group in by_case.values():
         ok = [r for r in group if r["status"] == "ok"]
         base = next((r for r in ok if r["backend"] == baseline), None)
@@ -98,6 +103,8 @@ def add_ratios(rows: list[dict], baseline: str) -> None:
         best_peer = min(peers, key=lambda r: r["median_s"]) if peers else None
         for r in group:
             r["baseline"] = baseline
+            for k in ("speedup", "best_peer", "vs_best_peer"):  # a stale ratio (read from a file) never stays
+                r.pop(k, None)
             if r["status"] != "ok":
                 continue
             if base:
@@ -105,6 +112,11 @@ def add_ratios(rows: list[dict], baseline: str) -> None:
             if best_peer:
                 r["best_peer"] = best_peer["backend"]
                 r["vs_best_peer"] = best_peer["median_s"] / r["median_s"]
+
+
+def is_modeled(row: dict) -> bool:
+    """A time that came from a model (timing label 'modeled'), not a clock."""
+    return row.get("timing") == "modeled"
 
 
 def run(cases: Iterable[Case], backends: list[Backend], cfg: RunConfig,

@@ -43,7 +43,12 @@ class Measurement:
 WARMUP_S = 0.12
 
 
-def measure(kernel, warmup_s: float = WARMUP_S, budget_s: float = 0.2, min_reps: int = 3,
+# The fewest timed repetitions a row gets, whatever the budget: IQR needs 4 to flag a noisy row, and a
+# Mann-Whitney U test (bench.compare) of 5 against 5 samples can reach p < 0.01; of 3 against 3 never p < 0.1.
+MIN_REPS = 5
+
+
+def measure(kernel, warmup_s: float = WARMUP_S, budget_s: float = 0.2, min_reps: int = MIN_REPS,
             max_reps: int = 1000) -> Measurement:
     """Call kernel() once (timed as first call), warm up for warmup_s, then repeat until budget_s of wall time
     is spent and at least min_reps samples exist."""

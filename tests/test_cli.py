@@ -1,11 +1,12 @@
 """python -m bench.run as a user runs it: every bad input is one line on stderr and exit 2, no traceback."""
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from hetero.results import read_rows
+from hetero.results import read_rows, read_samples
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,6 +49,15 @@ def test_quick_run_writes_a_pandas_loadable_file_and_prints_a_table(tmp_path):
     assert set(df[df.backend == "null"].timing) == {"modeled"}
     meta = (tmp_path / "t" / "meta.json").read_text()
     assert '"complete": true' in meta and '"libraries"' in meta and '"git_commit"' in meta
+    meta = json.loads(meta)
+    assert meta["hetero_version"] and meta["plugins"] == {}
+    assert meta["command_as_typed"].endswith(f"-m bench.run --workload matmul --quick --backends numpy,null "
+                                             f"--out {tmp_path} --name t")
+    samples = read_samples(tmp_path / "t" / "samples.csv")  # every timed repetition, at least 5 a row
+    per_row = samples.groupby(["workload", "shape", "dtype", "backend"]).seconds.count()
+    assert len(per_row) == len(df) and (per_row >= 5).all() and (df.reps >= 5).all()
+    reps = df.set_index(["workload", "shape", "dtype", "backend"]).reps
+    assert per_row.sort_index().tolist() == reps.sort_index().tolist()
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -61,6 +71,21 @@ def test_unavailable_backend_is_a_note_unless_strict(tmp_path, monkeypatch):
     r = bench("--workload", "matmul", "--quick", "--backends", "numpy,null", "--strict", "--out", str(tmp_path),
               env=env)
     assert r.returncode == 2 and r.stderr.strip().endswith("backend 'null' unavailable: unplugged for the test")
+
+
+def test_strict_holds_only_for_the_backends_named(monkeypatch):
+    """Without --backends every available backend runs and an unavailable one (no GPU here) is skipped, --strict
+    or not; --strict makes an unavailable backend an error only where the command line named it."""
+    from bench.run import pick_backends
+    from hetero.backends import registry
+    from hetero.backends.null import NullBackend
+    from hetero.errors import HeteroError
+
+    monkeypatch.setattr(registry, "names", lambda include_hidden=False: ["numpy", "null"])
+    monkeypatch.setattr(NullBackend, "_unavailable", classmethod(lambda cls: "unplugged for the test"))
+    assert [b.name for b in pick_backends(None, "numpy", True, None)] == ["numpy"]
+    with pytest.raises(HeteroError, match="backend 'null' unavailable: unplugged for the test"):
+        pick_backends("numpy,null", "numpy", True, None)
 
 
 def test_wrong_results_are_reported_as_failed_not_timed(tmp_path):

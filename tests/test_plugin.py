@@ -1,5 +1,6 @@
 """A third-party backend, installed as a package with a `hetero.backends` entry point, shows up in bench.run
 with no change to this repository."""
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,6 @@ def test_plugin_package_installs_and_runs_in_bench_run(tmp_path):
     df = pd.read_csv(tmp_path / "out" / "p" / "bench.csv")
     demo = df[df.backend == "demo"]
     assert len(demo) == 2 and (demo.status == "ok").all() and demo.correct.all()
+    meta = json.loads((tmp_path / "out" / "p" / "meta.json").read_text())  # which package the backend came from
+    assert meta["plugins"]["demo"] == {"target": "hetero_demo_plugin:DemoBackend",
+                                       "distribution": "hetero-demo-plugin", "version": "0.1"}

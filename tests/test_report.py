@@ -29,6 +29,20 @@ def test_report_writes_readme_with_tables_and_modeled_marks(results, capsys):
     assert "GFLOP/s (speedup vs numpy)" in capsys.readouterr().out
 
 
+def test_report_never_divides_a_model_by_a_stopwatch(results, capsys):
+    """A file written before the like-with-like rule holds a modeled row's speedup over a measured baseline; the
+    report computes the ratios again and leaves that cell without one."""
+    from hetero.results import read_rows
+
+    path = results / "cpu-run" / "bench.csv"
+    df = read_rows(path)
+    df.loc[df.backend == "null", "speedup"] = 2.69
+    df.to_csv(path, index=False)
+    assert cli(["--results", str(results), "--no-write"]) == 0
+    null = [line for line in capsys.readouterr().out.splitlines() if line.startswith("null")]
+    assert null and all("*" in line and "x)" not in line for line in null)
+
+
 def test_corrupt_file_is_named_and_the_rest_reported(results, capsys):
     (results / "broken").mkdir()
     (results / "broken" / "bench.csv").write_text("workload,shape\nmatmul\n")

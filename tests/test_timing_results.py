@@ -3,8 +3,8 @@
 import pytest
 
 from hetero.errors import HeteroError
-from hetero.results import atomic_write, read_rows, write_rows
-from hetero.runner import COLUMNS, add_ratios
+from hetero.results import atomic_write, read_rows, read_samples, write_rows, write_samples
+from hetero.runner import COLUMNS, RunConfig, add_ratios
 from hetero.timing import measure
 
 
@@ -29,6 +29,12 @@ def test_measure_respects_the_time_budget_and_max_reps():
     assert m.reps == 50 and not m.noisy
 
 
+def test_at_least_five_reps_whatever_the_budget():
+    """Five is the floor: IQR needs four to flag a noisy row, and a rank test of 5 against 5 can reach p < 0.01."""
+    assert measure(FakeKernel([1.0]), warmup_s=0, budget_s=0).reps == 5
+    assert RunConfig().min_reps == 5
+
+
 def test_timed_reps_start_after_the_spin_of_an_idle_blas_pool():
     """By default no timed rep starts within ~0.1 s of the first call: OpenBLAS's idle workers, busy after the
     reference or a NumPy peer, spin that long and would share the backend's cores."""
@@ -51,6 +57,28 @@ def test_ratios_use_baseline_and_best_peer():
     numba = rows[1]
     assert numba["speedup"] == 4.0 and numba["best_peer"] == "torch" and numba["vs_best_peer"] == 2.0
     assert "speedup" not in rows[-1]  # a wrong result never becomes a speedup
+
+
+def test_modeled_times_are_divided_only_by_modeled_times():
+    """A model's time over a stopwatch's is no speedup: ratios are taken within modeled or within measured rows."""
+    rows = [dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t, timing=tm)
+            for b, p, t, tm in [("numpy", False, 4.0, "measured-wall-clock"), ("fpga-emu", False, 1.0, "modeled"),
+                                ("torch", True, 2.0, "measured-wall-clock"), ("numba", False, 2.0, "wall"),
+                                ("fpga-model", False, 2.0, "modeled")]]
+    rows[1].update(speedup=4.0, best_peer="torch", vs_best_peer=2.0)  # stale ratios, as read from an old file
+    add_ratios(rows, "numpy")
+    fpga, numba = rows[1], rows[3]
+    assert numba["speedup"] == 2.0 and numba["vs_best_peer"] == 1.0
+    assert {"speedup", "best_peer", "vs_best_peer"}.isdisjoint(fpga)  # no modeled baseline or peer: blank
+
+
+def test_samples_file_is_long_and_pandas_loadable(tmp_path):
+    rows = [dict(workload="matmul", shape="2x2x2", dtype="float32", backend="numba", timing="measured-wall-clock",
+                 samples=[1.0, 2.0, 3.0]), dict(workload="matmul", shape="2x2x2", dtype="float32", backend="x")]
+    write_samples(tmp_path / "samples.csv", rows)
+    df = read_samples(tmp_path / "samples.csv")
+    assert df.seconds.tolist() == [1.0, 2.0, 3.0] and df.rep.tolist() == [0, 1, 2] and set(df.backend) == {"numba"}
+    assert read_samples(tmp_path / "none.csv") is None
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):

@@ -31,6 +31,16 @@ def _plugins() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group="hetero.backends")}
 
 
+def plugin_sources() -> dict[str, dict]:
+    """Each plugin backend's entry point and the distribution (and version) that declares it, for meta.json."""
+    out = {}
+    for ep in entry_points(group="hetero.backends"):
+        dist = getattr(ep, "dist", None)
+        out[ep.name] = {"target": ep.value, "distribution": dist.name if dist else None,
+                        "version": dist.version if dist else None}
+    return out
+
+
 def _existing_builtins() -> dict[str, str]:
     """Built-ins whose module exists in this checkout (later issues add opencl, fpga-emu, cupy)."""
     from importlib.util import find_spec
