@@ -56,7 +56,10 @@ def test_plugin_package_installs_and_runs_in_bench_run(tmp_path):
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(tmp_path / "out" / "p" / "bench.csv")
     demo = df[df.backend == "demo"]
-    assert len(demo) == 2 and (demo.status == "ok").all() and demo.correct.all()
+    ran = demo[demo.status != "skipped"]
+    assert len(ran) == 2 and (ran.status == "ok").all() and ran.correct.all()
+    # a plugin that declares no Backend.features is never handed a case that uses one (batched matmul)
+    assert demo[demo.status == "skipped"].error.str.contains("batched operands").all() and len(demo) == 3
     meta = json.loads((tmp_path / "out" / "p" / "meta.json").read_text())  # which package the backend came from
     assert meta["plugins"]["demo"] == {"target": "hetero_demo_plugin:DemoBackend",
                                        "distribution": "hetero-demo-plugin", "version": "0.1"}

@@ -18,7 +18,9 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from hetero.errors import BackendUnavailable, HeteroError
-from hetero.workloads import Case
+from hetero.workloads import Case, get
+
+ALL = frozenset({"*"})  # Backend.features value: every feature of the workload (the reference, PyTorch)
 
 # How a backend's seconds were obtained; every result row carries one of these.
 MEASURED_DEVICE = "measured-device-clock"   # CUDA events, OpenCL profiling events
@@ -80,6 +82,8 @@ class Backend:
     name: ClassVar[str]
     peer: ClassVar[bool] = False          # a peer library (PyTorch) shown for comparison, not hetero's own code
     dtypes: ClassVar[dict[str, tuple[str, ...]]] = {}   # workload -> dtypes this backend runs
+    # workload -> the workload's FEATURES this backend runs (GQA, masks, groups, ...); ALL for every one
+    features: ClassVar[dict[str, frozenset[str]]] = {}
     timing: ClassVar[str] = MEASURED_WALL
 
     def __init__(self, threads: int | None = None, device: str | None = None):
@@ -102,6 +106,11 @@ class Backend:
         if case.dtype not in self.dtypes[case.workload]:
             return f"{case.dtype} {case.workload} not supported by {self.name} " \
                    f"(supports {', '.join(self.dtypes[case.workload])})"
+        workload = get(case.workload)
+        missing = sorted(workload.features(case.p) - self.features.get(case.workload, frozenset()))
+        if missing and self.features.get(case.workload) is not ALL:
+            return f"{case.workload} with {', '.join(workload.FEATURES[m] for m in missing)} not implemented " \
+                   f"by {self.name}"
         return None
 
     def prepare(self, case: Case, inputs: dict) -> Kernel:

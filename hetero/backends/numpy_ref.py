@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hetero.backends.base import Backend, Device, HostKernel
+from hetero.backends.base import ALL, Backend, Device, HostKernel
 from hetero.devices import cpu_device
 from hetero.threads import set_blas_threads
 from hetero.workloads import get
@@ -16,6 +16,7 @@ from hetero.workloads import get
 class NumpyBackend(Backend):
     name = "numpy"
     dtypes = {w: ("float32",) for w in ("matmul", "attention", "conv2d", "conv_transpose2d")}
+    features = {w: ALL for w in dtypes}
 
     def device(self) -> Device:
         return cpu_device(self.threads)

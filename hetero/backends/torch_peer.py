@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hetero.backends.base import MEASURED_DEVICE, Backend, Device, Kernel
+from hetero.backends.base import ALL, MEASURED_DEVICE, Backend, Device, Kernel
 from hetero.devices import cpu_device
 from hetero.workloads.attention import scale_of
+from hetero.workloads.conv2d import hw
 
 _ALL = ("matmul", "attention", "conv2d", "conv_transpose2d")
 
@@ -21,12 +22,17 @@ def _torch_call(torch, case, t: dict):
         return lambda: torch.matmul(t["a"], t["b"])
     if case.workload == "attention":
         scale = scale_of(case, t.get("scale"))
-        return lambda: F.scaled_dot_product_attention(t["query"], t["key"], t["value"],
-                                                      is_causal=bool(p["causal"]), scale=scale)
+        mask = t.get("attn_mask")
+        mask = None if mask is None else mask.to(t["query"].dtype)
+        gqa = t["key"].shape[1] != t["query"].shape[1]
+        return lambda: F.scaled_dot_product_attention(t["query"], t["key"], t["value"], attn_mask=mask,
+                                                      is_causal=bool(p["causal"]), scale=scale, enable_gqa=gqa)
+    opts = {k: hw(p, k) for k in ("stride", "padding", "dilation", "output_padding") if k in p}
     if case.workload == "conv2d":
-        return lambda: F.conv2d(t["input"], t["weight"], t.get("bias"), p["stride"], p["padding"], p["dilation"])
-    return lambda: F.conv_transpose2d(t["input"], t["weight"], t.get("bias"), p["stride"], p["padding"],
-                                      p["output_padding"], 1, p["dilation"])
+        return lambda: F.conv2d(t["input"], t["weight"], t.get("bias"), opts["stride"], opts["padding"],
+                                opts["dilation"], p["groups"])
+    return lambda: F.conv_transpose2d(t["input"], t["weight"], t.get("bias"), opts["stride"], opts["padding"],
+                                      opts["output_padding"], p["groups"], opts["dilation"])
 
 
 class _TorchKernel(Kernel):
@@ -57,6 +63,7 @@ class TorchCPUBackend(Backend):
     name = "torch"
     peer = True
     dtypes = {w: ("float32",) for w in _ALL}
+    features = {w: ALL for w in _ALL}
 
     @classmethod
     def _unavailable(cls):
@@ -86,6 +93,7 @@ class TorchCUDABackend(Backend):
               "attention": ("float32", "float16", "bfloat16"),
               "conv2d": ("float32", "float16", "bfloat16"),
               "conv_transpose2d": ("float32", "float16", "bfloat16")}
+    features = {w: ALL for w in _ALL}
 
     @classmethod
     def _unavailable(cls):

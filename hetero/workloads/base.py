@@ -143,6 +143,13 @@ class Workload:
         opts = [f"{k}={v}" for k, v in p.items() if k in self.options and v != self.options[k]]
         return " ".join([dims] + opts)
 
+    # What a case uses beyond the plain layout, by name, so a backend can say what it runs (Backend.features).
+    FEATURES: dict[str, str] = {}
+
+    def features(self, p: dict) -> frozenset[str]:
+        """The FEATURES (names) case parameters `p` use; a backend must support each to run the case."""
+        return frozenset()
+
     # -- per-workload ------------------------------------------------------------------------------
     def make_inputs(self, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -159,14 +166,46 @@ class Workload:
     def bytes_moved(self, p: dict, itemsize: int) -> float:
         raise NotImplementedError
 
-    def from_arrays(self, **kwargs) -> tuple[dict, dict[str, np.ndarray]]:
-        """PyTorch-style keyword arguments -> (params, float32 inputs); raises HeteroError on mismatches."""
+    def call(self, **kwargs) -> tuple[dict | None, dict, tuple[int, ...]]:
+        """PyTorch-style keyword arguments -> (params, float32 inputs, the output shape PyTorch returns).
+
+        params is None when that output is empty or all zeros (a zero-sized dimension): nothing needs to run.
+        Raises a one-line HeteroError naming the argument wherever PyTorch raises."""
         raise NotImplementedError
+
+    def from_arrays(self, **kwargs) -> tuple[dict, dict[str, np.ndarray]]:
+        """(params, inputs) of call(); arguments with an empty output have no case and are refused here."""
+        params, inputs, shape = self.call(**kwargs)
+        if params is None:
+            raise HeteroError(f"{self.name}: the output {shape} is empty or all zeros; there is no case to run")
+        return params, inputs
 
     # -- shared helpers ----------------------------------------------------------------------------
     @staticmethod
     def random(rng: np.random.Generator, shape, dtype: str, scale: float = 1.0) -> np.ndarray:
         return round_to_dtype(rng.standard_normal(shape, dtype=np.float32) * scale, dtype)
+
+    @staticmethod
+    def tensor(name: str, value, min_ndim: int = 0, allow_bool: bool = False) -> np.ndarray:
+        """`value` as a NumPy array of a floating (or, where allowed, boolean) dtype, its dtype kept."""
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # e.g. ragged lists
+            raise HeteroError(f"{name} is not an array ({exc})") from None
+        if arr.ndim < min_ndim:
+            raise HeteroError(f"{name} must have at least {min_ndim} dimension{'s' * (min_ndim > 1)}, "
+                              f"got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.floating) or (allow_bool and arr.dtype == np.bool_)):
+            kinds = "boolean or floating point" if allow_bool else "floating point"
+            raise HeteroError(f"{name} must be {kinds}, got {arr.dtype}")
+        return arr
+
+    @staticmethod
+    def same_dtype(**arrays: np.ndarray) -> None:
+        """PyTorch refuses operands of different dtypes (float64 with float32): so does hetero."""
+        dts = {n: a.dtype for n, a in arrays.items()}
+        if len(set(dts.values())) > 1:
+            raise HeteroError("operands must share one dtype, got " + ", ".join(f"{n} {d}" for n, d in dts.items()))
 
     @staticmethod
     def array(name: str, value, ndim: int) -> np.ndarray:

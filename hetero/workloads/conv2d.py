@@ -1,8 +1,11 @@
-"""conv2d and conv_transpose2d, NCHW, groups=1, as torch.nn.functional.conv2d(input, weight, bias, stride,
-padding, dilation) and conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups=1, dilation).
+"""conv2d and conv_transpose2d, NCHW, as torch.nn.functional.conv2d(input, weight, bias, stride, padding,
+dilation, groups) and conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation).
 
-Stride, padding and dilation are the same along H and W (every preset here is square); a pair of unequal
-values is refused with a message rather than silently squared.
+Case layout (what every backend receives): input (N, C, H, W); weight (K, C/groups, R, S) for conv2d and
+(C, K/groups, R, S) for conv_transpose2d, PyTorch's layouts; bias (K,) or None; padding symmetric per axis.
+Options: stride, padding, dilation (and output_padding) along H; their *_w twins along W, -1 meaning "same as
+along H" (so square cases read as before); groups splits C and K into that many independent convolutions.
+How PyTorch-style arguments (pairs, padding="same"/"valid", unbatched input) become this layout: conv_args.py.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from hetero.errors import HeteroError
 from hetero.workloads.base import Case, Preset, Workload
 
 _GPU = frozenset({"gpu"})
+_QUICK = frozenset({"quick"})
+PAIRED = ("stride", "padding", "dilation", "output_padding")  # options with a *_w twin
 
 
 def out_size(n: int, r: int, stride: int, pad: int, dil: int) -> int:
@@ -24,22 +29,22 @@ def out_size_transposed(n: int, r: int, stride: int, pad: int, dil: int, out_pad
     return (n - 1) * stride - 2 * pad + dil * (r - 1) + out_pad + 1
 
 
-def _square(name: str, value) -> int:
-    vals = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(vals) != 2 or vals[0] != vals[1] or not all(isinstance(v, (int, np.integer)) for v in vals):
-        raise HeteroError(f"{name}={value!r}: give one integer or a pair of equal integers (H and W alike)")
-    return int(vals[0])
+def hw(p: dict, name: str) -> tuple[int, int]:
+    """(along H, along W) of a paired option: name_w = -1 means the same as along H."""
+    w = p.get(name + "_w", -1)
+    return p[name], (p[name] if w == -1 else w)
 
 
-def _conv(*, N, C, H, W, K, R, S, stride=1, padding=0, dilation=1):
-    return dict(N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=stride, padding=padding, dilation=dilation)
+def _conv(*, N, C, H, W, K, R, S, stride=1, padding=0, dilation=1, **opts):
+    return dict(N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=stride, padding=padding, dilation=dilation, **opts)
 
 
 class Conv2d(Workload):
     name = "conv2d"
     dims = ("N", "C", "H", "W", "K", "R", "S")
-    options = {"stride": 1, "padding": 0, "dilation": 1}
-    description = "NCHW convolution: input (N, C, H, W), weight (K, C, R, S) -> (N, K, P, Q)"
+    options = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "stride_w": -1, "padding_w": -1,
+               "dilation_w": -1}
+    description = "NCHW convolution: input (N, C, H, W), weight (K, C/groups, R, S) -> (N, K, P, Q)"
     presets = (
         Preset("dcgan-d2", _conv(N=16, C=64, H=32, W=32, K=128, R=4, S=4, stride=2, padding=1),
                "DCGAN discriminator layer 2 (64 -> 128 channels, 4x4 stride 2)"),
@@ -58,30 +63,64 @@ class Conv2d(Workload):
                "tiny, odd sizes, stride 2", frozenset({"quick"})),
         Preset("quick-dilated", _conv(N=1, C=4, H=9, W=9, K=3, R=3, S=3, padding=2, dilation=2),
                "tiny, dilation 2", frozenset({"quick"})),
+        Preset("mobilenetv2-dw3x3", _conv(N=8, C=144, H=56, W=56, K=144, R=3, S=3, padding=1, groups=144),
+               "MobileNetV2 depthwise 3x3 (expanded 24 -> 144 channels at 56x56), batch 8"),
+        Preset("mobilenetv2-dw3x3-s2", _conv(N=8, C=96, H=112, W=112, K=96, R=3, S=3, stride=2, padding=1,
+                                             groups=96), "MobileNetV2 depthwise 3x3 stride 2 (96 channels, 112x112)"),
+        Preset("resnext50-32x4d", _conv(N=8, C=128, H=56, W=56, K=128, R=3, S=3, padding=1, groups=32),
+               "ResNeXt-50 32x4d conv2 grouped 3x3: 32 groups of 4 channels, 56x56, batch 8"),
+        Preset("gan-d1-wide", _conv(N=16, C=3, H=64, W=256, K=64, R=4, S=4, stride=2, padding=1, stride_w=4,
+                                    padding_w=0), "GAN discriminator first layer on a 64x256 image, stride (2, 4)"),
+        Preset("quick-depthwise", _conv(N=2, C=6, H=9, W=11, K=12, R=3, S=3, padding=1, groups=6),
+               "tiny depthwise with channel multiplier 2", _QUICK),
+        Preset("quick-grouped-rect", _conv(N=1, C=6, H=12, W=10, K=4, R=3, S=2, stride=2, padding=1, dilation=1,
+                                           groups=2, stride_w=1, padding_w=0, dilation_w=2),
+               "tiny, 2 groups, stride (2, 1), padding (1, 0), dilation (1, 2)", _QUICK),
     )
+
+    FEATURES = {"groups": "groups > 1", "rect": "different stride, padding, dilation or output_padding along "
+                "H and W"}
+
+    def features(self, p: dict) -> frozenset[str]:
+        rect = any(p.get(k + "_w", -1) not in (-1, p[k]) for k in self.paired)
+        return frozenset(k for k, v in {"groups": p.get("groups", 1) > 1, "rect": rect}.items() if v)
 
     def validate(self, p: dict) -> None:
         super().validate(p)
-        if p["stride"] < 1 or p["dilation"] < 1 or p["padding"] < 0:
-            raise HeteroError(f"{self.name}: stride and dilation must be >= 1 and padding >= 0 "
-                              f"(got stride={p['stride']}, padding={p['padding']}, dilation={p['dilation']})")
+        for name in self.paired:
+            lo = 0 if "padding" in name else 1
+            if min(hw(p, name)) < lo or p.get(name + "_w", -1) < -1:
+                raise HeteroError(f"{self.name}: {name}={hw(p, name)} must be >= {lo} (along H, W; *_w=-1 is "
+                                  "the same as along H)")
+        g, (cin, cout) = p.get("groups", 1), self.group_channels(p)
+        if g < 1 or p["C"] % g or p["K"] % g:
+            raise HeteroError(f"{self.name}: groups={g} must be >= 1 and divide C={p['C']} and K={p['K']}")
+        self._validate_out(p)
+
+    def _validate_out(self, p: dict) -> None:
         if min(self.out_hw(p)) < 1:
-            raise HeteroError(f"{self.name}: a {p['R']}x{p['S']} kernel (dilation {p['dilation']}) does not fit a "
-                              f"{p['H']}x{p['W']} input with padding {p['padding']}")
+            raise HeteroError(f"{self.name}: a {p['R']}x{p['S']} kernel (dilation {hw(p, 'dilation')}) does not "
+                              f"fit a {p['H']}x{p['W']} input with padding {hw(p, 'padding')}")
+
+    paired = ("stride", "padding", "dilation")
+
+    def group_channels(self, p: dict) -> tuple[int, int]:
+        """(input, output) channels of one group."""
+        return p["C"] // max(p.get("groups", 1), 1), p["K"] // max(p.get("groups", 1), 1)
 
     def out_hw(self, p: dict) -> tuple[int, int]:
-        return (out_size(p["H"], p["R"], p["stride"], p["padding"], p["dilation"]),
-                out_size(p["W"], p["S"], p["stride"], p["padding"], p["dilation"]))
+        (sh, sw), (ph, pw), (dh, dw) = (hw(p, k) for k in ("stride", "padding", "dilation"))
+        return out_size(p["H"], p["R"], sh, ph, dh), out_size(p["W"], p["S"], sw, pw, dw)
 
     def weight_shape(self, p: dict) -> tuple:
-        return (p["K"], p["C"], p["R"], p["S"])
+        return (p["K"], p["C"] // p.get("groups", 1), p["R"], p["S"])
 
     def out_shape(self, p: dict) -> tuple[int, ...]:
         return (p["N"], p["K"], *self.out_hw(p))
 
     def make_inputs(self, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
         p, rng = case.p, np.random.default_rng(seed)
-        fan_in = p["C"] * p["R"] * p["S"]
+        fan_in = p["C"] // p.get("groups", 1) * p["R"] * p["S"]
         return {"input": self.random(rng, (p["N"], p["C"], p["H"], p["W"]), case.dtype),
                 "weight": self.random(rng, self.weight_shape(p), case.dtype, fan_in ** -0.5),
                 "bias": None}
@@ -89,57 +128,41 @@ class Conv2d(Workload):
     def reference(self, case: Case, inputs, dtype=np.float64) -> np.ndarray:
         p = case.p
         x, w = inputs["input"].astype(dtype, copy=False), inputs["weight"].astype(dtype, copy=False)
-        st, pad, dil = p["stride"], p["padding"], p["dilation"]
-        P, Q = self.out_hw(p)
-        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, C, H+2p, W+2p)
-        out = np.zeros((p["N"], p["K"], P, Q), dtype)
-        for r in range(p["R"]):  # one GEMM per kernel tap keeps memory at one input-sized patch
+        (sh, sw), (ph, pw), (dh, dw) = (hw(p, k) for k in ("stride", "padding", "dilation"))
+        g, (cg, kg), (P, Q) = p.get("groups", 1), self.group_channels(p), self.out_hw(p)
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H+2ph, W+2pw)
+        xp = xp.reshape(p["N"], g, cg, *xp.shape[2:])  # (N, g, C/g, ., .)
+        wg = w.reshape(g, kg, cg, p["R"], p["S"])  # (g, K/g, C/g, R, S)
+        out = np.zeros((p["N"], g, kg, P, Q), dtype)
+        for r in range(p["R"]):  # one GEMM per kernel tap and group keeps memory at one input-sized patch
             for s in range(p["S"]):
-                patch = xp[:, :, r * dil: r * dil + st * (P - 1) + 1: st, s * dil: s * dil + st * (Q - 1) + 1: st]
-                out += np.einsum("ncpq,kc->nkpq", patch, w[:, :, r, s], optimize=True)
-        return _add_bias(out, inputs.get("bias"))
+                patch = xp[..., r * dh: r * dh + sh * (P - 1) + 1: sh, s * dw: s * dw + sw * (Q - 1) + 1: sw]
+                out += np.einsum("ngcpq,gkc->ngkpq", patch, wg[..., r, s], optimize=True)
+        return _add_bias(out.reshape(p["N"], p["K"], P, Q), inputs.get("bias"))
 
     def flops(self, p: dict) -> float:
-        """2*N*K*C*R*S*P*Q: one multiply-add per output element per weight tap (bias not counted)."""
+        """2*N*K*(C/groups)*R*S*P*Q: one multiply-add per output element per weight tap of its group."""
         P, Q = self.out_hw(p)
-        return 2.0 * p["N"] * p["K"] * p["C"] * p["R"] * p["S"] * P * Q
+        return 2.0 * p["N"] * p["K"] * (p["C"] // p.get("groups", 1)) * p["R"] * p["S"] * P * Q
 
     def bytes_moved(self, p: dict, itemsize: int) -> float:
-        """(N*C*H*W + K*C*R*S + N*K*P*Q) * itemsize: input, weight read once, output written once."""
+        """(N*C*H*W + K*(C/groups)*R*S + N*K*P*Q) * itemsize: input, weight read once, output written once."""
         P, Q = self.out_hw(p)
-        return float(p["N"] * p["C"] * p["H"] * p["W"] + p["K"] * p["C"] * p["R"] * p["S"]
+        return float(p["N"] * p["C"] * p["H"] * p["W"] + p["K"] * (p["C"] // p.get("groups", 1)) * p["R"] * p["S"]
                      + p["N"] * p["K"] * P * Q) * itemsize
 
-    def from_arrays(self, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1, **extra):
-        valid = "input, weight, bias, stride, padding, dilation"
-        return self._from_arrays(input, weight, bias, dict(stride=stride, padding=padding, dilation=dilation),
-                                 extra, valid)
+    def call(self, **kwargs):
+        from hetero.workloads.conv_args import bind
 
-    def _from_arrays(self, input, weight, bias, opts, extra, valid):
-        if extra:
-            raise HeteroError(f"{self.name}: unknown argument {sorted(extra)[0]!r}; valid: {valid}")
-        if input is None or weight is None:
-            raise HeteroError(f"{self.name} needs input and weight")
-        x, w = self.array("input", input, 4), self.array("weight", weight, 4)
-        if x.shape[1] != w.shape[self.weight_in_axis]:
-            raise HeteroError(f"{self.name}: input has {x.shape[1]} channels but weight {w.shape} expects "
-                              f"{w.shape[self.weight_in_axis]} (groups=1)")
-        k = w.shape[1 - self.weight_in_axis]
-        b = None if bias is None else self.array("bias", bias, 1)
-        if b is not None and b.shape != (k,):
-            raise HeteroError(f"{self.name}: bias has shape {b.shape}; expected ({k},) for {k} output channels")
-        params = dict(N=x.shape[0], C=x.shape[1], H=x.shape[2], W=x.shape[3], K=k, R=w.shape[2], S=w.shape[3],
-                      **{name: _square(name, v) for name, v in opts.items()})
-        return params, {"input": x, "weight": w, "bias": b}
-
-    weight_in_axis = 1  # weight (K, C, R, S): input channels on axis 1
+        return bind(self, **kwargs)
 
 
 class ConvTranspose2d(Conv2d):
     name = "conv_transpose2d"
-    options = {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1}
-    description = "transposed NCHW convolution (GAN generators): input (N, C, H, W), weight (C, K, R, S)"
-    weight_in_axis = 0  # PyTorch's layout for transposed conv: (in_channels, out_channels, R, S)
+    options = {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "stride_w": -1,
+               "padding_w": -1, "output_padding_w": -1, "dilation_w": -1}
+    description = "transposed NCHW convolution (GAN generators): input (N, C, H, W), weight (C, K/groups, R, S)"
+    paired = PAIRED
     presets = (
         Preset("dcgan-g2", _conv(N=16, C=256, H=8, W=8, K=128, R=4, S=4, stride=2, padding=1) | {"output_padding": 0},
                "DCGAN generator layer: 256 -> 128 channels, 8x8 -> 16x16"),
@@ -151,55 +174,66 @@ class ConvTranspose2d(Conv2d):
                | {"output_padding": 0}, "DCGAN generator at batch 128, 512 -> 256 channels", _GPU),
         Preset("quick-odd", _conv(N=2, C=3, H=5, W=7, K=4, R=3, S=3, stride=2, padding=1) | {"output_padding": 1},
                "tiny, odd sizes, output_padding 1", frozenset({"quick"})),
+        Preset("quick-grouped-rect", _conv(N=2, C=4, H=5, W=6, K=6, R=3, S=2, stride=2, padding=1, groups=2,
+                                           stride_w=3, padding_w=0, dilation_w=2) | {"output_padding": 1,
+                                                                                      "output_padding_w": 2},
+               "tiny transposed, 2 groups, stride (2, 3), output_padding (1, 2)", _QUICK),
     )
 
-    def validate(self, p: dict) -> None:
-        Workload.validate(self, p)
-        if p["stride"] < 1 or p["dilation"] < 1 or p["padding"] < 0 or p["output_padding"] < 0:
-            raise HeteroError(f"{self.name}: stride, dilation >= 1 and padding, output_padding >= 0 required")
-        if p["output_padding"] >= max(p["stride"], p["dilation"]):
-            raise HeteroError(f"{self.name}: output_padding={p['output_padding']} must be smaller than stride or "
-                              f"dilation ({p['stride']}, {p['dilation']})")
+    def _validate_out(self, p: dict) -> None:
+        self.check_output_padding(p)
         if min(self.out_hw(p)) < 1:
-            raise HeteroError(f"{self.name}: padding {p['padding']} leaves no output for a {p['H']}x{p['W']} input")
+            raise HeteroError(f"{self.name}: padding {hw(p, 'padding')} leaves no output for a "
+                              f"{p['H']}x{p['W']} input")
+
+    def check_output_padding(self, p: dict) -> None:
+        for axis, op, st, dil in zip("HW", hw(p, "output_padding"), hw(p, "stride"), hw(p, "dilation")):
+            if op >= max(st, dil):
+                raise HeteroError(f"{self.name}: output_padding={op} along {axis} must be smaller than stride "
+                                  f"({st}) or dilation ({dil})")
 
     def out_hw(self, p: dict) -> tuple[int, int]:
-        args = (p["stride"], p["padding"], p["dilation"], p["output_padding"])
-        return out_size_transposed(p["H"], p["R"], *args), out_size_transposed(p["W"], p["S"], *args)
+        args = [hw(p, k) for k in ("stride", "padding", "dilation", "output_padding")]
+        return (out_size_transposed(p["H"], p["R"], *(a[0] for a in args)),
+                out_size_transposed(p["W"], p["S"], *(a[1] for a in args)))
 
     def weight_shape(self, p: dict) -> tuple:
-        return (p["C"], p["K"], p["R"], p["S"])
+        return (p["C"], p["K"] // p.get("groups", 1), p["R"], p["S"])
 
     def make_inputs(self, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
         inputs = super().make_inputs(case, seed)
-        # Each output sums about C*R*S/stride^2 terms; rescale so outputs stay O(1) in 16-bit types.
-        p = case.p
+        # Each output sums about (C/groups)*R*S/(sh*sw) terms; rescale so outputs stay O(1) in 16-bit types.
+        p, (sh, sw) = case.p, hw(case.p, "stride")
         inputs["weight"] = self.random(np.random.default_rng(seed + 1), self.weight_shape(p), case.dtype,
-                                       (p["C"] * p["R"] * p["S"] / p["stride"] ** 2) ** -0.5)
+                                       (p["C"] // p.get("groups", 1) * p["R"] * p["S"] / (sh * sw)) ** -0.5)
         return inputs
 
     def reference(self, case: Case, inputs, dtype=np.float64) -> np.ndarray:
         p = case.p
         x, w = inputs["input"].astype(dtype, copy=False), inputs["weight"].astype(dtype, copy=False)
-        st, pad, dil, H, W = p["stride"], p["padding"], p["dilation"], p["H"], p["W"]
+        (sh, sw), (ph, pw), (dh, dw) = (hw(p, k) for k in ("stride", "padding", "dilation"))
+        g, (cg, kg), H, W = p.get("groups", 1), self.group_channels(p), p["H"], p["W"]
         Ho, Wo = self.out_hw(p)
+        xg = x.reshape(p["N"], g, cg, H, W)
+        wg = w.reshape(g, cg, kg, p["R"], p["S"])  # (g, C/g, K/g, R, S)
         # Scatter every input pixel through every tap into an uncropped output, then crop `padding` away.
-        full = np.zeros((p["N"], p["K"], Ho + 2 * pad, Wo + 2 * pad), dtype)
+        full = np.zeros((p["N"], g, kg, Ho + 2 * ph, Wo + 2 * pw), dtype)
         for r in range(p["R"]):
             for s in range(p["S"]):
-                contrib = np.einsum("nchw,ck->nkhw", x, w[:, :, r, s], optimize=True)  # (N, K, H, W)
-                full[:, :, r * dil: r * dil + st * (H - 1) + 1: st, s * dil: s * dil + st * (W - 1) + 1: st] += contrib
-        return _add_bias(full[:, :, pad: pad + Ho, pad: pad + Wo], inputs.get("bias"))
+                contrib = np.einsum("ngchw,gck->ngkhw", xg, wg[..., r, s], optimize=True)  # (N, g, K/g, H, W)
+                full[..., r * dh: r * dh + sh * (H - 1) + 1: sh, s * dw: s * dw + sw * (W - 1) + 1: sw] += contrib
+        full = full.reshape(p["N"], p["K"], *full.shape[3:])
+        return _add_bias(full[:, :, ph: ph + Ho, pw: pw + Wo], inputs.get("bias"))
 
     def flops(self, p: dict) -> float:
-        """2*N*C*K*R*S*H*W: every input pixel meets every tap of every output channel once."""
-        return 2.0 * p["N"] * p["C"] * p["K"] * p["R"] * p["S"] * p["H"] * p["W"]
+        """2*N*C*(K/groups)*R*S*H*W: every input pixel meets every tap of every output channel of its group."""
+        return 2.0 * p["N"] * p["C"] * (p["K"] // p.get("groups", 1)) * p["R"] * p["S"] * p["H"] * p["W"]
 
-    def from_arrays(self, input=None, weight=None, bias=None, stride=1, padding=0, output_padding=0, dilation=1,
-                    **extra):
-        valid = "input, weight, bias, stride, padding, output_padding, dilation"
-        opts = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
-        return self._from_arrays(input, weight, bias, opts, extra, valid)
+    def bytes_moved(self, p: dict, itemsize: int) -> float:
+        """(N*C*H*W + C*(K/groups)*R*S + N*K*Ho*Wo) * itemsize: input, weight read once, output written once."""
+        Ho, Wo = self.out_hw(p)
+        return float(p["N"] * p["C"] * p["H"] * p["W"] + p["C"] * (p["K"] // p.get("groups", 1)) * p["R"] * p["S"]
+                     + p["N"] * p["K"] * Ho * Wo) * itemsize
 
 
 def _add_bias(out: np.ndarray, bias) -> np.ndarray:
