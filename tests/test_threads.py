@@ -60,9 +60,9 @@ def test_numba_kernels_release_the_gil():
     import numba
     import numpy as np
 
-    from kernels.attention.numba_attention import attention
-    from kernels.conv2d.numba_conv2d import conv2d, conv_transpose2d
-    from kernels.matmul.numba_matmul import matmul
+    from hetero.kernels.attention.numba_attention import attention
+    from hetero.kernels.conv2d.numba_conv2d import conv2d, conv_transpose2d
+    from hetero.kernels.matmul.numba_matmul import matmul
 
     a = np.ones((1024, 1024), np.float32)
     q = np.ones((1, 4, 1024, 64), np.float32)

@@ -13,10 +13,10 @@ from hetero.backends.base import MEASURED_DEVICE, Backend, Device, Kernel
 
 # workload -> launcher module; each exposes prepare(rt, case, inputs) -> (enqueue, out_buf, out_shape).
 KERNELS = {
-    "matmul": "kernels.matmul.opencl_matmul",
-    "attention": "kernels.attention.opencl_attention",
-    "conv2d": "kernels.conv2d.opencl_conv2d",
-    "conv_transpose2d": "kernels.conv2d.opencl_conv2d",
+    "matmul": "hetero.kernels.matmul.opencl_matmul",
+    "attention": "hetero.kernels.attention.opencl_attention",
+    "conv2d": "hetero.kernels.conv2d.opencl_conv2d",
+    "conv_transpose2d": "hetero.kernels.conv2d.opencl_conv2d",
 }
 
 
@@ -55,7 +55,7 @@ class OpenCLBackend(Backend):
 
     def warmup(self) -> None:
         """Tune the GEMM for this device (or load the remembered choice) and build it."""
-        from kernels.matmul.opencl_matmul import tuned
+        from hetero.kernels.matmul.opencl_matmul import tuned
 
         tuned(self._runtime())
 
