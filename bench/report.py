@@ -16,8 +16,17 @@ from pathlib import Path
 
 from bench.cli import Parser, main
 from hetero.errors import HeteroError
-from hetero.result_tables import (load_bench, load_csvs, mix_tables, peer_ratios, policy_tables, run_machine,
-                                  simulation_tables, speedup_tables, to_markdown)
+from hetero.result_tables import (
+    load_bench,
+    load_csvs,
+    mix_tables,
+    peer_ratios,
+    policy_tables,
+    run_machine,
+    simulation_tables,
+    speedup_tables,
+    to_markdown,
+)
 from hetero.results import atomic_write
 
 

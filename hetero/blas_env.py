@@ -3,7 +3,8 @@
 OpenBLAS's DYNAMIC_ARCH builds (NumPy's and SciPy's wheels) choose kernels by CPU, unless OPENBLAS_CORETYPE
 names a family. Measured on the project's 2-core Zen 5 EPYC: OpenBLAS picks its SkylakeX (AVX-512) kernels and
 NumPy matmul runs at 334-358 GFLOP/s; with OPENBLAS_CORETYPE=Haswell (set in this project's sandbox environment)
-it runs its AVX2 kernels at 200-206 (results/cpu-epyc-zen5-2core*). Results record which kernels ran, and bench.run says when AVX-512 sits idle.
+it runs its AVX2 kernels at 200-206 (results/cpu-epyc-zen5-2core*). Results record which kernels ran, and
+bench.run says when AVX-512 sits idle.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ _SKYLAKEX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
 
 def _flags() -> set:
-    from hetero.devices import _cpuinfo   # the one /proc/cpuinfo reader
+    from hetero.devices import _cpuinfo  # the one /proc/cpuinfo reader
 
     return set(_cpuinfo().get("flags", "").split())
 

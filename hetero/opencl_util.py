@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from hetero.errors import HeteroError
@@ -120,7 +120,7 @@ def pick_device(choice: str | None = None):
     for i, (label, dev) in enumerate(devices):
         if text == label or text == str(i):
             return dev
-    for label, dev in devices:
+    for _, dev in devices:
         if text.lower() in f"{dev.name} {dev.platform.name}".lower():
             return dev
     avail = "; ".join(describe(label, d) for label, d in devices)
@@ -206,7 +206,7 @@ class _Kernels:
         return self._k[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def runtime(device) -> Runtime:
     return Runtime(device)
 

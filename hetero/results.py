@@ -5,6 +5,7 @@ leaves the previous complete file or the new complete file, never half of one.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -78,10 +79,8 @@ def _git_commit() -> str | None:
 def metadata(devices: dict, argv: list[str] | None = None) -> dict:
     libs = {}
     for lib in LIBRARIES:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             libs[lib] = version(lib)
-        except PackageNotFoundError:
-            pass
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(argv if argv is not None else sys.argv),

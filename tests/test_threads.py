@@ -90,11 +90,11 @@ def _tick_through(calls: dict) -> None:
         call()                                         # compiled (or loaded from the cache) first
         done, ticks = threading.Event(), []
 
-        def tick():
+        def tick(done, ticks):
             while not done.is_set():
                 ticks.append(time.perf_counter())
 
-        ticker = threading.Thread(target=tick)
+        ticker = threading.Thread(target=tick, args=(done, ticks))
         ticker.start()
         time.sleep(0.01)
         t0 = time.perf_counter()

@@ -12,7 +12,8 @@ Life of one case, as bench.run drives it:
 from __future__ import annotations
 
 import time
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 

@@ -15,7 +15,6 @@ import time
 from hetero import fpga_model as fm
 from hetero import opencl_util as ocl
 from hetero.backends.base import MODELED, Backend, Device, Kernel
-from hetero.errors import HeteroError
 
 KERNELS = {
     "matmul": "hetero.kernels.matmul.fpga_matmul",

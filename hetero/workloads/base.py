@@ -190,4 +190,5 @@ def check(out: np.ndarray, ref: np.ndarray, dtype: str) -> tuple[bool, float, fl
         return False, float("nan"), float("nan")
     err = np.abs(out - ref)
     scale = np.abs(ref) + np.sqrt(np.mean(ref * ref)) + 1e-30
-    return bool((err <= TOLERANCE[dtype] * scale).all()), float(err.max(initial=0.0)), float((err / scale).max(initial=0.0))
+    ok = bool((err <= TOLERANCE[dtype] * scale).all())
+    return ok, float(err.max(initial=0.0)), float((err / scale).max(initial=0.0))
