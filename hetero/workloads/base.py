@@ -50,8 +50,6 @@ class Case:
     @property
     def shape(self) -> str:
         """Compact label used in tables and result files, e.g. '4x12x512x64 causal'."""
-        from hetero.workloads import get  # late: registry imports this module
-
         return get(self.workload).label(self.p)
 
 
@@ -179,6 +177,17 @@ class Workload:
         if not np.issubdtype(arr.dtype, np.floating):
             raise HeteroError(f"{name} must be floating point, got {arr.dtype}")
         return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+# name -> workload; hetero.workloads (the package) registers the built-in ones on import, before any of its modules
+# can be used, so a Case finds its workload here without importing the package that imports this module.
+WORKLOADS: dict[str, Workload] = {}
+
+
+def get(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise choices("workload", name, WORKLOADS)
+    return WORKLOADS[name]
 
 
 def check(out: np.ndarray, ref: np.ndarray, dtype: str) -> tuple[bool, float, float]:
