@@ -5,6 +5,7 @@ leaves the previous complete file or the new complete file, never half of one.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -123,10 +124,8 @@ def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | No
 
     libs = {}
     for lib in LIBRARIES:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             libs[lib] = version(lib)
-        except PackageNotFoundError:
-            pass
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(argv if argv is not None else sys.argv),

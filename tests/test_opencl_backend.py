@@ -19,8 +19,8 @@ QUICK = [c for w in WORKLOADS.values() for c in w.preset_cases("quick")]
 def _tuning_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("HETERO_CACHE_DIR", str(tmp_path))
     # one fixed config: the tests check results, not speed, and skip the tuning runs
-    monkeypatch.setattr("kernels.matmul.opencl_matmul.tuned", lambda rt, path=None: dict(TM=8, VW=8, NV=1))
-    monkeypatch.setattr("kernels.attention.opencl_attention.tuned", lambda rt, path=None: dict(BQ=4))
+    monkeypatch.setattr("hetero.kernels.matmul.opencl_matmul.tuned", lambda rt, path=None: dict(TM=8, VW=8, NV=1))
+    monkeypatch.setattr("hetero.kernels.attention.opencl_attention.tuned", lambda rt, path=None: dict(BQ=4))
 
 
 @pytest.mark.parametrize("case", QUICK, ids=lambda c: f"{c.workload}-{c.preset}")
@@ -74,7 +74,7 @@ def test_tuning_round_trip_and_corrupt_file(tmp_path, monkeypatch):
 
 
 def test_autotuner_picks_and_remembers(tmp_path, monkeypatch):
-    import kernels.attention.opencl_attention as att
+    import hetero.kernels.attention.opencl_attention as att
 
     monkeypatch.undo()  # the real tuner, on a small attention shape
     monkeypatch.setattr(att, "TUNE_SHAPE", (1, 1, 64, 8))

@@ -3,8 +3,8 @@ import pytest
 
 from bench.report import cli
 from hetero.backends import registry
-from hetero.runner import COLUMNS, RunConfig, run
 from hetero.results import metadata, write_metadata, write_rows
+from hetero.runner import COLUMNS, RunConfig, run
 from hetero.workloads import get
 
 

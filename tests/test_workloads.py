@@ -84,6 +84,18 @@ def test_check_flags_wrong_nan_and_misshapen_outputs():
     assert not check(np.ones((4, 5)), ref, "float32")[0]
 
 
+def _torch_output(F, name: str, t: dict, p: dict):
+    """What torch.nn.functional computes for the workload `name` on the tensors `t` with parameters `p`."""
+    if name == "matmul":
+        return t["a"] @ t["b"]
+    if name == "attention":
+        return F.scaled_dot_product_attention(t["query"], t["key"], t["value"], is_causal=bool(p["causal"]))
+    if name == "conv2d":
+        return F.conv2d(t["input"], t["weight"], None, p["stride"], p["padding"], p["dilation"])
+    return F.conv_transpose2d(t["input"], t["weight"], None, p["stride"], p["padding"], p["output_padding"], 1,
+                              p["dilation"])
+
+
 @pytest.mark.parametrize("name", WORKLOADS)
 def test_reference_matches_pytorch(name):
     torch = pytest.importorskip("torch")
@@ -92,13 +104,5 @@ def test_reference_matches_pytorch(name):
     for case in w.preset_cases("quick"):
         inputs = w.make_inputs(case)
         t = {k: torch.from_numpy(v).double() for k, v in inputs.items() if isinstance(v, np.ndarray)}
-        p = case.p
-        expected = {
-            "matmul": lambda: t["a"] @ t["b"],
-            "attention": lambda: F.scaled_dot_product_attention(t["query"], t["key"], t["value"],
-                                                                is_causal=bool(p["causal"])),
-            "conv2d": lambda: F.conv2d(t["input"], t["weight"], None, p["stride"], p["padding"], p["dilation"]),
-            "conv_transpose2d": lambda: F.conv_transpose2d(t["input"], t["weight"], None, p["stride"],
-                                                           p["padding"], p["output_padding"], 1, p["dilation"]),
-        }[name]().numpy()
+        expected = _torch_output(F, name, t, case.p).numpy()
         np.testing.assert_allclose(w.reference(case, inputs), expected, rtol=1e-10, atol=1e-10)

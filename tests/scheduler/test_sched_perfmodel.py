@@ -1,8 +1,8 @@
 import json
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
 from hetero.scheduler.perfmodel import PerfModel, fit_power
 from hetero.workloads import get

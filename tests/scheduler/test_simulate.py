@@ -73,8 +73,9 @@ def test_profiles_from_results_and_models():
 def test_cli_mix_and_errors(tmp_path, capsys):
     assert cli(["--mix", "4xh100,2xu250,1xcpu", "--mix", "2xu250", "--tasks", "mixed:500", "--tasks", "gan:2",
                 "--policy", "dmda,round-robin", "--out", str(tmp_path), "--name", "s"]) == 0
-    from hetero.results import CSV_READ
     import pandas as pd
+
+    from hetero.results import CSV_READ
 
     df = pd.read_csv(tmp_path / "s" / "simulate.csv", **CSV_READ)
     assert len(df) == 2 * 2 * 2 and (df.gap >= 1 - 1e-9).all() and df.timing.str.startswith("modeled").all()
