@@ -17,8 +17,17 @@ from pathlib import Path
 
 from bench.cli import Parser, main
 from hetero.errors import HeteroError
-from hetero.result_tables import (load_bench, load_csvs, run_machine, run_summary, schedule_summary, shared_cores_note,
-                                  simulation_tables, speedup_tables, to_markdown)
+from hetero.result_tables import (
+    load_bench,
+    load_csvs,
+    run_machine,
+    run_summary,
+    schedule_summary,
+    shared_cores_note,
+    simulation_tables,
+    speedup_tables,
+    to_markdown,
+)
 from hetero.results import atomic_write
 
 

@@ -133,7 +133,8 @@ def _run(argv=None) -> int:
     folder = Path(args.out) / (args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
     # as typed: the interpreter's own argv, or the argv given to cli() (tests, other programs) as its module
-    meta = metadata(devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv])
+    meta = metadata(devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv],
+                    plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
 
     print(f"compiling {', '.join(b.name for b in backends)} ...", file=sys.stderr)

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 from bench.cli import Parser, csv_list, main
-from hetero.scheduler.policies import ORDER
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
-from hetero.results import metadata, write_metadata, write_rows, atomic_write
-
+from hetero.results import atomic_write, metadata, write_metadata, write_rows
+from hetero.scheduler.policies import ORDER
 
 
 def parser() -> Parser:
@@ -133,8 +132,9 @@ def _measure(args, sets, workers, pols, model, note) -> int:
     from hetero.scheduler import experiment, runtime, summary, trace
 
     folder = Path(args.out) / (args.name or dt.datetime.now().strftime("schedule-%Y%m%d-%H%M%S"))
-    meta = metadata({w.state.name: w.info | {"backend": w.state.backend, "transfer_latency_s": w.state.latency,
-                                             "transfer_bandwidth_Bps": w.state.bandwidth} for w in workers})
+    devices = {w.state.name: w.info | {"backend": w.state.backend, "transfer_latency_s": w.state.latency,
+                                       "transfer_bandwidth_Bps": w.state.bandwidth} for w in workers}
+    meta = metadata(devices, plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
     rows, results, bad = [], [], 0
     for ts in sets:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import re
 import sys
@@ -20,9 +19,10 @@ from collections import Counter
 from pathlib import Path
 
 from bench.cli import Parser, csv_list, main
-from hetero.scheduler.policies import ORDER
+from hetero.backends import registry
 from hetero.errors import HeteroError
 from hetero.results import metadata, write_metadata, write_rows
+from hetero.scheduler.policies import ORDER
 
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
            "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
@@ -119,7 +119,8 @@ def _simulate(args, note) -> int:
                 row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
     folder = Path(args.out) / (args.name or dt.datetime.now().strftime("simulate-%Y%m%d-%H%M%S"))
     write_rows(folder / "simulate.csv", rows, COLUMNS)
-    write_metadata(folder / "meta.json", metadata({k: {"profile": v} for k, v in sources.items()}))
+    meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
+    write_metadata(folder / "meta.json", meta)
     print(_table(rows))
     print("\nall times modeled by simulation; profiles: " + "; ".join(f"{k}: {v}" for k, v in sources.items()))
     print(f"wrote {folder / 'simulate.csv'} ({len(rows)} rows) and {folder / 'meta.json'}")

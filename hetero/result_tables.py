@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from hetero.errors import HeteroError
+from hetero.ratios import add_ratios
 from hetero.results import read_rows
-from hetero.runner import add_ratios
 
 
 def load_bench(results_dir) -> tuple[pd.DataFrame, list[str]]:

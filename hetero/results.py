@@ -113,15 +113,13 @@ def _hetero_version() -> str:
     try:
         return version("hetero")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        from hetero import __version__
-        return __version__
+        return "unknown (not installed)"
 
 
-def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | None = None) -> dict:
+def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | None = None,
+             plugins: dict | None = None) -> dict:
     """The run's context. `command` is sys.argv joined (argv when given); `command_as_typed` is the command line
     as the user typed it, quoted for a shell (typed when given, else the interpreter's own argv)."""
-    from hetero.backends.registry import plugin_sources
-
     libs = {}
     for lib in LIBRARIES:
         with contextlib.suppress(PackageNotFoundError):
@@ -131,7 +129,7 @@ def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | No
         "command": " ".join(argv if argv is not None else sys.argv),
         "command_as_typed": shlex.join(typed if typed is not None else getattr(sys, "orig_argv", sys.argv)),
         "hetero_version": _hetero_version(),
-        "plugins": plugin_sources(),
+        "plugins": plugins or {},
         "git_commit": _git_commit(),
         "host": {"cpu": cpu_name(), "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
                  "machine": platform.machine(), "os": platform.platform(), "python": platform.python_version()},

@@ -202,7 +202,7 @@ class PerfModel:
         return path
 
     @classmethod
-    def load(cls, path: Path | None = None, warn=print) -> "PerfModel":
+    def load(cls, path: Path | None = None, warn=print) -> PerfModel:
         """The saved model, or an empty one; a corrupt or stale file is reported through `warn` and rebuilt."""
         model = cls(path)
         if not model.path.exists():

@@ -29,7 +29,7 @@ class RunTimes:
     the mean it would have taken alone on its cores (`actual`, solo_seconds; its mean duration where no two
     devices shared a core)."""
 
-    def __init__(self, runs: list[list[dict]], tasks, fallback: "RunTimes | None" = None, cores: dict | None = None):
+    def __init__(self, runs: list[list[dict]], tasks, fallback: RunTimes | None = None, cores: dict | None = None):
         self.fallback = fallback         # for kinds these runs never put on a device
         case_of = {t.id: t.case for t in tasks}
         acc: dict = {}

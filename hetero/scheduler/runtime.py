@@ -7,6 +7,7 @@ the run counts those retries, and a task's result is recorded exactly once.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from hetero.scheduler.driver import Died, Done, Driver
 from hetero.scheduler.policies.base import Policy
 from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
 from hetero.threads import one_blas_thread
-
 
 OBJECT_STORE_BYTES = 1024**3
 
@@ -80,7 +80,8 @@ def start_devices(backends: list[str], share_cores: bool = False, strict: bool =
             ray.kill(h)
             continue
         if not info["supports"]:
-            msg = f"device {p.label} runs none of the workloads ({'; '.join(f'{k}: {v}' for k, v in info['reasons'].items())})"
+            why = "; ".join(f"{k}: {v}" for k, v in info["reasons"].items())
+            msg = f"device {p.label} runs none of the workloads ({why})"
             if strict:
                 raise HeteroError(msg)
             warn(f"note: {msg}; continuing without it")
@@ -126,10 +127,8 @@ def stop_devices(devices: list[Worker]) -> None:
     import ray
 
     for d in devices:
-        try:
+        with contextlib.suppress(Exception):
             ray.kill(d.actor)
-        except Exception:
-            pass
 
 
 @dataclass

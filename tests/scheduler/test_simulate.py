@@ -8,8 +8,8 @@ import pytest
 from bench.simulate import cli
 from hetero import fpga_model
 from hetero.scheduler import policies, profiles, tasks
-from hetero.scheduler.perfmodel import PerfModel
 from hetero.scheduler.device import DeviceState
+from hetero.scheduler.perfmodel import PerfModel
 from hetero.scheduler.simulate import simulate
 from tests.scheduler.test_sched_policies import Table
 
@@ -228,8 +228,8 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     """A trace keeps what the perf model predicted per device when the policy planned; a replay's policies plan
     from that (HEFT's static plan hangs on it), while tasks take the run's own durations."""
     from hetero.scheduler import trace
-    from hetero.scheduler.runtime import RunResult
     from hetero.scheduler.replay import RunTimes
+    from hetero.scheduler.runtime import RunResult
 
     ts = tasks.mixed(2, size="quick", inputs=False)
     events = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape, "device": "a",
