@@ -226,13 +226,19 @@ class RayExecutor:
         self.args[t.id] = a
         self.inflight[s] = (t, st.name, o, time.time())
 
-    def wait(self) -> list:
-        """The ends that have arrived (at least one), and the devices found dead."""
+    def wait(self, until: float | None = None) -> list:
+        """The ends that have arrived (at least one), and the devices found dead; [] if `until` (run clock) comes
+        first."""
         import ray
 
         self.res.spent(self.tick, tuple(self.in_submit))
-        done, _ = ray.wait(list(self.inflight), num_returns=1)
-        if len(self.inflight) > 1:
+        timeout = None if until is None else max(0.0, until - self.now())
+        if not self.inflight:
+            time.sleep(timeout or 0.0)
+            done = []
+        else:
+            done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        if done and len(self.inflight) > 1:
             done, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
         self.tick, self.in_submit = _clocks(), [0.0, 0.0]
         out = []
