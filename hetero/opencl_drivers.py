@@ -28,7 +28,7 @@ def found(prefix: Path | None = None) -> list[Path]:
 def register(prefix: Path | None = None, cache: Path | None = None) -> Path | None:
     """Point OCL_ICD_VENDORS at a folder naming this environment's pip-installed drivers and the system's; the
     folder, or None when the user set OCL_ICD_VENDORS or there is no such driver (nothing changes then)."""
-    from hetero.opencl_util import cache_dir
+    from hetero.cachefile import cache_dir
     from hetero.results import atomic_write
 
     drivers = found(prefix)
