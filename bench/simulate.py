@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import re
 import sys
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from bench.cli import Parser, csv_list, main
 from hetero.errors import HeteroError
-from hetero.results import metadata, write_metadata, write_rows
+from hetero.results import metadata, read_rows, write_metadata, write_rows
+from hetero.validate import read_meta
 
 ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda"]
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
@@ -41,7 +41,8 @@ def parser() -> Parser:
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
     p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument("--model", default=None, help="perf model file (default ~/.cache/hetero/perfmodel.json)")
+    p.add_argument("--model", default=None, help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in "
+                        "$HETERO_CACHE_DIR or the user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
@@ -152,22 +153,18 @@ def _table(rows) -> str:
 
 def _replay(args, note) -> int:
     """Each (task set, policy) of a bench.schedule run simulated again with that run's own mean durations."""
-    import pandas as pd
-
     from hetero.scheduler import policies, report, tasks
     from hetero.scheduler.policies import DeviceState
     from hetero.scheduler.simulate import call_overhead, notify_latency, replay
 
     run = Path(args.replay)
-    try:
-        meta = json.loads((run / "meta.json").read_text())
-        table = pd.read_csv(run / "schedule.csv", keep_default_na=False, na_values=[""])
-        devices = meta["devices"]
-    except FileNotFoundError as exc:
-        raise HeteroError(f"--replay {run}: not a bench.schedule run folder ({Path(exc.filename).name} missing)") \
-            from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HeteroError(f"--replay {run}: corrupt run files: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    for name in ("meta.json", "schedule.csv"):
+        if not (run / name).is_file():
+            raise HeteroError(f"--replay {run}: not a bench.schedule run folder ({name} missing)")
+    meta, table = read_meta(run / "meta.json"), read_rows(run / "schedule.csv")    # one line at a bad field
+    devices = meta.get("devices") or {}
+    if not devices or any("supports" not in info for info in devices.values()):
+        raise HeteroError(f"corrupt run metadata {run / 'meta.json'}: devices, each with 'supports', expected")
     runs = report.read_trace(run / "trace.json")
     argv = meta.get("command", "").split()[1:]
     seed = int(re.search(r"--seed[ =](\d+)", " ".join(argv)).group(1)) if "--seed" in argv else 0
