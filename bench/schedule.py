@@ -8,13 +8,11 @@
 """
 from __future__ import annotations
 
-import datetime as dt
-import re
 import statistics
 import sys
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main
+from bench.cli import Parser, csv_list, main, output_args, run_folder
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
 from hetero.results import metadata, write_metadata, write_rows, atomic_write
@@ -49,8 +47,7 @@ def parser() -> Parser:
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
     p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument("--out", default="results", help="folder for result files (default results/)")
-    p.add_argument("--name", default=None, help="run folder under --out (default schedule-<date>-<time>)")
+    output_args(p, "schedule-<date>-<time>")
     return p
 
 
@@ -84,8 +81,7 @@ def _validate(args) -> tuple[list[str], list[str]]:
             raise HeteroError(f"{flag} {value} must be >= 1")
     if args.size not in ("full", "quick"):
         raise choices("--size", args.size, ["full", "quick"])
-    if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
-        raise HeteroError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    args.run_folder = run_folder(args, "schedule-%Y%m%d-%H%M%S") if args.command == "run" else None
     usable = []
     for d in devs:
         reason = registry.backend_class(d).unavailable()
@@ -125,7 +121,7 @@ def _run(argv=None) -> int:
                 note(f"calibrated {ts.name}: {n} runs")
             print(f"wrote {model.save()}")
             return 0
-        folder = Path(args.out) / (args.name or dt.datetime.now().strftime("schedule-%Y%m%d-%H%M%S"))
+        folder = args.run_folder.create()
         meta = metadata({d.state.name: d.info | {"backend": d.state.backend, "transfer_latency_s": d.state.latency,
                                                  "transfer_bandwidth_Bps": d.state.bandwidth} for d in devices})
         write_metadata(folder / "meta.json", meta)
@@ -170,6 +166,7 @@ def _run(argv=None) -> int:
             write_rows(folder / "schedule.csv", rows, report.COLUMNS)
             atomic_write(folder / "trace.json", report.chrome_trace(results))
         write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
+        folder = args.run_folder.commit()
         print(report.format_rows(rows))
         print(f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
               f"{folder / 'meta.json'}; model {model.path}")

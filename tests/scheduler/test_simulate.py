@@ -126,8 +126,8 @@ def test_replay_of_a_committed_real_run_within_15_percent(run, tmp_path):
 
     copy = tmp_path / run.name
     shutil.copytree(run, copy)
-    assert cli(["--replay", str(copy)]) == 0
-    df = pd.read_csv(copy / "replay.csv", keep_default_na=False, na_values=[""])
+    assert cli(["--replay", str(copy), "--out", str(tmp_path), "--name", "replay"]) == 0
+    df = pd.read_csv(tmp_path / "replay" / "replay.csv", keep_default_na=False, na_values=[""])
     cores = json.loads((run / "meta.json").read_text())["host"]["physical_cores"]
     alone = df.mix.map(lambda m: m == "-" or len(m.split("+")) <= cores)
     # Every policy on every task set and mix (graphs and shared cores included) in runs whose trace says when each
