@@ -34,8 +34,9 @@ def parser() -> Parser:
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)")
     p.add_argument("--size", default="full", help="full (default) or quick (tiny shapes, for tests)")
     p.add_argument("--check", default="sample", help="all | sample (default: 8 tasks per run) | none")
-    p.add_argument("--model", default=None, help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in "
-                        "$HETERO_CACHE_DIR or the user cache folder: ~/.cache/hetero on Linux)")
+    p.add_argument("--model", default=None,
+                   help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+                        "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
     p.add_argument("--reps", type=int, default=3, help="calibration runs per task kind and device (default 3)")

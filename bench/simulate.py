@@ -40,8 +40,9 @@ def parser() -> Parser:
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
     p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument("--model", default=None, help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in "
-                        "$HETERO_CACHE_DIR or the user cache folder: ~/.cache/hetero on Linux)")
+    p.add_argument("--model", default=None,
+                   help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+                        "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
