@@ -88,6 +88,28 @@ def test_every_cache_file_is_in_hetero_cache_dir_or_the_platform_cache(tmp_path,
     assert PerfModel().path == tmp_path / "mine.json"
 
 
+def test_a_run_that_read_only_kernel_medians_keeps_another_runs_task_samples(tmp_path):
+    import pandas as pd
+
+    path, c = tmp_path / "pm.json", case(64)
+    reader, learner = PerfModel.load(path), PerfModel.load(path)
+    for s in (1.0, 2.0, 2.0):
+        learner.add("numba", "cpu", c, s)             # task samples, saved first
+    learner.add("numba", "cpu", case(32), 1.0, source="kernel")
+    learner.save()
+    row = dict(workload="matmul", shape=c.shape, dtype="float32", backend="numba", device="cpu", status="ok",
+               median_s=9.0, flops=1.0)
+    (tmp_path / "r").mkdir()
+    pd.DataFrame([row]).to_csv(tmp_path / "r" / "bench.csv", index=False)
+    assert reader.ingest_results(tmp_path) == 1      # a kernel median for the same key, read before the save
+    reader.add("numpy", "cpu", c, 1.0, source="kernel")
+    reader.save()
+    back = PerfModel.load(path, warn=pytest.fail)
+    assert back.entries[("numba", "cpu", "matmul", "64x64x64|float32")].source == "task"
+    assert back.predict("numba", "cpu", c) == pytest.approx(learner.predict("numba", "cpu", c))
+    assert len(back.entries) == 3
+
+
 @pytest.mark.parametrize("entry, named", [
     ({"config": {"BQ": "abc"}}, "entry 'k'.config.BQ"),
     ({"config": [1]}, "entry 'k'.config"),

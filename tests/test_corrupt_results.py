@@ -107,3 +107,13 @@ def test_plan_measured_refuses_a_bad_or_impossible_pct_peak(tmp_path, capsys, pc
     _set_cell(path, 1, "pct_peak", "40")
     assert plan(PLAN + ["--results", str(tmp_path)]) == 0
     assert "40% utilization" in capsys.readouterr().out
+
+
+def test_the_perf_model_names_the_bad_cell_of_a_results_file_it_skips(tmp_path):
+    from hetero.scheduler.perfmodel import PerfModel
+
+    path = _run(tmp_path / "r")
+    _set_cell(path, 2, "median_s", "abc")
+    notes = []
+    assert PerfModel(tmp_path / "pm.json").ingest_results(tmp_path, warn=notes.append) == 0
+    assert len(notes) == 1 and str(path) in notes[0] and "row 2, column median_s" in notes[0], notes

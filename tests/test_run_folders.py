@@ -33,6 +33,13 @@ def test_out_naming_a_file_is_one_line(tmp_path, capsys, cli, argv):
     assert (tmp_path / "f").read_text() == "mine\n"
 
 
+def test_a_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, capsys):
+    for name in ("..", ".", "../x", "a/b"):
+        assert run(RUN + ["--out", str(tmp_path / "o"), "--name", name]) == 2
+        assert "may hold only" in _err(capsys)
+    assert not tmp_path.joinpath("o").exists() and sorted(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc, a folder nobody can create in")
 def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys):
     assert run(RUN + ["--out", "/proc/hetero-test-out"]) == 2

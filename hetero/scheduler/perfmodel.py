@@ -35,7 +35,7 @@ import numpy as np
 
 from hetero import cachefile
 from hetero.cachefile import CacheError, integer, mapping, number, text
-from hetero.results import CSV_READ
+from hetero.errors import HeteroError
 from hetero.workloads import Case, get
 
 SCHEMA = "hetero.perfmodel"
@@ -147,9 +147,9 @@ class PerfModel:
 
     def ingest_csv(self, path: Path) -> int:
         """Rows of a bench.run CSV (status ok) as kernel medians, for keys with no task samples. Returns rows used."""
-        import pandas as pd
+        from hetero.results import read_rows
 
-        df = pd.read_csv(path, **CSV_READ)
+        df = read_rows(path)         # checked: a bad cell is a one-line error naming its row and column
         used = 0
         for r in df.to_dict("records"):
             if r.get("status") != "ok" or not r.get("median_s") or (isinstance(r["median_s"], float)
@@ -178,6 +178,8 @@ class PerfModel:
         for csv in sorted(Path(results_dir).glob("*/bench.csv")):
             try:
                 used += self.ingest_csv(csv)
+            except HeteroError as exc:      # names the file, and the row and column at fault
+                warn(f"note: skipped: {exc}")
             except Exception as exc:
                 warn(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
         return used
@@ -215,8 +217,9 @@ class PerfModel:
         path = Path(path) if path else self.path
 
         def merge(current) -> str:
-            entries, calls = current or ({}, {})
-            entries = {**self.entries, **{k: h for k, h in entries.items() if k not in self._changed}}
+            entries, calls = current or ({}, {})   # another run's task samples beat kernel medians read here
+            entries = {**self.entries, **{k: h for k, h in entries.items() if k not in self._changed
+                                          or h.source == "task" and self.entries[k].source == "kernel"}}
             calls = {**self.calls, **{k: h for k, h in calls.items() if k not in self._changed}}
             return json.dumps({"schema": SCHEMA, "version": VERSION,
                                "entries": [dict(zip(ENTRY_KEY, k), **vars(h)) for k, h in sorted(entries.items())],
