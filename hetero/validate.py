@@ -100,6 +100,8 @@ def check_csv(path: Path, text: str, rules: dict[str, Col], required=()) -> None
                           "the write was interrupted")
     checks = [(i, name, rules[name]) for i, name in enumerate(header) if name in rules]
     for n, row in enumerate(rows[1:], 1):
+        if not row:              # a blank line (pandas skips it too)
+            continue
         if len(row) != len(header):
             raise HeteroError(f"corrupt results file {path}: row {n} has {len(row)} cells, the header "
                               f"{len(header)}" + (" (cut short)" if len(row) < len(header) else ""))
