@@ -1,7 +1,7 @@
 """OpenCL support for the opencl and fpga-emu backends and their kernels: making pip-installed drivers visible,
 picking a device, one context and profiling queue per device, programs cached per (device, source, defines),
 OpenCL errors as one-line HeteroErrors, profiling-event seconds, and the autotuner's on-disk memory
-(~/.cache/hetero/opencl-tuning.json, or $HETERO_CACHE_DIR).
+(opencl-tuning.json in hetero.cachefile.cache_dir(): $HETERO_CACHE_DIR, else the platform's user cache folder).
 
 pyopencl is imported inside the functions, so importing this module works without it.
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
 
+from hetero import cachefile
+from hetero.cachefile import CacheError, cache_dir
 from hetero.errors import HeteroError
 
 BUILD_OPTIONS = ("-cl-fast-relaxed-math", "-cl-mad-enable")
@@ -226,40 +227,48 @@ def event_seconds(events) -> float:
 
 
 # -- autotuner memory -----------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """Where hetero keeps what it learns about OpenCL devices: $HETERO_CACHE_DIR, else ~/.cache/hetero."""
-    return Path(os.environ.get("HETERO_CACHE_DIR") or Path.home() / ".cache" / "hetero")
-
-
 def tuning_path() -> Path:
     return cache_dir() / "opencl-tuning.json"
 
 
+def _parse_tuning(path: Path, data) -> dict:
+    """{key: {"config": {name: int}, ...}} checked field by field (the kernels read "config"; "ms", "gflops" and
+    "shape" record how the choice was made); CacheError naming the file and the field otherwise."""
+    cachefile.mapping(path, "the file", data)
+    for key, entry in data.items():
+        where = f"entry {key!r}"
+        cachefile.mapping(path, where, entry)
+        extra = sorted(set(entry) - {"config", "ms", "gflops", "shape"})
+        cachefile.field(path, where, extra, "no unknown fields", not extra)
+        for name, value in cachefile.mapping(path, f"{where}.config", entry.get("config")).items():
+            cachefile.integer(path, f"{where}.config.{name}", value, 1)
+        for i, v in enumerate(cachefile.listing(path, f"{where}.ms", entry.get("ms", []))):
+            cachefile.number(path, f"{where}.ms[{i}]", v)
+        for name, v in cachefile.mapping(path, f"{where}.gflops", entry.get("gflops", {})).items():
+            cachefile.number(path, f"{where}.gflops.{name}", v)
+        for i, v in enumerate(cachefile.listing(path, f"{where}.shape", entry.get("shape", []))):
+            cachefile.integer(path, f"{where}.shape[{i}]", v, 1)
+    return data
+
+
 def load_tuning(path: Path | None = None) -> dict:
-    """The remembered choices; a missing file is empty, a corrupt one is ignored with a warning."""
+    """The remembered choices; a missing file is empty, an unusable one is ignored with a one-line warning."""
     path = path or tuning_path()
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return data
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        warnings.warn(f"ignoring corrupt OpenCL tuning file {path} ({exc}); it will be rebuilt", stacklevel=2)
+        return cachefile.read(path, _parse_tuning) or {}
+    except CacheError as exc:
+        warnings.warn(f"ignoring corrupt OpenCL tuning file: {exc}; it will be rebuilt", stacklevel=2)
         return {}
 
 
-def save_tuning(key: str, value, path: Path | None = None) -> None:
-    """Add key -> value, written atomically (temp file + rename) so a crash never leaves half a file."""
+def save_tuning(key: str, value: dict, path: Path | None = None) -> None:
+    """Add key -> value to the file under its lock (a run tuning at the same time keeps its entries too); the
+    file is replaced atomically, an unusable one kept as a .bak."""
     path = path or tuning_path()
-    data = load_tuning(path)
-    data[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    _parse_tuning(path, {key: value})       # never write what the next load would refuse
+    warn = lambda m: warnings.warn(m, stacklevel=3)  # noqa: E731
+    cachefile.update(path, _parse_tuning,
+                     lambda current: json.dumps({**(current or {}), key: value}, indent=1, sort_keys=True), warn)
 
 
 # -- drivers pip installed ------------------------------------------------------------------------------

@@ -69,8 +69,8 @@ def test_tuning_round_trip_and_corrupt_file(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="corrupt"):
         assert ocl.load_tuning(path) == {}
     with pytest.warns(UserWarning, match="rebuilt"):
-        ocl.save_tuning("k2", 1, path)  # the corrupt file is named again, then rebuilt
-    assert json.loads(path.read_text()) == {"k2": 1}
+        ocl.save_tuning("k2", {"config": {"BQ": 4}}, path)  # the corrupt file is named again, kept, rebuilt
+    assert json.loads(path.read_text()) == {"k2": {"config": {"BQ": 4}}}
 
 
 def test_autotuner_picks_and_remembers(tmp_path, monkeypatch):

@@ -107,10 +107,10 @@ def test_replay_of_a_committed_real_run_within_15_percent(name, tmp_path):
 
     import pandas as pd
 
-    copy = tmp_path / name            # the replay writes replay.csv into the folder it reads
+    copy = tmp_path / name
     shutil.copytree(RESULTS / name, copy)
-    assert cli(["--replay", str(copy)]) == 0
-    df = pd.read_csv(copy / "replay.csv", keep_default_na=False, na_values=[""])
+    assert cli(["--replay", str(copy), "--out", str(tmp_path), "--name", "replay"]) == 0
+    df = pd.read_csv(tmp_path / "replay" / "replay.csv", keep_default_na=False, na_values=[""])
     assert len(df) and (df.error_pct.abs() <= 15).all(), df.to_string()
 
 
