@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from hetero.errors import HeteroError
 
@@ -23,6 +23,23 @@ def main(run: Callable[[list[str] | None], int], argv: list[str] | None = None, 
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; files already written are complete", file=sys.stderr)
         return 130
+
+
+def output_args(p: argparse.ArgumentParser, default_name: str) -> None:
+    """--out, --name and --replace, read by hetero.results.RunFolder: a run never overwrites another."""
+    p.add_argument("--out", default="results", help="folder for result files (default results/)")
+    p.add_argument("--name", default=None, help=f"run folder under --out (default {default_name}); an existing "
+                                                "one is refused unless --replace")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the run folder --name names: the new run is written to a temporary folder beside "
+                        "it and swapped in when it ends, so the earlier run stays whole until then")
+
+
+def run_folder(args, default: str):
+    """The RunFolder for --out/--name/--replace (checked now, created when the run first writes)."""
+    from hetero.results import RunFolder
+
+    return RunFolder(args.out, args.name, args.replace, default)
 
 
 def csv_list(text: str) -> list[str]:

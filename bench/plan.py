@@ -11,8 +11,15 @@ import sys
 
 from bench.cli import Parser, main
 from hetero.errors import HeteroError
-from hetero.planning import (KNOWN_DEVICES, SECONDS, SOURCES, device_peak, measured_utilization, plan_serving,
-                             plan_training)
+from hetero.planning import (
+    KNOWN_DEVICES,
+    SECONDS,
+    SOURCES,
+    device_peak,
+    measured_utilization,
+    plan_serving,
+    plan_training,
+)
 
 
 def parser() -> Parser:

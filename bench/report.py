@@ -17,8 +17,18 @@ from pathlib import Path
 
 from bench.cli import Parser, main
 from hetero.errors import HeteroError
-from hetero.report import (load_bench, load_csvs, run_machine, run_summary, schedule_summary, shared_cores_note,
-                           simulation_tables, speedup_tables, to_markdown)
+from hetero.result_tables import (
+    corrupt_meta,
+    load_bench,
+    load_csvs,
+    run_machine,
+    run_summary,
+    schedule_summary,
+    shared_cores_note,
+    simulation_tables,
+    speedup_tables,
+    to_markdown,
+)
 from hetero.results import atomic_write
 
 
@@ -111,13 +121,18 @@ def _run(argv=None) -> int:
     df, notes = load_bench(results)
     sched, n2 = load_csvs(results, "schedule.csv")
     sim, n3 = load_csvs(results, "simulate.csv")
-    for n in notes + n2 + n3:
+    runs = dict.fromkeys(list(df.get("run", [])) + list(sched.get("run", [])) + list(sim.get("run", [])))
+    notes += n2 + n3 + corrupt_meta(results, runs)
+    for n in notes:
         print(n, file=sys.stderr)
     if df.empty and sched.empty and sim.empty:
         raise HeteroError(f"no readable <run>/bench.csv, schedule.csv or simulate.csv under {results}")
     sims = simulation_tables(sim)
     for title, table in speedup_tables(df) + schedule_summary(sched) + sims:
         print(f"\n{title}\n{table.to_string()}")
+    if notes:       # a README without the corrupt runs would drop their results without a word
+        raise HeteroError(f"{len(notes)} corrupt result file(s), named above; tables above are without them"
+                          + ("" if args.no_write else f"; {results / 'README.md'} not rewritten"))
     if args.no_write:
         return 0
     (results / "plots").mkdir(parents=True, exist_ok=True)

@@ -7,14 +7,11 @@
 """
 from __future__ import annotations
 
-import datetime as dt
-import re
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.cli import Parser, csv_list, main
+from bench.cli import Parser, csv_list, main, output_args, run_folder
 from hetero.backends import registry
 from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
@@ -48,8 +45,7 @@ def parser() -> Parser:
     p.add_argument("--fpga-preset", default=None,
                    help="accelerator model for fpga-emu: alveo-u250-fp32 (default), alveo-u250-int8, "
                         "arria10-pac-fp32, stratix10-d5005-fp32 (env HETERO_FPGA_PRESET)")
-    p.add_argument("--out", default="results", help="folder for result files (default: results/)")
-    p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
+    output_args(p, "<date>-<time>")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
     p.add_argument("--strict", action="store_true",
                    help="a named backend (--backends, --baseline) that is unavailable, or any backend that fails, "
@@ -123,17 +119,17 @@ def _run(argv=None) -> int:
     cases = pick_cases(args)
     if args.threads is not None and args.threads < 1:
         raise HeteroError(f"--threads {args.threads} must be >= 1")
-    if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
-        raise HeteroError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    out = run_folder(args, "%Y%m%d-%H%M%S")      # a bad --out or a taken --name: one line, before any work
     backends = pick_backends(args.backends, args.baseline, args.strict, args.threads,
                              {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset})
     cfg = RunConfig(baseline=args.baseline, strict=args.strict, seed=args.seed,
                     budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
                     warmup_s=0.01 if args.quick else WARMUP_S)
-    folder = Path(args.out) / (args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    folder = out.create()
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
     # as typed: the interpreter's own argv, or the argv given to cli() (tests, other programs) as its module
-    meta = metadata(devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv])
+    meta = metadata(devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv],
+                    plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
 
     print(f"compiling {', '.join(b.name for b in backends)} ...", file=sys.stderr)
@@ -158,6 +154,7 @@ def _run(argv=None) -> int:
     bar.close()
     write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "blas": blas_report(),
                                                  "complete": True})
+    folder = out.commit()
     print(format_table(rows))
     print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows), {folder / 'samples.csv'} and "
           f"{folder / 'meta.json'}")

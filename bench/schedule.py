@@ -8,17 +8,14 @@
 """
 from __future__ import annotations
 
-import datetime as dt
-import re
 import sys
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main
-from hetero.scheduler.policies import ORDER
+from bench.cli import Parser, csv_list, main, output_args, run_folder
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
-from hetero.results import metadata, write_metadata, write_rows, atomic_write
-
+from hetero.results import atomic_write, metadata, write_metadata, write_rows
+from hetero.scheduler.policies import ORDER
 
 
 def parser() -> Parser:
@@ -35,7 +32,9 @@ def parser() -> Parser:
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)")
     p.add_argument("--size", default="full", help="full (default) or quick (tiny shapes, for tests)")
     p.add_argument("--check", default="sample", help="all | sample (default: 8 tasks per run) | none")
-    p.add_argument("--model", default=None, help="perf model file (default ~/.cache/hetero/perfmodel.json)")
+    p.add_argument("--model", default=None,
+                   help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+                        "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
     p.add_argument("--reps", type=int, default=3, help="calibration runs per task kind and device (default 3)")
@@ -47,8 +46,7 @@ def parser() -> Parser:
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
     p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument("--out", default="results", help="folder for result files (default results/)")
-    p.add_argument("--name", default=None, help="run folder under --out (default schedule-<date>-<time>)")
+    output_args(p, "schedule-<date>-<time>")
     return p
 
 
@@ -82,8 +80,7 @@ def _validate(args) -> tuple[list[str], list[str]]:
             raise HeteroError(f"{flag} {value} must be >= 1")
     if args.size not in ("full", "quick"):
         raise choices("--size", args.size, ["full", "quick"])
-    if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
-        raise HeteroError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    args.run_folder = run_folder(args, "schedule-%Y%m%d-%H%M%S") if args.command == "run" else None
     usable = []
     for d in devs:
         reason = registry.backend_class(d).unavailable()
@@ -132,9 +129,10 @@ def _measure(args, sets, workers, pols, model, note) -> int:
     written whole after every task set."""
     from hetero.scheduler import experiment, runtime, summary, trace
 
-    folder = Path(args.out) / (args.name or dt.datetime.now().strftime("schedule-%Y%m%d-%H%M%S"))
-    meta = metadata({w.state.name: w.info | {"backend": w.state.backend, "transfer_latency_s": w.state.latency,
-                                             "transfer_bandwidth_Bps": w.state.bandwidth} for w in workers})
+    folder = args.run_folder.create()
+    devices = {w.state.name: w.info | {"backend": w.state.backend, "transfer_latency_s": w.state.latency,
+                                       "transfer_bandwidth_Bps": w.state.bandwidth} for w in workers}
+    meta = metadata(devices, plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
     rows, results, bad = [], [], 0
     for ts in sets:
@@ -154,6 +152,7 @@ def _measure(args, sets, workers, pols, model, note) -> int:
         write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
         atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
+    folder = args.run_folder.commit()
     print(summary.format_rows(rows))
     print(f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
           f"{folder / 'meta.json'}; model {model.path}")

@@ -11,18 +11,16 @@ opencl, ...). Every simulated time is modeled; the table says which profiles res
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import math
-import re
 import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main
-from hetero.scheduler.policies import ORDER
+from bench.cli import Parser, csv_list, main, output_args, run_folder
+from hetero.backends import registry
 from hetero.errors import HeteroError
 from hetero.results import metadata, write_metadata, write_rows
+from hetero.scheduler.policies import ORDER
 
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
            "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
@@ -39,13 +37,15 @@ def parser() -> Parser:
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
     p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument("--model", default=None, help="perf model file (default ~/.cache/hetero/perfmodel.json)")
+    p.add_argument("--model", default=None,
+                   help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+                        "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
-                   help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv)")
-    p.add_argument("--out", default="results", help="folder for result files (default results/)")
-    p.add_argument("--name", default=None, help="run folder under --out (default simulate-<date>-<time>)")
+                   help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv "
+                        "in a new run folder under --out, default replay-<date>-<time>; the run read is left as is)")
+    output_args(p, "simulate-<date>-<time>")
     return p
 
 
@@ -117,9 +117,11 @@ def _simulate(args, note) -> int:
             rr = runs.get("round-robin")
             for row in rows[len(rows) - len(runs):]:
                 row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
-    folder = Path(args.out) / (args.name or dt.datetime.now().strftime("simulate-%Y%m%d-%H%M%S"))
+    folder = args.run_folder.create()
     write_rows(folder / "simulate.csv", rows, COLUMNS)
-    write_metadata(folder / "meta.json", metadata({k: {"profile": v} for k, v in sources.items()}))
+    meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
+    write_metadata(folder / "meta.json", meta)
+    folder = args.run_folder.commit()
     print(_table(rows))
     print("\nall times modeled by simulation; profiles: " + "; ".join(f"{k}: {v}" for k, v in sources.items()))
     print(f"wrote {folder / 'simulate.csv'} ({len(rows)} rows) and {folder / 'meta.json'}")
@@ -154,14 +156,17 @@ def _replay(args, note) -> int:
 
     run = Path(args.replay)
     rows = replay_run(run)
-    write_rows(run / "replay.csv", rows, COLUMNS)
+    folder = args.run_folder.create()                   # never the run read: it stays as it was
+    write_rows(folder / "replay.csv", rows, COLUMNS)
+    write_metadata(folder / "meta.json", metadata({}, plugins=registry.plugin_sources()) | {"replay_of": str(run)})
+    folder = args.run_folder.commit()
     print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
     for r in rows:
         print(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
               f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
     same = [r for r in rows if r["same_policy"]]
     worst = max(abs(r["error_pct"]) for r in same) if same else math.nan
-    print(f"\nworst |error| {worst:.1f}% over {len(same)} runs; wrote {run / 'replay.csv'}")
+    print(f"\nworst |error| {worst:.1f}% over {len(same)} runs; wrote {folder / 'replay.csv'}")
     if len(same) < len(rows):
         print(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the simulator ran "
               "today's rule, not the one measured, so their error is not the simulator's")
@@ -170,8 +175,7 @@ def _replay(args, note) -> int:
 
 def _run(argv=None) -> int:
     args = parser().parse_args(argv)
-    if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
-        raise HeteroError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    args.run_folder = run_folder(args, "replay-%Y%m%d-%H%M%S" if args.replay else "simulate-%Y%m%d-%H%M%S")
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     return _replay(args, note) if args.replay else _simulate(args, note)
 

@@ -14,7 +14,7 @@ _SKYLAKEX_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
 
 def _flags() -> set:
-    from hetero.devices import _cpuinfo   # the one /proc/cpuinfo reader
+    from hetero.devices import _cpuinfo  # the one /proc/cpuinfo reader
 
     return set(_cpuinfo().get("flags", "").split())
 

@@ -1,4 +1,5 @@
-"""Descriptions of the host CPU: name, cores, and a peak fp32 FLOP/s that says how it was obtained.
+"""What a backend runs on (Device), and the host CPU's description: name, cores, and a peak fp32 FLOP/s that says
+how it was obtained.
 
 peak = cores x FMA pipes x fp32 lanes per vector x 2 FLOP per FMA x clock. The clock is the one measured under
 load where this project has measured it (../shared/REFERENCES.md); otherwise HETERO_CPU_GHZ if set; otherwise
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 from functools import lru_cache
 
 import psutil
-
-from hetero.backends.base import Device
 
 # (vendor, family, model) -> (GHz, source): the all-core clock under an FMA load, the typical value of repeated
 # measurements (python -m bench.clock). Add a row when you measure a machine; the source lands in every result row.
@@ -28,6 +28,22 @@ MEASURED_BANDWIDTH = {
     ("AuthenticAMD", 26, 2): 33.0,
     ("AuthenticAMD", 25, 17): 32.0,
 }
+
+
+@dataclass(frozen=True)
+class Device:
+    """What a backend runs on. peak_gflops is fp32 FLOP/s / 1e9; peak_source says how it was obtained."""
+
+    name: str
+    kind: str                       # cpu | gpu | opencl-cpu | opencl-gpu | fpga | ...
+    cores: int | None = None        # CPU cores, GPU SMs, OpenCL compute units, FPGA PEs
+    peak_gflops: float | None = None
+    mem_gbps: float | None = None
+    peak_source: str = "unknown"
+    peak_by_dtype: dict | None = None   # e.g. {"float16": 989e3, "tf32": 495e3} GFLOP/s where units differ
+
+    def peak_for(self, dtype: str) -> float | None:
+        return (self.peak_by_dtype or {}).get(dtype, self.peak_gflops)
 
 
 @lru_cache(maxsize=1)

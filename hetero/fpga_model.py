@@ -104,7 +104,7 @@ class Estimate:
     def total_s(self) -> float:
         return self.kernel_s + self.pcie_s
 
-    def __add__(self, other: "Estimate") -> "Estimate":
+    def __add__(self, other: Estimate) -> Estimate:
         return Estimate(self.compute_s + other.compute_s, self.dram_s + other.dram_s,
                         self.launch_s + other.launch_s, self.pcie_s + other.pcie_s)
 

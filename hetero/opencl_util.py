@@ -1,6 +1,7 @@
-"""What the opencl and fpga-emu backends share: picking a device, one context and profiling queue per device,
-programs cached per (device, source, defines), OpenCL errors as one-line HeteroErrors, profiling-event
-seconds, and the autotuner's on-disk memory (~/.cache/hetero/opencl-tuning.json, or $HETERO_CACHE_DIR).
+"""OpenCL support for the opencl and fpga-emu backends and their kernels: making pip-installed drivers visible,
+picking a device, one context and profiling queue per device, programs cached per (device, source, defines),
+OpenCL errors as one-line HeteroErrors, profiling-event seconds, and the autotuner's on-disk memory
+(opencl-tuning.json in hetero.cachefile.cache_dir(): $HETERO_CACHE_DIR, else the platform's user cache folder).
 
 pyopencl is imported inside the functions, so importing this module works without it.
 """
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import sys
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
+from hetero import cachefile
+from hetero.cachefile import CacheError, cache_dir
 from hetero.errors import HeteroError
 
 BUILD_OPTIONS = ("-cl-fast-relaxed-math", "-cl-mad-enable")
@@ -21,6 +24,9 @@ BUILD_OPTIONS = ("-cl-fast-relaxed-math", "-cl-mad-enable")
 # platforms kernels build without it.
 STRICT_MATH_PLATFORMS = ("Intel(R) OpenCL",)
 ENV_DEVICE = "HETERO_OPENCL_DEVICE"
+ENV_VENDORS = "OCL_ICD_VENDORS"
+DRIVERS = {"libintelocl.so": "intel-opencl-rt"}     # driver library in <prefix>/lib -> the pip package with it
+SYSTEM_VENDORS = Path("/etc/OpenCL/vendors")
 
 
 def unavailable() -> str | None:
@@ -80,9 +86,7 @@ def all_devices() -> list[tuple[str, object]]:
     """[("platform:device", cl.Device)] for every device of every platform, in the drivers' order."""
     import pyopencl as cl
 
-    from hetero import opencl_drivers
-
-    opencl_drivers.register()       # before the loader's first look (it reads its vendor list once)
+    register_drivers()       # before the loader's first look (it reads its vendor list once)
     try:
         platforms = cl.get_platforms()
     except cl.Error:  # the ICD loader says "no platform" with an error (PLATFORM_NOT_FOUND_KHR)
@@ -117,7 +121,7 @@ def pick_device(choice: str | None = None):
     for i, (label, dev) in enumerate(devices):
         if text == label or text == str(i):
             return dev
-    for label, dev in devices:
+    for _, dev in devices:
         if text.lower() in f"{dev.name} {dev.platform.name}".lower():
             return dev
     avail = "; ".join(describe(label, d) for label, d in devices)
@@ -203,7 +207,7 @@ class _Kernels:
         return self._k[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def runtime(device) -> Runtime:
     return Runtime(device)
 
@@ -223,58 +227,87 @@ def event_seconds(events) -> float:
 
 
 # -- autotuner memory -----------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """Where hetero keeps what it learns about OpenCL devices: $HETERO_CACHE_DIR, else ~/.cache/hetero."""
-    return Path(os.environ.get("HETERO_CACHE_DIR") or Path.home() / ".cache" / "hetero")
-
-
 def tuning_path() -> Path:
     return cache_dir() / "opencl-tuning.json"
 
 
+def _parse_tuning(path: Path, data) -> dict:
+    """{key: {"config": {name: int}, ...}} checked field by field (the kernels read "config"; "ms", "gflops" and
+    "shape" record how the choice was made); CacheError naming the file and the field otherwise."""
+    cachefile.mapping(path, "the file", data)
+    for key, entry in data.items():
+        where = f"entry {key!r}"
+        cachefile.mapping(path, where, entry)
+        extra = sorted(set(entry) - {"config", "ms", "gflops", "shape"})
+        cachefile.field(path, where, extra, "no unknown fields", not extra)
+        for name, value in cachefile.mapping(path, f"{where}.config", entry.get("config")).items():
+            cachefile.integer(path, f"{where}.config.{name}", value, 1)
+        for i, v in enumerate(cachefile.listing(path, f"{where}.ms", entry.get("ms", []))):
+            cachefile.number(path, f"{where}.ms[{i}]", v)
+        for name, v in cachefile.mapping(path, f"{where}.gflops", entry.get("gflops", {})).items():
+            cachefile.number(path, f"{where}.gflops.{name}", v)
+        for i, v in enumerate(cachefile.listing(path, f"{where}.shape", entry.get("shape", []))):
+            cachefile.integer(path, f"{where}.shape[{i}]", v, 1)
+    return data
+
+
 def load_tuning(path: Path | None = None) -> dict:
-    """The remembered choices; a missing file is empty, a corrupt one is ignored with a warning."""
+    """The remembered choices; a missing file is empty, an unusable one is ignored with a one-line warning."""
     path = path or tuning_path()
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return data
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        warnings.warn(f"ignoring corrupt OpenCL tuning file {path} ({exc}); it will be rebuilt", stacklevel=2)
+        return cachefile.read(path, _parse_tuning) or {}
+    except CacheError as exc:
+        warnings.warn(f"ignoring corrupt OpenCL tuning file: {exc}; it will be rebuilt", stacklevel=2)
         return {}
 
 
-def save_tuning(key: str, value, path: Path | None = None) -> None:
-    """Add key -> value, written atomically (temp file + rename) so a crash never leaves half a file."""
+def save_tuning(key: str, value: dict, path: Path | None = None) -> None:
+    """Add key -> value to the file under its lock (a run tuning at the same time keeps its entries too); the
+    file is replaced atomically, an unusable one kept as a .bak."""
     path = path or tuning_path()
-    data = load_tuning(path)
-    data[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    _parse_tuning(path, {key: value})       # never write what the next load would refuse
+    warn = lambda m: warnings.warn(m, stacklevel=3)  # noqa: E731
+    cachefile.update(path, _parse_tuning,
+                     lambda current: json.dumps({**(current or {}), key: value}, indent=1, sort_keys=True), warn)
 
 
-def make_kernel(rt: Runtime, enqueue, out_buf, out_shape, timing: str, transfer_s: float | None = None):
-    """A Kernel whose call runs `enqueue()` (-> its events) and returns their summed device seconds."""
-    import numpy as np
+# -- drivers pip installed ------------------------------------------------------------------------------
+# The CPU driver pyopencl's wheels bring (PoCL 3.0, LLVM 14) cannot compile for AMD Zen 5 (pocl/pocl#1049). Intel's
+# OpenCL CPU runtime (`pip install intel-opencl-rt intel-cmplr-lib-rt`, the `opencl-cpu` extra) can, on AMD CPUs
+# too, but pip leaves its .icd file naming the path the wheel was built at (a conda post-link step rewrites it; pip
+# runs none), and the ICD loader bundled with pyopencl reads only /etc/OpenCL/vendors (or $OCL_ICD_VENDORS instead)
+# and its own folder. So, unless the user set OCL_ICD_VENDORS, register_drivers() writes a vendors folder under the
+# hetero cache naming the drivers found in <prefix>/lib plus the system's .icd files, and points OCL_ICD_VENDORS at
+# it. The loader reads it when pyopencl first asks for platforms, so all_devices() calls it before that.
+def pip_drivers(prefix: Path | None = None) -> list[Path]:
+    """The pip-installed driver libraries in this environment."""
+    lib = Path(prefix or sys.prefix) / "lib"
+    return [lib / name for name in DRIVERS if (lib / name).exists()]
 
-    from hetero.backends.base import Kernel
 
-    class _K(Kernel):
-        def __call__(self) -> float:
-            return event_seconds(enqueue())
+def register_drivers(prefix: Path | None = None, cache: Path | None = None) -> Path | None:
+    """Point OCL_ICD_VENDORS at a folder naming this environment's pip-installed drivers and the system's; the
+    folder, or None when the user set OCL_ICD_VENDORS or there is no such driver (nothing changes then)."""
+    from hetero.results import atomic_write
 
-        def run(self) -> None:
-            enqueue()[-1].wait()
+    drivers = pip_drivers(prefix)
+    if os.environ.get(ENV_VENDORS) or not drivers:
+        return None
+    folder = (cache or cache_dir()) / "ocl-vendors" / _slug(Path(prefix or sys.prefix))     # one per environment
+    folder.mkdir(parents=True, exist_ok=True)
+    icds = {f"{d.name.split('.')[0]}.icd": f"{d}\n" for d in drivers}
+    if SYSTEM_VENDORS.is_dir():
+        icds.update({p.name: p.read_text() for p in SYSTEM_VENDORS.glob("*.icd") if p.name not in icds})
+    for name, text in icds.items():
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            atomic_write(path, text)
+    for stale in folder.glob("*.icd"):       # a driver uninstalled since: the loader would try it in vain
+        if stale.name not in icds:
+            stale.unlink(missing_ok=True)
+    os.environ[ENV_VENDORS] = str(folder)
+    return folder
 
-        def result(self):
-            return rt.read(np.empty(out_shape, np.float32), out_buf)
 
-    k = _K()
-    k.timing, k.transfer_s = timing, transfer_s
-    return k
+def _slug(path: Path) -> str:
+    return str(path.resolve()).strip("/").replace("/", "_") or "root"

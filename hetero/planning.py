@@ -95,12 +95,9 @@ def measured_utilization(results_dir, device: str, dtype: str) -> tuple[float, s
 
     from hetero.results import read_rows
 
-    best, where = 0.0, ""
+    best, where, at = 0.0, "", ""
     for path in sorted(Path(results_dir).glob("*/bench.csv")):
-        try:
-            df = read_rows(path)
-        except HeteroError:
-            continue  # a corrupt file is skipped here; bench.report names it
+        df = read_rows(path)        # a corrupt file is an error: a "measured" figure must not rest on it
         if "pct_peak" not in df.columns:
             continue
         rows = df[(df.workload == "matmul") & (df.status == "ok") & (df.dtype == dtype) & (~df.peer.astype(bool))
@@ -108,7 +105,11 @@ def measured_utilization(results_dir, device: str, dtype: str) -> tuple[float, s
         if len(rows) and rows.pct_peak.max() / 100 > best:
             top = rows.loc[rows.pct_peak.idxmax()]
             best, where = top.pct_peak / 100, f"{path} ({top.backend} {top.shape}, measured)"
+            at = f"{path}: row {rows.pct_peak.idxmax() + 1}, column pct_peak"
     if best <= 0:
         raise HeteroError(f"no measured {dtype} matmul for a device named like {device!r} under {results_dir}; "
                           "give --utilization as a number, e.g. 0.4")
-    return min(best, 1.0), where
+    if best > 1:      # above the device's stated peak: the peak or the measurement is wrong, not 100%
+        raise HeteroError(f"{at}: {100 * best:g} is above 100% of the device's stated peak; fix the run's "
+                          "peak_gflops or give --utilization as a number, e.g. 0.4")
+    return best, where

@@ -5,12 +5,15 @@ leaves the previous complete file or the new complete file, never half of one.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import os
 import platform
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,24 +48,85 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+class RunFolder:
+    """A run's folder <out>/<name>, checked before anything runs: `out` must be a writable folder (or creatable),
+    `name` a plain name, and the folder new unless `replace`. create() makes it (a run's files go straight in, so
+    an interrupted run keeps what it finished); with `replace` and an existing folder, create() makes a temporary
+    folder beside it and commit() swaps it in at the end, so the earlier run stays whole until the new one is."""
+
+    def __init__(self, out, name: str | None, replace: bool = False, default: str = "%Y%m%d-%H%M%S"):
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
+            raise HeteroError(f"--name {name!r} may hold only letters, digits, '.', '_' and '-'")
+        self.out, self.replace = Path(out), replace
+        self.final = self.out / (name or dt.datetime.now().strftime(default))
+        self.path: Path | None = None
+        _check_out(self.out)
+        if self.final.exists() and not replace:
+            raise HeteroError(f"{self.final} exists; pick another --name, remove it, or give --replace")
+
+    def create(self) -> Path:
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self.replace and self.final.exists():
+                self.path = Path(tempfile.mkdtemp(dir=self.out, prefix=f".{self.final.name}.new-"))
+            else:
+                self.final.mkdir()
+                self.path = self.final
+        except FileExistsError:          # another run took the name since the check
+            raise HeteroError(f"{self.final} exists; pick another --name, remove it, or give --replace") from None
+        except OSError as exc:
+            raise HeteroError(f"--out {self.out}: cannot create {self.final} ({exc.strerror or exc}); give a "
+                              "folder you can write") from None
+        return self.path
+
+    def commit(self) -> Path:
+        """Swap a replacement into place (the earlier run is removed only once the new one is in)."""
+        if self.path is not None and self.path != self.final:
+            old = Path(tempfile.mkdtemp(dir=self.out, prefix=f".{self.final.name}.old-"))
+            os.replace(self.final, old / "run")
+            os.replace(self.path, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+            self.path = self.final
+        return self.final
+
+
+def _check_out(out: Path) -> None:
+    """One line when --out is a file, under a file, or a folder this user cannot write."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise HeteroError(f"--out {out}: {probe} is a file, not a folder; give a folder for the results")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise HeteroError(f"--out {out}: {probe} is not writable by this user; give a folder you can write")
+
+
 def write_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
     buf = io.StringIO()
     pd.DataFrame(rows).reindex(columns=columns).to_csv(buf, index=False)
     atomic_write(path, buf.getvalue())
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    """A results CSV, or a one-line HeteroError saying what is wrong with it."""
+def read_rows(path: Path, kind: str | None = None) -> pd.DataFrame:
+    """A results CSV checked against its file's rules (hetero.validate: bench.csv by default, schedule.csv or
+    simulate.csv by name or `kind`), or a one-line HeteroError naming the file, row and column at fault."""
+    from hetero.validate import REQUIRED, RULES, check_csv
+
+    path = Path(path)
+    kind = kind or (path.name if path.name in RULES else "bench.csv")
     try:
-        df = pd.read_csv(path, **CSV_READ)
+        text = path.read_text()
     except FileNotFoundError:
         raise HeteroError(f"no results file at {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HeteroError(f"unreadable results file {path}: {exc}".splitlines()[0]) from None
+    try:
+        check_csv(path, text, RULES[kind], REQUIRED[kind])
+        return pd.read_csv(io.StringIO(text), **CSV_READ)
+    except HeteroError:
+        raise
     except Exception as exc:
         raise HeteroError(f"corrupt results file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    missing = {"workload", "shape", "backend", "median_s"} - set(df.columns)
-    if missing:
-        raise HeteroError(f"corrupt results file {path}: missing column(s) {', '.join(sorted(missing))}")
-    return df
 
 
 # samples.csv, long format: one row per timed repetition of a bench.csv row (joined on the first four columns)
@@ -112,27 +176,23 @@ def _hetero_version() -> str:
     try:
         return version("hetero")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        from hetero import __version__
-        return __version__
+        return "unknown (not installed)"
 
 
-def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | None = None) -> dict:
+def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | None = None,
+             plugins: dict | None = None) -> dict:
     """The run's context. `command` is sys.argv joined (argv when given); `command_as_typed` is the command line
     as the user typed it, quoted for a shell (typed when given, else the interpreter's own argv)."""
-    from hetero.backends.registry import plugin_sources
-
     libs = {}
     for lib in LIBRARIES:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             libs[lib] = version(lib)
-        except PackageNotFoundError:
-            pass
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(argv if argv is not None else sys.argv),
         "command_as_typed": shlex.join(typed if typed is not None else getattr(sys, "orig_argv", sys.argv)),
         "hetero_version": _hetero_version(),
-        "plugins": plugin_sources(),
+        "plugins": plugins or {},
         "git_commit": _git_commit(),
         "host": {"cpu": cpu_name(), "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
                  "machine": platform.machine(), "os": platform.platform(), "python": platform.python_version()},

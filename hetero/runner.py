@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 
 from hetero.backends.base import Backend
 from hetero.errors import HeteroError
+from hetero.ratios import add_ratios
 from hetero.timing import MIN_REPS, WARMUP_S, measure
 from hetero.workloads import Case, check, get
 from hetero.workloads.base import ITEMSIZE
@@ -86,37 +87,6 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
                gbps=row["bytes"] / m.median / 1e9,
                pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None)
     return row
-
-
-def add_ratios(rows: list[dict], baseline: str) -> None:
-    """speedup = baseline time / time; vs_best_peer = best peer time / time (>1 means we beat every peer).
-
-    Like with like only: a modeled time is divided only by a modeled time and a measured one only by a measured
-    one (a model against a stopwatch says nothing); with no baseline or peer of the row's kind the cell is blank."""
-    by_case: dict = {}
-    for r in rows:
-        by_case.setdefault((r["workload"], r["shape"], r["dtype"], is_modeled(r)), []).append(r)
-    for group in by_case.values():
-        ok = [r for r in group if r["status"] == "ok"]
-        base = next((r for r in ok if r["backend"] == baseline), None)
-        peers = [r for r in ok if r["peer"]]
-        best_peer = min(peers, key=lambda r: r["median_s"]) if peers else None
-        for r in group:
-            r["baseline"] = baseline
-            for k in ("speedup", "best_peer", "vs_best_peer"):  # a stale ratio (read from a file) never stays
-                r.pop(k, None)
-            if r["status"] != "ok":
-                continue
-            if base:
-                r["speedup"] = base["median_s"] / r["median_s"]
-            if best_peer:
-                r["best_peer"] = best_peer["backend"]
-                r["vs_best_peer"] = best_peer["median_s"] / r["median_s"]
-
-
-def is_modeled(row: dict) -> bool:
-    """A time that came from a model (timing label 'modeled'), not a clock."""
-    return row.get("timing") == "modeled"
 
 
 def run(cases: Iterable[Case], backends: list[Backend], cfg: RunConfig,

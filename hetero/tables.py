@@ -23,6 +23,11 @@ def _cells(r: dict) -> list[str]:
 HEADER = ["shape", "backend", "status", "median ms", "GFLOP/s", "% peak", "speedup", "vs peer", "timing", "rel err"]
 
 
+def _line(cells: list[str], widths: list[int]) -> str:
+    """Text columns left-aligned, number columns (from the fourth on) right-aligned."""
+    return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+
 def format_table(rows: list[dict]) -> str:
     """One block per (workload, dtype): rows grouped by shape, then backend."""
     blocks = []
@@ -33,16 +38,14 @@ def format_table(rows: list[dict]) -> str:
         baseline = group[0].get("baseline") or "-"
         body = [_cells(r) for r in group]
         widths = [max(len(x) for x in col) for col in zip(HEADER, *body)]
-        line = lambda cells: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)  # noqa: E731
-                                       for i, (c, w) in enumerate(zip(cells, widths)))
         out = [f"{workload} ({dtype}); speedup vs {baseline}; 'vs peer' = best peer's time / this time",
-               line(HEADER), line(["-" * w for w in widths])]
+               _line(HEADER, widths), _line(["-" * w for w in widths], widths)]
         prev = None
         for r, cells in zip(group, body):
             if prev is not None and r["shape"] != prev:
                 out.append("")
             prev = r["shape"]
-            out.append(line(cells))
+            out.append(_line(cells, widths))
         notes = sorted({f"  {r['backend']}: {r['error']}" for r in group if r["status"] != "ok" and r.get("error")})
         blocks.append("\n".join(out + notes))
     legend = ("timing: device = measured on the device's clock, wall = measured wall clock, MODELED = from a model; "

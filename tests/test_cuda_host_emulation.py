@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 
+from hetero.kernels.conv2d import cupy_conv2d
 from hetero.workloads import get
 from hetero.workloads.base import Case
-from kernels.conv2d import cupy_conv2d
 
 GXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ not found: the host emulation compiles the kernels with it")

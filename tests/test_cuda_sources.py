@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kernels.attention import cupy_attention
-from kernels.conv2d import cupy_conv2d
+from hetero.kernels.attention import cupy_attention
+from hetero.kernels.conv2d import cupy_conv2d
 
 
 def _nvcc() -> str | None:

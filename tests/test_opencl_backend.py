@@ -19,8 +19,8 @@ QUICK = [c for w in WORKLOADS.values() for c in w.preset_cases("quick")]
 def _tuning_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("HETERO_CACHE_DIR", str(tmp_path))
     # one fixed config: the tests check results, not speed, and skip the tuning runs
-    monkeypatch.setattr("kernels.matmul.opencl_matmul.tuned", lambda rt, path=None: dict(TM=8, VW=8, NV=1))
-    monkeypatch.setattr("kernels.attention.opencl_attention.tuned", lambda rt, path=None: dict(BQ=4))
+    monkeypatch.setattr("hetero.kernels.matmul.opencl_matmul.tuned", lambda rt, path=None: dict(TM=8, VW=8, NV=1))
+    monkeypatch.setattr("hetero.kernels.attention.opencl_attention.tuned", lambda rt, path=None: dict(BQ=4))
 
 
 @pytest.mark.parametrize("case", QUICK, ids=lambda c: f"{c.workload}-{c.preset}")
@@ -69,12 +69,12 @@ def test_tuning_round_trip_and_corrupt_file(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="corrupt"):
         assert ocl.load_tuning(path) == {}
     with pytest.warns(UserWarning, match="rebuilt"):
-        ocl.save_tuning("k2", 1, path)  # the corrupt file is named again, then rebuilt
-    assert json.loads(path.read_text()) == {"k2": 1}
+        ocl.save_tuning("k2", {"config": {"BQ": 4}}, path)  # the corrupt file is named again, kept, rebuilt
+    assert json.loads(path.read_text()) == {"k2": {"config": {"BQ": 4}}}
 
 
 def test_autotuner_picks_and_remembers(tmp_path, monkeypatch):
-    import kernels.attention.opencl_attention as att
+    import hetero.kernels.attention.opencl_attention as att
 
     monkeypatch.undo()  # the real tuner, on a small attention shape
     monkeypatch.setattr(att, "TUNE_SHAPE", (1, 1, 64, 8))

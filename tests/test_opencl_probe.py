@@ -43,19 +43,17 @@ def test_intel_platforms_build_without_relaxed_math():
 
 
 def test_pip_installed_driver_is_registered_with_the_icd_loader(tmp_path, monkeypatch):
-    from hetero import opencl_drivers
-
     prefix, cache = tmp_path / "venv", tmp_path / "cache"
     (prefix / "lib").mkdir(parents=True)
     monkeypatch.delenv("OCL_ICD_VENDORS", raising=False)
-    assert opencl_drivers.register(prefix, cache) is None            # no driver: nothing changes
+    assert ocl.register_drivers(prefix, cache) is None            # no driver: nothing changes
     assert "OCL_ICD_VENDORS" not in __import__("os").environ
     (prefix / "lib" / "libintelocl.so").write_bytes(b"")
     (tmp_path / "system").mkdir()
     (tmp_path / "system" / "nvidia.icd").write_text("libnvidia-opencl.so.1\n")
-    monkeypatch.setattr(opencl_drivers, "SYSTEM_VENDORS", tmp_path / "system")
-    folder = opencl_drivers.register(prefix, cache)
+    monkeypatch.setattr(ocl, "SYSTEM_VENDORS", tmp_path / "system")
+    folder = ocl.register_drivers(prefix, cache)
     assert (folder / "libintelocl.icd").read_text() == f"{prefix / 'lib' / 'libintelocl.so'}\n"
     assert (folder / "nvidia.icd").exists()                           # the system's drivers stay visible
     assert __import__("os").environ["OCL_ICD_VENDORS"] == str(folder)
-    assert opencl_drivers.register(prefix, cache) is None            # the user's (or an earlier) setting wins
+    assert ocl.register_drivers(prefix, cache) is None            # the user's (or an earlier) setting wins

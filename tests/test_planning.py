@@ -49,11 +49,12 @@ def test_measured_utilization_comes_from_result_files(tmp_path):
                                                      "pct_peak": 90.0}], list(row))
     util, source = measured_utilization(tmp_path, "h100", "bfloat16")
     assert util == pytest.approx(0.71) and "cupy" in source  # peers are not our utilization
-    (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "bench.csv").write_text('x\n"')
-    assert measured_utilization(tmp_path, "h100", "bfloat16")[0] == pytest.approx(0.71)
     with pytest.raises(HeteroError, match="no measured float32 matmul"):
         measured_utilization(tmp_path, "h100", "float32")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "bench.csv").write_text('x\n"')
+    with pytest.raises(HeteroError, match="junk/bench.csv"):    # a measured figure never rests on a corrupt file
+        measured_utilization(tmp_path, "h100", "bfloat16")
 
 
 def test_cli_prints_a_modeled_plan_and_rejects_bad_input(capsys):

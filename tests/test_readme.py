@@ -6,7 +6,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def quickstart_commands():
-    text = open(os.path.join(ROOT, "README.md")).read()
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
     section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
 
@@ -20,5 +21,6 @@ def test_quickstart_has_two_commands_main_job_then_tests():
 def test_ci_runs_the_readme_test_command():
     second = quickstart_commands()[1]
     install = re.search(r"(pip install [^&]+?) &&", second).group(1).strip()
-    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read()
     assert install in ci and "python -m pytest" in ci and "exit 5" in ci

@@ -1,10 +1,10 @@
-"""bench.report over result folders: tables, README regeneration, corrupt files named and skipped."""
+"""bench.report over result folders: tables, README regeneration, corrupt files named (exit 2, no README)."""
 import pytest
 
 from bench.report import cli
 from hetero.backends import registry
-from hetero.runner import COLUMNS, RunConfig, run
 from hetero.results import metadata, write_metadata, write_rows
+from hetero.runner import COLUMNS, RunConfig, run
 from hetero.workloads import get
 
 
@@ -43,11 +43,13 @@ def test_report_never_divides_a_model_by_a_stopwatch(results, capsys):
     assert null and all("*" in line and "x)" not in line for line in null)
 
 
-def test_corrupt_file_is_named_and_the_rest_reported(results, capsys):
+def test_corrupt_file_is_named_the_rest_printed_and_exit_2(results, capsys):
     (results / "broken").mkdir()
     (results / "broken" / "bench.csv").write_text("workload,shape\nmatmul\n")
-    assert cli(["--results", str(results), "--no-write"]) == 0
-    assert "corrupt results file" in capsys.readouterr().err
+    assert cli(["--results", str(results)]) == 2     # a README without the broken run would drop it silently
+    out = capsys.readouterr()
+    assert "corrupt results file" in out.err and "GFLOP/s (speedup vs numpy)" in out.out
+    assert not (results / "README.md").exists()
 
 
 def test_missing_folder_is_exit_2(tmp_path, capsys):

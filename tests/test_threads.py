@@ -60,9 +60,9 @@ def test_numba_kernels_release_the_gil():
     import numba
     import numpy as np
 
-    from kernels.attention.numba_attention import attention
-    from kernels.conv2d.numba_conv2d import conv2d, conv_transpose2d
-    from kernels.matmul.numba_matmul import matmul
+    from hetero.kernels.attention.numba_attention import attention
+    from hetero.kernels.conv2d.numba_conv2d import conv2d, conv_transpose2d
+    from hetero.kernels.matmul.numba_matmul import matmul
 
     a = np.ones((1024, 1024), np.float32)
     q = np.ones((1, 4, 1024, 64), np.float32)
@@ -90,11 +90,11 @@ def _tick_through(calls: dict) -> None:
         call()                                         # compiled (or loaded from the cache) first
         done, ticks = threading.Event(), []
 
-        def tick():
+        def tick(done, ticks):
             while not done.is_set():
                 ticks.append(time.perf_counter())
 
-        ticker = threading.Thread(target=tick)
+        ticker = threading.Thread(target=tick, args=(done, ticks))
         ticker.start()
         time.sleep(0.01)
         t0 = time.perf_counter()

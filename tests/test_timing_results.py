@@ -3,8 +3,9 @@
 import pytest
 
 from hetero.errors import HeteroError
+from hetero.ratios import add_ratios
 from hetero.results import atomic_write, read_rows, read_samples, write_rows, write_samples
-from hetero.runner import COLUMNS, RunConfig, add_ratios
+from hetero.runner import COLUMNS, RunConfig
 from hetero.timing import measure
 
 

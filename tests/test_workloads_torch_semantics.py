@@ -26,7 +26,12 @@ def same_as_torch(torch_fn, workload, backend="numpy", **kwargs):
             hetero.run(workload, backend=backend, **kwargs)
         assert "\n" not in str(info.value), str(info.value)
         return f"refused: {exc}"
-    got = hetero.run(workload, backend=backend, **kwargs)
+    try:
+        got = hetero.run(workload, backend=backend, **kwargs)
+    except HeteroError as exc:  # torch's transposed conv returns an empty output of size 0 for a batch > 1 but
+        # refuses it for batch 1 ("Output size is too small"); hetero refuses both alike
+        assert want.size == 0 and "leaves no output" in str(exc), str(exc)
+        return "refused where torch returned an empty output"
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
     return "ran"

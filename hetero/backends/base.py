@@ -12,11 +12,12 @@ Life of one case, as bench.run drives it:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
+from hetero.devices import Device
 from hetero.errors import BackendUnavailable, HeteroError
 from hetero.workloads import Case, get
 
@@ -26,22 +27,6 @@ ALL = frozenset({"*"})  # Backend.features value: every feature of the workload 
 MEASURED_DEVICE = "measured-device-clock"   # CUDA events, OpenCL profiling events
 MEASURED_WALL = "measured-wall-clock"       # perf_counter around a synchronous call
 MODELED = "modeled"                         # an analytical model (the emulated FPGA)
-
-
-@dataclass(frozen=True)
-class Device:
-    """What a backend runs on. peak_gflops is fp32 FLOP/s / 1e9; peak_source says how it was obtained."""
-
-    name: str
-    kind: str                       # cpu | gpu | opencl-cpu | opencl-gpu | fpga | ...
-    cores: int | None = None        # CPU cores, GPU SMs, OpenCL compute units, FPGA PEs
-    peak_gflops: float | None = None
-    mem_gbps: float | None = None
-    peak_source: str = "unknown"
-    peak_by_dtype: dict | None = None   # e.g. {"float16": 989e3, "tf32": 495e3} GFLOP/s where units differ
-
-    def peak_for(self, dtype: str) -> float | None:
-        return (self.peak_by_dtype or {}).get(dtype, self.peak_gflops)
 
 
 class Kernel:

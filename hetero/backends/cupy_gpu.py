@@ -131,8 +131,8 @@ class CupyBackend(Backend):
                       peak_source="; ".join(how) if how else "unknown (no NVML, no clock)")
 
     def warmup(self) -> None:
-        from kernels.attention import cupy_attention
-        from kernels.conv2d import cupy_conv2d
+        from hetero.kernels.attention import cupy_attention
+        from hetero.kernels.conv2d import cupy_conv2d
 
         cupy_attention.module()
         cupy_conv2d.module()
@@ -154,8 +154,8 @@ class CupyBackend(Backend):
         return kernel
 
     def _launcher(self, cp, case, inputs, dev):
-        from kernels.attention import cupy_attention
-        from kernels.conv2d import cupy_conv2d
+        from hetero.kernels.attention import cupy_attention
+        from hetero.kernels.conv2d import cupy_conv2d
 
         p, w, dt = case.p, get(case.workload), case.dtype
         if case.workload == "matmul":

@@ -15,13 +15,12 @@ import time
 from hetero import fpga_model as fm
 from hetero import opencl_util as ocl
 from hetero.backends.base import MODELED, Backend, Device, Kernel
-from hetero.errors import HeteroError
 
 KERNELS = {
-    "matmul": "kernels.matmul.fpga_matmul",
-    "attention": "kernels.attention.fpga_attention",
-    "conv2d": "kernels.conv2d.fpga_conv2d",
-    "conv_transpose2d": "kernels.conv2d.fpga_conv2d",
+    "matmul": "hetero.kernels.matmul.fpga_matmul",
+    "attention": "hetero.kernels.attention.fpga_attention",
+    "conv2d": "hetero.kernels.conv2d.fpga_conv2d",
+    "conv_transpose2d": "hetero.kernels.conv2d.fpga_conv2d",
 }
 
 

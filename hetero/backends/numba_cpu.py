@@ -13,10 +13,10 @@ from hetero.workloads.attention import scale_of
 
 # workload -> kernel module; each exposes the kernel function(s) and warmup().
 KERNELS = {
-    "matmul": "kernels.matmul.numba_matmul",
-    "attention": "kernels.attention.numba_attention",
-    "conv2d": "kernels.conv2d.numba_conv2d",
-    "conv_transpose2d": "kernels.conv2d.numba_conv2d",
+    "matmul": "hetero.kernels.matmul.numba_matmul",
+    "attention": "hetero.kernels.attention.numba_attention",
+    "conv2d": "hetero.kernels.conv2d.numba_conv2d",
+    "conv_transpose2d": "hetero.kernels.conv2d.numba_conv2d",
 }
 
 

@@ -5,6 +5,7 @@ core unless the caller allows it (share_cores), and the plan says when they do.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -120,10 +121,8 @@ def pin(cores: tuple[int, ...]) -> list[int]:
     allowed = sorted(os.sched_getaffinity(0))
     cpus = sorted({allowed[c % len(allowed)] for c in cores})
     for tid in os.listdir("/proc/self/task"):
-        try:
+        with contextlib.suppress(OSError):
             os.sched_setaffinity(int(tid), cpus)
-        except OSError:
-            pass
     return cpus
 
 
@@ -198,7 +197,5 @@ def _compute_thread(cpus: list[int] | None) -> None:
     """The compute thread's set-up: the device's cores, and a lower priority than the threads moving data."""
     if cpus:
         os.sched_setaffinity(0, cpus)      # 0: this thread
-    try:
+    with contextlib.suppress(OSError):      # not allowed here: the compute keeps the actor's priority
         os.nice(COMPUTE_NICE)
-    except OSError:                         # not allowed here: the compute keeps the actor's priority
-        pass

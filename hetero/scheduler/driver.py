@@ -7,7 +7,11 @@ end, the children it releases). An executor supplies the rest:
 
     executor.now() -> seconds since the run's start, on the run's clock
     executor.send(task, device, predicted_s, transfer_s)    start it (a Ray actor call, or a simulated queue)
-    executor.wait() -> [Done | Died]                         the next completions the driver hears of (>= 1)
+    executor.wait(until) -> [Done | Died]                    the next completions the driver hears of (>= 1),
+                                                             or [] once the clock reaches `until` (an arrival)
+
+A stream's requests arrive over time (open loop: `arrivals`, a request's tasks with no deps released at its
+arrival time); a batch or a graph is all there at the start.
 
 Devices are DeviceState objects (hetero.scheduler.device); `model` has predict(backend, device, case); a model
 that learns also has add(backend, device, case, seconds) and history(backend, device, case).
@@ -75,8 +79,9 @@ class Driver:
     predictions; the simulator leaves it off when they cannot, as each pass then places held tasks again."""
 
     def __init__(self, tasks, devices: list[DeviceState], policy, model, pooled: bool = False,
-                 late_binding: bool = True):
+                 late_binding: bool = True, arrivals: list | None = None):
         self.tasks, self.devices, self.policy, self.model = tasks, devices, policy, model
+        self.arrivals = deque(sorted(arrivals or [], key=lambda a: a[0]))   # (time, [tasks with no deps])
         self.index = {d.name: i for i, d in enumerate(devices)}
         self.late_binding = late_binding
         self.commit = None           # Policy.commit as plan() set it, with late binding
@@ -94,7 +99,8 @@ class Driver:
             for p in t.deps:
                 self.children[p].append(t)
         self.waiting = {t.id: len(t.deps) for t in self.tasks}
-        self.fresh = [t for t in self.tasks if not t.deps]    # ready, not yet merged into `ready` in policy order
+        later = {t.id for _, ts in self.arrivals for t in ts}
+        self.fresh = [t for t in self.tasks if not t.deps and t.id not in later]    # ready, not merged into `ready`
         self.ready: deque = deque()
         self.per_workload: dict = {}     # workload -> ready tasks of it, not sent
         self.running: dict = {}          # task id -> (task, device index, predicted seconds): sent, not heard of
@@ -115,16 +121,23 @@ class Driver:
         self.policy.plan(self.tasks, self.devices, self.model)
         self.commit = self.policy.commit if self.late_binding and not self.policy.pulls else None
         while len(self.record.end) < len(self.tasks):
+            self.release(executor.now())
             self.place(executor)
-            if not self.running:
+            until = self.arrivals[0][0] if self.arrivals else None
+            if not self.running and until is None:
                 raise HeteroError(f"policy {self.policy.name} placed none of {len(self.ready)} ready tasks and "
                                   "none is running")
-            for event in executor.wait():
+            for event in executor.wait(until):
                 if isinstance(event, Died):
                     self.died(event.device)
                 else:
                     self.ended(event, executor.now())
         return self.record
+
+    def release(self, now: float) -> None:
+        """Requests that have arrived by `now` join the ready set."""
+        while self.arrivals and self.arrivals[0][0] <= now:
+            self.fresh.extend(self.arrivals.popleft()[1])
 
     def view(self) -> list[DeviceState]:
         return self.pools.view() if self.pools else self.alive
@@ -212,7 +225,7 @@ class Driver:
         self.queued[j] -= p
         was, d.queue_end = d.queue_end, now + max(0.0, self.queued[j])
         self.committed[j] = d.queue_end
-        if self.pools and d.queue_end < was:
+        if self.pools and (d.queue_end < was or d.outstanding == 0):
             self.pools.lowered(j)
         rec = self.record
         rec.where[t.id], rec.start[t.id], rec.end[t.id] = d.name, done.start, done.end

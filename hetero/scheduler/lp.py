@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 # At import, not in the call: importing scipy.optimize takes a large fraction of a second, which dmda's first
 # plan would otherwise count as scheduling overhead.
 from scipy.optimize import linprog

@@ -16,8 +16,11 @@ output, the next queued call arriving), measured between back-to-back tasks: 0.1
 to be left out of a queue's predicted end when tasks take 5-60 ms.
 
 Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)
-and by every task the scheduler runs. Saved atomically to ~/.cache/hetero/perfmodel.json (or a given path) and
-reloaded; a corrupt file, or one written by another version/schema, is reported in one line and rebuilt.
+and by every task the scheduler runs. Saved to <cache>/perfmodel.json ($HETERO_PERFMODEL, else in
+hetero.cachefile.cache_dir()) or a given path, and reloaded. Every field is checked on load: a corrupt file, a bad
+field or one written by another version/schema is reported in one line naming the file and the field, and the
+model starts empty; the file is kept as a timestamped .bak when the next save replaces it. A save merges into what
+is on disk under a lock (hetero.cachefile.update), so runs saving at once keep each other's entries.
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hetero.results import CSV_READ, atomic_write
+from hetero import cachefile
+from hetero.cachefile import CacheError, integer, mapping, number, text
+from hetero.errors import HeteroError
 from hetero.workloads import Case, get
 
 SCHEMA = "hetero.perfmodel"
@@ -38,7 +43,14 @@ VERSION = 1
 OUTLIER = 3.0          # reject a sample more than 3x above or below the recent mean (a glitch) ...
 OUTLIER_AFTER = 3      # ... once the key has this many samples
 RECENT = 0.3           # weight of the newest sample in the recent mean that predictions use
-DEFAULT_PATH = Path(os.environ.get("HETERO_PERFMODEL", Path.home() / ".cache" / "hetero" / "perfmodel.json"))
+ENTRY_KEY = ("backend", "device", "workload", "footprint")
+CALL_KEY = ("backend", "device")
+
+
+def default_path() -> Path:
+    """$HETERO_PERFMODEL, else perfmodel.json in the cache folder ($HETERO_CACHE_DIR or the platform's)."""
+    env = os.environ.get("HETERO_PERFMODEL")
+    return Path(env) if env else cachefile.cache_dir() / "perfmodel.json"
 
 
 @functools.lru_cache(maxsize=1 << 14)   # the scheduler asks per device per placement; a label costs ~40 µs
@@ -104,10 +116,12 @@ def fit_power(flops: np.ndarray, seconds: np.ndarray) -> tuple[float, float, flo
 
 class PerfModel:
     def __init__(self, path: Path | None = None):
-        self.path = Path(path) if path else DEFAULT_PATH
+        self.path = Path(path) if path else default_path()
         self.entries: dict[tuple[str, str, str, str], History] = {}
         self.calls: dict[tuple[str, str], History] = {}     # (backend, device) -> per-task call overhead
         self._fits: dict = {}
+        self._changed: set = set()      # entry and call keys learnt here since load: ours win over the file's
+        self.warn = print
 
     # -- learning ------------------------------------------------------------------------------------
     def add(self, backend: str, device: str, case: Case, seconds: float, source: str = "task") -> bool:
@@ -116,6 +130,7 @@ class PerfModel:
         if h is None or (h.source == "kernel" and source == "task"):  # task samples replace kernel medians
             h = self.entries[key] = History(flops=case_flops(case), source=source)
         self._fits.pop((backend, device, case.workload, case.dtype), None)
+        self._changed.add(key)
         return h.add(seconds, drop_first=(source == "task"))
 
     def add_call(self, backend: str, device: str, seconds: float) -> None:
@@ -123,6 +138,7 @@ class PerfModel:
         the sum of them, so their mean is what a prediction needs."""
         self.calls.setdefault((backend, device), History(source="task")).add(seconds, drop_first=False,
                                                                              reject=False)
+        self._changed.add((backend, device))
 
     def call_overhead(self, backend: str, device: str) -> float:
         """Seconds a task holds the device beyond its run (recent mean); 0 until measured."""
@@ -131,9 +147,9 @@ class PerfModel:
 
     def ingest_csv(self, path: Path) -> int:
         """Rows of a bench.run CSV (status ok) as kernel medians, for keys with no task samples. Returns rows used."""
-        import pandas as pd
+        from hetero.results import read_rows
 
-        df = pd.read_csv(path, **CSV_READ)
+        df = read_rows(path)         # checked: a bad cell is a one-line error naming its row and column
         used = 0
         for r in df.to_dict("records"):
             if r.get("status") != "ok" or not r.get("median_s") or (isinstance(r["median_s"], float)
@@ -152,6 +168,7 @@ class PerfModel:
                 seconds = max(seconds, float(emu))
             h.add(seconds, drop_first=False)
             self._fits.pop((*key[:3], key[3].rpartition("|")[2]), None)
+            self._changed.add(key)
             used += 1
         return used
 
@@ -161,6 +178,8 @@ class PerfModel:
         for csv in sorted(Path(results_dir).glob("*/bench.csv")):
             try:
                 used += self.ingest_csv(csv)
+            except HeteroError as exc:      # names the file, and the row and column at fault
+                warn(f"note: skipped: {exc}")
             except Exception as exc:
                 warn(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
         return used
@@ -193,40 +212,71 @@ class PerfModel:
 
     # -- disk ----------------------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> Path:
+        """Write the model, merged under the file's lock with what another run saved there meanwhile: a key
+        learnt here since load is ours, any other key the file's (it may hold newer samples)."""
         path = Path(path) if path else self.path
-        entries = [{"backend": k[0], "device": k[1], "workload": k[2], "footprint": k[3], **vars(h)}
-                   for k, h in sorted(self.entries.items())]
-        calls = [{"backend": k[0], "device": k[1], **vars(h)} for k, h in sorted(self.calls.items())]
-        atomic_write(path, json.dumps({"schema": SCHEMA, "version": VERSION, "entries": entries, "calls": calls},
-                                      indent=1) + "\n")
+
+        def merge(current) -> str:
+            entries, calls = current or ({}, {})   # another run's task samples beat kernel medians read here
+            entries = {**self.entries, **{k: h for k, h in entries.items() if k not in self._changed
+                                          or h.source == "task" and self.entries[k].source == "kernel"}}
+            calls = {**self.calls, **{k: h for k, h in calls.items() if k not in self._changed}}
+            return json.dumps({"schema": SCHEMA, "version": VERSION,
+                               "entries": [dict(zip(ENTRY_KEY, k), **vars(h)) for k, h in sorted(entries.items())],
+                               "calls": [dict(zip(CALL_KEY, k), **vars(h)) for k, h in sorted(calls.items())]},
+                              indent=1) + "\n"
+
+        cachefile.update(path, _parse, merge, self.warn)
         return path
 
     @classmethod
-    def load(cls, path: Path | None = None, warn=print) -> "PerfModel":
-        """The saved model, or an empty one; a corrupt or stale file is reported through `warn` and rebuilt."""
+    def load(cls, path: Path | None = None, warn=print) -> PerfModel:
+        """The saved model, or an empty one; a file that fails a check is reported through `warn` in one line
+        (file and field) and left alone until the next save keeps it as a .bak."""
         model = cls(path)
-        if not model.path.exists():
-            return model
+        model.warn = warn
         try:
-            data = json.loads(model.path.read_text())
-            if not isinstance(data, dict) or data.get("schema") != SCHEMA or data.get("version") != VERSION:
-                found = (data.get("schema"), data.get("version")) if isinstance(data, dict) else type(data).__name__
-                raise ValueError(f"stale: expected {SCHEMA} v{VERSION}, found {found}")
-            for e in data["entries"]:
-                key = (e.pop("backend"), e.pop("device"), e.pop("workload"), e.pop("footprint"))
-                h = History(**e)
-                if not (h.count >= 0 and all(math.isfinite(v) and v >= 0 for v in (h.mean, h.recent))):
-                    raise ValueError(f"bad entry {key}")
-                model.entries[key] = h
-            for e in data.get("calls", []):      # absent in files from before call overheads were kept
-                key = (e.pop("backend"), e.pop("device"))
-                h = History(**e)
-                if not (h.count >= 0 and all(math.isfinite(v) and v >= 0 for v in (h.mean, h.recent))):
-                    raise ValueError(f"bad call overhead {key}")
-                model.calls[key] = h
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            warn(f"note: perf model {model.path} ignored and rebuilt ({type(exc).__name__}: "
-                 f"{str(exc).splitlines()[0] if str(exc) else ''})")
-            model.entries.clear()
-            model.calls.clear()
+            found = cachefile.read(model.path, _parse)     # no lock: a save renames a whole file into place
+        except CacheError as exc:
+            warn(f"note: perf model ignored and rebuilt: {exc}")
+            found = None
+        if found:
+            model.entries, model.calls = found
         return model
+
+
+def _parse(path: Path, data) -> tuple[dict, dict]:
+    """({entry key: History}, {call key: History}) from a perf model file's JSON; CacheError on any bad field."""
+    mapping(path, "the file", data)
+    if data.get("schema") != SCHEMA or data.get("version") != VERSION:
+        raise CacheError(f"{path}: written by another version (schema {data.get('schema')!r}, version "
+                         f"{data.get('version')!r}; this hetero reads {SCHEMA!r} version {VERSION})")
+    out = []
+    for name, names in (("entries", ENTRY_KEY), ("calls", CALL_KEY)):
+        rows = data.get(name, [])           # calls: absent in files from before call overheads were kept
+        table = {}
+        cachefile.listing(path, name, rows)
+        for i, e in enumerate(rows):
+            where = f"{name}[{i}]"
+            mapping(path, where, e)
+            key = tuple(text(path, f"{where}.{k}", e.get(k)) for k in names)
+            table[key] = _history(path, f"{where} ({' '.join(key)})", e, names)
+        out.append(table)
+    return out[0], out[1]
+
+
+NUMBERS = {"count": integer, "mean": number, "m2": number, "flops": number, "rejected": integer, "recent": number}
+
+
+def _history(path: Path, where: str, e: dict, key: tuple) -> History:
+    extra = sorted(set(e) - set(NUMBERS) - {"dropped_first", "source"} - set(key))
+    cachefile.field(path, where, extra, "no unknown fields", not extra)
+    h = History(**{k: check(path, f"{where}.{k}", e[k]) for k, check in NUMBERS.items() if k in e})
+    if "dropped_first" in e:
+        cachefile.field(path, f"{where}.dropped_first", e["dropped_first"], "true or false",
+                        isinstance(e["dropped_first"], bool))
+        h.dropped_first = e["dropped_first"]
+    if "source" in e:
+        cachefile.field(path, f"{where}.source", e["source"], "'task' or 'kernel'", e["source"] in ("task", "kernel"))
+        h.source = e["source"]
+    return h

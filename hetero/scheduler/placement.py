@@ -5,7 +5,7 @@ from hetero.scheduler.costs import task_seconds, transfer
 from hetero.scheduler.device import DeviceState, kind
 
 
-def place_task(policy: Policy, task, shown: list, every: list, model, now: float, where: dict,
+def place_task(policy, task, shown: list, every: list, model, now: float, where: dict,
                commit: int | None, device: DeviceState | None = None):
     """One placement step, as the runtime (hetero.scheduler.runtime.execute) and the simulator
     (hetero.scheduler.simulate.simulate) both take it: note where the task's inputs already are (where: task id ->

@@ -4,19 +4,20 @@ the runtime did. Every simulated makespan is modeled; the real one was measured 
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime
 from pathlib import Path
 
 from hetero.errors import HeteroError
+from hetero.results import read_rows
 from hetero.scheduler import tasks as tasksets
 from hetero.scheduler.device import DeviceState
 from hetero.scheduler.perfmodel import RECENT
 from hetero.scheduler.policies import make
 from hetero.scheduler.simulate import SimResult, simulate
 from hetero.scheduler.trace import call_overhead, notify_latency, read_trace, solo_seconds
+from hetero.validate import read_meta
 
 COLUMNS = ["run", "taskset", "mix", "policy", "real_makespan_s", "sim_makespan_s", "error_pct", "same_policy", "timing"]
 TIMING = ("real: measured wall clock; sim: modeled from the run's mean durations, per-task overhead, completion "
@@ -29,7 +30,7 @@ class RunTimes:
     the mean it would have taken alone on its cores (`actual`, solo_seconds; its mean duration where no two
     devices shared a core)."""
 
-    def __init__(self, runs: list[list[dict]], tasks, fallback: "RunTimes | None" = None, cores: dict | None = None):
+    def __init__(self, runs: list[list[dict]], tasks, fallback: RunTimes | None = None, cores: dict | None = None):
         self.fallback = fallback         # for kinds these runs never put on a device
         case_of = {t.id: t.case for t in tasks}
         acc: dict = {}
@@ -88,19 +89,16 @@ def replay(tasks, states: list[DeviceState], policy, events: list[dict], others:
 
 
 def load_run(run: Path) -> tuple[dict, list[dict], dict]:
-    """(meta.json, schedule.csv rows, trace runs) of a bench.schedule run folder; one-line errors."""
-    import pandas as pd
-
-    try:
-        meta = json.loads((run / "meta.json").read_text())
-        rows = pd.read_csv(run / "schedule.csv", keep_default_na=False, na_values=[""]).to_dict("records")
-        if not isinstance(meta.get("devices"), dict):
-            raise KeyError("devices")
-    except FileNotFoundError as exc:
-        raise HeteroError(f"{run}: not a bench.schedule run folder ({Path(exc.filename).name} missing)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HeteroError(f"{run}: corrupt run files: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    return meta, rows, read_trace(run / "trace.json")
+    """(meta.json, schedule.csv rows, trace runs) of a bench.schedule run folder, each file checked
+    (hetero.validate): a one-line HeteroError naming the file and the field at fault."""
+    for name in ("meta.json", "schedule.csv"):
+        if not (run / name).is_file():
+            raise HeteroError(f"--replay {run}: not a bench.schedule run folder ({name} missing)")
+    meta, table = read_meta(run / "meta.json"), read_rows(run / "schedule.csv")
+    devices = meta.get("devices") or {}
+    if not devices or any("supports" not in info for info in devices.values()):
+        raise HeteroError(f"corrupt run metadata {run / 'meta.json'}: devices, each with 'supports', expected")
+    return meta, table.to_dict("records"), read_trace(run / "trace.json")
 
 
 def run_states(devices: dict) -> list[DeviceState]:

@@ -7,6 +7,7 @@ the run counts those retries, and a task's result is recorded exactly once.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,27 +23,59 @@ from hetero.scheduler.policies.base import Policy
 from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
 from hetero.threads import one_blas_thread
 
-
 OBJECT_STORE_BYTES = 1024**3
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, resources: dict | None = None) -> None:
-    """Join `address` (or RAY_ADDRESS); else start a local Ray with fixed CPUs, no dashboard, quiet workers."""
+    """Join `address` (or RAY_ADDRESS); else start a local Ray with fixed CPUs, no dashboard, quiet workers, its
+    servers listening on the loopback interface only."""
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        # `ray start --head` turns token authentication on where this user has a token (~/.ray/auth_token,
+        # RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN), but ray.init(address=...) sends none unless RAY_AUTH_MODE=token:
+        # with RAY_AUTH_MODE unset, do what Ray does for a cluster it finds by itself (address "auto").
+        if "RAY_AUTH_MODE" not in os.environ:
+            try:
+                from ray._private.authentication.authentication_token_setup import (
+                    maybe_enable_token_auth_if_token_available as use_token_if_any,
+                )
+                use_token_if_any(warn_if_disabled=False)
+            except ImportError:      # a Ray without token authentication
+                pass
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:
+            chain, e = [], exc
+            while e is not None:
+                chain, e = chain + [e], e.__cause__ or e.__context__
+            if any(type(e).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(e) for e in chain):
+                raise HeteroError(f"cannot join the Ray cluster at {address}: it wants its authentication token; set "
+                                  "RAY_AUTH_TOKEN to it (`ray get-auth-token` on the head) or RAY_AUTH_TOKEN_PATH to "
+                                  "a file holding it, and RAY_AUTH_MODE=token") from None
+            raise HeteroError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     else:
         # Every task's output is copied into the object store. Without preallocation each copy also faults in
         # fresh shared-memory pages, which dominated a perf profile of ray.put on the 2-core VM. Preallocating
         # 1 GiB (mixed:40 holds 0.65 GiB of inputs and outputs) adds ~1 s to the start; a bigger set overflows to
         # Ray's fallback allocation on disk, slower but correct.
-        ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
-                 log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES,
-                 _system_config={"preallocate_plasma_memory": True})
+        # Ray's servers (GCS, raylet, workers) run what a connection sends them, and a local run serves this
+        # machine only: they listen on the loopback interface. Ray makes the loopback its node address only where
+        # it assumes no cluster (ray_constants.ENABLE_RAY_CLUSTER, off on Windows and macOS), so off for this start.
+        from ray._private import ray_constants
+
+        cluster = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        try:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
+                     log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES, _node_ip_address="127.0.0.1",
+                     _system_config={"preallocate_plasma_memory": True})
+        finally:
+            if cluster is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = cluster
 
 
 @dataclass
@@ -80,7 +113,8 @@ def start_devices(backends: list[str], share_cores: bool = False, strict: bool =
             ray.kill(h)
             continue
         if not info["supports"]:
-            msg = f"device {p.label} runs none of the workloads ({'; '.join(f'{k}: {v}' for k, v in info['reasons'].items())})"
+            why = "; ".join(f"{k}: {v}" for k, v in info["reasons"].items())
+            msg = f"device {p.label} runs none of the workloads ({why})"
             if strict:
                 raise HeteroError(msg)
             warn(f"note: {msg}; continuing without it")
@@ -126,10 +160,8 @@ def stop_devices(devices: list[Worker]) -> None:
     import ray
 
     for d in devices:
-        try:
+        with contextlib.suppress(Exception):
             ray.kill(d.actor)
-        except Exception:
-            pass
 
 
 @dataclass
@@ -227,13 +259,19 @@ class RayExecutor:
         self.args[t.id] = a
         self.inflight[s] = (t, st.name, o, time.time())
 
-    def wait(self) -> list:
-        """The ends that have arrived (at least one), and the devices found dead."""
+    def wait(self, until: float | None = None) -> list:
+        """The ends that have arrived (at least one), and the devices found dead; [] if `until` (run clock) comes
+        first."""
         import ray
 
         self.res.spent(self.tick, tuple(self.in_submit))
-        done, _ = ray.wait(list(self.inflight), num_returns=1)
-        if len(self.inflight) > 1:
+        timeout = None if until is None else max(0.0, until - self.now())
+        if not self.inflight:
+            time.sleep(timeout or 0.0)
+            done = []
+        else:
+            done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        if done and len(self.inflight) > 1:
             done, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
         self.tick, self.in_submit = _clocks(), [0.0, 0.0]
         out = []

@@ -112,10 +112,12 @@ class Clock:
         if nxt:
             self._push(nxt[0], "end", nxt[1], self.share.version[g])
 
-    def wait(self) -> list:
-        """Run the clock to the next end the driver hears of."""
+    def wait(self, until: float | None = None) -> list:
+        """Run the clock to the next end the driver hears of, or to `until` if that comes first."""
         share = self.share
         while self.events:
+            if until is not None and self.events[0][0] > until:
+                break
             self.t, _, what, j, payload = heapq.heappop(self.events)
             g = share.of[j]
             if what == "start":
@@ -138,6 +140,8 @@ class Clock:
                 self._push(self.t + lag, "notice", j, (t, self.t))
                 continue
             return [self._done((t, self.t), j)]
+        if until is not None:
+            self.t = max(self.t, until)
         return []
 
     def _end(self, g: int, j: int):
@@ -158,7 +162,8 @@ class Clock:
 
 
 def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None, pool: bool = True,
-             overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None) -> SimResult:
+             overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None,
+             arrivals: list | None = None) -> SimResult:
     """Run `policy` over `tasks` on `devices` with a clock; pool=False shows every device to the policy always.
 
     actual(task, device): seconds the task takes on that device alone (default: the model's prediction; only
@@ -169,12 +174,13 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     when the device goes straight on to a queued task (Ray then stores the output while the next one runs) and
     when it has nothing queued; none by default.
     cores: device name -> a key shared by the devices pinned to the same cores, which then share their speed
-    (_Cores); by default each device's DeviceState.share (None: cores of its own)."""
+    (_Cores); by default each device's DeviceState.share (None: cores of its own).
+    arrivals: a stream's [(time, tasks)] (hetero.scheduler.streams); none: every task is there at the start."""
     if cores is None:
         cores = {d.name: d.share for d in devices if d.share is not None}
     wall = time.perf_counter()
     given, actual = actual is not None, actual or (lambda t, d: predict(model, t, d))
     clock = Clock(devices, model, actual, overhead or {}, notify or {}, cores)
-    rec = Driver(tasks, devices, policy, model, pooled=pool, late_binding=given).run(clock)
+    rec = Driver(tasks, devices, policy, model, pooled=pool, late_binding=given, arrivals=arrivals).run(clock)
     return SimResult(policy.name, rec.makespan, rec.where, dict(clock.start), rec.end,
                      {d.name: clock.busy[i] for i, d in enumerate(devices)}, time.perf_counter() - wall)

@@ -60,8 +60,8 @@ def summarize(results, states, model, notes=()) -> list[dict]:
 
 def format_rows(rows: list[dict]) -> str:
     spread = any((r.get("repeats") or 1) > 1 for r in rows)     # --repeat: the runs' makespan range
-    head = f"{'taskset':14s} {'mix':22s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} {'vs single':>9s} " \
-           f"{'vs rr':>6s} {'bound':>7s} {'gap':>5s} {'ovh ms':>6s} {'retry':>5s}  " \
+    head = f"{'taskset':14s} {'mix':22s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} " \
+           f"{'vs single':>9s} {'vs rr':>6s} {'bound':>7s} {'gap':>5s} {'ovh ms':>6s} {'retry':>5s}  " \
            + ("runs: min-max s  gap: median (min-max)  " if spread else "") + "utilization (tasks)"
     lines = [head]
     for r in rows:
@@ -72,7 +72,8 @@ def format_rows(rows: list[dict]) -> str:
             else "-"  # noqa: E731
         util = " ".join(f"{u}({c.split('=')[1]})" for u, c in zip(r["utilization"].split(";"),
                                                                    r["task_counts"].split(";")))
-        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {f(r['makespan_s'], '9.3f')} {f(r['tasks_per_s'], '8.1f')} "
+        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {f(r['makespan_s'], '9.3f')} "
+                     f"{f(r['tasks_per_s'], '8.1f')} "
                      f"{f(r['gflops'], '8.1f')} {f(r['speedup_vs_single'], '9.2f')} "
                      f"{f(r['speedup_vs_round_robin'], '6.2f')} {f(r['bound_s'], '7.3f')} {f(r['gap'], '5.2f')} "
                      f"{f(r['overhead_ms_per_task'], '6.3f')} {r['retries']:5d}  {rng}{util}")

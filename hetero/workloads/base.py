@@ -50,8 +50,6 @@ class Case:
     @property
     def shape(self) -> str:
         """Compact label used in tables and result files, e.g. '4x12x512x64 causal'."""
-        from hetero.workloads import get  # late: registry imports this module
-
         return get(self.workload).label(self.p)
 
 
@@ -220,6 +218,17 @@ class Workload:
         return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+# name -> workload; hetero.workloads (the package) registers the built-in ones on import, before any of its modules
+# can be used, so a Case finds its workload here without importing the package that imports this module.
+WORKLOADS: dict[str, Workload] = {}
+
+
+def get(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise choices("workload", name, WORKLOADS)
+    return WORKLOADS[name]
+
+
 def check(out: np.ndarray, ref: np.ndarray, dtype: str) -> tuple[bool, float, float]:
     """(correct, max_abs_err, max_rel_err) of a backend's output against the float64 reference."""
     out = np.asarray(out, dtype=np.float64)
@@ -229,4 +238,5 @@ def check(out: np.ndarray, ref: np.ndarray, dtype: str) -> tuple[bool, float, fl
         return False, float("nan"), float("nan")
     err = np.abs(out - ref)
     scale = np.abs(ref) + np.sqrt(np.mean(ref * ref)) + 1e-30
-    return bool((err <= TOLERANCE[dtype] * scale).all()), float(err.max(initial=0.0)), float((err / scale).max(initial=0.0))
+    ok = bool((err <= TOLERANCE[dtype] * scale).all())
+    return ok, float(err.max(initial=0.0)), float((err / scale).max(initial=0.0))

@@ -50,7 +50,8 @@ class Conv2d(Workload):
                "DCGAN discriminator layer 2 (64 -> 128 channels, 4x4 stride 2)"),
         Preset("resnet-3x3", _conv(N=8, C=64, H=56, W=56, K=64, R=3, S=3, padding=1),
                "ResNet-18/34 conv2_x 3x3 layer"),
-        Preset("deepbench-1x1", _conv(N=8, C=64, H=56, W=56, K=256, R=1, S=1), "DeepBench conv (56,56,64,8,256,1,1,0,1)"),
+        Preset("deepbench-1x1", _conv(N=8, C=64, H=56, W=56, K=256, R=1, S=1),
+               "DeepBench conv (56,56,64,8,256,1,1,0,1)"),
         Preset("deepbench-5x5", _conv(N=16, C=192, H=28, W=28, K=32, R=5, S=5, padding=2),
                "DeepBench conv (28,28,192,16,32,5,5,2,1)", frozenset({"extra"})),
         Preset("deepbench-7x7x512", _conv(N=16, C=512, H=7, W=7, K=512, R=3, S=3, padding=1),
@@ -92,7 +93,7 @@ class Conv2d(Workload):
             if min(hw(p, name)) < lo or p.get(name + "_w", -1) < -1:
                 raise HeteroError(f"{self.name}: {name}={hw(p, name)} must be >= {lo} (along H, W; *_w=-1 is "
                                   "the same as along H)")
-        g, (cin, cout) = p.get("groups", 1), self.group_channels(p)
+        g = p.get("groups", 1)
         if g < 1 or p["C"] % g or p["K"] % g:
             raise HeteroError(f"{self.name}: groups={g} must be >= 1 and divide C={p['C']} and K={p['K']}")
         self._validate_out(p)

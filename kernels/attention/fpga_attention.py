@@ -6,8 +6,8 @@ import numpy as np
 
 from hetero import fpga_model as fm
 from hetero import opencl_util as ocl
+from hetero.kernels.matmul.fpga_matmul import Systolic
 from hetero.workloads.attention import scale_of
-from kernels.matmul.fpga_matmul import Systolic
 
 
 def prepare(rt, pr: fm.FpgaPreset, case, inputs):

@@ -7,9 +7,9 @@ import numpy as np
 from hetero import fpga_model as fm
 from hetero import opencl_util as ocl
 from hetero.errors import HeteroError
+from hetero.kernels.conv2d.opencl_conv2d import SOURCE, defines
+from hetero.kernels.matmul.fpga_matmul import Systolic
 from hetero.workloads import get
-from kernels.conv2d.opencl_conv2d import SOURCE, defines
-from kernels.matmul.fpga_matmul import Systolic
 
 
 def prepare(rt, pr: fm.FpgaPreset, case, inputs):

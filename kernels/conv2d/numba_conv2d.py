@@ -39,9 +39,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
+from hetero.kernels.numba_intrinsics import prefetch_write, transpose16_add
 from hetero.threads import single_threaded_scipy_blas
-from kernels.numba_blas import NO_TRANS, TRANS, sgemm
-from kernels.numba_intrinsics import prefetch_write, transpose16_add
 
 TAPS, IM2COL, DIRECT = 0, 1, 2  # how a tile's products are formed (module docstring)
 SMALL_GEMM = 1_000_000  # OpenBLAS runs sgemm with M*N*K up to this through its small-matrix kernels (no packing)

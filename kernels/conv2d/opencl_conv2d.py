@@ -12,8 +12,8 @@ import numpy as np
 
 from hetero import opencl_util as ocl
 from hetero.errors import HeteroError
+from hetero.kernels.matmul.opencl_matmul import Gemm, Operand
 from hetero.workloads import get
-from kernels.matmul.opencl_matmul import Gemm, Operand
 
 SOURCE = Path(__file__).with_name("conv2d.cl")
 

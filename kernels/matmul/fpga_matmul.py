@@ -29,8 +29,8 @@ class Systolic:
         # One PE array per work-group: PoCL otherwise packs many work-items, each with its R x C x V
         # register file on the worker thread's stack, into one group and overflows it (segfault at 512^3).
         return ocl.launch(self.rt, self.prg.systolic_gemm, g, (1, 1, 1), a, b, c,
-                          np.int32(M), np.int32(N), np.int32(K), *(np.int64(x) for x in (sam, sak, sbk, sbn, sa, sb)), np.int32(ldc), np.int64(s_c),
-                          np.float32(scale))
+                          np.int32(M), np.int32(N), np.int32(K), *(np.int64(x) for x in (sam, sak, sbk, sbn, sa, sb)),
+                          np.int32(ldc), np.int64(s_c), np.float32(scale))
 
 
 def quantize(x: np.ndarray) -> tuple[np.ndarray, float]:

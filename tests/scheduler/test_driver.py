@@ -21,7 +21,7 @@ class Script:
     def send(self, task, device, predicted, transfer):
         self.sent.append((task, device))
 
-    def wait(self):
+    def wait(self, until=None):
         task, device = self.sent.pop(0)
         self.t += 1.0
         if device.name == self.die and device.alive:

@@ -80,9 +80,9 @@ def test_graphs_all_outputs_correct(devices, spec):
 @pytest.mark.parametrize("policy", ["round-robin", "dmda", "heteroprio"])   # pushed, and pulled by free devices
 def test_dead_actor_tasks_rerun_elsewhere(ray_session, policy):
     """Fault injection: a device actor killed mid-run loses no task, runs none twice, and its row says so."""
-    from hetero.scheduler import summary
-
     import ray
+
+    from hetero.scheduler import summary
 
     devs, _ = runtime.start_devices(["null", "numpy"])
     try:

@@ -8,8 +8,8 @@ import pytest
 from bench.simulate import cli
 from hetero import fpga_model
 from hetero.scheduler import policies, profiles, tasks
-from hetero.scheduler.perfmodel import PerfModel
 from hetero.scheduler.device import DeviceState
+from hetero.scheduler.perfmodel import PerfModel
 from hetero.scheduler.simulate import simulate
 from tests.scheduler.test_sched_policies import Table
 
@@ -73,8 +73,9 @@ def test_profiles_from_results_and_models():
 def test_cli_mix_and_errors(tmp_path, capsys):
     assert cli(["--mix", "4xh100,2xu250,1xcpu", "--mix", "2xu250", "--tasks", "mixed:500", "--tasks", "gan:2",
                 "--policy", "dmda,round-robin", "--out", str(tmp_path), "--name", "s"]) == 0
-    from hetero.results import CSV_READ
     import pandas as pd
+
+    from hetero.results import CSV_READ
 
     df = pd.read_csv(tmp_path / "s" / "simulate.csv", **CSV_READ)
     assert len(df) == 2 * 2 * 2 and (df.gap >= 1 - 1e-9).all() and df.timing.str.startswith("modeled").all()
@@ -106,10 +107,10 @@ def test_replay_of_a_committed_real_run_within_15_percent(name, tmp_path):
 
     import pandas as pd
 
-    copy = tmp_path / name            # the replay writes replay.csv into the folder it reads
+    copy = tmp_path / name
     shutil.copytree(RESULTS / name, copy)
-    assert cli(["--replay", str(copy)]) == 0
-    df = pd.read_csv(copy / "replay.csv", keep_default_na=False, na_values=[""])
+    assert cli(["--replay", str(copy), "--out", str(tmp_path), "--name", "replay"]) == 0
+    df = pd.read_csv(tmp_path / "replay" / "replay.csv", keep_default_na=False, na_values=[""])
     assert len(df) and (df.error_pct.abs() <= 15).all(), df.to_string()
 
 
@@ -227,8 +228,8 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     """A trace keeps what the perf model predicted per device when the policy planned; a replay's policies plan
     from that (HEFT's static plan hangs on it), while tasks take the run's own durations."""
     from hetero.scheduler import trace
-    from hetero.scheduler.runtime import RunResult
     from hetero.scheduler.replay import RunTimes
+    from hetero.scheduler.runtime import RunResult
 
     ts = tasks.mixed(2, size="quick", inputs=False)
     events = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape, "device": "a",

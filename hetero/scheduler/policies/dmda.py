@@ -1,12 +1,11 @@
 """dmda: StarPU's deque-model data-aware policy, guided on batches by the LP area relaxation's shares."""
 from __future__ import annotations
 
-from hetero.scheduler.costs import capable, task_seconds, predict, transfer
+from hetero.scheduler.costs import capable, predict, task_seconds, transfer
 from hetero.scheduler.device import kind
 from hetero.scheduler.graph import upward_ranks
 from hetero.scheduler.policies.base import Policy
 from hetero.scheduler.policies.lp_shares import Shares, first_free, lp_quota, pool_of
-
 
 # On a batch, dmda scales a device's predictions by how far off they have been on it in this run: a mean of
 # measured / predicted over its tasks, each new one weighing DRIFT, each ratio clipped to [1/DRIFT_CLIP,

@@ -42,7 +42,7 @@ def lp_quota(tasks, devices, model) -> dict:
         share = [(a.get(k, 0.0), i) for i, a in enumerate(alloc)]
         whole = {i: int(math.floor(x + 1e-9)) for x, i in share}
         left = n - sum(whole.values())
-        for x, i in sorted(share, key=lambda s: -(s[0] - math.floor(s[0] + 1e-9)))[:left]:
+        for _x, i in sorted(share, key=lambda s: -(s[0] - math.floor(s[0] + 1e-9)))[:left]:
             whole[i] += 1
         for i, m in whole.items():
             if m:

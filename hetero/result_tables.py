@@ -5,14 +5,14 @@ are told apart in every cell: a modeled time carries a trailing '*'.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from hetero.errors import HeteroError
+from hetero.ratios import add_ratios
 from hetero.results import read_rows
-from hetero.runner import add_ratios
+from hetero.validate import read_meta
 
 
 def load_bench(results_dir) -> tuple[pd.DataFrame, list[str]]:
@@ -43,11 +43,25 @@ def like_with_like(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=df.columns)
 
 
+def corrupt_meta(results_dir, runs) -> list[str]:
+    """'skipped: corrupt run metadata ...' for each run's meta.json that exists and breaks hetero.validate's
+    rules (a missing one only leaves the machine unknown)."""
+    notes = []
+    for run in runs:
+        path = Path(results_dir) / run / "meta.json"
+        try:
+            if path.exists():
+                read_meta(path)
+        except HeteroError as exc:
+            notes.append(f"skipped: {exc}")
+    return notes
+
+
 def run_machine(results_dir, run: str) -> str:
     """'AMD EPYC, 2 cores' or the GPU's name, from the run's meta.json."""
     try:
-        meta = json.loads((Path(results_dir) / run / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = read_meta(Path(results_dir) / run / "meta.json")
+    except HeteroError:
         return "machine unknown (no readable meta.json)"
     host = meta.get("host", {})
     gpus = sorted({d.get("name") for d in meta.get("devices", {}).values() if d.get("kind") == "gpu"})
@@ -103,9 +117,9 @@ def load_csvs(results_dir, name: str) -> tuple[pd.DataFrame, list[str]]:
     frames, notes = [], []
     for path in sorted(Path(results_dir).glob(f"*/{name}")):
         try:
-            frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""]).assign(run=path.parent.name))
-        except Exception as exc:
-            notes.append(f"skipped: corrupt {path}: {type(exc).__name__}: {exc}".splitlines()[0])
+            frames.append(read_rows(path, name).assign(run=path.parent.name))
+        except HeteroError as exc:
+            notes.append(f"skipped: {exc}")
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
 
 

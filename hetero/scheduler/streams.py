@@ -1,0 +1,148 @@
+"""Streams of requests, open loop: each request arrives at its own time whatever the devices are doing, and is one
+task (a mixed request) or a small graph (a transformer layer's forward for its tokens, a GAN step). The driver
+releases each request's first tasks at its arrival (hetero.scheduler.driver, `arrivals`).
+
+Load: a fraction of what the device mix sustains, which is derived from the perf model: the LP area bound
+(hetero.scheduler.bounds) of the whole stream's tasks at the model's predicted times, over the number of requests,
+is the least time a request can cost the mix on average; capacity = 1 / that, in requests a second, and
+load L arrives at L * capacity. Above 1, no policy keeps up and the queue grows without bound.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hetero.errors import HeteroError, choices
+from hetero.scheduler import tasks as tasksets
+from hetero.scheduler.bounds import lp_bound, time_table
+
+ARRIVALS = ("poisson", "constant", "trace:FILE")
+
+
+@dataclass
+class Stream:
+    """A stream's tasks, and per request its arrival time and tasks' ids (its first tasks have no deps)."""
+    name: str
+    tasks: list
+    arrival: np.ndarray          # (requests,) seconds from the stream's start, ascending
+    members: list                # request -> [task ids]
+
+    def arrivals(self) -> list:
+        """[(time, [tasks with no deps])], the driver's `arrivals`."""
+        by_id = {t.id: t for t in self.tasks}
+        return [(float(a), [by_id[i] for i in ids if not by_id[i].deps]) for a, ids in zip(self.arrival, self.members)]
+
+
+def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool = False) -> tuple[list, list]:
+    """(tasks, request -> task ids) for `n` requests of a task set: mixed (one task each), transformer (one
+    layer's five tasks each) or gan (one generator and discriminator step, six tasks each)."""
+    name = spec.partition(":")[0]
+    if name not in tasksets.SETS:
+        raise choices("task set", name, list(tasksets.SETS))
+    if name == "mixed":
+        ts = tasksets.mixed(n, seed=seed, size=size, inputs=inputs)
+    elif name == "transformer":
+        ts = tasksets.transformer(layers=1, batches=n, seed=seed, size=size, inputs=inputs)
+    else:
+        ts = tasksets.gan(batches=n, seed=seed, size=size, inputs=inputs)
+    root: dict = {}
+    for t in ts.tasks:      # every task set's graph is a chain per request: a task belongs to its parent's
+        root[t.id] = root[t.deps[0]] if t.deps else t.id
+    members: dict = {}
+    for t in ts.tasks:
+        members.setdefault(root[t.id], []).append(t.id)
+    return ts.tasks, list(members.values())
+
+
+def arrival_times(kind: str, n: int, rate: float, seed: int = 0) -> np.ndarray:
+    """(n,) arrival times at `rate` a second: poisson (exponential gaps, seeded) or constant (evenly spaced)."""
+    if not (rate > 0 and math.isfinite(rate)):
+        raise HeteroError(f"arrival rate {rate} must be a positive number")
+    if kind == "poisson":
+        return np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, n))
+    if kind == "constant":
+        return np.arange(n) / rate
+    raise choices("--arrivals", kind, list(ARRIVALS))
+
+
+def read_trace(path) -> list[tuple[float, str]]:
+    """A CSV of arrival time (seconds) and request kind (a task set name) per line, header `time,kind`."""
+    try:
+        with open(path, newline="") as f:
+            rows = [(float(r["time"]), r["kind"]) for r in csv.DictReader(f)]
+    except FileNotFoundError:
+        raise HeteroError(f"--arrivals trace:{path}: no such file") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise HeteroError(f"--arrivals trace:{path}: needs columns time,kind with numeric times ({exc})") from None
+    if not rows:
+        raise HeteroError(f"--arrivals trace:{path}: no requests in it")
+    return sorted(rows)
+
+
+def capacity(tasks, members: list, devices, model) -> float:
+    """Requests a second the mix sustains at the model's predictions: requests / the LP area bound of all their
+    tasks (devices sharing cores count as one)."""
+    bound = lp_bound(tasks, devices, time_table(tasks, devices, model))
+    if not (bound > 0 and math.isfinite(bound)):
+        raise HeteroError("the perf model predicts no time for some task on every device: calibrate first "
+                          "(python -m bench.schedule calibrate) or pick devices that run the set")
+    return len(members) / bound
+
+
+def make(spec: str, n: int, devices, model, load: float, arrivals: str = "poisson", seed: int = 0,
+         size: str = "full", inputs: bool = False) -> tuple[Stream, float]:
+    """A stream of `n` requests of task set `spec` at `load` times the mix's capacity; (stream, rate a second).
+    arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored)."""
+    tasks, members = requests(spec, n, seed, size, inputs)
+    if arrivals.startswith("trace:"):
+        trace = read_trace(arrivals[6:])[:n]
+        times = np.array([t for t, _ in trace])
+        rate = len(times) / max(times[-1], 1e-12)
+        return Stream(f"{spec.partition(':')[0]}:{len(times)}", tasks, times, members[:len(times)]), rate
+    rate = load * capacity(tasks, members, devices, model)
+    return Stream(f"{spec.partition(':')[0]}:{n}", tasks, arrival_times(arrivals, n, rate, seed), members), rate
+
+
+def latency(stream: Stream, start: dict, end: dict, slo: float | None = None) -> dict:
+    """Per-request statistics of a run of the stream (start, end: task id -> seconds on the run's clock):
+    latency = the request's last task's end - its arrival; wait = its first task's start - its arrival."""
+    lat, wait = [], []
+    for a, ids in zip(stream.arrival, stream.members):
+        if all(i in end for i in ids):
+            lat.append(max(end[i] for i in ids) - a)
+            wait.append(min(start[i] for i in ids) - a)
+    lat, wait = np.array(lat), np.array(wait)
+    span = max(end.values(), default=0.0) - float(stream.arrival[0]) if len(stream.arrival) else 0.0
+    out = dict(requests=len(stream.members), completed=len(lat),
+               throughput_per_s=len(lat) / span if span > 0 else None,
+               p50_s=_q(lat, 50), p95_s=_q(lat, 95), p99_s=_q(lat, 99), mean_latency_s=_mean(lat),
+               mean_wait_s=_mean(wait), p99_wait_s=_q(wait, 99), slo_s=slo,
+               over_slo=int((lat > slo).sum()) if slo is not None else None)
+    return out
+
+
+def _q(x: np.ndarray, p: float):
+    return float(np.percentile(x, p)) if len(x) else None
+
+
+def _mean(x: np.ndarray):
+    return float(x.mean()) if len(x) else None
+
+
+def knee(rows: list[dict], slo: float) -> float | None:
+    """The highest load whose p99 latency stays under the SLO (rows of one mix and policy), None if none does."""
+    ok = [r["load"] for r in rows if r.get("p99_s") is not None and r["p99_s"] <= slo]
+    return max(ok) if ok else None
+
+
+def write_trace_file(path: Path, stream: Stream) -> None:
+    """The stream's arrivals as a trace file (`--arrivals trace:FILE` reads it back)."""
+    kind = stream.name.partition(":")[0]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["time", "kind"])
+        w.writerows((f"{a:.9f}", kind) for a in stream.arrival)

@@ -1,0 +1,81 @@
+"""Streams on the simulator: queueing theory's M/M/c, and the stream helpers. No Ray."""
+import numpy as np
+import pytest
+
+from hetero.errors import HeteroError
+from hetero.scheduler import policies, queueing, streams
+from hetero.scheduler import tasks as tasksets
+from hetero.scheduler.device import DeviceState
+from hetero.scheduler.simulate import simulate
+
+
+class Fixed:
+    """Every task predicted to take `s` seconds on every device."""
+
+    def __init__(self, s):
+        self.s = s
+
+    def predict(self, backend, device, case):
+        return self.s
+
+
+@pytest.mark.parametrize("load", [0.5, 0.8, 0.95])
+def test_a_stream_on_identical_devices_is_fcfs_mmc_request_by_request(load):
+    """1e5 Poisson requests with exponential service times on 4 identical devices, placed by eager: each
+    request waits exactly what first-come-first-served M/M/4 gives it on the same draws."""
+    n, c, mu = 100_000, 4, 1.0
+    ts = tasksets.mixed(n, size="quick", workloads=("matmul",), inputs=False)
+    arrival = streams.arrival_times("poisson", n, load * c * mu, seed=1)
+    service = np.random.default_rng(2).exponential(1 / mu, n)
+    stream = streams.Stream("mm", ts.tasks, arrival, [[t.id] for t in ts.tasks])
+    devs = [DeviceState(f"d{i}", "x", "x") for i in range(c)]
+    r = simulate(ts.tasks, devs, policies.make("eager"), Fixed(1 / mu), actual=lambda t, d: service[t.id],
+                 arrivals=stream.arrivals())
+    waits = np.array([r.start[t.id] for t in ts.tasks]) - arrival
+    assert np.allclose(waits, queueing.fcfs_waits(arrival, service, c), atol=1e-9)
+    assert streams.latency(stream, r.start, r.end)["completed"] == n
+
+
+@pytest.mark.parametrize("load", [0.5, 0.8, 0.95])
+def test_fcfs_mmc_waits_match_erlang_c(load):
+    """The recursion the simulator reproduces gives Erlang C's mean wait within 2% and its p99 within 5% (2e7
+    customers: near saturation a mean over fewer is too noisy for 2%)."""
+    c, mu = 4, 1.0
+    lam = load * c * mu
+    w = queueing.mmc_waits(20_000_000, lam, mu, c, seed=0)
+    assert w.mean() == pytest.approx(queueing.mean_wait(c, lam, mu), rel=0.02)
+    assert np.percentile(w, 99) == pytest.approx(queueing.wait_quantile(c, lam, mu, 0.99), rel=0.05)
+
+
+def test_erlang_c_known_values_and_refusal():
+    assert queueing.erlang_c(1, 0.5) == pytest.approx(0.5)                # M/M/1: P(wait) = rho
+    assert queueing.erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    with pytest.raises(HeteroError, match="below 1"):
+        queueing.erlang_c(2, 2.0)
+
+
+def test_arrivals_poisson_constant_and_trace(tmp_path):
+    p = streams.arrival_times("poisson", 200_000, 50.0, seed=3)
+    assert np.all(np.diff(p) > 0) and np.diff(p).mean() == pytest.approx(1 / 50, rel=0.02)
+    assert np.allclose(streams.arrival_times("constant", 4, 2.0), [0.0, 0.5, 1.0, 1.5])
+    with pytest.raises(HeteroError, match="--arrivals"):
+        streams.arrival_times("bursty", 4, 2.0)
+    tasks, members = streams.requests("gan", 3, size="quick")
+    assert len(members) == 3 and all(len(m) == 6 for m in members)
+    st = streams.Stream("gan:3", tasks, np.array([0.0, 0.1, 0.3]), members)
+    streams.write_trace_file(tmp_path / "t.csv", st)
+    assert [round(t, 6) for t, _ in streams.read_trace(tmp_path / "t.csv")] == [0.0, 0.1, 0.3]
+    (tmp_path / "bad.csv").write_text("when,what\n1,x\n")
+    with pytest.raises(HeteroError, match="time,kind"):
+        streams.read_trace(tmp_path / "bad.csv")
+
+
+def test_load_is_a_fraction_of_the_capacity_the_model_predicts():
+    """Two devices each 1 s a request: capacity 2 requests a second; load 0.5 arrives at 1 a second."""
+    devs = [DeviceState("a", "x", "x"), DeviceState("b", "x", "x")]
+    st, rate = streams.make("mixed", 1000, devs, Fixed(1.0), load=0.5, arrivals="constant", size="quick")
+    assert rate == pytest.approx(1.0) and st.arrival[1] == pytest.approx(1.0)
+    r = simulate(st.tasks, devs, policies.make("dmda"), Fixed(1.0), arrivals=st.arrivals())
+    stats = streams.latency(st, r.start, r.end, slo=1.5)
+    assert stats["p99_s"] == pytest.approx(1.0) and stats["over_slo"] == 0 and stats["mean_wait_s"] == 0
+    assert streams.knee([dict(load=0.5, p99_s=1.0), dict(load=0.9, p99_s=2.0)], slo=1.5) == 0.5
