@@ -5,11 +5,13 @@ import importlib
 
 import numpy as np
 
-from hetero.backends.base import Backend, Device, HostKernel
+from hetero.backends.base import ALL, Backend, Device, HostKernel
+from hetero.errors import HeteroError
 from hetero.devices import cpu_device
 from hetero.threads import set_blas_threads, set_numba_threads
 from hetero.workloads import get
 from hetero.workloads.attention import scale_of
+from hetero.workloads.conv2d import hw
 
 # workload -> kernel module; each exposes the kernel function(s) and warmup().
 KERNELS = {
@@ -23,6 +25,7 @@ KERNELS = {
 class NumbaBackend(Backend):
     name = "numba"
     dtypes = {w: ("float32",) for w in KERNELS}
+    features = {w: ALL for w in KERNELS}
 
     @classmethod
     def _unavailable(cls):
@@ -44,7 +47,7 @@ class NumbaBackend(Backend):
 
     def warmup(self) -> None:
         self._configure()
-        for module in dict.fromkeys(KERNELS.values()):
+        for module in dict.fromkeys([*KERNELS.values(), "hetero.kernels.conv2d.numba_grouped"]):
             importlib.import_module(module).warmup()
 
     def _prepare(self, case, inputs):
@@ -55,15 +58,32 @@ class NumbaBackend(Backend):
         if case.workload == "matmul":
             fn = lambda o: mod.matmul(inputs["a"], inputs["b"], o)  # noqa: E731
         elif case.workload == "attention":
-            scale = scale_of(case, inputs.get("scale"))
-            fn = lambda o: mod.attention(inputs["query"], inputs["key"], inputs["value"], o,  # noqa: E731
-                                         scale, bool(p["causal"]))
-        elif case.workload == "conv2d":
-            st, pad, dil = ((p[k], p[k]) for k in ("stride", "padding", "dilation"))
-            fn = lambda o: mod.conv2d(inputs["input"], inputs["weight"], inputs.get("bias"),  # noqa: E731
-                                      st, pad, dil, o)
+            fn = self._attention(mod, case, inputs)
         else:
-            st, pad, opad, dil = ((p[k], p[k]) for k in ("stride", "padding", "output_padding", "dilation"))
-            fn = lambda o: mod.conv_transpose2d(inputs["input"], inputs["weight"],  # noqa: E731
-                                                inputs.get("bias"), st, pad, opad, dil, o)
+            fn = self._conv(mod, case, inputs)
         return HostKernel(fn, out)
+
+    @staticmethod
+    def _attention(mod, case, inputs):
+        scale, mask = scale_of(case, inputs.get("scale")), inputs.get("attn_mask")
+        if mask is not None and bool(((mask < mod.MASK_FLOOR) & np.isfinite(mask)).any()):
+            raise HeteroError(f"numba: attn_mask values below {mod.MASK_FLOOR:g} (other than -inf) are not "
+                              "supported (the kernel would take them for -inf)")
+        return lambda o: mod.attention(inputs["query"], inputs["key"], inputs["value"], o, scale,
+                                       bool(case.p["causal"]), mask)
+
+    @staticmethod
+    def _conv(mod, case, inputs):
+        p, g = case.p, case.p["groups"]
+        x, w, b = inputs["input"], inputs["weight"], inputs.get("bias")
+        if g > 1:
+            mod = importlib.import_module("hetero.kernels.conv2d.numba_grouped")
+        st, pad, dil = (hw(p, k) for k in ("stride", "padding", "dilation"))
+        if case.workload == "conv2d":
+            if g > 1:
+                return lambda o: mod.conv2d(x, w, b, st, pad, dil, g, o)
+            return lambda o: mod.conv2d(x, w, b, st, pad, dil, o)
+        opad = hw(p, "output_padding")
+        if g > 1:
+            return lambda o: mod.conv_transpose2d(x, w, b, st, pad, opad, dil, g, o)
+        return lambda o: mod.conv_transpose2d(x, w, b, st, pad, opad, dil, o)

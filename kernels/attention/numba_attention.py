@@ -12,6 +12,13 @@ out = acc / l. Only (bq, bk) scores exist at a time. With is_causal (PyTorch's t
 j <= i) keys right of the query block are never visited, the keys across its diagonal go in narrow blocks that
 only the query rows seeing them take part in, and masked scores become p = 0. Every row sees key 0, so no row
 is ever empty (this matches torch also for Sq != Sk).
+
+Beyond self-attention (the case layout of hetero/workloads/attention.py): query head h reads key/value head
+h // (H // Hkv) (grouped-query attention); the value head size Dv may differ from D; an additive mask
+(Bm, Hm, L, S) is pre-multiplied by log2(e) and added to each score block, its -inf entries turned into
+_MASKED, far below the running max's start, so they take no weight and a row that sees no key at all keeps that
+start and is written as 0, as PyTorch does. Decoding (one query per head) with grouped heads stacks the H/Hkv
+query heads of a key/value head as the rows of one task, so each task streams its K and V once.
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ MIN_TASKS = 8  # BQ is shrunk (down to 32) until there are this many tasks, so s
 _LOG2E = math.log2(math.e)
 _MIN_EXP = np.float32(-126.0)  # exp2 of anything lower is flushed to ~1e-38; keeps the result a normal float
 _NEG_BIG = np.float32(-1e30)   # initial running max; finite, since fastmath assumes no infinities
+_MASKED = np.float32(-3e38)    # a masked-out score (log2 units): exp2 of it minus any running max is ~0
+MASK_FLOOR = -1e29             # finite mask values below this would be taken for -inf: the backend refuses them
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
 # Degree-5 least-squares fit of 2^f on f in [-0.5, 0.5]; relative error 2.3e-7 (float32 rounding level).
@@ -108,35 +117,45 @@ def _softmax_rows(s, nvalid, row_max, row_sum, alpha):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fold_key_block(qs, kb, vb, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid):
-    """Fold keys j0.. (kb, vb: (n, D)) into the running state of queries i0.. (qs, acc: (m, D); row_*: (m,))."""
+def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid):
+    """Fold keys j0.. (kb (n, D), vb (n, Dv)) into the running state of queries i0.. (qs (m, D), acc (m, Dv),
+    row_* (m,)); mb (m, n) is the mask block (log2 units) when has_mask."""
     m = qs.shape[0]
-    n, D = kb.shape
+    n = kb.shape[0]
+    Dv = vb.shape[1]
     # Causal: query rows before r0 see none of these keys; they are left out of this block entirely.
     r0 = max(0, j0 - i0) if is_causal else 0
     mr = m - r0
     s = sbuf[:mr * n].reshape(mr, n)  # (mr, n) scores, then probabilities
     np.dot(qs[r0:], kb.T, s)
+    if has_mask:
+        for r in range(mr):
+            for j in range(n):
+                s[r, j] += mb[r0 + r, j]
     for r in range(mr):
         nvalid[r] = min(n, i0 + r0 + r + 1 - j0) if is_causal else n
     _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr])
-    np.dot(s, vb, pv[:mr])  # (mr, D)
+    np.dot(s, vb, pv[:mr])  # (mr, Dv)
     for r in range(mr):
         a = alpha[r]
-        for d in range(D):
+        for d in range(Dv):
             acc[r0 + r, d] = acc[r0 + r, d] * a + pv[r, d]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
-def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
+def _attention(q, k, v, mask, has_mask, out, scale, is_causal, bq, bk, bk_diag):
+    """q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, L, S) in log2 units (read only when
+    has_mask), out (B, H, L, Dv)."""
     B, H, Sq, D = q.shape
-    Sk = k.shape[2]
+    Hkv, Sk, Dv = k.shape[1], k.shape[2], v.shape[3]
+    rep = H // Hkv
     nqb = (Sq + bq - 1) // bq
     qscale = np.float32(scale * _LOG2E)
     for t in prange(B * H * nqb):  # one task per (batch, head, query block)
         bh = t // nqb
         b = bh // H
         h = bh - b * H
+        hk = h // rep
         i0 = (t - bh * nqb) * bq
         m = min(bq, Sq - i0)
         qs = np.empty((m, D), np.float32)  # (m, D) queries * scale * log2(e)
@@ -145,12 +164,13 @@ def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
             for d in range(D):
                 qs[r, d] = qsrc[r, d] * qscale
         sbuf = np.empty(m * max(bk, bk_diag), np.float32)
-        acc = np.zeros((m, D), np.float32)  # unnormalised output rows
-        pv = np.empty((m, D), np.float32)
+        acc = np.zeros((m, Dv), np.float32)  # unnormalised output rows
+        pv = np.empty((m, Dv), np.float32)
         row_max = np.full(m, _NEG_BIG, np.float32)
         row_sum = np.zeros(m, np.float32)
         alpha = np.empty(m, np.float32)
         nvalid = np.empty(m, np.int64)
+        mrows = mask[b % mask.shape[0], h % mask.shape[1], i0:i0 + m]
         kend = min(Sk, i0 + m) if is_causal else Sk
         j0 = 0
         while j0 < kend:
@@ -161,29 +181,49 @@ def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
                 n = min(bk, kend - j0, i0 - j0)
             else:
                 n = min(bk_diag, kend - j0)
-            _fold_key_block(qs, k[b, h, j0:j0 + n], v[b, h, j0:j0 + n], i0, j0, is_causal,
-                            sbuf, pv, acc, row_max, row_sum, alpha, nvalid)
+            _fold_key_block(qs, k[b, hk, j0:j0 + n], v[b, hk, j0:j0 + n], mrows[:, j0:j0 + n], has_mask, i0, j0,
+                            is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid)
             j0 += n
         dst = out[b, h, i0:i0 + m]
         for r in range(m):
-            inv = _ONE / row_sum[r]
-            for d in range(D):
+            seen = row_max[r] > _NEG_BIG  # False: every key of this row was masked out
+            inv = _ONE / row_sum[r] if seen else _ZERO
+            for d in range(Dv):
                 dst[r, d] = acc[r, d] * inv
 
 
-def attention(q, k, v, out, scale, is_causal):
-    """q: (B, H, Sq, D), k, v: (B, H, Sk, D), out: (B, H, Sq, D); all float32 C-contiguous.
+def log2_mask(mask):
+    """The additive float32 mask (Bm, Hm, L, S) in the kernel's log2 units, -inf as _MASKED; None -> a dummy."""
+    if mask is None:
+        return np.zeros((1, 1, 1, 1), np.float32)
+    scaled = np.maximum(mask.astype(np.float32) * np.float32(_LOG2E), np.float32(-1e38))
+    return np.ascontiguousarray(np.where(np.isneginf(mask), _MASKED, scaled), np.float32)
 
-    out = softmax(q @ k^T * scale [+ causal mask]) @ v, written into out. Causal is PyTorch's is_causal:
+
+def attention(q, k, v, out, scale, is_causal, mask=None):
+    """q: (B, H, L, D), k: (B, Hkv, S, D), v: (B, Hkv, S, Dv), out: (B, H, L, Dv); all float32 C-contiguous;
+    mask: None or additive float32 (Bm, Hm, L, S), Bm in {1, B}, Hm in {1, H}, -inf where masked out.
+
+    out = softmax(q @ k^T * scale + mask [+ causal mask]) @ v, written into out. Causal is PyTorch's is_causal:
     top-left aligned, query i attends keys j <= i."""
-    B, H, Sq, _ = q.shape
+    B, H, Sq, D = q.shape
+    Hkv = k.shape[1]
+    if Sq == 1 and H > Hkv and not is_causal:  # decode with grouped heads: the H/Hkv heads become rows
+        rep = H // Hkv
+        q, out = q.reshape(B, Hkv, rep, D), out.reshape(B, Hkv, rep, out.shape[3])
+        if mask is not None:  # (Bm, Hm, 1, S) -> (Bm, Hkv or 1, rep, S)
+            hm = Hkv if mask.shape[1] == H else 1
+            mask = np.ascontiguousarray(np.broadcast_to(mask.reshape(mask.shape[0], hm, -1, mask.shape[3]),
+                                                        (mask.shape[0], hm, rep, mask.shape[3])))
+        B, H, Sq = B, Hkv, rep
     bq = BQ
     while bq > 32 and B * H * -(-Sq // bq) < MIN_TASKS:
         bq //= 2
     with single_threaded_scipy_blas():
-        _attention(q, k, v, out, float(scale), bool(is_causal), bq, BK, BK_DIAG)
+        _attention(q, k, v, log2_mask(mask), mask is not None, out, float(scale), bool(is_causal), bq, BK, BK_DIAG)
 
 
 def warmup():
     x = np.ones((1, 1, 3, 2), np.float32)
     attention(x, x, x, np.empty_like(x), 0.5, False)
+    attention(x, x, x, np.empty_like(x), 0.5, False, np.zeros((1, 1, 3, 3), np.float32))

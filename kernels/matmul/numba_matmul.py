@@ -18,10 +18,18 @@ def _matmul(a, b, out):  # a (M, K), b (K, N), out (M, N); all C-contiguous floa
     np.dot(a, b, out)
 
 
+@numba.njit(cache=True, nogil=True)
+def _matmul_batched(a, b, out):  # a (batch, M, K), b (batch, K, N), out (batch, M, N): one sgemm each
+    for i in range(a.shape[0]):
+        np.dot(a[i], b[i], out[i])
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    _matmul(a, b, out)
+    """a (M, K) @ b (K, N), or batched: a (batch, M, K) @ b (batch, K, N)."""
+    (_matmul_batched if a.ndim == 3 else _matmul)(a, b, out)
 
 
 def warmup() -> None:
     a = np.ones((4, 3), np.float32)
     matmul(a, a.T.copy(), np.empty((4, 4), np.float32))
+    matmul(a[None], a.T.copy()[None], np.empty((1, 4, 4), np.float32))
