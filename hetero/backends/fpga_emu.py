@@ -60,6 +60,9 @@ class FpgaEmuBackend(Backend):
     def preset(self) -> fm.FpgaPreset:
         return fm.preset(self.device_choice or os.environ.get(fm.ENV_PRESET) or None)
 
+    # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
+    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"})}
+
     @property
     def dtypes(self):
         dt = ("int8",) if self.preset.dtype == "int8" else ("float32",)

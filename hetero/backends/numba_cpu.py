@@ -6,8 +6,8 @@ import importlib
 import numpy as np
 
 from hetero.backends.base import ALL, Backend, Device, HostKernel
-from hetero.errors import HeteroError
 from hetero.devices import cpu_device
+from hetero.errors import HeteroError
 from hetero.threads import set_blas_threads, set_numba_threads
 from hetero.workloads import get
 from hetero.workloads.attention import scale_of

@@ -40,6 +40,8 @@ class OpenCLBackend(Backend):
     name = "opencl"
     timing = MEASURED_DEVICE
     dtypes = {w: ("float32",) for w in KERNELS}
+    # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
+    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"})}
 
     @classmethod
     def _unavailable(cls):

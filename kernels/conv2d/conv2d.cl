@@ -1,12 +1,12 @@
-// conv2d / conv_transpose2d helpers, float32, NCHW, square stride/padding/dilation (#defines ST, PAD, DIL,
-// and the kernel size R, S). Convolutions are lowered onto a GEMM:
+// conv2d / conv_transpose2d helpers, float32, NCHW, groups=1; stride, padding and dilation along H and W
+// (#defines ST_H, ST_W, PAD_H, PAD_W, DIL_H, DIL_W, and the kernel size R, S). Convolutions are lowered onto a GEMM:
 //   conv2d:            out_n (K, P*Q)  = W (K, C*R*S)    @ cols_n (C*R*S, P*Q)   cols = im2col(x_n)
 //   conv_transpose2d:  cols_n (K*R*S, H*W) = W^T (K*R*S, C) @ x_n (C, H*W)       out_n = col2im(cols_n)
 
 // Input pixel feeding output pixel pq through tap crs, or 0 outside the padded image.
 inline float tap(__global const float* x, int C, int H, int W, int Q, int pq, int crs) {
   int c = crs / (R * S), rs = crs % (R * S);
-  int y = (pq / Q) * ST - PAD + (rs / S) * DIL, xx = (pq % Q) * ST - PAD + (rs % S) * DIL;
+  int y = (pq / Q) * ST_H - PAD_H + (rs / S) * DIL_H, xx = (pq % Q) * ST_W - PAD_W + (rs % S) * DIL_W;
   return (y >= 0 && y < H && xx >= 0 && xx < W) ? x[((long)c * H + y) * W + xx] : 0.0f;
 }
 
@@ -32,18 +32,18 @@ __kernel void col2im_f32(__global const float* restrict cols, __global float* re
                          int K, int H, int W, int Ho, int Wo) {
   int oyx = get_global_id(0), k = get_global_id(1), n = get_global_id(2);
   if (oyx >= Ho * Wo) return;
-  int oy = oyx / Wo + PAD, ox = oyx % Wo + PAD;
+  int oy = oyx / Wo + PAD_H, ox = oyx % Wo + PAD_W;
   __global const float* col = cols + ((long)n * K + k) * R * S * H * W;
   float acc = 0.0f;
   for (int r = 0; r < R; r++) {
-    int ty = oy - r * DIL;
-    if (ty < 0 || ty % ST) continue;
-    int iy = ty / ST;
+    int ty = oy - r * DIL_H;
+    if (ty < 0 || ty % ST_H) continue;
+    int iy = ty / ST_H;
     if (iy >= H) continue;
     for (int s = 0; s < S; s++) {
-      int tx = ox - s * DIL;
-      if (tx < 0 || tx % ST) continue;
-      int ix = tx / ST;
+      int tx = ox - s * DIL_W;
+      if (tx < 0 || tx % ST_W) continue;
+      int ix = tx / ST_W;
       if (ix >= W) continue;
       acc += col[((long)(r * S + s) * H + iy) * W + ix];
     }

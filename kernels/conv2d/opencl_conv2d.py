@@ -14,12 +14,14 @@ from hetero import opencl_util as ocl
 from hetero.errors import HeteroError
 from hetero.kernels.matmul.opencl_matmul import Gemm, Operand
 from hetero.workloads import get
+from hetero.workloads.conv2d import hw
 
 SOURCE = Path(__file__).with_name("conv2d.cl")
 
 
 def defines(p: dict) -> dict:
-    return dict(R=p["R"], S=p["S"], ST=p["stride"], PAD=p["padding"], DIL=p["dilation"])
+    (sh, sw), (ph, pw), (dh, dw) = (hw(p, k) for k in ("stride", "padding", "dilation"))
+    return dict(R=p["R"], S=p["S"], ST_H=sh, ST_W=sw, PAD_H=ph, PAD_W=pw, DIL_H=dh, DIL_W=dw)
 
 
 def _conv2d(rt, case, x, w, out):

@@ -42,12 +42,13 @@ def quantize(x: np.ndarray) -> tuple[np.ndarray, float]:
 def prepare(rt, pr: fm.FpgaPreset, case, inputs):
     """(enqueue, out_buf, out_shape, estimate) for C = a @ b."""
     p = case.p
-    M, N, K = p["M"], p["N"], p["K"]
-    a, b, scale = inputs["a"], inputs["b"], 1.0
+    M, N, K, nb = p["M"], p["N"], p["K"], p.get("batch", 1)
+    a, b, scale = inputs["a"], inputs["b"], 1.0  # (batch, M, K), (batch, K, N); batch 1: 2-D
     if case.dtype == "int8":
         (a, sa), (b, sb) = quantize(a), quantize(b)
         scale = sa * sb
-    abuf, bbuf, c = rt.buffer(a), rt.buffer(b), rt.buffer(nbytes=M * N * 4)
+    abuf, bbuf, c = rt.buffer(a), rt.buffer(b), rt.buffer(nbytes=nb * M * N * 4)
     sys = Systolic(rt, pr, int8=case.dtype == "int8")
-    enqueue = lambda: [sys.enqueue(abuf, (K, 1, 0), bbuf, (N, 1, 0), c, M, N, K, scale=scale)]  # noqa: E731
-    return enqueue, c, (M, N), fm.gemm(pr, M, N, K)
+    a_st, b_st = (K, 1, M * K if nb > 1 else 0), (N, 1, K * N if nb > 1 else 0)
+    enqueue = lambda: [sys.enqueue(abuf, a_st, bbuf, b_st, c, M, N, K, nb, scale=scale)]  # noqa: E731
+    return enqueue, c, ((nb, M, N) if nb > 1 else (M, N)), fm.gemm(pr, M, N, K, nb)

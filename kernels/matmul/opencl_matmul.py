@@ -96,8 +96,10 @@ def tuned(rt: ocl.Runtime, path=None) -> dict:
 def prepare(rt: ocl.Runtime, case, inputs: dict):
     """(enqueue, out_buf, out_shape) for C = a @ b."""
     p = case.p
-    M, N, K = p["M"], p["N"], p["K"]
-    a, b = rt.buffer(inputs["a"]), rt.buffer(inputs["b"])
-    c = rt.buffer(nbytes=M * N * 4)
-    g = Gemm(rt, M, N, K)
-    return (lambda: g.enqueue(Operand(a, M, K, 1), Operand(b, N, 1, N), c, N, 0)), c, (M, N)
+    M, N, K, nb = p["M"], p["N"], p["K"], p.get("batch", 1)
+    a, b = rt.buffer(inputs["a"]), rt.buffer(inputs["b"])  # (batch, M, K), (batch, K, N); batch 1: 2-D
+    c = rt.buffer(nbytes=nb * M * N * 4)
+    g = Gemm(rt, M, N, K, batch=nb)
+    sa, sb, sc = (M * K, K * N, M * N) if nb > 1 else (0, 0, 0)
+    shape = (nb, M, N) if nb > 1 else (M, N)
+    return (lambda: g.enqueue(Operand(a, M, K, 1, sa), Operand(b, N, 1, N, sb), c, N, sc)), c, shape
