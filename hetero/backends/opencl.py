@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from hetero import opencl_util as ocl
-from hetero.backends.base import MEASURED_DEVICE, Backend, Device, Kernel
+from hetero.backends.base import ALL, MEASURED_DEVICE, Backend, Device, Kernel
 
 # workload -> launcher module; each exposes prepare(rt, case, inputs) -> (enqueue, out_buf, out_shape).
 KERNELS = {
@@ -41,7 +41,8 @@ class OpenCLBackend(Backend):
     timing = MEASURED_DEVICE
     dtypes = {w: ("float32",) for w in KERNELS}
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
-    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"})}
+    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"}),
+                "attention": ALL}
 
     @classmethod
     def _unavailable(cls):

@@ -1,7 +1,11 @@
 // Flash-style attention for OpenCL CPU devices (PoCL), float32: one pass over the keys with an online softmax,
-// never storing the (S, S) score matrix. Q, K, V, O are (B*H, S, D); K is first transposed to Kt (B*H, D, Sp)
-// so that 8 consecutive keys form one float8 (Sp = S rounded up to 8, zero padded).
-// #defines: D (head dim), BQ (query rows per work-item), VW (vector width over D: 8, 4 or 1; divides D).
+// never storing the (L, S) score matrix. Q (B*H, L, D), K (B*Hkv, S, D), V (B*Hkv, S, DVAL), O (B*H, L, DVAL);
+// query head h of batch b reads key/value head h / (H / Hkv) of b (grouped-query attention). K is first
+// transposed to Kt (B*Hkv, D, Sp) so that 8 consecutive keys form one float8 (Sp = S rounded up to 8, zero
+// padded). An optional additive mask M (Bm, Hm, L, S) (-inf: masked out) is added to the scaled scores; a row
+// that sees no key is written as 0, as PyTorch does.
+// #defines: D (query/key head dim), DVAL (value head dim), BQ (query rows per work-item), VW (vector width over
+// DVAL: 8, 4 or 1; divides DVAL).
 // Builtins such as fmax/mad are library calls in PoCL 3.0, so comparisons are written out; exp is kept.
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
@@ -10,7 +14,7 @@ typedef float vec;
 #else
 typedef CAT(float, VW) vec;
 #endif
-#define DV (D / VW)
+#define DV (DVAL / VW)
 
 // transpose_k_f32: K (BH, S, D) -> Kt (BH, D, Sp). Work-item (j, d, bh).
 __kernel void transpose_k_f32(__global const float* restrict K, __global float* restrict Kt, int S, int Sp) {
@@ -18,25 +22,30 @@ __kernel void transpose_k_f32(__global const float* restrict K, __global float* 
   Kt[((long)bh * D + d) * Sp + j] = j < S ? K[((long)bh * S + j) * D + d] : 0.0f;
 }
 
-// attention_f32: rows i0 .. i0+BQ-1 of head bh. Query i sees keys j <= i when causal, else all j < S.
+// attention_f32: rows i0 .. i0+BQ-1 of head bh. Query i sees keys j <= i when causal (top-left, whatever L and
+// S are), else all j < S. M's batch and head strides are 0 where it broadcasts (mb_stride, mh_stride).
 __kernel void attention_f32(__global const float* restrict Q, __global const float* restrict Kt,
                             __global const float* restrict V, __global float* restrict O,
-                            int S, int Sp, float scale, int causal) {
+                            __global const float* restrict M, int L, int S, int Sp, int H, int Hkv, float scale,
+                            int causal, int has_mask, long mb_stride, long mh_stride) {
   int i0 = get_global_id(0) * BQ, bh = get_global_id(1);
-  __global const float* q = Q + (long)bh * S * D;
-  __global const float* kt = Kt + (long)bh * D * Sp;
-  __global const float* v = V + (long)bh * S * D;
-  float qs[BQ][D];     // scaled queries; rows past S repeat row S-1 and are never written
+  int b = bh / H, h = bh % H;
+  long bhk = (long)b * Hkv + h / (H / Hkv);
+  __global const float* q = Q + (long)bh * L * D;
+  __global const float* kt = Kt + bhk * D * Sp;
+  __global const float* v = V + bhk * S * DVAL;
+  __global const float* mrow0 = M + b * mb_stride + h * mh_stride;  // row i at + i * S
+  float qs[BQ][D];     // scaled queries; rows past L repeat row L-1 and are never written
   vec o[BQ][DV];       // unnormalised outputs
   float m[BQ], l[BQ];  // running max and running sum of exp
   int lim[BQ];         // last key each row may see
   for (int i = 0; i < BQ; i++) {
-    int ii = min(i0 + i, S - 1);
+    int ii = min(i0 + i, L - 1);
     for (int d = 0; d < D; d++) qs[i][d] = q[(long)ii * D + d] * scale;
     for (int d = 0; d < DV; d++) o[i][d] = (vec)(0.0f);
     m[i] = -INFINITY;
     l[i] = 0.0f;
-    lim[i] = causal ? ii : S - 1;
+    lim[i] = causal ? min(ii, S - 1) : S - 1;
   }
   int jend = causal ? min(S, i0 + BQ) : S;
   for (int j0 = 0; j0 < jend; j0 += 8) {
@@ -53,12 +62,18 @@ __kernel void attention_f32(__global const float* restrict Q, __global const flo
 #pragma unroll
     for (int i = 0; i < BQ; i++) {
       float8 si = jj > (int8)(lim[i]) ? (float8)(-INFINITY) : s[i];
-      float mx = m[i];
       float t[8];
       *((float8*)t) = si;
+      if (has_mask) {
+        __global const float* mr = mrow0 + (long)min(i0 + i, L - 1) * S;
+        for (int j = 0; j < 8; j++) t[j] += j0 + j < S ? mr[j0 + j] : 0.0f;
+        si = *((float8*)t);
+      }
+      float mx = m[i];
       for (int j = 0; j < 8; j++) mx = t[j] > mx ? t[j] : mx;
-      float alpha = exp(m[i] - mx);  // 0 on the first block (m = -inf); key 0 is always visible, so mx is finite
-      float8 pe = exp(si - (float8)(mx));
+      float mref = mx == -INFINITY ? 0.0f : mx;  // every key so far masked out: no weight yet, and no NaN
+      float alpha = exp(m[i] - mref);  // 0 on the first visible block (m = -inf)
+      float8 pe = exp(si - (float8)(mref));
       *((float8*)p[i]) = pe;
       l[i] = l[i] * alpha + (pe.s0 + pe.s1 + pe.s2 + pe.s3 + pe.s4 + pe.s5 + pe.s6 + pe.s7);
       m[i] = mx;
@@ -67,7 +82,7 @@ __kernel void attention_f32(__global const float* restrict Q, __global const flo
     for (int d = 0; d < DV; d++) {  // o_i += sum_j p_ij v_j, one vector of D at a time
       vec vv[8];
 #pragma unroll
-      for (int j = 0; j < 8; j++) vv[j] = *((__global const vec*)(v + (long)min(j0 + j, S - 1) * D) + d);
+      for (int j = 0; j < 8; j++) vv[j] = *((__global const vec*)(v + (long)min(j0 + j, S - 1) * DVAL) + d);
 #pragma unroll
       for (int i = 0; i < BQ; i++) {
         vec acc = o[i][d];
@@ -77,9 +92,9 @@ __kernel void attention_f32(__global const float* restrict Q, __global const flo
       }
     }
   }
-  for (int i = 0; i < BQ && i0 + i < S; i++) {
-    float inv = 1.0f / l[i];
-    __global vec* out = (__global vec*)(O + ((long)bh * S + i0 + i) * D);
+  for (int i = 0; i < BQ && i0 + i < L; i++) {
+    float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+    __global vec* out = (__global vec*)(O + ((long)bh * L + i0 + i) * DVAL);
     for (int d = 0; d < DV; d++) out[d] = o[i][d] * inv;
   }
 }

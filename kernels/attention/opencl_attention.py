@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hetero import opencl_util as ocl
-from hetero.workloads.attention import scale_of
+from hetero.workloads.attention import scale_of, shape_of
 
 SOURCE = Path(__file__).with_name("attention.cl")
 CANDIDATES = (dict(BQ=4), dict(BQ=2), dict(BQ=8))
@@ -19,20 +19,31 @@ def _vw(D: int) -> int:
 
 
 class Attention:
-    """O = softmax(Q K^T * scale [+ causal mask]) V on (BH, S, D) buffers."""
+    """O (BH, L, Dv) = softmax(Q K^T * scale [+ mask] [+ causal mask]) V; Q (BH, L, D), K (BHkv, S, D),
+    V (BHkv, S, Dv); query head h reads key/value head h / (H / Hkv)."""
 
-    def __init__(self, rt: ocl.Runtime, BH: int, S: int, D: int, config: dict | None = None):
+    def __init__(self, rt: ocl.Runtime, BH: int, S: int, D: int, config: dict | None = None, L: int | None = None,
+                 H: int = 1, Hkv: int = 1, Dv: int | None = None):
         self.rt, self.BH, self.S, self.D = rt, BH, S, D
+        self.L, self.H, self.Hkv, self.Dv = L or S, H, Hkv, Dv or D
         self.BQ = (config or tuned(rt))["BQ"]
         self.Sp = -(-S // 8) * 8
-        self.prg = rt.program(SOURCE, dict(D=D, BQ=self.BQ, VW=_vw(D)))
-        self.kt = rt.buffer(nbytes=BH * D * self.Sp * 4)
+        self.prg = rt.program(SOURCE, dict(D=D, DVAL=self.Dv, BQ=self.BQ, VW=_vw(self.Dv)))
+        self.bhk = BH // H * Hkv
+        self.kt = rt.buffer(nbytes=self.bhk * D * self.Sp * 4)
+        self.no_mask = rt.buffer(np.zeros(1, np.float32))
 
-    def enqueue(self, q, k, v, o, scale: float, causal: bool) -> list:
-        S, Sp = np.int32(self.S), np.int32(self.Sp)
-        et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.BH), None, k, self.kt, S, Sp)
-        ea = ocl.launch(self.rt, self.prg.attention_f32, (-(-self.S // self.BQ), self.BH), (1, 1),
-                        q, self.kt, v, o, S, Sp, np.float32(scale), np.int32(bool(causal)))
+    def enqueue(self, q, k, v, o, scale: float, causal: bool, mask=None, mask_shape=(1, 1)) -> list:
+        """mask: a buffer (Bm, Hm, L, S) or None; mask_shape: its (Bm, Hm), each 1 or the full count."""
+        S, Sp, L = np.int32(self.S), np.int32(self.Sp), np.int32(self.L)
+        ls = self.L * self.S
+        hm_stride = ls if mask_shape[1] > 1 else 0
+        bm_stride = mask_shape[1] * ls if mask_shape[0] > 1 else 0
+        et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.bhk), None, k, self.kt, S, Sp)
+        ea = ocl.launch(self.rt, self.prg.attention_f32, (-(-self.L // self.BQ), self.BH), (1, 1),
+                        q, self.kt, v, o, self.no_mask if mask is None else mask, L, S, Sp, np.int32(self.H),
+                        np.int32(self.Hkv), np.float32(scale), np.int32(bool(causal)), np.int32(mask is not None),
+                        np.int64(bm_stride), np.int64(hm_stride))
         return [et, ea]
 
 
@@ -58,10 +69,11 @@ def tuned(rt: ocl.Runtime, path=None) -> dict:
 
 
 def prepare(rt: ocl.Runtime, case, inputs: dict):
-    p = case.p
-    B, H, S, D = p["B"], p["H"], p["S"], p["D"]
-    q, k, v = (rt.buffer(inputs[n]) for n in ("query", "key", "value"))  # (B, H, S, D)
-    o = rt.buffer(nbytes=B * H * S * D * 4)
-    att = Attention(rt, B * H, S, D)
+    B, H, Hkv, L, S, D, Dv = shape_of(case.p)
+    q, k, v = (rt.buffer(inputs[n]) for n in ("query", "key", "value"))  # (B, H, L, D), (B, Hkv, S, D|Dv)
+    o = rt.buffer(nbytes=B * H * L * Dv * 4)
+    att = Attention(rt, B * H, S, D, L=L, H=H, Hkv=Hkv, Dv=Dv)
     scale = scale_of(case, inputs.get("scale"))
-    return (lambda: att.enqueue(q, k, v, o, scale, bool(p["causal"]))), o, (B, H, S, D)
+    m = inputs.get("attn_mask")  # (Bm, Hm, L, S) additive, -inf where masked out
+    mbuf, mshape = (None, (1, 1)) if m is None else (rt.buffer(np.ascontiguousarray(m, np.float32)), m.shape[:2])
+    return (lambda: att.enqueue(q, k, v, o, scale, bool(case.p["causal"]), mbuf, mshape)), o, (B, H, L, Dv)
