@@ -153,19 +153,26 @@ def _causal_tiles(pr: FpgaPreset, S: int) -> int:
 
 
 def attention(pr: FpgaPreset, p: dict) -> Estimate:
-    """Per head: scores = Q K^T (S, S, D), streaming softmax (V elements per cycle), O = P V (S, D, S)."""
-    B, H, S, D = p["B"], p["H"], p["S"], p["D"]
-    bh = B * H
-    t1 = _causal_tiles(pr, S) if p["causal"] else None
-    t2 = None
-    if p["causal"]:  # P V: row tile mi needs the keys up to its last row
-        t2 = math.ceil(S / pr.Tm) * math.ceil(D / pr.Tn)
-    qk = gemm(pr, S, S, D, bh, host_bytes=0.0, tiles=t1)
-    pv_k = S // 2 + 1 if p["causal"] else S
-    pv = gemm(pr, S, D, pv_k, bh, host_bytes=0.0, tiles=t2)
-    soft_elems = bh * S * S / (2 if p["causal"] else 1)
+    """Per key/value head (its H/Hkv query heads stacked as R = (H/Hkv)*L score rows): scores = Q K^T (R, S, D),
+    streaming softmax over the attended pairs (V elements per cycle), O = P V (R, Dv, S). Host traffic: Q, K, V
+    in, O out, and the mask in its given layout (B, 1, L, S) boolean or (1, H, L, S) float."""
+    from hetero.workloads.attention import shape_of, visible_pairs  # late: workloads do not need the model
+
+    B, H, Hkv, L, S, D, Dv = shape_of(p)
+    bhk, R = B * Hkv, (H // Hkv) * L
+    square = p["causal"] and R == S  # causal tile skipping as modelled for the square (one head per key block)
+    t1 = _causal_tiles(pr, S) if square else None
+    t2 = math.ceil(S / pr.Tm) * math.ceil(Dv / pr.Tn) if square else None  # row tile mi: keys to its last row
+    qk = gemm(pr, R, S, D, bhk, host_bytes=0.0, tiles=t1)
+    pv_k = S // 2 + 1 if square else S
+    pv = gemm(pr, R, Dv, pv_k, bhk, host_bytes=0.0, tiles=t2)
+    soft_elems = B * H * visible_pairs(L, S, bool(p["causal"]))
+    if square:  # as before: half the square
+        soft_elems = B * H * S * S / 2
     softmax = Estimate(soft_elems / pr.V / (pr.f_mhz * 1e6), 0.0, 0.0, 0.0)
-    host = Estimate(0.0, 0.0, -pr.launch_us * 1e-6, 4.0 * 4 * bh * S * D / (pr.pcie_gbps * 1e9))
+    mask = {0: 0.0, 1: 4.0 * B * L * S, 2: 4.0 * H * L * S}[p.get("mask", 0)]
+    host_bytes = 4.0 * (B * H * L * D + bhk * S * (D + Dv) + B * H * L * Dv) + mask
+    host = Estimate(0.0, 0.0, -pr.launch_us * 1e-6, host_bytes / (pr.pcie_gbps * 1e9))
     return qk + pv + softmax + host  # one launch in all: the second GEMM's launch is taken back
 
 

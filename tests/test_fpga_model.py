@@ -49,6 +49,18 @@ def test_causal_attention_is_cheaper():
     assert fm.attention(pr, p | {"causal": 1}).total_s < fm.attention(pr, p).total_s
 
 
+def test_attention_model_follows_decode_gqa_and_cross_attention():
+    """Stacking the query heads of a key/value head fills the array's rows (GQA decode is cheaper than MHA decode
+    and reads a quarter of K and V over PCIe); fewer queries cost less; causal with L != S is no dearer."""
+    pr = fm.PRESETS["alveo-u250-fp32"]
+    mha = dict(B=1, H=32, S=4096, D=128, causal=0, L=1)
+    gqa = fm.attention(pr, mha | {"Hkv": 8})
+    assert gqa.total_s < fm.attention(pr, mha).total_s and gqa.pcie_s < fm.attention(pr, mha).pcie_s
+    cross = dict(B=4, H=8, S=1500, D=64, causal=0)
+    assert fm.attention(pr, cross | {"L": 448}).total_s < fm.attention(pr, cross).total_s
+    assert fm.attention(pr, cross | {"L": 448, "causal": 1}).total_s <= fm.attention(pr, cross | {"L": 448}).total_s
+
+
 def test_bad_preset_name():
     with pytest.raises(HeteroError) as exc:
         fm.preset("virtex-9000")

@@ -14,7 +14,7 @@ import time
 
 from hetero import fpga_model as fm
 from hetero import opencl_util as ocl
-from hetero.backends.base import MODELED, Backend, Device, Kernel
+from hetero.backends.base import ALL, MODELED, Backend, Device, Kernel
 
 KERNELS = {
     "matmul": "hetero.kernels.matmul.fpga_matmul",
@@ -61,7 +61,8 @@ class FpgaEmuBackend(Backend):
         return fm.preset(self.device_choice or os.environ.get(fm.ENV_PRESET) or None)
 
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
-    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"})}
+    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"}),
+                "attention": ALL}
 
     @property
     def dtypes(self):

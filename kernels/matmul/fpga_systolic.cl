@@ -54,17 +54,31 @@ __kernel void systolic_gemm(__global const TYPE* restrict A, __global const TYPE
       Cm[bt * sc + (long)(m0 + i) * ldc + n0 + j] = scale * (float)acc[i][j];
 }
 
-// softmax_rows_f32: scores (rows of length S, in place) -> softmax(scale * s) with the causal mask
-// (row r of head h sees keys j <= r % S), streamed: one pass for the running max and sum, one to write.
-__kernel void softmax_rows_f32(__global float* restrict s, int S, float scale, int causal) {
+// softmax_rows_f32: scores (rows of length S, in place) -> softmax(scale * s + mask) with the causal mask,
+// streamed: one pass for the running max and sum, one to write. Rows come as (B*Hkv, rep*L): the rep query heads
+// that share key/value head hk are stacked (grouped-query attention), so row r is query i = r % L of head
+// h = hk*rep + (r / L) % rep. Causal is top-left: query i sees keys j <= i. The optional additive mask M
+// (Bm, Hm, L, S) has batch/head strides mb_stride/mh_stride (0 where it broadcasts), -inf where masked out;
+// a row that sees no key is written as 0.
+__kernel void softmax_rows_f32(__global float* restrict s, int L, int S, int rep, int Hkv, float scale,
+                               int causal, __global const float* restrict M, int has_mask, long mb_stride,
+                               long mh_stride) {
   long row = get_global_id(0);
   __global float* x = s + row * S;
-  int last = causal ? (int)(row % S) : S - 1;
+  long bhk = row / ((long)rep * L);
+  int rr = (int)(row % ((long)rep * L)), i = rr % L;
+  int b = (int)(bhk / Hkv), h = (int)(bhk % Hkv) * rep + rr / L;
+  __global const float* mr = M + b * mb_stride + h * mh_stride + (long)i * S;
+  int last = causal ? min(i, S - 1) : S - 1;
   float m = -INFINITY, l = 0.0f;
   for (int j = 0; j <= last; j++) {
-    float v = scale * x[j];
+    float v = scale * x[j] + (has_mask ? mr[j] : 0.0f);
+    if (v == -INFINITY) continue;
     if (v > m) { l = l * exp(m - v); m = v; }
     l += exp(v - m);
   }
-  for (int j = 0; j < S; j++) x[j] = j <= last ? exp(scale * x[j] - m) / l : 0.0f;
+  for (int j = 0; j < S; j++) {
+    float v = scale * x[j] + (has_mask ? mr[j] : 0.0f);
+    x[j] = (j <= last && l > 0.0f) ? exp(v - m) / l : 0.0f;
+  }
 }
