@@ -61,7 +61,8 @@ class FpgaEmuBackend(Backend):
         return fm.preset(self.device_choice or os.environ.get(fm.ENV_PRESET) or None)
 
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
-    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"}),
+    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect", "groups"}),
+                "conv_transpose2d": frozenset({"rect", "groups"}),
                 "attention": ALL}
 
     @property

@@ -41,7 +41,8 @@ class OpenCLBackend(Backend):
     timing = MEASURED_DEVICE
     dtypes = {w: ("float32",) for w in KERNELS}
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
-    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect"}), "conv_transpose2d": frozenset({"rect"}),
+    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect", "groups"}),
+                "conv_transpose2d": frozenset({"rect", "groups"}),
                 "attention": ALL}
 
     @classmethod

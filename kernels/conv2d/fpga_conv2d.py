@@ -1,5 +1,6 @@
 """conv2d / conv_transpose2d for fpga-emu, lowered onto the systolic array: im2col then W @ cols per image;
-transposed: cols = W^T @ x per image, then col2im (kernels in conv2d.cl)."""
+transposed: cols = W^T @ x per image, then col2im (kernels in conv2d.cl). groups > 1 runs as the dense
+convolution with block-diagonal weights (opencl_conv2d.dense_weight), and the model times that dense work."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import numpy as np
 from hetero import fpga_model as fm
 from hetero import opencl_util as ocl
 from hetero.errors import HeteroError
-from hetero.kernels.conv2d.opencl_conv2d import SOURCE, defines
+from hetero.kernels.conv2d.opencl_conv2d import SOURCE, defines, dense_weight
 from hetero.kernels.matmul.fpga_matmul import Systolic
 from hetero.workloads import get
 
@@ -19,7 +20,8 @@ def prepare(rt, pr: fm.FpgaPreset, case, inputs):
     N, C, H, W, K, R, S = (p[d] for d in "NCHWKRS")
     wl = get(case.workload)
     shape = wl.out_shape(p)
-    x, w = rt.buffer(inputs["input"]), rt.buffer(inputs["weight"])
+    x = rt.buffer(inputs["input"])
+    w = rt.buffer(dense_weight(inputs["weight"], p.get("groups", 1), case.workload == "conv_transpose2d"))
     out = rt.buffer(nbytes=int(np.prod(shape)) * 4)
     prg, sys = rt.program(SOURCE, defines(p)), Systolic(rt, pr)
     i32 = np.int32

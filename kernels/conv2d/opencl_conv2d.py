@@ -3,6 +3,8 @@
 conv2d: im2col written straight into the GEMM's packed-B panels (pack_im2col_f32), weights (K, C*R*S) as A.
 conv_transpose2d: cols_n (K*R*S, H*W) = W^T @ x_n by the GEMM, then col2im_f32 gathers each output pixel.
 The workloads' presets have no bias; a bias is refused with a message rather than silently ignored.
+groups > 1 runs as the dense convolution with block-diagonal weights (dense_weight): exact, at groups times the
+multiply-adds of a grouped kernel, and timed as such.
 """
 from __future__ import annotations
 
@@ -22,6 +24,18 @@ SOURCE = Path(__file__).with_name("conv2d.cl")
 def defines(p: dict) -> dict:
     (sh, sw), (ph, pw), (dh, dw) = (hw(p, k) for k in ("stride", "padding", "dilation"))
     return dict(R=p["R"], S=p["S"], ST_H=sh, ST_W=sw, PAD_H=ph, PAD_W=pw, DIL_H=dh, DIL_W=dw)
+
+
+def dense_weight(w: np.ndarray, groups: int, transposed: bool) -> np.ndarray:
+    """A grouped weight as the dense one it equals: conv2d (K, C/g, R, S) -> (K, C, R, S), conv_transpose2d
+    (C, K/g, R, S) -> (C, K, R, S), zero outside each group's diagonal block."""
+    if groups == 1:
+        return w
+    rows, cols = w.shape[0] // groups, w.shape[1]  # per group: output (or input) channels x the other
+    dense = np.zeros((w.shape[0], cols * groups) + w.shape[2:], np.float32)
+    for g in range(groups):
+        dense[g * rows:(g + 1) * rows, g * cols:(g + 1) * cols] = w[g * rows:(g + 1) * rows]
+    return dense
 
 
 def _conv2d(rt, case, x, w, out):
@@ -62,7 +76,9 @@ def prepare(rt: ocl.Runtime, case, inputs: dict):
     if inputs.get("bias") is not None:
         raise HeteroError(f"opencl {case.workload}: bias is not supported yet (pass bias=None)")
     shape = get(case.workload).out_shape(case.p)
-    x, w = rt.buffer(inputs["input"]), rt.buffer(inputs["weight"])
+    groups = case.p.get("groups", 1)
+    x = rt.buffer(inputs["input"])
+    w = rt.buffer(dense_weight(inputs["weight"], groups, case.workload == "conv_transpose2d"))
     out = rt.buffer(nbytes=int(np.prod(shape)) * 4)
     make = _conv2d if case.workload == "conv2d" else _conv_transpose2d
     return make(rt, case, x, w, out), out, shape
