@@ -188,3 +188,15 @@ def test_matmul_counts_follow_the_batch():
     assert w.flops(w.case(dict(M=2, N=3, K=4, batch=5)).p) == 5 * 2 * 2 * 3 * 4
     params, _, shape = w.call(input=np.ones((5, 2, 4)), other=np.ones((4, 3)))  # shared `other`: one tall GEMM
     assert params == dict(M=10, N=3, K=4) and shape == (5, 2, 3)
+
+
+def test_scheduler_task_sets_carry_the_new_cases_with_their_counts():
+    from hetero.scheduler import tasks
+
+    ts = tasks.mixed(400, inputs=False)  # shapes only: drawn from the default presets and their halves
+    used = set().union(*(get(t.case.workload).features(t.case.p) for t in ts.tasks))
+    assert {"cross", "gqa", "mask", "groups", "rect", "batch"} <= used
+    for t in ts.tasks:
+        w = get(t.case.workload)
+        assert t.flops == w.flops(t.case.p)
+        assert t.nbytes == w.bytes_moved(t.case.p, 4) - 4.0 * np.prod(w.out_shape(t.case.p))
