@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main, output_args, run_folder
+from bench.cli import Parser, csv_list, main, output_args, parse_loads, run_folder, stream_arguments, stream_table
 from hetero.backends import registry
 from hetero.errors import HeteroError
 from hetero.results import metadata, write_metadata, write_rows
@@ -42,6 +42,7 @@ def parser() -> Parser:
                         "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
+    stream_arguments(p)
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
                    help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv "
                         "in a new run folder under --out, default replay-<date>-<time>; the run read is left as is)")
@@ -128,6 +129,34 @@ def _simulate(args, note) -> int:
     return 0
 
 
+def _stream(args, note) -> int:
+    """Streams of requests on each mix, per load and policy: latency percentiles (stream.csv; modeled)."""
+    from hetero.scheduler import profiles, streams
+
+    if not args.mix:
+        raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) with --arrivals")
+    loads = parse_loads(args.load)
+    pols = _policies(args.policy)
+    model = _load_model(args, note)
+    rows, sources = [], {}
+    for text in args.mix:
+        states, pmodel, profs = profiles.build(profiles.parse_mix(text), model)
+        sources.update({pr.kind: pr.source for pr in profs})
+        for spec in args.tasks or ["mixed"]:
+            name, _, count = spec.partition(":")
+            n = args.requests or (int(count) if count.isdigit() else 200)
+            rows += streams.simulated(name, n, text, states, pmodel, pols, loads, args.arrivals, args.seed,
+                                      args.slo, note=note)
+    folder = args.run_folder.create()
+    write_rows(folder / "stream.csv", rows, streams.COLUMNS)
+    meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
+    write_metadata(folder / "meta.json", meta)
+    folder = args.run_folder.commit()
+    print(stream_table(rows, args.slo))
+    print(f"\nall times modeled by simulation; wrote {folder / 'stream.csv'} ({len(rows)} rows)")
+    return 0
+
+
 def _per_kind(mix, states, values, makespan=None, mean=False) -> str:
     """'h100=0.93;u250=0.71' (mean utilisation per kind) or 'h100=80;u250=20' (task counts per kind)."""
     out, i = [], 0
@@ -177,7 +206,9 @@ def _run(argv=None) -> int:
     args = parser().parse_args(argv)
     args.run_folder = run_folder(args, "replay-%Y%m%d-%H%M%S" if args.replay else "simulate-%Y%m%d-%H%M%S")
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    return _replay(args, note) if args.replay else _simulate(args, note)
+    if args.replay:
+        return _replay(args, note)
+    return _stream(args, note) if args.arrivals else _simulate(args, note)
 
 
 def cli(argv=None) -> int:

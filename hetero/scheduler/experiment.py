@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 
-from hetero.scheduler import actors, policies, runtime, summary
+from hetero.scheduler import actors, policies, runtime, streams, summary
 
 
 def median_run(runs: list):
@@ -41,3 +41,33 @@ def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: 
                    gap_median=statistics.median(gaps) if gaps else None,
                    gap_min=gaps[0] if gaps else None, gap_max=gaps[-1] if gaps else None)
     return rows, runs, bad
+
+
+def stream(spec: str, n: int, workers: list, names: list[str], model, loads: list[float], arrivals: str = "poisson",
+           seed: int = 0, slo: float | None = None, size: str = "full", check: str = "sample", mix: str = "",
+           note=print) -> tuple[list[dict], list]:
+    """Streams of `n` requests of `spec` run on the Ray devices, each policy placing requests as they arrive, per
+    load (a fraction of the capacity the perf model predicts, streams.capacity): (one row per load and policy
+    with the latency statistics of streams.COLUMNS, every run; a run's task set is named '<stream>@<load>')."""
+    states = [w.state for w in workers]
+    for s in states:        # the capacity counts each task's per-call overhead, as the queue ends do
+        s.overhead = model.call_overhead(s.backend, s.device)
+    rows, runs = [], []
+    for load in loads:
+        st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True)
+        for name in names:
+            ts = st.taskset()
+            ts.name = f"{st.name}@{load:g}"
+            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed,
+                                arrivals=st.arrivals())
+            r.mix = mix
+            model.save()
+            start = {e["task"]: e["start"] - r.t0 for e in r.events}
+            end = {e["task"]: e["end"] - r.t0 for e in r.events}
+            row = dict(taskset=st.name, mix=mix, policy=name, load=load, rate_per_s=rate,
+                       **streams.latency(st, start, end, slo), timing="measured (wall clock)")
+            note(f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s, "
+                 f"{r.retries} retries" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+            rows.append(row)
+            runs.append(r)
+    return rows, runs

@@ -7,9 +7,8 @@ Arrival rate lam, service rate mu per server, c servers, offered load a = lam / 
 """
 from __future__ import annotations
 
-import math
-
 import heapq
+import math
 
 import numpy as np
 from numba import njit

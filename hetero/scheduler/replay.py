@@ -109,7 +109,7 @@ def run_states(devices: dict) -> list[DeviceState]:
                           frozenset(info["supports"])) for name, info in devices.items()]
     shared = shared_cores(devices)
     for s in states:
-        s.share = shared.get(s.name)
+        s.core_group = shared.get(s.name)
     return states
 
 
@@ -134,7 +134,7 @@ def replay_run(run: Path) -> list[dict]:
                                 ts.tasks)
         policy = make(r["policy"], seed)
         sim = replay(ts.tasks, here, policy, own, others, overhead, notify,
-                     {s.name: s.share for s in here if s.share is not None})
+                     {s.name: s.core_group for s in here if s.core_group is not None})
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"],
                          real_makespan_s=r["makespan_s"], sim_makespan_s=sim.makespan,
                          error_pct=100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"],

@@ -24,7 +24,7 @@ def summarize(results, states, model, notes=()) -> list[dict]:
         seen: dict = {}     # this run's own mean durations win over the model's (a bound on *this* run)
         wall: dict = {}     # the same from wall-clock durations, for the bound as if every device had own cores
         case_of = {t.id: t.case for t in tasks}
-        cores = {s.name: s.share for s in states if s.share is not None}
+        cores = {s.name: s.core_group for s in states if s.core_group is not None}
         for e, sec in zip(r.events, solo_seconds(r.events, cores)):
             seen.setdefault((e["device"], case_of[e["task"]]), []).append(sec)
             wall.setdefault((e["device"], case_of[e["task"]]), []).append(e["end"] - e["start"])

@@ -60,9 +60,9 @@ def test_arrivals_poisson_constant_and_trace(tmp_path):
     assert np.allclose(streams.arrival_times("constant", 4, 2.0), [0.0, 0.5, 1.0, 1.5])
     with pytest.raises(HeteroError, match="--arrivals"):
         streams.arrival_times("bursty", 4, 2.0)
-    tasks, members = streams.requests("gan", 3, size="quick")
+    ts, members = streams.requests("gan", 3, size="quick")
     assert len(members) == 3 and all(len(m) == 6 for m in members)
-    st = streams.Stream("gan:3", tasks, np.array([0.0, 0.1, 0.3]), members)
+    st = streams.Stream("gan:3", ts.tasks, np.array([0.0, 0.1, 0.3]), members)
     streams.write_trace_file(tmp_path / "t.csv", st)
     assert [round(t, 6) for t, _ in streams.read_trace(tmp_path / "t.csv")] == [0.0, 0.1, 0.3]
     (tmp_path / "bad.csv").write_text("when,what\n1,x\n")
