@@ -52,7 +52,7 @@ class _Cores:
         self.of = [ids[k] for k in keys]                  # device index -> core group
         self.running = [dict() for _ in ids]              # group -> {device index: task}
         self.left: dict = {}                               # task id -> seconds alone still to run
-        self.coresd: set = set()                           # ids of tasks that ran beside a group mate's
+        self.shared: set = set()                             # ids of tasks that ran beside a group mate's
         self.since = [0.0] * len(ids)                      # group -> when `left` was last brought up to date
         self.version = [0] * len(ids)                      # group -> bumped whenever its next end moves
 
