@@ -42,6 +42,9 @@ def parser() -> Parser:
     s.add_argument("--per", default="day", help=f"period of --requests-per-user: {', '.join(SECONDS)} (default day)")
     s.add_argument("--words-per-answer", type=float, required=True, help="words generated per answer, e.g. 300")
     s.add_argument("--tokens-per-word", type=float, default=1.33, help="tokenizer factor (default 1.33, English)")
+    s.add_argument("--slo-p99", type=float, default=None, metavar="SECONDS",
+                   help="also the fewest devices whose p99 latency (queueing + answer) stays within SECONDS: M/M/c "
+                        "(Poisson requests, exponential answer times), the closed form the simulator reproduces")
     return p
 
 
@@ -60,11 +63,27 @@ def _run(argv=None) -> int:
     else:
         plan = plan_serving(args.params, args.users, args.requests_per_user, args.per, args.words_per_answer,
                             args.tokens_per_word, peak, util)
-    print(f"{plan.devices} x {args.device} ({args.dtype})   [modeled]")
+    print(f"{plan.devices} x {args.device} ({args.dtype})   [modeled: FLOPs only, every device busy all the time]")
     print(f"  need:       {plan.detail}")
     print(f"  per device: {peak / 1e12:.3g} TFLOP/s peak ({SOURCES[args.device]}) x {util:.0%} utilization "
           f"({source}) = {plan.per_device_flops / 1e12:.3g} TFLOP/s")
+    if args.mode == "serve" and args.slo_p99 is not None:
+        _latency_plan(args, plan)
     return 0
+
+
+def _latency_plan(args, plan) -> None:
+    """The fewest devices whose p99 latency meets --slo-p99 at the requested rate (M/M/c), beside the FLOP plan."""
+    from hetero.scheduler import queueing
+
+    if not args.slo_p99 > 0:
+        raise HeteroError(f"--slo-p99 {args.slo_p99}: give a positive number of seconds")
+    rate = args.users * args.requests_per_user / SECONDS[args.per]
+    service = args.words_per_answer * args.tokens_per_word * 2 * args.params / plan.per_device_flops
+    c, p99 = queueing.servers_for(rate, 1 / service, args.slo_p99)
+    print(f"{c} x {args.device} ({args.dtype})   [modeled: M/M/c queue, p99 latency {p99:.3g} s <= {args.slo_p99:g} s]")
+    print(f"  requests:   {rate:.4g}/s, each answer {service:.3g} s on one device; utilization {rate * service / c:.4%}"
+          f" (the FLOP-only fleet: {min(1.0, rate * service / plan.devices):.4%})")
 
 
 def cli(argv=None) -> int:
