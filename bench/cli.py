@@ -3,6 +3,7 @@ into that same one line with exit status 2 instead of a traceback."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Callable
 
@@ -27,3 +28,30 @@ def main(run: Callable[[list[str] | None], int], argv: list[str] | None = None, 
 
 def csv_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
+
+
+# argparse `type=` functions: an out-of-range number is one line naming the value and the valid range, exit 2.
+def _number(kind, text: str, ok, valid: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {valid}") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {valid}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: v > 0, "a finite number > 0")
+
+
+def nonneg_float(text: str) -> float:
+    return _number(float, text, lambda v: v >= 0, "a finite number >= 0")
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "an integer >= 1")
+
+
+def nonneg_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "an integer >= 0")

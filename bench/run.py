@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.cli import Parser, csv_list, main
+from bench.cli import Parser, csv_list, main, nonneg_float, nonneg_int, positive_int
 from hetero.backends import registry
 from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
@@ -41,8 +41,10 @@ def parser() -> Parser:
                    help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)")
     p.add_argument("--dtype", default="float32", help=f"comma list of {', '.join(DTYPES)} (default: float32)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
-    p.add_argument("--budget", type=float, default=None, help="seconds of repetitions per measurement (default 0.3)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per host backend (default: all cores)")
+    p.add_argument("--budget", type=nonneg_float, default=None,
+                   help="seconds of repetitions per measurement (default 0.3)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads per host backend (default: all cores)")
     p.add_argument("--opencl-device", default=None,
                    help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)")
     p.add_argument("--fpga-preset", default=None,
@@ -50,7 +52,7 @@ def parser() -> Parser:
                         "arria10-pac-fp32, stratix10-d5005-fp32 (env HETERO_FPGA_PRESET)")
     p.add_argument("--out", default="results", help="folder for result files (default: results/)")
     p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
-    p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="input seed (default 0)")
     p.add_argument("--strict", action="store_true", help="an unavailable or failing backend is an error")
     p.add_argument("--list", action="store_true", help="list backends, workloads and presets, then exit")
     return p

@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main
+from bench.cli import Parser, csv_list, main, nonneg_int, positive_int
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
 from hetero.results import metadata, write_metadata, write_rows, atomic_write
@@ -39,15 +39,15 @@ def parser() -> Parser:
     p.add_argument("--model", default=None, help="perf model file (default ~/.cache/hetero/perfmodel.json)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
-    p.add_argument("--reps", type=int, default=3, help="calibration runs per task kind and device (default 3)")
-    p.add_argument("--repeat", type=int, default=1,
+    p.add_argument("--reps", type=positive_int, default=3, help="calibration runs per task kind and device (default 3)")
+    p.add_argument("--repeat", type=positive_int, default=1,
                    help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
                         "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
                         "run and says the spread, and the median and range of the runs' own gaps (default 1)")
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
-    p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
     p.add_argument("--out", default="results", help="folder for result files (default results/)")
     p.add_argument("--name", default=None, help="run folder under --out (default schedule-<date>-<time>)")
     return p

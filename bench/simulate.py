@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main
+from bench.cli import Parser, csv_list, main, nonneg_int
 from hetero.errors import HeteroError
 from hetero.results import metadata, write_metadata, write_rows
 
@@ -40,7 +40,7 @@ def parser() -> Parser:
     p.add_argument("--tasks", action="append", default=[],
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
-    p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
     p.add_argument("--model", default=None, help="perf model file (default ~/.cache/hetero/perfmodel.json)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
