@@ -18,6 +18,7 @@ from bench.cli import Parser, csv_list, main, nonneg_float, nonneg_int, positive
 from hetero.backends import registry
 from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
+from hetero.memory import case_bytes, check_fits
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.runner import COLUMNS, RunConfig, run, warm_up
 from hetero.tables import format_table
@@ -54,6 +55,7 @@ def parser() -> Parser:
     p.add_argument("--name", help="run folder name under --out (default: <date>-<time>)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="input seed (default 0)")
     p.add_argument("--strict", action="store_true", help="an unavailable or failing backend is an error")
+    p.add_argument("--force", action="store_true", help="run shapes estimated not to fit in available memory")
     p.add_argument("--list", action="store_true", help="list backends, workloads and presets, then exit")
     return p
 
@@ -119,6 +121,9 @@ def _run(argv=None) -> int:
         print(list_everything())
         return 0
     cases = pick_cases(args)
+    biggest = max(cases, key=case_bytes, default=None)
+    if biggest is not None:
+        check_fits(f"{biggest.workload} {biggest.shape}", case_bytes(biggest), args.force)
     if args.threads is not None and args.threads < 1:
         raise HeteroError(f"--threads {args.threads} must be >= 1")
     if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.cli import Parser, csv_list, main, nonneg_int
 from hetero.errors import HeteroError
+from hetero.memory import check_fits, simulation_bytes, task_count
 from hetero.results import metadata, write_metadata, write_rows
 
 ORDER = ["single", "round-robin", "random", "eager", "heft", "heteroprio", "dmda"]
@@ -46,6 +47,7 @@ def parser() -> Parser:
                                                              "(default results; '' to skip)")
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
                    help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv)")
+    p.add_argument("--force", action="store_true", help="simulate sizes estimated not to fit in available memory")
     p.add_argument("--out", default="results", help="folder for result files (default results/)")
     p.add_argument("--name", default=None, help="run folder under --out (default simulate-<date>-<time>)")
     return p
@@ -89,6 +91,8 @@ def _simulate(args, note) -> int:
     if not args.mix:
         raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) or --replay RUN_DIR")
     mixes = [(m, profiles.parse_mix(m)) for m in args.mix]
+    n, devices = max(map(task_count, args.tasks or ["mixed:1000"])), max(sum(c for c, _ in m) for _, m in mixes)
+    check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
     pols = _policies(args.policy)
     sets = [tasks.make(s, seed=args.seed, inputs=False) for s in (args.tasks or ["mixed:1000"])]
     model = _load_model(args, note)

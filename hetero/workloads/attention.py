@@ -77,6 +77,10 @@ class Attention(Workload):
         """4*B*H*S*D*itemsize: Q, K, V read once and O written once (a fused kernel's compulsory traffic)."""
         return 4.0 * p["B"] * p["H"] * p["S"] * p["D"] * itemsize
 
+    def workspace_elems(self, p: dict) -> float:
+        """B*H*S*S: fpga-emu's score buffer (the reference holds one (S, S) float64 matrix at a time)."""
+        return float(p["B"] * p["H"] * p["S"] * p["S"])
+
     def from_arrays(self, query=None, key=None, value=None, is_causal=False, scale=None, **extra):
         if extra:
             raise HeteroError(f"attention: unknown argument {sorted(extra)[0]!r}; "

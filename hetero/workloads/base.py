@@ -159,6 +159,11 @@ class Workload:
     def bytes_moved(self, p: dict, itemsize: int) -> float:
         raise NotImplementedError
 
+    def workspace_elems(self, p: dict) -> float:
+        """float32 elements of the largest scratch buffer a built-in backend allocates besides inputs and output
+        (hetero.memory's estimate); 0 where none is larger than those."""
+        return 0.0
+
     def from_arrays(self, **kwargs) -> tuple[dict, dict[str, np.ndarray]]:
         """PyTorch-style keyword arguments -> (params, float32 inputs); raises HeteroError on mismatches."""
         raise NotImplementedError
