@@ -49,6 +49,9 @@ class Attention(Workload):
         return {n: self.random(rng, shape, case.dtype) for n in ("query", "key", "value")}
 
     def reference(self, case: Case, inputs, dtype=np.float64) -> np.ndarray:
+        """The definition every backend matches, NaN and inf included (IEEE arithmetic, as PyTorch's math
+        attention): a row is NaN when a score it sees is NaN or +inf, or all are -inf; a NaN or inf value makes
+        its column non-finite in every row of its head, masked or not (masked probabilities are 0, 0 * inf = NaN)."""
         q, k, v = (inputs[n].astype(dtype, copy=False) for n in ("query", "key", "value"))
         scale = scale_of(case, inputs.get("scale"))
         out = np.empty(q.shape, dtype)

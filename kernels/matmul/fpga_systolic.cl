@@ -64,7 +64,7 @@ __kernel void softmax_rows_f32(__global float* restrict s, int S, float scale, i
   for (int j = 0; j <= last; j++) {
     float v = scale * x[j];
     if (v > m) { l = l * exp(m - v); m = v; }
-    l += exp(v - m);
+    l += v == -INFINITY ? 0.0f : exp(v - m);  // a -inf score adds 0, even before any finite one (-inf - -inf)
   }
   for (int j = 0; j < S; j++) x[j] = j <= last ? exp(scale * x[j] - m) / l : 0.0f;
 }
