@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Callable
 
@@ -55,3 +56,9 @@ def positive_int(text: str) -> int:
 
 def nonneg_int(text: str) -> int:
     return _number(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def thread_count(text: str) -> int:
+    """1 .. this machine's logical CPUs: more threads than CPUs would be recorded but never run."""
+    cpus = os.cpu_count() or 1
+    return _number(int, text, lambda v: 1 <= v <= cpus, f"an integer from 1 to {cpus} (this machine's CPUs)")

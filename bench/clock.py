@@ -11,13 +11,13 @@ import argparse
 import statistics
 import sys
 
-from bench.cli import Parser, main, positive_float, positive_int
+from bench.cli import Parser, main, positive_float, positive_int, thread_count
 
 
 def parser() -> Parser:
     p = Parser(prog="python -m bench.clock", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--threads", type=positive_int, default=None,
+    p.add_argument("--threads", type=thread_count, default=None,
                    help="cores to load (default: every physical core)")
     p.add_argument("--seconds", type=positive_float, default=2.0,
                    help="time spent on the clock loop (default 2)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.cli import Parser, csv_list, main, nonneg_float, nonneg_int, positive_int
+from bench.cli import Parser, csv_list, main, nonneg_float, nonneg_int, thread_count
 from hetero.backends import registry
 from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
@@ -44,7 +44,7 @@ def parser() -> Parser:
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
     p.add_argument("--budget", type=nonneg_float, default=None,
                    help="seconds of repetitions per measurement (default 0.3)")
-    p.add_argument("--threads", type=positive_int, default=None,
+    p.add_argument("--threads", type=thread_count, default=None,
                    help="CPU threads per host backend (default: all cores)")
     p.add_argument("--opencl-device", default=None,
                    help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)")

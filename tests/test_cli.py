@@ -23,7 +23,7 @@ def bench(*args, env=None):
     (["--workload", "attention", "--shape", "4x12x512"], "malformed --shape '4x12x512' for attention"),
     (["--workload", "all", "--shape", "4x4x4"], "--shape needs exactly one --workload"),
     (["--workload", "matmul", "--shape", "0x4x4"], "M=0 must be >= 1"),
-    (["--workload", "matmul", "--threads", "0", "--quick"], "argument --threads: '0' is not an integer >= 1"),
+    (["--workload", "matmul", "--threads", "0", "--quick"], "argument --threads: '0' is not an integer from 1 to"),
     (["--workload", "matmul", "--name", "../x", "--quick"], "--name '../x' may hold only"),
     (["--budget", "abc"], "argument --budget: 'abc' is not a finite number >= 0"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),

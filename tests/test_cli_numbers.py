@@ -6,7 +6,7 @@ import pytest
 
 CASES = [
     ("run", ["--budget", "-1"]), ("run", ["--budget", "nan"]), ("run", ["--budget", "inf"]),
-    ("run", ["--threads", "0"]), ("run", ["--seed", "-1"]),
+    ("run", ["--threads", "0"]), ("run", ["--threads", "100000"]), ("run", ["--seed", "-1"]),
     ("schedule", ["--reps", "0"]), ("schedule", ["--repeat", "-2"]), ("schedule", ["--seed", "-1"]),
     ("simulate", ["--seed", "-1"]),
     ("clock", ["--seconds", "nan"]), ("clock", ["--seconds", "0"]), ("clock", ["--mib", "-5"]),
