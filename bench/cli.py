@@ -3,6 +3,8 @@ into that same one line with exit status 2 instead of a traceback."""
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable
 
@@ -46,6 +48,39 @@ def csv_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+# argparse `type=` functions: an out-of-range number is one line naming the value and the valid range, exit 2.
+def _number(kind, text: str, ok, valid: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {valid}") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {valid}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: v > 0, "a finite number > 0")
+
+
+def nonneg_float(text: str) -> float:
+    return _number(float, text, lambda v: v >= 0, "a finite number >= 0")
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "an integer >= 1")
+
+
+def nonneg_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def thread_count(text: str) -> int:
+    """1 .. this machine's logical CPUs: more threads than CPUs would be recorded but never run."""
+    cpus = os.cpu_count() or 1
+    return _number(int, text, lambda v: 1 <= v <= cpus, f"an integer from 1 to {cpus} (this machine's CPUs)")
+
+
 def parse_loads(text: str) -> list[float]:
     """--load '0.5,0.8': fractions of a device mix's capacity, each above 0 and below 10."""
     try:
@@ -64,9 +99,10 @@ def stream_arguments(p) -> None:
                         "(CSV: time,kind); a request is one task (mixed), a transformer layer or a GAN step")
     p.add_argument("--load", default="0.8", help="with --arrivals: comma list of loads, fractions of the capacity the "
                                                   "perf model predicts for the mix (default 0.8)")
-    p.add_argument("--requests", type=int, default=None,
+    p.add_argument("--requests", type=positive_int, default=None,
                    help="with --arrivals: requests in the stream (default: the --tasks count, else 200)")
-    p.add_argument("--slo", type=float, default=None, help="with --arrivals: a latency target in seconds (p99)")
+    p.add_argument("--slo", type=positive_float, default=None,
+                   help="with --arrivals: a latency target in seconds (p99)")
 
 
 def stream_table(rows, slo) -> str:

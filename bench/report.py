@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench.cli import Parser, main
 from hetero.errors import HeteroError
+from hetero.plots import unavailable as plots_unavailable
 from hetero.result_tables import (
     corrupt_meta,
     load_bench,
@@ -74,6 +75,7 @@ def _gantts(results: Path, runs: list[str], policy: str = "dmda") -> list[tuple[
         for (taskset, pol, mix), events in traces.items():
             if pol == policy and events and "+" in mix:
                 name = f"{_slug(run)}-gantt-{_slug(taskset)}-{_slug(mix)}.png"
+                (results / "plots").mkdir(parents=True, exist_ok=True)
                 gantt(events, results / "plots" / name, f"{run}: {taskset} on {mix}, {policy}")
                 images.append((run, f"![gantt {taskset} {mix}](plots/{name})"))
     return images
@@ -135,8 +137,10 @@ def _run(argv=None) -> int:
                           + ("" if args.no_write else f"; {results / 'README.md'} not rewritten"))
     if args.no_write:
         return 0
-    (results / "plots").mkdir(parents=True, exist_ok=True)
-    images = [] if args.no_plots else (_plots(df, results) if not df.empty else []) + \
+    missing = None if args.no_plots else plots_unavailable()
+    if missing:
+        print(f"note: plots skipped: {missing}", file=sys.stderr)
+    images = [] if args.no_plots or missing else (_plots(df, results) if not df.empty else []) + \
         _gantts(results, list(dict.fromkeys(sched.run)) if not sched.empty else [])
     atomic_write(results / "README.md", _readme(results, df, sched, sims, images))
     print(f"\nwrote {results / 'README.md'}" + (f" and {len(images)} plots in {results / 'plots'}" if images else ""))

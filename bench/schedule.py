@@ -11,7 +11,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main, output_args, parse_loads, run_folder, stream_arguments, stream_table
+from bench.cli import (
+    Parser,
+    csv_list,
+    main,
+    nonneg_int,
+    output_args,
+    parse_loads,
+    positive_int,
+    run_folder,
+    stream_arguments,
+    stream_table,
+)
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
 from hetero.results import atomic_write, metadata, write_metadata, write_rows
@@ -37,15 +48,15 @@ def parser() -> Parser:
                         "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
-    p.add_argument("--reps", type=int, default=3, help="calibration runs per task kind and device (default 3)")
-    p.add_argument("--repeat", type=int, default=1,
+    p.add_argument("--reps", type=positive_int, default=3, help="calibration runs per task kind and device (default 3)")
+    p.add_argument("--repeat", type=positive_int, default=1,
                    help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
                         "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
                         "run and says the spread, and the median and range of the runs' own gaps (default 1)")
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
-    p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
     stream_arguments(p)
     output_args(p, "schedule-<date>-<time>")
     return p

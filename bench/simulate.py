@@ -16,9 +16,20 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main, output_args, parse_loads, run_folder, stream_arguments, stream_table
+from bench.cli import (
+    Parser,
+    csv_list,
+    main,
+    nonneg_int,
+    output_args,
+    parse_loads,
+    run_folder,
+    stream_arguments,
+    stream_table,
+)
 from hetero.backends import registry
 from hetero.errors import HeteroError
+from hetero.memory import check_fits, simulation_bytes, task_count
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.scheduler.policies import ORDER
 
@@ -36,7 +47,7 @@ def parser() -> Parser:
     p.add_argument("--tasks", action="append", default=[],
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
-    p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
     p.add_argument("--model", default=None,
                    help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
                         "user cache folder: ~/.cache/hetero on Linux)")
@@ -46,6 +57,7 @@ def parser() -> Parser:
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
                    help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv "
                         "in a new run folder under --out, default replay-<date>-<time>; the run read is left as is)")
+    p.add_argument("--force", action="store_true", help="simulate sizes estimated not to fit in available memory")
     output_args(p, "simulate-<date>-<time>")
     return p
 
@@ -88,6 +100,8 @@ def _simulate(args, note) -> int:
     if not args.mix:
         raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) or --replay RUN_DIR")
     mixes = [(m, profiles.parse_mix(m)) for m in args.mix]
+    n, devices = max(map(task_count, args.tasks or ["mixed:1000"])), max(sum(c for c, _ in m) for _, m in mixes)
+    check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
     pols = _policies(args.policy)
     sets = [tasks.make(s, seed=args.seed, inputs=False) for s in (args.tasks or ["mixed:1000"])]
     model = _load_model(args, note)

@@ -1,6 +1,7 @@
 """PNG plots from result rows: a roofline per device, a Gantt chart per schedule. Modeled points are hollow.
 
-matplotlib is optional (the `plot` extra); callers get a HeteroError naming the install when it is missing.
+matplotlib is a core dependency; where it is missing anyway, unavailable() says so and the plot functions raise a
+HeteroError naming the install.
 """
 from __future__ import annotations
 
@@ -19,8 +20,17 @@ def _plt():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise HeteroError("plots need matplotlib: pip install 'hetero[plot]'") from None
+        raise HeteroError("plots need matplotlib, a dependency of hetero: pip install matplotlib") from None
     return plt
+
+
+def unavailable() -> str | None:
+    """Why plots cannot be drawn here, or None."""
+    try:
+        _plt()
+    except HeteroError as exc:
+        return str(exc)
+    return None
 
 
 def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:

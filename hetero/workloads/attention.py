@@ -49,6 +49,9 @@ class Attention(Workload):
         return {n: self.random(rng, shape, case.dtype) for n in ("query", "key", "value")}
 
     def reference(self, case: Case, inputs, dtype=np.float64) -> np.ndarray:
+        """The definition every backend matches, NaN and inf included (IEEE arithmetic, as PyTorch's math
+        attention): a row is NaN when a score it sees is NaN or +inf, or all are -inf; a NaN or inf value makes
+        its column non-finite in every row of its head, masked or not (masked probabilities are 0, 0 * inf = NaN)."""
         q, k, v = (inputs[n].astype(dtype, copy=False) for n in ("query", "key", "value"))
         scale = scale_of(case, inputs.get("scale"))
         out = np.empty(q.shape, dtype)
@@ -76,6 +79,10 @@ class Attention(Workload):
     def bytes_moved(self, p: dict, itemsize: int) -> float:
         """4*B*H*S*D*itemsize: Q, K, V read once and O written once (a fused kernel's compulsory traffic)."""
         return 4.0 * p["B"] * p["H"] * p["S"] * p["D"] * itemsize
+
+    def workspace_elems(self, p: dict) -> float:
+        """B*H*S*S: fpga-emu's score buffer (the reference holds one (S, S) float64 matrix at a time)."""
+        return float(p["B"] * p["H"] * p["S"] * p["S"])
 
     def from_arrays(self, query=None, key=None, value=None, is_causal=False, scale=None, **extra):
         if extra:

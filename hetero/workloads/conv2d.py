@@ -6,6 +6,8 @@ values is refused with a message rather than silently squared.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hetero.errors import HeteroError
@@ -76,6 +78,10 @@ class Conv2d(Workload):
 
     def weight_shape(self, p: dict) -> tuple:
         return (p["K"], p["C"], p["R"], p["S"])
+
+    def workspace_elems(self, p: dict) -> float:
+        """N*C*R*S*P*Q: fpga-emu's im2col matrix (N, C*R*S, P*Q)."""
+        return float(p["N"] * p["C"] * p["R"] * p["S"] * math.prod(self.out_hw(p)))
 
     def out_shape(self, p: dict) -> tuple[int, ...]:
         return (p["N"], p["K"], *self.out_hw(p))
@@ -170,6 +176,10 @@ class ConvTranspose2d(Conv2d):
 
     def weight_shape(self, p: dict) -> tuple:
         return (p["C"], p["K"], p["R"], p["S"])
+
+    def workspace_elems(self, p: dict) -> float:
+        """N*K*R*S*H*W: the col2im matrix (N, K*R*S, H*W) of opencl and fpga-emu."""
+        return float(p["N"] * p["K"] * p["R"] * p["S"] * p["H"] * p["W"])
 
     def make_inputs(self, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
         inputs = super().make_inputs(case, seed)

@@ -18,10 +18,24 @@ __kernel void transpose_k_f32(__global const float* restrict K, __global float* 
   Kt[((long)bh * D + d) * Sp + j] = j < S ? K[((long)bh * S + j) * D + d] : 0.0f;
 }
 
+// value_poison_f32: P (BH, D) = NaN where column d of head bh's V (S, D) holds a NaN or inf, else 0. The reference
+// multiplies every value row by its probability, masked keys included, and 0 * inf is NaN: such a column is
+// non-finite in every output row. Tested on the bits, which -cl-fast-relaxed-math (finite math only) leaves alone.
+// Work-item (bh): one pass over the head's V, VW columns at a time.
+__kernel void value_poison_f32(__global const float* restrict V, __global float* restrict P, int S) {
+  int bh = get_global_id(0);
+  __global const uint* v = (__global const uint*)(V + (long)bh * S * D);
+  uint bad[D];
+  for (int d = 0; d < D; d++) bad[d] = 0;
+  for (int j = 0; j < S; j++)
+    for (int d = 0; d < D; d++) bad[d] |= (v[(long)j * D + d] & 0x7f800000u) == 0x7f800000u;
+  for (int d = 0; d < D; d++) P[bh * D + d] = bad[d] ? as_float(0x7fc00000u) : 0.0f;
+}
+
 // attention_f32: rows i0 .. i0+BQ-1 of head bh. Query i sees keys j <= i when causal, else all j < S.
 __kernel void attention_f32(__global const float* restrict Q, __global const float* restrict Kt,
-                            __global const float* restrict V, __global float* restrict O,
-                            int S, int Sp, float scale, int causal) {
+                            __global const float* restrict V, __global const float* restrict P,
+                            __global float* restrict O, int S, int Sp, float scale, int causal) {
   int i0 = get_global_id(0) * BQ, bh = get_global_id(1);
   __global const float* q = Q + (long)bh * S * D;
   __global const float* kt = Kt + (long)bh * D * Sp;
@@ -80,6 +94,7 @@ __kernel void attention_f32(__global const float* restrict Q, __global const flo
   for (int i = 0; i < BQ && i0 + i < S; i++) {
     float inv = 1.0f / l[i];
     __global vec* out = (__global vec*)(O + ((long)bh * S + i0 + i) * D);
-    for (int d = 0; d < DV; d++) out[d] = o[i][d] * inv;
+    __global const vec* poison = (__global const vec*)(P + (long)bh * D);
+    for (int d = 0; d < DV; d++) out[d] = o[i][d] * inv + poison[d];
   }
 }

@@ -12,6 +12,12 @@ out = acc / l. Only (bq, bk) scores exist at a time. With is_causal (PyTorch's t
 j <= i) keys right of the query block are never visited, the keys across its diagonal go in narrow blocks that
 only the query rows seeing them take part in, and masked scores become p = 0. Every row sees key 0, so no row
 is ever empty (this matches torch also for Sq != Sk).
+
+Non-finite inputs give non-finite outputs where the reference's are (fastmath assumes there are none, so the
+rules are applied explicitly, in code compiled without the no-NaN/no-inf assumptions): a row is NaN when one of
+its visible scores is NaN or +inf, or every one is -inf (the reference's max is then NaN, inf or -inf); a column
+d of a head's output is NaN when column d of its values holds a NaN or inf anywhere, masked keys included (the
+reference multiplies every value row by its probability, and 0 * inf is NaN).
 """
 from __future__ import annotations
 
@@ -34,9 +40,13 @@ MIN_TASKS = 8  # BQ is shrunk (down to 32) until there are this many tasks, so s
 
 _LOG2E = math.log2(math.e)
 _MIN_EXP = np.float32(-126.0)  # exp2 of anything lower is flushed to ~1e-38; keeps the result a normal float
-_NEG_BIG = np.float32(-1e30)   # initial running max; finite, since fastmath assumes no infinities
+_NEG_BIG = np.float32(-1e30)   # initial running max; finite, since fastmath assumes no infinities. A row whose
+# max never rises above it saw only -inf scores.
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
+_NAN = np.float32(np.nan)
+# fastmath less 'nnan' and 'ninf': LLVM still reassociates and vectorises, but keeps tests for NaN and inf.
+_IEEE_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Degree-5 least-squares fit of 2^f on f in [-0.5, 0.5]; relative error 2.3e-7 (float32 rounding level).
 _C0, _C1, _C2, _C3, _C4, _C5 = (np.float32(c) for c in (
     1.0000001192092896, 0.6931469440460205, 0.24022121727466583,
@@ -80,20 +90,25 @@ def _exp2(x):
     return _times_pow2(p, n)
 
 
-@numba.njit(fastmath=True, cache=True)
-def _softmax_rows(s, nvalid, row_max, row_sum, alpha):
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _softmax_rows(s, nvalid, row_max, row_sum, alpha, bad):
     """Online-softmax step on one score block, in place: s (m, n) scores -> p = exp2(s - new max).
 
     nvalid[r] keys of row r are unmasked (the rest become 0); row_max, row_sum (m,) are updated and
-    alpha (m,) gets the factor the row's old accumulator must be scaled by."""
+    alpha (m,) gets the factor the row's old accumulator must be scaled by. bad[r] is set when a visible
+    score is NaN or +inf (their sum then is too)."""
     m, n = s.shape
     for r in range(m):
         row = s[r]
         cnt = nvalid[r]
         old = row_max[r]
         mx = old
+        raw = _ZERO
         for j in range(cnt):
             mx = _fmax(mx, row[j])
+            raw += row[j]
+        if not raw < np.inf:
+            bad[r] = True
         total = _ZERO
         for j in range(cnt):
             p = _exp2(row[j] - mx)
@@ -108,7 +123,7 @@ def _softmax_rows(s, nvalid, row_max, row_sum, alpha):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fold_key_block(qs, kb, vb, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid):
+def _fold_key_block(qs, kb, vb, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad):
     """Fold keys j0.. (kb, vb: (n, D)) into the running state of queries i0.. (qs, acc: (m, D); row_*: (m,))."""
     m = qs.shape[0]
     n, D = kb.shape
@@ -119,12 +134,38 @@ def _fold_key_block(qs, kb, vb, i0, j0, is_causal, sbuf, pv, acc, row_max, row_s
     np.dot(qs[r0:], kb.T, s)
     for r in range(mr):
         nvalid[r] = min(n, i0 + r0 + r + 1 - j0) if is_causal else n
-    _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr])
+    _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr], bad[r0:])
     np.dot(s, vb, pv[:mr])  # (mr, D)
     for r in range(mr):
         a = alpha[r]
         for d in range(D):
             acc[r0 + r, d] = acc[r0 + r, d] * a + pv[r, d]
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _value_poison(v, out):
+    """out (D,) = NaN where column d of v (n, D) holds a NaN or inf, else 0."""
+    n, D = v.shape
+    for d in range(D):
+        out[d] = _ZERO
+    for j in range(n):
+        for d in range(D):
+            if not abs(v[j, d]) < np.inf:
+                out[d] = _NAN
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _write_rows(acc, row_sum, row_max, bad, poison, dst):
+    """dst (m, D) = acc / row_sum, NaN in bad rows, rows that saw no score above -inf and poisoned columns."""
+    m, D = acc.shape
+    for r in range(m):
+        if bad[r] or row_max[r] == _NEG_BIG:
+            for d in range(D):
+                dst[r, d] = _NAN
+            continue
+        inv = _ONE / row_sum[r]
+        for d in range(D):
+            dst[r, d] = acc[r, d] * inv + poison[d]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
@@ -151,6 +192,9 @@ def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
         row_sum = np.zeros(m, np.float32)
         alpha = np.empty(m, np.float32)
         nvalid = np.empty(m, np.int64)
+        bad = np.zeros(m, np.bool_)
+        poison = np.empty(D, np.float32)
+        _value_poison(v[b, h], poison)
         kend = min(Sk, i0 + m) if is_causal else Sk
         j0 = 0
         while j0 < kend:
@@ -162,13 +206,9 @@ def _attention(q, k, v, out, scale, is_causal, bq, bk, bk_diag):
             else:
                 n = min(bk_diag, kend - j0)
             _fold_key_block(qs, k[b, h, j0:j0 + n], v[b, h, j0:j0 + n], i0, j0, is_causal,
-                            sbuf, pv, acc, row_max, row_sum, alpha, nvalid)
+                            sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad)
             j0 += n
-        dst = out[b, h, i0:i0 + m]
-        for r in range(m):
-            inv = _ONE / row_sum[r]
-            for d in range(D):
-                dst[r, d] = acc[r, d] * inv
+        _write_rows(acc, row_sum, row_max, bad, poison, out[b, h, i0:i0 + m])
 
 
 def attention(q, k, v, out, scale, is_causal):

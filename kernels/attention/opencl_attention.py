@@ -27,13 +27,15 @@ class Attention:
         self.Sp = -(-S // 8) * 8
         self.prg = rt.program(SOURCE, dict(D=D, BQ=self.BQ, VW=_vw(D)))
         self.kt = rt.buffer(nbytes=BH * D * self.Sp * 4)
+        self.poison = rt.buffer(nbytes=BH * D * 4)  # (BH, D): NaN where a column of V is not finite, else 0
 
     def enqueue(self, q, k, v, o, scale: float, causal: bool) -> list:
         S, Sp = np.int32(self.S), np.int32(self.Sp)
         et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.BH), None, k, self.kt, S, Sp)
+        ep = ocl.launch(self.rt, self.prg.value_poison_f32, (self.BH,), (1,), v, self.poison, S)
         ea = ocl.launch(self.rt, self.prg.attention_f32, (-(-self.S // self.BQ), self.BH), (1, 1),
-                        q, self.kt, v, o, S, Sp, np.float32(scale), np.int32(bool(causal)))
-        return [et, ea]
+                        q, self.kt, v, self.poison, o, S, Sp, np.float32(scale), np.int32(bool(causal)))
+        return [et, ep, ea]
 
 
 def _time_config(rt, cfg, reps=3) -> float:

@@ -56,15 +56,27 @@ __kernel void systolic_gemm(__global const TYPE* restrict A, __global const TYPE
 
 // softmax_rows_f32: scores (rows of length S, in place) -> softmax(scale * s) with the causal mask
 // (row r of head h sees keys j <= r % S), streamed: one pass for the running max and sum, one to write.
+// NaN and inf as in the reference: a -inf score gets probability 0; a row with a NaN or +inf score, or with
+// nothing but -inf, is NaN. Tested on the bits: -cl-fast-relaxed-math lets a compiler assume floats are finite.
+#define NEG_INF_BITS 0xff800000u
+#define NAN_OR_POS_INF(u) (((u) & 0x7fffffffu) >= 0x7f800000u && (u) != NEG_INF_BITS)
 __kernel void softmax_rows_f32(__global float* restrict s, int S, float scale, int causal) {
   long row = get_global_id(0);
   __global float* x = s + row * S;
   int last = causal ? (int)(row % S) : S - 1;
-  float m = -INFINITY, l = 0.0f;
+  float m = 0.0f, l = 0.0f;
+  int seen = 0, bad = 0;
   for (int j = 0; j <= last; j++) {
+    uint u = as_uint(x[j]);
+    bad |= NAN_OR_POS_INF(u);
+    if (u == NEG_INF_BITS || NAN_OR_POS_INF(u)) continue;
     float v = scale * x[j];
-    if (v > m) { l = l * exp(m - v); m = v; }
+    if (!seen || v > m) { l = seen ? l * exp(m - v) : 0.0f; m = v; seen = 1; }
     l += exp(v - m);
   }
-  for (int j = 0; j < S; j++) x[j] = j <= last ? exp(scale * x[j] - m) / l : 0.0f;
+  bad |= !seen;
+  for (int j = 0; j < S; j++) {
+    int keep = j <= last && as_uint(x[j]) != NEG_INF_BITS;
+    x[j] = bad ? as_float(0x7fc00000u) : keep ? exp(scale * x[j] - m) / l : 0.0f;
+  }
 }
