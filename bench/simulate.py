@@ -29,9 +29,10 @@ from bench.cli import (
 )
 from hetero.backends import registry
 from hetero.errors import HeteroError
-from hetero.memory import check_fits, simulation_bytes, task_count
+from hetero.memory import check_fits, simulation_bytes
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.scheduler.policies import ORDER
+from hetero.scheduler.tasks import task_count
 
 COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
            "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
@@ -143,12 +144,22 @@ def _simulate(args, note) -> int:
     return 0
 
 
+def _requests(args, spec: str) -> int:
+    """Requests in a stream: --requests, else the --tasks count ('mixed:300'), else 200."""
+    count = spec.partition(":")[2]
+    return args.requests or (int(count) if count.isdigit() else 200)
+
+
 def _stream(args, note) -> int:
     """Streams of requests on each mix, per load and policy: latency percentiles (stream.csv; modeled)."""
     from hetero.scheduler import profiles, streams
 
     if not args.mix:
         raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) with --arrivals")
+    units = [(spec, _requests(args, spec)) for spec in args.tasks or ["mixed"]]
+    n = max(task_count(f"{spec.partition(':')[0]}:{k}") for spec, k in units)
+    devices = max(sum(c for c, _ in profiles.parse_mix(m)) for m in args.mix)
+    check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
     loads = parse_loads(args.load)
     pols = _policies(args.policy)
     model = _load_model(args, note)
@@ -156,11 +167,9 @@ def _stream(args, note) -> int:
     for text in args.mix:
         states, pmodel, profs = profiles.build(profiles.parse_mix(text), model)
         sources.update({pr.kind: pr.source for pr in profs})
-        for spec in args.tasks or ["mixed"]:
-            name, _, count = spec.partition(":")
-            n = args.requests or (int(count) if count.isdigit() else 200)
-            rows += streams.simulated(name, n, text, states, pmodel, pols, loads, args.arrivals, args.seed,
-                                      args.slo, note=note)
+        for spec, n in units:
+            rows += streams.simulated(spec.partition(":")[0], n, text, states, pmodel, pols, loads, args.arrivals,
+                                      args.seed, args.slo, note=note)
     folder = args.run_folder.create()
     write_rows(folder / "stream.csv", rows, streams.COLUMNS)
     meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())

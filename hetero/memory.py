@@ -46,17 +46,6 @@ def case_bytes(case: Case) -> float:
     return inp * (4 + 8 + 4) + out * (8 + 4 + 24) + 4.0 * w.workspace_elems(p)
 
 
-def task_count(spec: str) -> int:
-    """Tasks in a task set spec such as 'mixed:40' or 'gan:4' without building a big one: a set's task count is
-    its count (tasks, layers or batches) times the tasks one unit makes."""
-    from hetero.scheduler import tasks
-
-    name, _, num = spec.partition(":")
-    if not num.isdigit() or int(num) < 1:  # the default count (small), or a bad one: make() says what is wrong
-        return len(tasks.make(spec, inputs=False).tasks)
-    return len(tasks.make(f"{name}:1", inputs=False).tasks) * int(num)
-
-
 def simulation_bytes(tasks: int, devices: int) -> float:
     """Estimated peak bytes of simulating `tasks` tasks on `devices` devices (bench.simulate)."""
     return tasks * SIM_BYTES_PER_TASK + devices * SIM_BYTES_PER_DEVICE

@@ -62,4 +62,4 @@ def test_case_estimate_covers_inputs_reference_and_check(workload):
 
 @pytest.mark.parametrize("spec", ["mixed:7", "transformer:3", "gan:5", "mixed", "gan"])
 def test_task_count_matches_the_built_set(spec):
-    assert memory.task_count(spec) == len(tasks.make(spec, inputs=False).tasks)
+    assert tasks.task_count(spec) == len(tasks.make(spec, inputs=False).tasks)
