@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections import Counter
 from pathlib import Path
 
 from bench.cli import (
@@ -33,10 +32,6 @@ from hetero.memory import check_fits, simulation_bytes
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.scheduler.policies import ORDER
 from hetero.scheduler.tasks import task_count
-
-COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
-           "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
-           "profiles"]
 
 
 def parser() -> Parser:
@@ -81,22 +76,8 @@ def _load_model(args, note):
     return model
 
 
-def _bound(tasks, states, profs, mix, model) -> float:
-    """max(LP area bound over pools of identical devices, critical path at each task's best device)."""
-    from hetero.scheduler import bounds
-
-    kinds = Counter(t.case for t in tasks)
-    pools = [(count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf)
-                      for k in kinds}) for (count, _), pr in zip(mix, profs)]
-    area = bounds.area_bound(kinds, pools)
-    if not any(t.deps for t in tasks):
-        return max(area, max(min(times[k] for _, times in pools) for k in kinds))
-    return max(area, bounds.critical_path(tasks, states, bounds.time_table(tasks, states, model)))
-
-
 def _simulate(args, note) -> int:
-    from hetero.scheduler import policies, profiles, tasks
-    from hetero.scheduler.simulate import simulate
+    from hetero.scheduler import experiment, profiles, tasks
 
     if not args.mix:
         raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) or --replay RUN_DIR")
@@ -110,31 +91,9 @@ def _simulate(args, note) -> int:
     for text, mix in mixes:
         states, pmodel, profs = profiles.build(mix, model)
         sources.update({pr.kind: pr.source for pr in profs})
-        timing = "modeled (measured profiles)" if all(pr.measured for pr in profs) else "modeled"
-        for ts in sets:
-            bound = _bound(ts.tasks, states, profs, mix, pmodel)
-            flops = sum(t.flops for t in ts.tasks)
-            runs = {}
-            for name in pols:
-                pol = policies.make(name, args.seed)
-                if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
-                    note(f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
-                         f"too slow to simulate past {pol.max_sim_tasks} tasks")
-                    continue
-                r = runs[name] = simulate(ts.tasks, states, pol, pmodel)
-                note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
-                rows.append(dict(
-                    mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
-                    makespan_s=r.makespan, tasks_per_s=len(ts.tasks) / r.makespan, gflops=flops / r.makespan / 1e9,
-                    speedup_vs_round_robin=None, bound_s=bound, gap=r.makespan / bound if bound > 0 else None,
-                    sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
-                    task_counts=_per_kind(mix, states, r.counts()), timing=timing,
-                    profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
-            rr = runs.get("round-robin")
-            for row in rows[len(rows) - len(runs):]:
-                row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
+        rows += experiment.simulated(text, mix, states, pmodel, profs, sets, pols, args.seed, note)
     folder = args.run_folder.create()
-    write_rows(folder / "simulate.csv", rows, COLUMNS)
+    write_rows(folder / "simulate.csv", rows, experiment.SIM_COLUMNS)
     meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
     folder = args.run_folder.commit()
@@ -178,16 +137,6 @@ def _stream(args, note) -> int:
     print(stream_table(rows, args.slo))
     print(f"\nall times modeled by simulation; wrote {folder / 'stream.csv'} ({len(rows)} rows)")
     return 0
-
-
-def _per_kind(mix, states, values, makespan=None, mean=False) -> str:
-    """'h100=0.93;u250=0.71' (mean utilisation per kind) or 'h100=80;u250=20' (task counts per kind)."""
-    out, i = [], 0
-    for count, kind in mix:
-        vals = [values.get(s.name, 0) for s in states[i:i + count]]
-        i += count
-        out.append(f"{kind}={sum(vals) / count / makespan:.2f}" if mean else f"{kind}={sum(vals)}")
-    return ";".join(out)
 
 
 def _table(rows) -> str:

@@ -4,9 +4,16 @@ median-makespan run, with the spread of the makespans and the median and range o
 own bound (the machine's noise moves both, run by run)."""
 from __future__ import annotations
 
+import math
 import statistics
+from collections import Counter
 
-from hetero.scheduler import actors, policies, runtime, streams, summary
+from hetero.scheduler import actors, bounds, policies, runtime, streams, summary
+from hetero.scheduler.simulate import simulate
+
+SIM_COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
+               "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
+               "profiles"]
 
 
 def median_run(runs: list):
@@ -71,3 +78,56 @@ def stream(spec: str, n: int, workers: list, names: list[str], model, loads: lis
             rows.append(row)
             runs.append(r)
     return rows, runs
+
+
+def simulated(text: str, mix: list, states: list, model, profs: list, sets: list, names: list[str], seed: int = 0,
+              note=print) -> list[dict]:
+    """bench.simulate's rows for one device mix (mix: [(count, kind)], states its devices in that order, profs
+    their profiles): every policy on every task set, with the bound, the gap and round-robin's makespan over
+    each policy's (every time modeled)."""
+    timing = "modeled (measured profiles)" if all(pr.measured for pr in profs) else "modeled"
+    rows = []
+    for ts in sets:
+        bound = _bound(ts.tasks, states, profs, mix, model)
+        flops = sum(t.flops for t in ts.tasks)
+        runs = {}
+        for name in names:
+            pol = policies.make(name, seed)
+            if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
+                note(f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
+                     f"too slow to simulate past {pol.max_sim_tasks} tasks")
+                continue
+            r = runs[name] = simulate(ts.tasks, states, pol, model)
+            note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
+            rows.append(dict(
+                mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
+                makespan_s=r.makespan, tasks_per_s=len(ts.tasks) / r.makespan, gflops=flops / r.makespan / 1e9,
+                speedup_vs_round_robin=None, bound_s=bound, gap=r.makespan / bound if bound > 0 else None,
+                sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
+                task_counts=_per_kind(mix, states, r.counts()), timing=timing,
+                profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
+        rr = runs.get("round-robin")
+        for row in rows[len(rows) - len(runs):]:
+            row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
+    return rows
+
+
+def _bound(tasks, states, profs, mix, model) -> float:
+    """max(LP area bound over pools of identical devices, critical path at each task's best device)."""
+    kinds = Counter(t.case for t in tasks)
+    pools = [(count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf)
+                      for k in kinds}) for (count, _), pr in zip(mix, profs)]
+    area = bounds.area_bound(kinds, pools)
+    if not any(t.deps for t in tasks):
+        return max(area, max(min(times[k] for _, times in pools) for k in kinds))
+    return max(area, bounds.critical_path(tasks, states, bounds.time_table(tasks, states, model)))
+
+
+def _per_kind(mix, states, values, makespan=None, mean=False) -> str:
+    """'h100=0.93;u250=0.71' (mean utilisation per kind) or 'h100=80;u250=20' (task counts per kind)."""
+    out, i = [], 0
+    for count, kind in mix:
+        vals = [values.get(s.name, 0) for s in states[i:i + count]]
+        i += count
+        out.append(f"{kind}={sum(vals) / count / makespan:.2f}" if mean else f"{kind}={sum(vals)}")
+    return ";".join(out)
