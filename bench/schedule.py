@@ -191,7 +191,7 @@ def _measure_stream(args, sets, workers, pols, model, note) -> int:
         for mix in args.mix_list or [[w.state.backend for w in workers]]:
             here = [w for w in workers if w.state.backend in mix]
             got, runs = experiment.stream(name, n, here, pols, model, loads, args.arrivals, args.seed, args.slo,
-                                          args.size, args.check, "+".join(mix), note)
+                                          args.size, args.check, "+".join(mix), note, folder)
             rows, results = rows + got, results + runs
         write_rows(folder / "stream.csv", rows, streams.COLUMNS)
         atomic_write(folder / "trace.json", trace.chrome_trace(results))

@@ -152,26 +152,44 @@ def _table(rows) -> str:
 
 
 def _replay(args, note) -> int:
-    """Each (task set, mix, policy) of a bench.schedule run simulated again with that run's own mean durations."""
-    from hetero.scheduler.replay import COLUMNS, replay_run
+    """Each row of a bench.schedule run simulated again with that run's own mean durations (and arrivals, for a
+    stream run): replay.csv in a new run folder."""
+    from hetero.scheduler import replay
 
     run = Path(args.replay)
-    rows = replay_run(run)
+    stream = not (run / "schedule.csv").exists() and (run / "stream.csv").exists()
+    rows = replay.replay_stream_run(run) if stream else replay.replay_run(run)
     folder = args.run_folder.create()                   # never the run read: it stays as it was
-    write_rows(folder / "replay.csv", rows, COLUMNS)
+    write_rows(folder / "replay.csv", rows, replay.STREAM_COLUMNS if stream else replay.COLUMNS)
     write_metadata(folder / "meta.json", metadata({}, plugins=registry.plugin_sources()) | {"replay_of": str(run)})
     folder = args.run_folder.commit()
-    print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
+    print(_stream_replay_table(rows) if stream else _replay_table(rows))
+    print(f"wrote {folder / 'replay.csv'}")
+    return 0
+
+
+def _replay_table(rows) -> str:
+    lines = [f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}"]
     for r in rows:
-        print(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
-              f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
+        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
+                     f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
     same = [r for r in rows if r["same_policy"]]
     worst = max(abs(r["error_pct"]) for r in same) if same else math.nan
-    print(f"\nworst |error| {worst:.1f}% over {len(same)} runs; wrote {folder / 'replay.csv'}")
+    lines.append(f"\nworst |error| {worst:.1f}% over {len(same)} runs (real: measured; sim: modeled)")
     if len(same) < len(rows):
-        print(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the simulator ran "
-              "today's rule, not the one measured, so their error is not the simulator's")
-    return 0
+        lines.append(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the "
+                     "simulator ran today's rule, not the one measured, so their error is not the simulator's")
+    return "\n".join(lines)
+
+
+def _stream_replay_table(rows) -> str:
+    lines = [f"{'taskset':14s} {'mix':22s} {'policy':12s} {'load':>5s} {'real p99':>9s} {'sim p99':>9s} {'error':>7s}"]
+    for r in rows:
+        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['load']:5.2f} "
+                     f"{r['real_p99_s']:9.4g} {r['sim_p99_s']:9.4g} {r['p99_err_pct']:+6.1f}%")
+    worst = max((abs(r["p99_err_pct"]) for r in rows), default=math.nan)
+    lines.append(f"\nworst |p99 error| {worst:.1f}% over {len(rows)} rows (real: measured; sim: modeled)")
+    return "\n".join(lines)
 
 
 def _run(argv=None) -> int:

@@ -52,16 +52,21 @@ def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: 
 
 def stream(spec: str, n: int, workers: list, names: list[str], model, loads: list[float], arrivals: str = "poisson",
            seed: int = 0, slo: float | None = None, size: str = "full", check: str = "sample", mix: str = "",
-           note=print) -> tuple[list[dict], list]:
+           note=print, folder=None) -> tuple[list[dict], list]:
     """Streams of `n` requests of `spec` run on the Ray devices, each policy placing requests as they arrive, per
     load (a fraction of the capacity the perf model predicts, streams.capacity): (one row per load and policy
-    with the latency statistics of streams.COLUMNS, every run; a run's task set is named '<stream>@<load>')."""
+    with the latency statistics of streams.COLUMNS, every run; a run's task set is named '<stream>@<load>').
+    folder: where each stream's arrival times are kept (replay.arrivals_file), for its replay."""
+    from hetero.scheduler.replay import arrivals_file
+
     states = [w.state for w in workers]
     for s in states:        # the capacity counts each task's per-call overhead, as the queue ends do
         s.overhead = model.call_overhead(s.backend, s.device)
     rows, runs = [], []
     for load in loads:
         st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True)
+        if folder is not None:
+            streams.write_trace_file(arrivals_file(folder, st.name, load), st)
         for name in names:
             ts = st.taskset()
             ts.name = f"{st.name}@{load:g}"
