@@ -89,3 +89,26 @@ def gantt(events: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def latency_vs_load(rows: pd.DataFrame, path: Path, title: str) -> Path:
+    """p99 (solid) and p50 (dashed) latency against load, a line per (mix, policy); the SLO as a grey line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, ((mix, policy), g) in enumerate(rows.sort_values("load").groupby(["mix", "policy"], sort=False)):
+        color = plt.get_cmap("tab10")(i % 10)
+        ax.plot(g["load"], g["p99_s"], "o-", color=color, label=f"{mix} {policy} p99")
+        ax.plot(g["load"], g["p50_s"], "x--", color=color, alpha=0.6, label=f"{mix} {policy} p50")
+    slo = rows["slo_s"].dropna() if "slo_s" in rows else pd.Series(dtype=float)
+    if len(slo):
+        ax.axhline(float(slo.iloc[0]), color="grey", linewidth=1, label=f"SLO {float(slo.iloc[0]):g} s")
+    ax.set_yscale("log")
+    ax.set_xlabel("load (fraction of the capacity the perf model predicts)")
+    timing = "modeled" if rows["timing"].astype(str).str.startswith("modeled").all() else "measured wall clock"
+    ax.set_ylabel(f"latency, s ({timing})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
