@@ -24,6 +24,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def unavailable() -> str | None:
     """Why plots cannot be drawn here, or None."""
     try:
@@ -59,10 +66,7 @@ def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("GFLOP/s")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def gantt(events: list[dict], path: Path, title: str) -> Path:
@@ -85,10 +89,7 @@ def gantt(events: list[dict], path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(handles=[Patch(color=colors[w], label=w) for w in workloads], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def latency_vs_load(rows: pd.DataFrame, path: Path, title: str) -> Path:
@@ -108,7 +109,4 @@ def latency_vs_load(rows: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel(f"latency, s ({timing})")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
