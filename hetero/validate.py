@@ -71,7 +71,7 @@ SCHEDULE = {
     "lp_bound_own_cores_s": SECONDS, "critical_path_s": SECONDS, "bound_s": SECONDS, "gap": POSITIVE,
     "overhead_ms_per_task": Col(), "overhead_cpu_ms_per_task": Col(), "submit_ms_per_task": Col(),
     "utilization": TEXT, "task_counts": TEXT, "retries": COUNT, "checked": COUNT, "wrong": COUNT,
-    "shared_cores": TEXT, "lost_devices": TEXT, "alive_start": TEXT, "alive_end": TEXT,
+    "shared_cores": TEXT, "lost_devices": TEXT, "alive_start": TEXT, "alive_end": TEXT, "prediction_basis": TEXT,
     "repeats": Col("integer", lo=1), "makespan_min_s": POS_SECONDS,
     "makespan_max_s": POS_SECONDS, "gap_median": POSITIVE, "gap_min": POSITIVE, "gap_max": POSITIVE,
 }

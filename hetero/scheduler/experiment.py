@@ -33,7 +33,8 @@ def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: 
             every[name].append(r)
             model.save()
             note(f"{ts.name} [{mix}] {name}" + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
-                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked"
+                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked, predictions "
+                 + ",".join(f"{k}={v}" for k, v in sorted(r.basis.items()))
                  + (f", lost {','.join(r.dead)}" if r.dead else "")
                  + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
             bad += len(r.wrong)

@@ -183,6 +183,7 @@ class RunResult:
     dead: list = field(default_factory=list)      # devices that died during the run
     alive_start: list = field(default_factory=list)   # names of the devices alive when it started
     alive_end: list = field(default_factory=list)     # and when it ended
+    basis: dict = field(default_factory=dict)   # what the plan's predictions rested on: PerfModel.basis -> count
 
     @property
     def makespan(self) -> float:
@@ -217,6 +218,10 @@ def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, chec
     for t in taskset.tasks:
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
+    for case in believed:        # per (device, task kind) of the set: measured, or assumed (a fit) or unknown
+        for st in states:
+            b = model.basis(st.backend, st.device, case)
+            res.basis[b] = res.basis.get(b, 0) + 1
     executor = RayExecutor(taskset, live, model, res, believed, on_done)
     rec = Driver(taskset.tasks, states, policy, model, arrivals=arrivals).run(executor)
     res.retries, res.dead = rec.retries, rec.dead
