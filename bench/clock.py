@@ -11,15 +11,17 @@ import argparse
 import statistics
 import sys
 
-from bench.cli import Parser, main
+from bench.cli import Parser, main, positive_float, positive_int, thread_count
 
 
 def parser() -> Parser:
     p = Parser(prog="python -m bench.clock", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--threads", type=int, default=None, help="cores to load (default: every physical core)")
-    p.add_argument("--seconds", type=float, default=2.0, help="time spent on the clock loop (default 2)")
-    p.add_argument("--mib", type=int, default=256, help="MiB per triad array (default 256)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="cores to load (default: every physical core)")
+    p.add_argument("--seconds", type=positive_float, default=2.0,
+                   help="time spent on the clock loop (default 2)")
+    p.add_argument("--mib", type=positive_int, default=256, help="MiB per triad array (default 256)")
     p.add_argument("--quick", action="store_true", help="0.2 s of clock loop and 32 MiB arrays")
     return p
 

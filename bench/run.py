@@ -11,10 +11,11 @@ import sys
 
 from tqdm import tqdm
 
-from bench.cli import Parser, csv_list, main, output_args, run_folder
+from bench.cli import Parser, csv_list, main, nonneg_float, nonneg_int, output_args, run_folder, thread_count
 from hetero.backends import registry
 from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
+from hetero.memory import case_bytes, check_fits
 from hetero.results import metadata, write_metadata, write_rows, write_samples
 from hetero.runner import COLUMNS, RunConfig, run, warm_up
 from hetero.tables import format_table
@@ -38,18 +39,21 @@ def parser() -> Parser:
                    help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)")
     p.add_argument("--dtype", default="float32", help=f"comma list of {', '.join(DTYPES)} (default: float32)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
-    p.add_argument("--budget", type=float, default=None, help="seconds of repetitions per measurement (default 0.3)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per host backend (default: all cores)")
+    p.add_argument("--budget", type=nonneg_float, default=None,
+                   help="seconds of repetitions per measurement (default 0.3)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="CPU threads per host backend (default: all cores)")
     p.add_argument("--opencl-device", default=None,
                    help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)")
     p.add_argument("--fpga-preset", default=None,
                    help="accelerator model for fpga-emu: alveo-u250-fp32 (default), alveo-u250-int8, "
                         "arria10-pac-fp32, stratix10-d5005-fp32 (env HETERO_FPGA_PRESET)")
     output_args(p, "<date>-<time>")
-    p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="input seed (default 0)")
     p.add_argument("--strict", action="store_true",
                    help="a named backend (--backends, --baseline) that is unavailable, or any backend that fails, "
                         "is an error (without --backends, unavailable backends are skipped)")
+    p.add_argument("--force", action="store_true", help="run shapes estimated not to fit in available memory")
     p.add_argument("--list", action="store_true", help="list backends, workloads and presets, then exit")
     return p
 
@@ -117,6 +121,9 @@ def _run(argv=None) -> int:
         print(list_everything())
         return 0
     cases = pick_cases(args)
+    biggest = max(cases, key=case_bytes, default=None)
+    if biggest is not None:
+        check_fits(f"{biggest.workload} {biggest.shape}", case_bytes(biggest), args.force)
     if args.threads is not None and args.threads < 1:
         raise HeteroError(f"--threads {args.threads} must be >= 1")
     out = run_folder(args, "%Y%m%d-%H%M%S")      # a bad --out or a taken --name: one line, before any work

@@ -11,7 +11,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main, output_args, run_folder
+from bench.cli import (
+    Parser,
+    csv_list,
+    main,
+    nonneg_int,
+    output_args,
+    parse_loads,
+    positive_int,
+    run_folder,
+    stream_arguments,
+    stream_table,
+)
 from hetero.backends import registry
 from hetero.errors import HeteroError, choices
 from hetero.results import atomic_write, metadata, write_metadata, write_rows
@@ -37,15 +48,16 @@ def parser() -> Parser:
                         "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
-    p.add_argument("--reps", type=int, default=3, help="calibration runs per task kind and device (default 3)")
-    p.add_argument("--repeat", type=int, default=1,
+    p.add_argument("--reps", type=positive_int, default=3, help="calibration runs per task kind and device (default 3)")
+    p.add_argument("--repeat", type=positive_int, default=1,
                    help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
                         "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
                         "run and says the spread, and the median and range of the runs' own gaps (default 1)")
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
-    p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
+    stream_arguments(p)
     output_args(p, "schedule-<date>-<time>")
     return p
 
@@ -118,6 +130,8 @@ def _run(argv=None) -> int:
                 n = runtime.calibrate(ts, workers, model, reps=args.reps, warn=note)
                 note(f"calibrated {ts.name}: {n} runs")
             return 0
+        if args.arrivals:
+            return _measure_stream(args, sets, workers, pols, model, note)
         return _measure(args, sets, workers, pols, model, note)
     finally:
         note(f"perf model: {model.save()}")     # whatever was measured, a run cut short included
@@ -157,6 +171,35 @@ def _measure(args, sets, workers, pols, model, note) -> int:
     print(f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
           f"{folder / 'meta.json'}; model {model.path}")
     return 1 if bad else 0
+
+
+def _measure_stream(args, sets, workers, pols, model, note) -> int:
+    """Streams of requests on every mix, per load and policy, placed as they arrive: stream.csv (latency
+    percentiles, measured wall clock), trace.json and meta.json in the run folder."""
+    from hetero.scheduler import experiment, runtime, streams, trace
+
+    loads = parse_loads(args.load)
+    folder = args.run_folder.create()
+    devices = {w.state.name: w.info | {"backend": w.state.backend} for w in workers}
+    meta = metadata(devices, plugins=registry.plugin_sources())
+    write_metadata(folder / "meta.json", meta)
+    rows, results = [], []
+    for ts in sets:
+        runtime.calibrate(ts, workers, model, reps=args.reps, missing_only=True, warn=note)
+        name, _, count = ts.name.partition(":")
+        n = args.requests or (int(count) if count.isdigit() else 200)
+        for mix in args.mix_list or [[w.state.backend for w in workers]]:
+            here = [w for w in workers if w.state.backend in mix]
+            got, runs = experiment.stream(name, n, here, pols, model, loads, args.arrivals, args.seed, args.slo,
+                                          args.size, args.check, "+".join(mix), note, folder)
+            rows, results = rows + got, results + runs
+        write_rows(folder / "stream.csv", rows, streams.COLUMNS)
+        atomic_write(folder / "trace.json", trace.chrome_trace(results))
+    write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
+    folder = args.run_folder.commit()
+    print(stream_table(rows, args.slo))
+    print(f"\nwrote {folder / 'stream.csv'} ({len(rows)} rows), {folder / 'trace.json'} and {folder / 'meta.json'}")
+    return 1 if any(r.wrong for r in results) else 0
 
 
 def cli(argv=None) -> int:

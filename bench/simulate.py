@@ -13,18 +13,25 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections import Counter
 from pathlib import Path
 
-from bench.cli import Parser, csv_list, main, output_args, run_folder
+from bench.cli import (
+    Parser,
+    csv_list,
+    main,
+    nonneg_int,
+    output_args,
+    parse_loads,
+    run_folder,
+    stream_arguments,
+    stream_table,
+)
 from hetero.backends import registry
 from hetero.errors import HeteroError
+from hetero.memory import check_fits, simulation_bytes
 from hetero.results import metadata, write_metadata, write_rows
 from hetero.scheduler.policies import ORDER
-
-COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
-           "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
-           "profiles"]
+from hetero.scheduler.tasks import task_count
 
 
 def parser() -> Parser:
@@ -36,15 +43,17 @@ def parser() -> Parser:
     p.add_argument("--tasks", action="append", default=[],
                    help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
-    p.add_argument("--seed", type=int, default=0, help="task draw / random policy seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
     p.add_argument("--model", default=None,
                    help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
                         "user cache folder: ~/.cache/hetero on Linux)")
     p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
                                                              "(default results; '' to skip)")
+    stream_arguments(p)
     p.add_argument("--replay", default=None, metavar="RUN_DIR",
                    help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv "
                         "in a new run folder under --out, default replay-<date>-<time>; the run read is left as is)")
+    p.add_argument("--force", action="store_true", help="simulate sizes estimated not to fit in available memory")
     output_args(p, "simulate-<date>-<time>")
     return p
 
@@ -67,26 +76,14 @@ def _load_model(args, note):
     return model
 
 
-def _bound(tasks, states, profs, mix, model) -> float:
-    """max(LP area bound over pools of identical devices, critical path at each task's best device)."""
-    from hetero.scheduler import bounds
-
-    kinds = Counter(t.case for t in tasks)
-    pools = [(count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf)
-                      for k in kinds}) for (count, _), pr in zip(mix, profs)]
-    area = bounds.area_bound(kinds, pools)
-    if not any(t.deps for t in tasks):
-        return max(area, max(min(times[k] for _, times in pools) for k in kinds))
-    return max(area, bounds.critical_path(tasks, states, bounds.time_table(tasks, states, model)))
-
-
 def _simulate(args, note) -> int:
-    from hetero.scheduler import policies, profiles, tasks
-    from hetero.scheduler.simulate import simulate
+    from hetero.scheduler import experiment, profiles, tasks
 
     if not args.mix:
         raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) or --replay RUN_DIR")
     mixes = [(m, profiles.parse_mix(m)) for m in args.mix]
+    n, devices = max(map(task_count, args.tasks or ["mixed:1000"])), max(sum(c for c, _ in m) for _, m in mixes)
+    check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
     pols = _policies(args.policy)
     sets = [tasks.make(s, seed=args.seed, inputs=False) for s in (args.tasks or ["mixed:1000"])]
     model = _load_model(args, note)
@@ -94,31 +91,9 @@ def _simulate(args, note) -> int:
     for text, mix in mixes:
         states, pmodel, profs = profiles.build(mix, model)
         sources.update({pr.kind: pr.source for pr in profs})
-        timing = "modeled (measured profiles)" if all(pr.measured for pr in profs) else "modeled"
-        for ts in sets:
-            bound = _bound(ts.tasks, states, profs, mix, pmodel)
-            flops = sum(t.flops for t in ts.tasks)
-            runs = {}
-            for name in pols:
-                pol = policies.make(name, args.seed)
-                if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
-                    note(f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
-                         f"too slow to simulate past {pol.max_sim_tasks} tasks")
-                    continue
-                r = runs[name] = simulate(ts.tasks, states, pol, pmodel)
-                note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
-                rows.append(dict(
-                    mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
-                    makespan_s=r.makespan, tasks_per_s=len(ts.tasks) / r.makespan, gflops=flops / r.makespan / 1e9,
-                    speedup_vs_round_robin=None, bound_s=bound, gap=r.makespan / bound if bound > 0 else None,
-                    sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
-                    task_counts=_per_kind(mix, states, r.counts()), timing=timing,
-                    profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
-            rr = runs.get("round-robin")
-            for row in rows[len(rows) - len(runs):]:
-                row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
+        rows += experiment.simulated(text, mix, states, pmodel, profs, sets, pols, args.seed, note)
     folder = args.run_folder.create()
-    write_rows(folder / "simulate.csv", rows, COLUMNS)
+    write_rows(folder / "simulate.csv", rows, experiment.SIM_COLUMNS)
     meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
     folder = args.run_folder.commit()
@@ -128,14 +103,40 @@ def _simulate(args, note) -> int:
     return 0
 
 
-def _per_kind(mix, states, values, makespan=None, mean=False) -> str:
-    """'h100=0.93;u250=0.71' (mean utilisation per kind) or 'h100=80;u250=20' (task counts per kind)."""
-    out, i = [], 0
-    for count, kind in mix:
-        vals = [values.get(s.name, 0) for s in states[i:i + count]]
-        i += count
-        out.append(f"{kind}={sum(vals) / count / makespan:.2f}" if mean else f"{kind}={sum(vals)}")
-    return ";".join(out)
+def _requests(args, spec: str) -> int:
+    """Requests in a stream: --requests, else the --tasks count ('mixed:300'), else 200."""
+    count = spec.partition(":")[2]
+    return args.requests or (int(count) if count.isdigit() else 200)
+
+
+def _stream(args, note) -> int:
+    """Streams of requests on each mix, per load and policy: latency percentiles (stream.csv; modeled)."""
+    from hetero.scheduler import profiles, streams
+
+    if not args.mix:
+        raise HeteroError("give at least one --mix (e.g. --mix 8xh100,4xu250,1xcpu) with --arrivals")
+    units = [(spec, _requests(args, spec)) for spec in args.tasks or ["mixed"]]
+    n = max(task_count(f"{spec.partition(':')[0]}:{k}") for spec, k in units)
+    devices = max(sum(c for c, _ in profiles.parse_mix(m)) for m in args.mix)
+    check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
+    loads = parse_loads(args.load)
+    pols = _policies(args.policy)
+    model = _load_model(args, note)
+    rows, sources = [], {}
+    for text in args.mix:
+        states, pmodel, profs = profiles.build(profiles.parse_mix(text), model)
+        sources.update({pr.kind: pr.source for pr in profs})
+        for spec, n in units:
+            rows += streams.simulated(spec.partition(":")[0], n, text, states, pmodel, pols, loads, args.arrivals,
+                                      args.seed, args.slo, note=note)
+    folder = args.run_folder.create()
+    write_rows(folder / "stream.csv", rows, streams.COLUMNS)
+    meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
+    write_metadata(folder / "meta.json", meta)
+    folder = args.run_folder.commit()
+    print(stream_table(rows, args.slo))
+    print(f"\nall times modeled by simulation; wrote {folder / 'stream.csv'} ({len(rows)} rows)")
+    return 0
 
 
 def _table(rows) -> str:
@@ -151,33 +152,53 @@ def _table(rows) -> str:
 
 
 def _replay(args, note) -> int:
-    """Each (task set, mix, policy) of a bench.schedule run simulated again with that run's own mean durations."""
-    from hetero.scheduler.replay import COLUMNS, replay_run
+    """Each row of a bench.schedule run simulated again with that run's own mean durations (and arrivals, for a
+    stream run): replay.csv in a new run folder."""
+    from hetero.scheduler import replay
 
     run = Path(args.replay)
-    rows = replay_run(run)
+    stream = not (run / "schedule.csv").exists() and (run / "stream.csv").exists()
+    rows = replay.replay_stream_run(run) if stream else replay.replay_run(run)
     folder = args.run_folder.create()                   # never the run read: it stays as it was
-    write_rows(folder / "replay.csv", rows, COLUMNS)
+    write_rows(folder / "replay.csv", rows, replay.STREAM_COLUMNS if stream else replay.COLUMNS)
     write_metadata(folder / "meta.json", metadata({}, plugins=registry.plugin_sources()) | {"replay_of": str(run)})
     folder = args.run_folder.commit()
-    print(f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}")
+    print(_stream_replay_table(rows) if stream else _replay_table(rows))
+    print(f"wrote {folder / 'replay.csv'}")
+    return 0
+
+
+def _replay_table(rows) -> str:
+    lines = [f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}"]
     for r in rows:
-        print(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
-              f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
+        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
+                     f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
     same = [r for r in rows if r["same_policy"]]
     worst = max(abs(r["error_pct"]) for r in same) if same else math.nan
-    print(f"\nworst |error| {worst:.1f}% over {len(same)} runs; wrote {folder / 'replay.csv'}")
+    lines.append(f"\nworst |error| {worst:.1f}% over {len(same)} runs (real: measured; sim: modeled)")
     if len(same) < len(rows):
-        print(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the simulator ran "
-              "today's rule, not the one measured, so their error is not the simulator's")
-    return 0
+        lines.append(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the "
+                     "simulator ran today's rule, not the one measured, so their error is not the simulator's")
+    return "\n".join(lines)
+
+
+def _stream_replay_table(rows) -> str:
+    lines = [f"{'taskset':14s} {'mix':22s} {'policy':12s} {'load':>5s} {'real p99':>9s} {'sim p99':>9s} {'error':>7s}"]
+    for r in rows:
+        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['load']:5.2f} "
+                     f"{r['real_p99_s']:9.4g} {r['sim_p99_s']:9.4g} {r['p99_err_pct']:+6.1f}%")
+    worst = max((abs(r["p99_err_pct"]) for r in rows), default=math.nan)
+    lines.append(f"\nworst |p99 error| {worst:.1f}% over {len(rows)} rows (real: measured; sim: modeled)")
+    return "\n".join(lines)
 
 
 def _run(argv=None) -> int:
     args = parser().parse_args(argv)
     args.run_folder = run_folder(args, "replay-%Y%m%d-%H%M%S" if args.replay else "simulate-%Y%m%d-%H%M%S")
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    return _replay(args, note) if args.replay else _simulate(args, note)
+    if args.replay:
+        return _replay(args, note)
+    return _stream(args, note) if args.arrivals else _simulate(args, note)
 
 
 def cli(argv=None) -> int:

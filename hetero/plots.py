@@ -1,6 +1,7 @@
 """PNG plots from result rows: a roofline per device, a Gantt chart per schedule. Modeled points are hollow.
 
-matplotlib is optional (the `plot` extra); callers get a HeteroError naming the install when it is missing.
+matplotlib is a core dependency; where it is missing anyway, unavailable() says so and the plot functions raise a
+HeteroError naming the install.
 """
 from __future__ import annotations
 
@@ -19,8 +20,24 @@ def _plt():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise HeteroError("plots need matplotlib: pip install 'hetero[plot]'") from None
+        raise HeteroError("plots need matplotlib, a dependency of hetero: pip install matplotlib") from None
     return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def unavailable() -> str | None:
+    """Why plots cannot be drawn here, or None."""
+    try:
+        _plt()
+    except HeteroError as exc:
+        return str(exc)
+    return None
 
 
 def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:
@@ -49,10 +66,7 @@ def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("GFLOP/s")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def gantt(events: list[dict], path: Path, title: str) -> Path:
@@ -75,7 +89,24 @@ def gantt(events: list[dict], path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(handles=[Patch(color=colors[w], label=w) for w in workloads], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def latency_vs_load(rows: pd.DataFrame, path: Path, title: str) -> Path:
+    """p99 (solid) and p50 (dashed) latency against load, a line per (mix, policy); the SLO as a grey line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, ((mix, policy), g) in enumerate(rows.sort_values("load").groupby(["mix", "policy"], sort=False)):
+        color = plt.get_cmap("tab10")(i % 10)
+        ax.plot(g["load"], g["p99_s"], "o-", color=color, label=f"{mix} {policy} p99")
+        ax.plot(g["load"], g["p50_s"], "x--", color=color, alpha=0.6, label=f"{mix} {policy} p50")
+    slo = rows["slo_s"].dropna() if "slo_s" in rows else pd.Series(dtype=float)
+    if len(slo):
+        ax.axhline(float(slo.iloc[0]), color="grey", linewidth=1, label=f"SLO {float(slo.iloc[0]):g} s")
+    ax.set_yscale("log")
+    ax.set_xlabel("load (fraction of the capacity the perf model predicts)")
+    timing = "modeled" if rows["timing"].astype(str).str.startswith("modeled").all() else "measured wall clock"
+    ax.set_ylabel(f"latency, s ({timing})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="upper left")
+    return _save(plt, fig, path)

@@ -2,6 +2,10 @@
 with the float64 NumPy reference. Plugin authors can use it in their own tests."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
+
 from hetero.backends import registry
 from hetero.workloads import Case, check, get
 
@@ -17,10 +21,21 @@ def available_backends(include_hidden: bool = False) -> list[tuple[str, str | No
     return out
 
 
-def parity(backend: str, case: Case, seed: int = 0, **backend_kwargs) -> tuple[bool, float, float]:
-    """(correct, max_abs_err, max_rel_err) of `backend` on `case` against the reference."""
+def parity(backend: str, case: Case, seed: int = 0, nonfinite: Iterable[tuple[str, int, float]] = (),
+           **backend_kwargs) -> tuple[bool, float, float]:
+    """(correct, max_abs_err, max_rel_err) of `backend` on `case` against the reference (see workloads.check:
+    non-finite exactly where the reference is, the rest within tolerance).
+
+    nonfinite: (input name, flat index, value) to write into the seeded inputs first, e.g. ("key", 7, nan);
+    an index past the input's end wraps around."""
     workload = get(case.workload)
     inputs = workload.make_inputs(case, seed)
+    for name, index, value in nonfinite:
+        x = inputs[name].copy()
+        x.reshape(-1)[index % x.size] = value
+        inputs[name] = x
+    with np.errstate(invalid="ignore", over="ignore"):  # the reference meeting NaN and inf is the point here
+        ref = workload.reference(case, inputs)
     kernel = registry.get(backend, **backend_kwargs).prepare(case, inputs)
     kernel()
-    return check(kernel.result(), workload.reference(case, inputs), case.dtype)
+    return check(kernel.result(), ref, case.dtype)

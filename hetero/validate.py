@@ -71,7 +71,8 @@ SCHEDULE = {
     "lp_bound_own_cores_s": SECONDS, "critical_path_s": SECONDS, "bound_s": SECONDS, "gap": POSITIVE,
     "overhead_ms_per_task": Col(), "overhead_cpu_ms_per_task": Col(), "submit_ms_per_task": Col(),
     "utilization": TEXT, "task_counts": TEXT, "retries": COUNT, "checked": COUNT, "wrong": COUNT,
-    "shared_cores": TEXT, "repeats": Col("integer", lo=1), "makespan_min_s": POS_SECONDS,
+    "shared_cores": TEXT, "lost_devices": TEXT, "alive_start": TEXT, "alive_end": TEXT, "prediction_basis": TEXT,
+    "repeats": Col("integer", lo=1), "makespan_min_s": POS_SECONDS,
     "makespan_max_s": POS_SECONDS, "gap_median": POSITIVE, "gap_min": POSITIVE, "gap_max": POSITIVE,
 }
 SIMULATE = {
@@ -80,9 +81,16 @@ SIMULATE = {
     "gflops": Col(), "speedup_vs_round_robin": POSITIVE, "bound_s": SECONDS, "gap": POSITIVE, "sim_wall_s": SECONDS,
     "utilization": TEXT, "task_counts": TEXT, "timing": TEXT, "profiles": TEXT,
 }
-RULES = {"bench.csv": BENCH, "schedule.csv": SCHEDULE, "simulate.csv": SIMULATE}
+STREAM = {
+    "taskset": REQ_TEXT, "mix": TEXT, "policy": REQ_TEXT, "load": Col(above_lo=True, required=True),
+    "rate_per_s": POSITIVE, "requests": COUNT, "completed": COUNT, "throughput_per_s": Col(), "p50_s": SECONDS,
+    "p95_s": SECONDS, "p99_s": SECONDS, "mean_latency_s": SECONDS, "mean_wait_s": SECONDS, "p99_wait_s": SECONDS,
+    "slo_s": POSITIVE, "over_slo": COUNT, "sim_wall_s": SECONDS, "timing": TEXT,
+}
+RULES = {"bench.csv": BENCH, "schedule.csv": SCHEDULE, "simulate.csv": SIMULATE, "stream.csv": STREAM}
 REQUIRED = {"bench.csv": ("workload", "shape", "backend", "median_s"), "schedule.csv": ("taskset", "policy",
-            "makespan_s"), "simulate.csv": ("mix", "taskset", "policy", "makespan_s")}
+            "makespan_s"), "simulate.csv": ("mix", "taskset", "policy", "makespan_s"),
+            "stream.csv": ("taskset", "policy", "load", "p99_s")}
 
 
 def check_csv(path: Path, text: str, rules: dict[str, Col], required=()) -> None:

@@ -24,9 +24,9 @@ def bench(*args, env=None):
     (["--workload", "attention", "--shape", "4x12x512"], "malformed --shape '4x12x512' for attention"),
     (["--workload", "all", "--shape", "4x4x4"], "--shape needs exactly one --workload"),
     (["--workload", "matmul", "--shape", "0x4x4"], "M=0 must be >= 1"),
-    (["--workload", "matmul", "--threads", "0", "--quick"], "--threads 0 must be >= 1"),
+    (["--workload", "matmul", "--threads", "0", "--quick"], "argument --threads: '0' is not an integer from 1 to"),
     (["--workload", "matmul", "--name", "../x", "--quick"], "--name '../x' may hold only"),
-    (["--budget", "abc"], "invalid float value: 'abc'"),
+    (["--budget", "abc"], "argument --budget: 'abc' is not a finite number >= 0"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, match, tmp_path):

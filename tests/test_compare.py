@@ -140,7 +140,7 @@ def test_formats_carry_the_verdict(slower_runs, capsys, tmp_path):
     ("missing", "no run folder"),
     ("no-csv", "no results file"),
     ("corrupt-csv", "corrupt results file"),
-    ("text-time", "row 2, column median_s: 'fast'"),
+    ("text-time", "row 1, column median_s: 'fast'"),
     ("corrupt-samples", "corrupt samples file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(breakage, match, slower_runs, capsys, tmp_path):

@@ -50,5 +50,7 @@ def test_bench_clock_prints_clock_peak_and_bandwidth(capsys):
 def test_bench_clock_rejects_a_bad_count(capsys):
     from bench import clock
 
-    assert clock.cli(["--threads", "0"]) == 2
-    assert "must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse's one line
+        clock.cli(["--threads", "0"])
+    assert exc.value.code == 2
+    assert "argument --threads: '0' is not an integer from 1 to" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def sharing(placements: list[Placement]) -> str:
 
 
 def share_keys(placements: list[Placement]) -> dict:
-    """label -> (node, cores) for the placements pinned to the very cores of another (DeviceState.share: they
+    """label -> (node, cores) for the placements pinned to the very cores of another (DeviceState.core_group: they
     time-slice them), None for the rest."""
     on: dict = {}
     for p in placements:

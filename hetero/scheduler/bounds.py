@@ -4,7 +4,7 @@ Lower bound = max(LP area bound, critical path), each (device, task kind) time b
 run, or the perf model's prediction where the run never put that kind on that device:
   LP (unrelated devices, tasks divisible): min T s.t. for each device d: sum_t n[d,t] * time[d,t] <= T,
   for each kind t: sum_d n[d,t] = N_t, n >= 0 (hetero.scheduler.lp; valid for graphs too, ignoring edges);
-  devices pinned to the same cores (--share-cores, DeviceState.share) time-slice them: one more row,
+  devices pinned to the same cores (--share-cores, DeviceState.core_group) time-slice them: one more row,
   sum over the group's devices of sum_t n[d,t] * time[d,t] <= T, with their times alone on the cores
   (trace.solo_seconds). Without that row the bound is one for a machine with a core per device
   (lp_bound_own_cores_s in the results);
@@ -47,8 +47,8 @@ def share_groups(states) -> list[tuple[list[int], float]]:
     """area_allocation's groups: the indices of the states pinned to one set of cores, together one device."""
     on: dict = {}
     for i, s in enumerate(states):
-        if s.share is not None:
-            on.setdefault(s.share, []).append(i)
+        if s.core_group is not None:
+            on.setdefault(s.core_group, []).append(i)
     return [(members, 1.0) for members in on.values() if len(members) > 1]
 
 

@@ -16,7 +16,7 @@ class DeviceSpec:
     supports: frozenset | None = None   # workloads it runs (None: all)
     # a key shared by the devices pinned to the same cores (bench.schedule --share-cores): they time-slice them,
     # together running as one device would; None: cores of its own
-    share: object = None
+    core_group: object = None
 
 
 @dataclass

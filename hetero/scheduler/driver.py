@@ -85,7 +85,7 @@ class Driver:
         self.index = {d.name: i for i, d in enumerate(devices)}
         self.late_binding = late_binding
         self.commit = None           # Policy.commit as plan() set it, with late binding
-        self.pooled = pooled and policy.pooled and not any(t.deps for t in tasks)
+        self.pool = pooled and not any(t.deps for t in tasks)
         self.record = Record()
         self._reset()
 
@@ -93,7 +93,7 @@ class Driver:
         """A run's bookkeeping, empty: every device idle, every task with no deps ready."""
         for d in self.devices:
             d.reset()
-        self.pools = Pools(self.devices) if self.pooled else None
+        self.pools = None          # made once the policy has planned (Policy.pooled may depend on the tasks)
         self.children: dict = {t.id: [] for t in self.tasks}
         for t in self.tasks:
             for p in t.deps:
@@ -120,6 +120,7 @@ class Driver:
         self.check_capable()
         self.policy.plan(self.tasks, self.devices, self.model)
         self.commit = self.policy.commit if self.late_binding and not self.policy.pulls else None
+        self.pools = Pools(self.devices) if self.pool and self.policy.pooled else None
         while len(self.record.end) < len(self.tasks):
             self.release(executor.now())
             self.place(executor)

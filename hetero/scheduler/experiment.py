@@ -4,9 +4,16 @@ median-makespan run, with the spread of the makespans and the median and range o
 own bound (the machine's noise moves both, run by run)."""
 from __future__ import annotations
 
+import math
 import statistics
+from collections import Counter
 
-from hetero.scheduler import actors, policies, runtime, summary
+from hetero.scheduler import actors, bounds, policies, runtime, streams, summary
+from hetero.scheduler.simulate import simulate
+
+SIM_COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
+               "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
+               "profiles"]
 
 
 def median_run(runs: list):
@@ -26,7 +33,8 @@ def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: 
             every[name].append(r)
             model.save()
             note(f"{ts.name} [{mix}] {name}" + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
-                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked"
+                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked, predictions "
+                 + ",".join(f"{k}={v}" for k, v in sorted(r.basis.items()))
                  + (f", lost {','.join(r.dead)}" if r.dead else "")
                  + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
             bad += len(r.wrong)
@@ -41,3 +49,91 @@ def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: 
                    gap_median=statistics.median(gaps) if gaps else None,
                    gap_min=gaps[0] if gaps else None, gap_max=gaps[-1] if gaps else None)
     return rows, runs, bad
+
+
+def stream(spec: str, n: int, workers: list, names: list[str], model, loads: list[float], arrivals: str = "poisson",
+           seed: int = 0, slo: float | None = None, size: str = "full", check: str = "sample", mix: str = "",
+           note=print, folder=None) -> tuple[list[dict], list]:
+    """Streams of `n` requests of `spec` run on the Ray devices, each policy placing requests as they arrive, per
+    load (a fraction of the capacity the perf model predicts, streams.capacity): (one row per load and policy
+    with the latency statistics of streams.COLUMNS, every run; a run's task set is named '<stream>@<load>').
+    folder: where each stream's arrival times are kept (replay.arrivals_file), for its replay."""
+    from hetero.scheduler.replay import arrivals_file
+
+    states = [w.state for w in workers]
+    for s in states:        # the capacity counts each task's per-call overhead, as the queue ends do
+        s.overhead = model.call_overhead(s.backend, s.device)
+    rows, runs = [], []
+    for load in loads:
+        st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True)
+        if folder is not None:
+            streams.write_trace_file(arrivals_file(folder, st.name, load), st)
+        for name in names:
+            ts = st.taskset()
+            ts.name = f"{st.name}@{load:g}"
+            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed,
+                                arrivals=st.arrivals())
+            r.mix = mix
+            model.save()
+            start = {e["task"]: e["start"] - r.t0 for e in r.events}
+            end = {e["task"]: e["end"] - r.t0 for e in r.events}
+            row = dict(taskset=st.name, mix=mix, policy=name, load=load, rate_per_s=rate,
+                       **streams.latency(st, start, end, slo), timing="measured (wall clock)")
+            note(f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s, "
+                 f"{r.retries} retries" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+            rows.append(row)
+            runs.append(r)
+    return rows, runs
+
+
+def simulated(text: str, mix: list, states: list, model, profs: list, sets: list, names: list[str], seed: int = 0,
+              note=print) -> list[dict]:
+    """bench.simulate's rows for one device mix (mix: [(count, kind)], states its devices in that order, profs
+    their profiles): every policy on every task set, with the bound, the gap and round-robin's makespan over
+    each policy's (every time modeled)."""
+    timing = "modeled (measured profiles)" if all(pr.measured for pr in profs) else "modeled"
+    rows = []
+    for ts in sets:
+        bound = _bound(ts.tasks, states, profs, mix, model)
+        flops = sum(t.flops for t in ts.tasks)
+        runs = {}
+        for name in names:
+            pol = policies.make(name, seed)
+            if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
+                note(f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
+                     f"too slow to simulate past {pol.max_sim_tasks} tasks")
+                continue
+            r = runs[name] = simulate(ts.tasks, states, pol, model)
+            note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
+            rows.append(dict(
+                mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
+                makespan_s=r.makespan, tasks_per_s=len(ts.tasks) / r.makespan, gflops=flops / r.makespan / 1e9,
+                speedup_vs_round_robin=None, bound_s=bound, gap=r.makespan / bound if bound > 0 else None,
+                sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
+                task_counts=_per_kind(mix, states, r.counts()), timing=timing,
+                profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
+        rr = runs.get("round-robin")
+        for row in rows[len(rows) - len(runs):]:
+            row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
+    return rows
+
+
+def _bound(tasks, states, profs, mix, model) -> float:
+    """max(LP area bound over pools of identical devices, critical path at each task's best device)."""
+    kinds = Counter(t.case for t in tasks)
+    pools = [(count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf)
+                      for k in kinds}) for (count, _), pr in zip(mix, profs)]
+    area = bounds.area_bound(kinds, pools)
+    if not any(t.deps for t in tasks):
+        return max(area, max(min(times[k] for _, times in pools) for k in kinds))
+    return max(area, bounds.critical_path(tasks, states, bounds.time_table(tasks, states, model)))
+
+
+def _per_kind(mix, states, values, makespan=None, mean=False) -> str:
+    """'h100=0.93;u250=0.71' (mean utilisation per kind) or 'h100=80;u250=20' (task counts per kind)."""
+    out, i = [], 0
+    for count, kind in mix:
+        vals = [values.get(s.name, 0) for s in states[i:i + count]]
+        i += count
+        out.append(f"{kind}={sum(vals) / count / makespan:.2f}" if mean else f"{kind}={sum(vals)}")
+    return ";".join(out)

@@ -189,6 +189,14 @@ class PerfModel:
         h = self.entries.get((backend, device, case.workload, footprint(case)))
         return h if h is not None and h.count > 0 else None
 
+    def basis(self, backend: str, device: str, case: Case) -> str:
+        """What predict() rests on: 'task' (the scheduler's own runs or its calibration), 'kernel' (bench.run's
+        medians), 'fit' (the FLOP fit over other sizes: assumed) or 'none' (unmeasured: explored first)."""
+        h = self.history(backend, device, case)
+        if h is not None:
+            return h.source
+        return "fit" if self._fit(backend, device, case.workload, case.dtype) is not None else "none"
+
     def predict(self, backend: str, device: str, case: Case) -> float | None:
         """Seconds for `case` on the device: its recent mean, else the FLOP fit, else None (unmeasured)."""
         h = self.history(backend, device, case)

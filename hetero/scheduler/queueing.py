@@ -7,9 +7,8 @@ Arrival rate lam, service rate mu per server, c servers, offered load a = lam / 
 """
 from __future__ import annotations
 
-import math
-
 import heapq
+import math
 
 import numpy as np
 from numba import njit
@@ -70,3 +69,39 @@ def mmc_waits(n: int, lam: float, mu: float, c: int, seed: int = 0):
     over n Poisson arrivals and exponential services, fast enough for the tens of millions of customers a
     tight check of the Erlang C formula needs near saturation."""
     return _mmc_sample(n, lam, mu, c, seed)
+
+
+def latency_tail(c: int, lam: float, mu: float, t: float) -> float:
+    """P(latency > t) in M/M/c FCFS, latency = wait + service: (1 - C) e^(-mu t) + C P(E1 + E2 > t), with
+    E1 ~ Exp(g = c mu - lam) the wait of one who waits and E2 ~ Exp(mu) the service, independent."""
+    pw, g = erlang_c(c, lam / mu), c * mu - lam
+    both = (1 + mu * t) * math.exp(-mu * t) if abs(g - mu) < 1e-12 * mu else \
+        (g * math.exp(-mu * t) - mu * math.exp(-g * t)) / (g - mu)
+    return (1 - pw) * math.exp(-mu * t) + pw * both
+
+
+def latency_quantile(c: int, lam: float, mu: float, p: float) -> float:
+    """The p-quantile of M/M/c latency (bisection on latency_tail)."""
+    lo, hi = 0.0, 1.0 / mu
+    while latency_tail(c, lam, mu, hi) > 1 - p:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if latency_tail(c, lam, mu, mid) > 1 - p else (lo, mid)
+    return hi
+
+
+def servers_for(lam: float, mu: float, slo: float, p: float = 0.99) -> tuple[int, float]:
+    """(the fewest servers whose M/M/c latency p-quantile is at most `slo`, that quantile): None's place is a
+    HeteroError when even an idle server's service time misses the SLO."""
+    if -math.log(1 - p) / mu > slo:
+        raise HeteroError(f"the SLO {slo:g} s is below the service time's own p{100 * p:g} "
+                          f"({-math.log(1 - p) / mu:.3g} s with exponential service): no fleet meets it")
+    lo = math.floor(lam / mu) + 1          # the fewest servers with a steady state
+    hi = lo
+    while latency_quantile(hi, lam, mu, p) > slo:
+        hi = lo + 2 * (hi - lo) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if latency_quantile(mid, lam, mu, p) <= slo else (mid + 1, hi)
+    return lo, latency_quantile(lo, lam, mu, p)

@@ -9,8 +9,11 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from hetero.errors import HeteroError
 from hetero.results import read_rows
+from hetero.scheduler import streams
 from hetero.scheduler import tasks as tasksets
 from hetero.scheduler.device import DeviceState
 from hetero.scheduler.perfmodel import RECENT
@@ -74,18 +77,20 @@ class RunTimes:
 
 
 def replay(tasks, states: list[DeviceState], policy, events: list[dict], others: list[list[dict]] = (),
-           overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None) -> SimResult:
+           overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None,
+           arrivals: list | None = None) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
     over `events` (the run's own: a shared machine runs faster in some runs than others), else over `others`
     (the set's other runs, one event list each), else the mean over the devices that ran it; each task then
     holds its device `overhead` longer (call_overhead of the mix's runs), which the policies also count, as the
     runtime's learnt one. Devices that shared cores (cores, as simulate's) share them again, each kind taking its
-    solo_seconds mean alone."""
+    solo_seconds mean alone. arrivals: a stream's, as the run released them."""
     for d in states:
         d.overhead = (overhead or {}).get(d.name, d.overhead)
     times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)
-    return simulate(tasks, states, policy, times, actual=times.actual, overhead=overhead, notify=notify, cores=cores)
+    return simulate(tasks, states, policy, times, actual=times.actual, overhead=overhead, notify=notify, cores=cores,
+                    arrivals=arrivals)
 
 
 def load_run(run: Path) -> tuple[dict, list[dict], dict]:
@@ -109,7 +114,7 @@ def run_states(devices: dict) -> list[DeviceState]:
                           frozenset(info["supports"])) for name, info in devices.items()]
     shared = shared_cores(devices)
     for s in states:
-        s.share = shared.get(s.name)
+        s.core_group = shared.get(s.name)
     return states
 
 
@@ -134,7 +139,7 @@ def replay_run(run: Path) -> list[dict]:
                                 ts.tasks)
         policy = make(r["policy"], seed)
         sim = replay(ts.tasks, here, policy, own, others, overhead, notify,
-                     {s.name: s.share for s in here if s.share is not None})
+                     {s.name: s.core_group for s in here if s.core_group is not None})
         rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"],
                          real_makespan_s=r["makespan_s"], sim_makespan_s=sim.makespan,
                          error_pct=100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"],
@@ -157,3 +162,42 @@ def shared_cores(devices: dict) -> dict:
     --share-cores gives each such device one core); a multi-node run's names end in @<node>."""
     where = {n: (n.partition("@")[2], tuple(sorted(i.get("cpus") or ()))) for n, i in devices.items()}
     return {n: w for n, w in where.items() if w[1] and sum(v == w for v in where.values()) > 1}
+
+
+STREAM_COLUMNS = ["run", "taskset", "mix", "policy", "load", "real_p50_s", "sim_p50_s", "real_p99_s", "sim_p99_s",
+                  "p50_err_pct", "p99_err_pct", "timing"]
+
+
+def arrivals_file(run: Path, name: str, load: float) -> Path:
+    """Where a stream run keeps a stream's arrival times (streams.write_trace_file), per task set and load."""
+    return run / f"arrivals-{name.replace(':', '-')}-load{load:g}.csv"
+
+
+def replay_stream_run(run: Path) -> list[dict]:
+    """Each (stream, load, mix, policy) row of a bench.schedule stream run simulated again, with the run's own
+    arrivals and mean durations: p50 and p99 latency, real against simulated."""
+    if not (run / "stream.csv").is_file():
+        raise HeteroError(f"--replay {run}: no schedule.csv or stream.csv: not a bench.schedule run folder")
+    meta, table = read_meta(run / "meta.json"), read_rows(run / "stream.csv", kind="stream.csv")
+    runs = read_trace(run / "trace.json")
+    argv = " ".join(meta.get("command", "").split()[1:])
+    seed = int(m.group(1)) if (m := re.search(r"--seed[ =](\d+)", argv)) else 0
+    size = "quick" if re.search(r"--size[ =]quick", argv) else "full"
+    states = run_states(meta["devices"])
+    rows = []
+    for r in table.to_dict("records"):
+        ts, members = streams.requests(r["taskset"], int(r["taskset"].partition(":")[2]), seed, size)
+        times = np.array([t for t, _ in streams.read_trace(arrivals_file(run, r["taskset"], r["load"]))])
+        st = streams.Stream(r["taskset"], ts.tasks, times, members)
+        here = [s for s in states if s.backend in r["mix"].split("+")]
+        key = f"{r['taskset']}@{r['load']:g}"
+        mine = [evs for (name, pol, m), evs in runs.items() if name.startswith(r["taskset"] + "@") and m == r["mix"]]
+        sim = replay(ts.tasks, here, make(r["policy"], seed), runs.get((key, r["policy"], r["mix"]), []), mine,
+                     call_overhead(mine), notify_latency(mine, ts.tasks),
+                     {s.name: s.core_group for s in here if s.core_group is not None}, st.arrivals())
+        got = streams.latency(st, sim.start, sim.end)
+        rows.append(dict(run=run.name, taskset=r["taskset"], mix=r["mix"], policy=r["policy"], load=r["load"],
+                         real_p50_s=r["p50_s"], sim_p50_s=got["p50_s"], real_p99_s=r["p99_s"],
+                         sim_p99_s=got["p99_s"], p50_err_pct=100 * (got["p50_s"] / r["p50_s"] - 1),
+                         p99_err_pct=100 * (got["p99_s"] / r["p99_s"] - 1), timing=TIMING))
+    return rows

@@ -127,7 +127,7 @@ def start_devices(backends: list[str], share_cores: bool = False, strict: bool =
         raise HeteroError("no requested device is available; see python -m bench.run --list")
     keys = actors.share_keys([d.placement for d in devices])
     for d in devices:
-        d.state.share = keys[d.state.name]
+        d.state.core_group = keys[d.state.name]
     return devices, notes
 
 
@@ -183,6 +183,7 @@ class RunResult:
     dead: list = field(default_factory=list)      # devices that died during the run
     alive_start: list = field(default_factory=list)   # names of the devices alive when it started
     alive_end: list = field(default_factory=list)     # and when it ended
+    basis: dict = field(default_factory=dict)   # what the plan's predictions rested on: PerfModel.basis -> count
 
     @property
     def makespan(self) -> float:
@@ -202,9 +203,10 @@ def _clocks() -> tuple[float, float]:
 
 
 def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, check: str = "sample",
-            sample: int = 8, seed: int = 0, on_done=None) -> RunResult:
+            sample: int = 8, seed: int = 0, on_done=None, arrivals: list | None = None) -> RunResult:
     """Run every task of the set once, placed by `policy` (the driver loop, hetero.scheduler.driver); learn each
-    duration into `model`; check outputs. on_done(result, task, device name) is called as each task's end arrives."""
+    duration into `model`; check outputs. on_done(result, task, device name) is called as each task's end arrives.
+    arrivals: a stream's [(seconds from the start, tasks)] (hetero.scheduler.streams), released open loop."""
     live = [d for d in devices if d.state.alive]
     for d in live:
         d.state.overhead = model.call_overhead(d.state.backend, d.state.device)
@@ -216,8 +218,12 @@ def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, chec
     for t in taskset.tasks:
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
+    for case in believed:        # per (device, task kind) of the set: measured, or assumed (a fit) or unknown
+        for st in states:
+            b = model.basis(st.backend, st.device, case)
+            res.basis[b] = res.basis.get(b, 0) + 1
     executor = RayExecutor(taskset, live, model, res, believed, on_done)
-    rec = Driver(taskset.tasks, states, policy, model).run(executor)
+    rec = Driver(taskset.tasks, states, policy, model, arrivals=arrivals).run(executor)
     res.retries, res.dead = rec.retries, rec.dead
     res.alive_end = [s.name for s in states if s.alive]
     res.t1 = max(e["end"] for e in res.events)
@@ -234,8 +240,8 @@ class RayExecutor:
         self.model = model
         self.by_name = {d.state.name: d for d in devices}
         states = [d.state for d in devices]
-        self.mates = {s.name: [m.name for m in states if m is not s and s.share is not None and m.share == s.share]
-                      for s in states}
+        self.mates = {s.name: [m.name for m in states if m is not s and s.core_group is not None
+                               and m.core_group == s.core_group] for s in states}
         self.const_refs = _const_refs(taskset)
         self.res, self.believed, self.on_done = res, believed, on_done
         self.out_ref, self.args = {}, {}

@@ -52,7 +52,7 @@ class _Cores:
         self.of = [ids[k] for k in keys]                  # device index -> core group
         self.running = [dict() for _ in ids]              # group -> {device index: task}
         self.left: dict = {}                               # task id -> seconds alone still to run
-        self.shared: set = set()                           # ids of tasks that ran beside a group mate's
+        self.shared: set = set()                             # ids of tasks that ran beside a group mate's
         self.since = [0.0] * len(ids)                      # group -> when `left` was last brought up to date
         self.version = [0] * len(ids)                      # group -> bumped whenever its next end moves
 
@@ -84,7 +84,7 @@ class Clock:
         self.index = {d.name: i for i, d in enumerate(devices)}
         self.after = [overhead.get(d.name, d.overhead) for d in devices]
         self.known = [notify.get(d.name, (0.0, 0.0)) for d in devices]
-        self.share = _Cores(devices, cores)
+        self.cores = _Cores(devices, cores)
         self.free_at = [0.0] * len(devices)        # when each device can start its next task
         self.queue = [deque() for _ in devices]    # per device: (arrival, task, seconds alone), placed, not started
         self.busy = [0.0] * len(devices)
@@ -104,35 +104,35 @@ class Clock:
         dur = self.actual(t, d)
         q = self.queue[j]
         q.append((self.t + (tr or d.latency), t, dur if dur is not None else estimate(self.model, t, self.devices)))
-        if len(q) == 1 and j not in self.share.running[self.share.of[j]]:
+        if len(q) == 1 and j not in self.cores.running[self.cores.of[j]]:
             self._push(max(self.free_at[j], q[0][0]), "start", j)
 
     def _group_changed(self, g):
-        nxt = self.share.next_end(g, self.t)
+        nxt = self.cores.next_end(g, self.t)
         if nxt:
-            self._push(nxt[0], "end", nxt[1], self.share.version[g])
+            self._push(nxt[0], "end", nxt[1], self.cores.version[g])
 
     def wait(self, until: float | None = None) -> list:
         """Run the clock to the next end the driver hears of, or to `until` if that comes first."""
-        share = self.share
+        cores = self.cores
         while self.events:
             if until is not None and self.events[0][0] > until:
                 break
             self.t, _, what, j, payload = heapq.heappop(self.events)
-            g = share.of[j]
+            g = cores.of[j]
             if what == "start":
                 _, t, alone = self.queue[j].popleft()
-                share.settle(g, self.t)
-                if share.running[g]:            # a time taken beside a mate's is not the device's own
-                    share.shared.update([t.id] + [o.id for o in share.running[g].values()])
-                share.running[g][j] = t
-                share.left[t.id] = alone
+                cores.settle(g, self.t)
+                if cores.running[g]:            # a time taken beside a mate's is not the device's own
+                    cores.shared.update([t.id] + [o.id for o in cores.running[g].values()])
+                cores.running[g][j] = t
+                cores.left[t.id] = alone
                 self.start[t.id] = self.t
                 self._group_changed(g)
                 continue
             if what == "notice":
                 return [self._done(payload, j)]
-            if payload != share.version[g]:
+            if payload != cores.version[g]:
                 continue                        # the group's sharing changed since: a later "end" replaced this one
             t = self._end(g, j)
             lag = self.known[j][0] if self.devices[j].outstanding > 1 else self.known[j][1]
@@ -145,10 +145,10 @@ class Clock:
         return []
 
     def _end(self, g: int, j: int):
-        share = self.share
-        share.settle(g, self.t)
-        t = share.running[g].pop(j)
-        del share.left[t.id]
+        cores = self.cores
+        cores.settle(g, self.t)
+        t = cores.running[g].pop(j)
+        del cores.left[t.id]
         self._group_changed(g)
         self.busy[j] += self.t - self.start[t.id]
         self.free_at[j] = self.t + self.after[j]
@@ -158,7 +158,7 @@ class Clock:
 
     def _done(self, ended, j: int) -> Done:
         t, end = ended
-        return Done(t, self.devices[j], self.start[t.id], end, alone=t.id not in self.share.shared)
+        return Done(t, self.devices[j], self.start[t.id], end, alone=t.id not in self.cores.shared)
 
 
 def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None, pool: bool = True,
@@ -174,10 +174,10 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     when the device goes straight on to a queued task (Ray then stores the output while the next one runs) and
     when it has nothing queued; none by default.
     cores: device name -> a key shared by the devices pinned to the same cores, which then share their speed
-    (_Cores); by default each device's DeviceState.share (None: cores of its own).
+    (_Cores); by default each device's DeviceState.core_group (None: cores of its own).
     arrivals: a stream's [(time, tasks)] (hetero.scheduler.streams); none: every task is there at the start."""
     if cores is None:
-        cores = {d.name: d.share for d in devices if d.share is not None}
+        cores = {d.name: d.core_group for d in devices if d.core_group is not None}
     wall = time.perf_counter()
     given, actual = actual is not None, actual or (lambda t, d: predict(model, t, d))
     clock = Clock(devices, model, actual, overhead or {}, notify or {}, cores)

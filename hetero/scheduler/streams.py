@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hetero.errors import HeteroError, choices
 from hetero.scheduler import tasks as tasksets
-from hetero.scheduler.bounds import lp_bound, time_table
+from hetero.scheduler.bounds import area_bound
+from hetero.scheduler.policies import make as make_policy
+from hetero.scheduler.policies.lp_shares import pool_of, shared_groups
+from hetero.scheduler.simulate import simulate
 
 ARRIVALS = ("poisson", "constant", "trace:FILE")
+COLUMNS = ["taskset", "mix", "policy", "load", "rate_per_s", "requests", "completed", "throughput_per_s", "p50_s",
+           "p95_s", "p99_s", "mean_latency_s", "mean_wait_s", "p99_wait_s", "slo_s", "over_slo", "sim_wall_s",
+           "timing"]
 
 
 @dataclass
@@ -30,6 +37,11 @@ class Stream:
     tasks: list
     arrival: np.ndarray          # (requests,) seconds from the stream's start, ascending
     members: list                # request -> [task ids]
+    consts: dict = field(default_factory=dict)    # the tasks' constant inputs (TaskSet.consts), to run them
+
+    def taskset(self) -> tasksets.TaskSet:
+        """The stream's tasks as a TaskSet the runtime runs (hetero.scheduler.runtime.execute)."""
+        return tasksets.TaskSet(self.name, self.tasks, self.consts, independent=False)
 
     def arrivals(self) -> list:
         """[(time, [tasks with no deps])], the driver's `arrivals`."""
@@ -37,8 +49,8 @@ class Stream:
         return [(float(a), [by_id[i] for i in ids if not by_id[i].deps]) for a, ids in zip(self.arrival, self.members)]
 
 
-def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool = False) -> tuple[list, list]:
-    """(tasks, request -> task ids) for `n` requests of a task set: mixed (one task each), transformer (one
+def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool = False) -> tuple:
+    """(task set, request -> task ids) for `n` requests of a task set: mixed (one task each), transformer (one
     layer's five tasks each) or gan (one generator and discriminator step, six tasks each)."""
     name = spec.partition(":")[0]
     if name not in tasksets.SETS:
@@ -55,7 +67,7 @@ def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool 
     members: dict = {}
     for t in ts.tasks:
         members.setdefault(root[t.id], []).append(t.id)
-    return ts.tasks, list(members.values())
+    return ts, list(members.values())
 
 
 def arrival_times(kind: str, n: int, rate: float, seed: int = 0) -> np.ndarray:
@@ -84,27 +96,39 @@ def read_trace(path) -> list[tuple[float, str]]:
 
 
 def capacity(tasks, members: list, devices, model) -> float:
-    """Requests a second the mix sustains at the model's predictions: requests / the LP area bound of all their
-    tasks (devices sharing cores count as one)."""
-    bound = lp_bound(tasks, devices, time_table(tasks, devices, model))
+    """Requests a second the mix sustains at the model's predictions (each task's plus the device's per-call
+    overhead): requests / the LP area bound of all their tasks, over pools of identical devices (so that
+    thousands of devices cost no more than a few kinds)."""
+    kinds = Counter(t.case for t in tasks)
+    pools: dict = {}
+    for d in devices:
+        pools.setdefault(pool_of(d), []).append(d)
+    times = [(len(m), {k: _time(model, m[0], k) for k in kinds}) for m in pools.values()]
+    bound = area_bound(kinds, times, shared_groups(devices, list(pools)))
     if not (bound > 0 and math.isfinite(bound)):
         raise HeteroError("the perf model predicts no time for some task on every device: calibrate first "
                           "(python -m bench.schedule calibrate) or pick devices that run the set")
     return len(members) / bound
 
 
+def _time(model, d, case) -> float:
+    """What a task holds the device for: its prediction plus the per-call overhead (inf where it cannot run)."""
+    p = model.predict(d.backend, d.device, case) if d.supports is None or case.workload in d.supports else None
+    return p + d.overhead if p is not None else math.inf
+
+
 def make(spec: str, n: int, devices, model, load: float, arrivals: str = "poisson", seed: int = 0,
          size: str = "full", inputs: bool = False) -> tuple[Stream, float]:
     """A stream of `n` requests of task set `spec` at `load` times the mix's capacity; (stream, rate a second).
     arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored)."""
-    tasks, members = requests(spec, n, seed, size, inputs)
+    name = spec.partition(":")[0]
     if arrivals.startswith("trace:"):
-        trace = read_trace(arrivals[6:])[:n]
-        times = np.array([t for t, _ in trace])
-        rate = len(times) / max(times[-1], 1e-12)
-        return Stream(f"{spec.partition(':')[0]}:{len(times)}", tasks, times, members[:len(times)]), rate
-    rate = load * capacity(tasks, members, devices, model)
-    return Stream(f"{spec.partition(':')[0]}:{n}", tasks, arrival_times(arrivals, n, rate, seed), members), rate
+        times = np.array([t for t, _ in read_trace(arrivals[6:])[:n]])
+        ts, members = requests(spec, len(times), seed, size, inputs)
+        return Stream(f"{name}:{len(times)}", ts.tasks, times, members, ts.consts), len(times) / max(times[-1], 1e-12)
+    ts, members = requests(spec, n, seed, size, inputs)
+    rate = load * capacity(ts.tasks, members, devices, model)
+    return Stream(f"{name}:{n}", ts.tasks, arrival_times(arrivals, n, rate, seed), members, ts.consts), rate
 
 
 def latency(stream: Stream, start: dict, end: dict, slo: float | None = None) -> dict:
@@ -146,3 +170,20 @@ def write_trace_file(path: Path, stream: Stream) -> None:
         w = csv.writer(f)
         w.writerow(["time", "kind"])
         w.writerows((f"{a:.9f}", kind) for a in stream.arrival)
+
+
+def simulated(spec: str, n: int, mix: str, devices, model, names: list[str], loads: list[float],
+              arrivals: str = "poisson", seed: int = 0, slo: float | None = None, size: str = "full",
+              note=print) -> list[dict]:
+    """One row per (load, policy): a stream of `n` requests of `spec` simulated on `devices` (every time
+    modeled), with its latency statistics (COLUMNS)."""
+    rows = []
+    for load in loads:
+        st, rate = make(spec, n, devices, model, load, arrivals, seed, size)
+        for name in names:
+            r = simulate(st.tasks, devices, make_policy(name, seed), model, arrivals=st.arrivals())
+            row = dict(taskset=st.name, mix=mix, policy=name, load=load, rate_per_s=rate,
+                       **latency(st, r.start, r.end, slo), sim_wall_s=r.wall_s, timing="modeled")
+            note(f"{mix} {st.name} {name} load {load}: p99 {row['p99_s']:.4g} s, simulated in {r.wall_s:.2f} s")
+            rows.append(row)
+    return rows

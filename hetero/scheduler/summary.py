@@ -10,8 +10,8 @@ from hetero.scheduler.trace import solo_seconds
 COLUMNS = ["taskset", "mix", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops", "speedup_vs_single",
            "speedup_vs_round_robin", "lp_bound_s", "lp_bound_own_cores_s", "critical_path_s", "bound_s", "gap",
            "overhead_ms_per_task", "overhead_cpu_ms_per_task", "submit_ms_per_task", "utilization", "task_counts",
-           "retries", "lost_devices", "alive_start", "alive_end", "checked", "wrong", "shared_cores", "repeats",
-           "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
+           "retries", "lost_devices", "alive_start", "alive_end", "prediction_basis", "checked", "wrong",
+           "shared_cores", "repeats", "makespan_min_s", "makespan_max_s", "gap_median", "gap_min", "gap_max"]
 
 
 def summarize(results, states, model, notes=()) -> list[dict]:
@@ -24,7 +24,7 @@ def summarize(results, states, model, notes=()) -> list[dict]:
         seen: dict = {}     # this run's own mean durations win over the model's (a bound on *this* run)
         wall: dict = {}     # the same from wall-clock durations, for the bound as if every device had own cores
         case_of = {t.id: t.case for t in tasks}
-        cores = {s.name: s.share for s in states if s.share is not None}
+        cores = {s.name: s.core_group for s in states if s.core_group is not None}
         for e, sec in zip(r.events, solo_seconds(r.events, cores)):
             seen.setdefault((e["device"], case_of[e["task"]]), []).append(sec)
             wall.setdefault((e["device"], case_of[e["task"]]), []).append(e["end"] - e["start"])
@@ -53,7 +53,9 @@ def summarize(results, states, model, notes=()) -> list[dict]:
             utilization=";".join(f"{s.name}={busy.get(s.name, 0.0) / ms:.2f}" for s in states),
             task_counts=";".join(f"{s.name}={count.get(s.name, 0)}" for s in states),
             retries=r.retries, lost_devices=",".join(r.dead), alive_start=",".join(r.alive_start),
-            alive_end=",".join(r.alive_end), checked=r.checked, wrong=len(r.wrong),
+            alive_end=",".join(r.alive_end),
+            prediction_basis=";".join(f"{k}={v}" for k, v in sorted(getattr(r, "basis", {}).items())),
+            checked=r.checked, wrong=len(r.wrong),
             shared_cores=" ".join(notes) or "no"))
     return rows
 

@@ -185,6 +185,15 @@ def make(spec: str, seed: int = 0, size: str = "full", inputs: bool = True) -> T
     return fn(int(num) if num else default, seed=seed, size=size, inputs=inputs)
 
 
+def task_count(spec: str) -> int:
+    """Tasks in a task set spec such as 'mixed:40' or 'gan:4' without building a big one: a set's task count is
+    its count (tasks, layers or batches) times the tasks one unit makes."""
+    name, _, num = spec.partition(":")
+    if not num.isdigit() or int(num) < 1:  # the default count (small), or a bad one: make() says what is wrong
+        return len(make(spec, inputs=False).tasks)
+    return len(make(f"{name}:1", inputs=False).tasks) * int(num)
+
+
 def reference_check(task: Task, inputs: dict, out) -> tuple[bool, float]:
     """(correct, max relative error) of one task's output against the float64 reference of its own inputs."""
     from hetero.workloads import check

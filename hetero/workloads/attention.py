@@ -118,6 +118,10 @@ class Attention(Workload):
         return inputs
 
     def reference(self, case: Case, inputs, dtype=np.float64) -> np.ndarray:
+        """The definition every backend matches, NaN and inf included (IEEE arithmetic, as PyTorch's math
+        attention), with PyTorch's safe softmax: a row whose every score is -inf (all keys masked out) has
+        probabilities 0. Otherwise a row is NaN when a score it sees is NaN or +inf; a NaN or inf value makes its
+        column non-finite in every row of its head, masked or not (masked probabilities are 0, 0 * inf = NaN)."""
         B, H, Hkv, L, S, D, Dv = shape_of(case.p)
         q, k, v = (inputs[n].astype(dtype, copy=False) for n in ("query", "key", "value"))
         mask = inputs.get("attn_mask")
@@ -153,6 +157,11 @@ class Attention(Workload):
         B, H, Hkv, L, S, D, Dv = shape_of(p)
         mask = {MASK_NONE: 0, MASK_BOOL: B * L * S, MASK_FLOAT: H * L * S * itemsize}[p.get("mask", 0)]
         return float(B * H * L * D + B * Hkv * S * (D + Dv) + B * H * L * Dv) * itemsize + mask
+
+    def workspace_elems(self, p: dict) -> float:
+        """B*H*L*S: fpga-emu's score buffer (the reference holds one (L, S) float64 matrix at a time)."""
+        B, H, _, L, S, _, _ = shape_of(p)
+        return float(B * H * L * S)
 
     def call(self, **kwargs):
         from hetero.workloads.attention_args import bind

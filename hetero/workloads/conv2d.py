@@ -9,6 +9,8 @@ How PyTorch-style arguments (pairs, padding="same"/"valid", unbatched input) bec
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hetero.errors import HeteroError
@@ -116,6 +118,10 @@ class Conv2d(Workload):
     def weight_shape(self, p: dict) -> tuple:
         return (p["K"], p["C"] // p.get("groups", 1), p["R"], p["S"])
 
+    def workspace_elems(self, p: dict) -> float:
+        """N*C*R*S*P*Q: fpga-emu's im2col matrix (N, C*R*S, P*Q)."""
+        return float(p["N"] * p["C"] * p["R"] * p["S"] * math.prod(self.out_hw(p)))
+
     def out_shape(self, p: dict) -> tuple[int, ...]:
         return (p["N"], p["K"], *self.out_hw(p))
 
@@ -200,6 +206,10 @@ class ConvTranspose2d(Conv2d):
 
     def weight_shape(self, p: dict) -> tuple:
         return (p["C"], p["K"] // p.get("groups", 1), p["R"], p["S"])
+
+    def workspace_elems(self, p: dict) -> float:
+        """N*K*R*S*H*W: the col2im matrix (N, K*R*S, H*W) of opencl and fpga-emu."""
+        return float(p["N"] * p["K"] * p["R"] * p["S"] * p["H"] * p["W"])
 
     def make_inputs(self, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
         inputs = super().make_inputs(case, seed)

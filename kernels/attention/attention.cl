@@ -22,12 +22,26 @@ __kernel void transpose_k_f32(__global const float* restrict K, __global float* 
   Kt[((long)bh * D + d) * Sp + j] = j < S ? K[((long)bh * S + j) * D + d] : 0.0f;
 }
 
+// value_poison_f32: P (B*Hkv, DVAL) = NaN where column d of key/value head bhk's V (S, DVAL) holds a NaN or inf,
+// else 0. The reference multiplies every value row by its probability, masked keys included, and 0 * inf is NaN:
+// such a column is non-finite in every output row of the query heads reading it. Tested on the bits, which
+// -cl-fast-relaxed-math (finite math only) leaves alone. Work-item (bhk): one pass over the head's V.
+__kernel void value_poison_f32(__global const float* restrict V, __global float* restrict P, int S) {
+  int bh = get_global_id(0);
+  __global const uint* v = (__global const uint*)(V + (long)bh * S * DVAL);
+  uint bad[DVAL];
+  for (int d = 0; d < DVAL; d++) bad[d] = 0;
+  for (int j = 0; j < S; j++)
+    for (int d = 0; d < DVAL; d++) bad[d] |= (v[(long)j * DVAL + d] & 0x7f800000u) == 0x7f800000u;
+  for (int d = 0; d < DVAL; d++) P[bh * DVAL + d] = bad[d] ? as_float(0x7fc00000u) : 0.0f;
+}
+
 // attention_f32: rows i0 .. i0+BQ-1 of head bh. Query i sees keys j <= i when causal (top-left, whatever L and
 // S are), else all j < S. M's batch and head strides are 0 where it broadcasts (mb_stride, mh_stride).
 __kernel void attention_f32(__global const float* restrict Q, __global const float* restrict Kt,
-                            __global const float* restrict V, __global float* restrict O,
-                            __global const float* restrict M, int L, int S, int Sp, int H, int Hkv, float scale,
-                            int causal, int has_mask, long mb_stride, long mh_stride) {
+                            __global const float* restrict V, __global const float* restrict P,
+                            __global float* restrict O, __global const float* restrict M, int L, int S, int Sp,
+                            int H, int Hkv, float scale, int causal, int has_mask, long mb_stride, long mh_stride) {
   int i0 = get_global_id(0) * BQ, bh = get_global_id(1);
   int b = bh / H, h = bh % H;
   long bhk = (long)b * Hkv + h / (H / Hkv);
@@ -71,7 +85,7 @@ __kernel void attention_f32(__global const float* restrict Q, __global const flo
       }
       float mx = m[i];
       for (int j = 0; j < 8; j++) mx = t[j] > mx ? t[j] : mx;
-      float mref = mx == -INFINITY ? 0.0f : mx;  // every key so far masked out: no weight yet, and no NaN
+      float mref = as_uint(mx) == 0xff800000u ? 0.0f : mx;  // only -inf so far: no weight yet, and no NaN
       float alpha = exp(m[i] - mref);  // 0 on the first visible block (m = -inf)
       float8 pe = exp(si - (float8)(mref));
       *((float8*)p[i]) = pe;
@@ -93,8 +107,9 @@ __kernel void attention_f32(__global const float* restrict Q, __global const flo
     }
   }
   for (int i = 0; i < BQ && i0 + i < L; i++) {
-    float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+    float inv = as_uint(l[i]) == 0u ? 0.0f : 1.0f / l[i];  // l = +0: only -inf scores, probabilities 0
     __global vec* out = (__global vec*)(O + ((long)bh * L + i0 + i) * DVAL);
-    for (int d = 0; d < DV; d++) out[d] = o[i][d] * inv;
+    __global const vec* poison = (__global const vec*)(P + bhk * DVAL);
+    for (int d = 0; d < DV; d++) out[d] = o[i][d] * inv + poison[d];
   }
 }

@@ -19,6 +19,12 @@ h // (H // Hkv) (grouped-query attention); the value head size Dv may differ fro
 _MASKED, far below the running max's start, so they take no weight and a row that sees no key at all keeps that
 start and is written as 0, as PyTorch does. Decoding (one query per head) with grouped heads stacks the H/Hkv
 query heads of a key/value head as the rows of one task, so each task streams its K and V once.
+
+Non-finite inputs give non-finite outputs where the reference's are (fastmath assumes there are none, so the
+rules are applied explicitly, in code compiled without the no-NaN/no-inf assumptions): a row is NaN when one of
+its visible scores is NaN or +inf; a row whose every score is -inf (or masked out) has probabilities 0
+(PyTorch's safe softmax); a column d of a head's output is NaN when column d of its values holds a NaN or inf
+anywhere, masked keys included (the reference multiplies every value row by its probability, and 0 * inf is NaN).
 """
 from __future__ import annotations
 
@@ -41,11 +47,15 @@ MIN_TASKS = 8  # BQ is shrunk (down to 32) until there are this many tasks, so s
 
 _LOG2E = math.log2(math.e)
 _MIN_EXP = np.float32(-126.0)  # exp2 of anything lower is flushed to ~1e-38; keeps the result a normal float
-_NEG_BIG = np.float32(-1e30)   # initial running max; finite, since fastmath assumes no infinities
+_NEG_BIG = np.float32(-1e30)   # initial running max; finite, since fastmath assumes no infinities. A row whose
+# max never rises above it saw only -inf (or masked-out) scores.
 _MASKED = np.float32(-3e38)    # a masked-out score (log2 units): exp2 of it minus any running max is ~0
 MASK_FLOOR = -1e29             # finite mask values below this would be taken for -inf: the backend refuses them
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
+_NAN = np.float32(np.nan)
+# fastmath less 'nnan' and 'ninf': LLVM still reassociates and vectorises, but keeps tests for NaN and inf.
+_IEEE_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Degree-5 least-squares fit of 2^f on f in [-0.5, 0.5]; relative error 2.3e-7 (float32 rounding level).
 _C0, _C1, _C2, _C3, _C4, _C5 = (np.float32(c) for c in (
     1.0000001192092896, 0.6931469440460205, 0.24022121727466583,
@@ -89,20 +99,25 @@ def _exp2(x):
     return _times_pow2(p, n)
 
 
-@numba.njit(fastmath=True, cache=True)
-def _softmax_rows(s, nvalid, row_max, row_sum, alpha):
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _softmax_rows(s, nvalid, row_max, row_sum, alpha, bad):
     """Online-softmax step on one score block, in place: s (m, n) scores -> p = exp2(s - new max).
 
     nvalid[r] keys of row r are unmasked (the rest become 0); row_max, row_sum (m,) are updated and
-    alpha (m,) gets the factor the row's old accumulator must be scaled by."""
+    alpha (m,) gets the factor the row's old accumulator must be scaled by. bad[r] is set when a visible
+    score is NaN or +inf (their sum then is too)."""
     m, n = s.shape
     for r in range(m):
         row = s[r]
         cnt = nvalid[r]
         old = row_max[r]
         mx = old
+        raw = _ZERO
         for j in range(cnt):
             mx = _fmax(mx, row[j])
+            raw += row[j]
+        if not raw < np.inf:
+            bad[r] = True
         total = _ZERO
         for j in range(cnt):
             p = _exp2(row[j] - mx)
@@ -117,9 +132,10 @@ def _softmax_rows(s, nvalid, row_max, row_sum, alpha):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid):
+def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid,
+                    bad):
     """Fold keys j0.. (kb (n, D), vb (n, Dv)) into the running state of queries i0.. (qs (m, D), acc (m, Dv),
-    row_* (m,)); mb (m, n) is the mask block (log2 units) when has_mask."""
+    row_* (m,)); mb (m, n) is the mask block (log2 units) when has_mask; bad (m,) flags NaN/+inf rows."""
     m = qs.shape[0]
     n = kb.shape[0]
     Dv = vb.shape[1]
@@ -134,7 +150,7 @@ def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, 
                 s[r, j] += mb[r0 + r, j]
     for r in range(mr):
         nvalid[r] = min(n, i0 + r0 + r + 1 - j0) if is_causal else n
-    _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr])
+    _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr], bad[r0:])
     np.dot(s, vb, pv[:mr])  # (mr, Dv)
     for r in range(mr):
         a = alpha[r]
@@ -142,10 +158,40 @@ def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, 
             acc[r0 + r, d] = acc[r0 + r, d] * a + pv[r, d]
 
 
+@numba.njit(parallel=True, fastmath=_IEEE_FAST, cache=True, nogil=True)
+def _value_poison(v, out):
+    """out (B, Hkv, Dv) = NaN where column d of head (b, h)'s values v[b, h] (S, Dv) holds a NaN or inf, else 0."""
+    B, Hkv, S, Dv = v.shape
+    for t in prange(B * Hkv):
+        b, h = t // Hkv, t % Hkv
+        o = out[b, h]
+        for d in range(Dv):
+            o[d] = _ZERO
+        for j in range(S):
+            for d in range(Dv):
+                if not abs(v[b, h, j, d]) < np.inf:
+                    o[d] = _NAN
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _write_rows(acc, row_sum, row_max, bad, poison, dst):
+    """dst (m, Dv) = acc / row_sum plus the poisoned columns; NaN in bad rows; a row that saw no score above -inf
+    has probabilities 0 (PyTorch's safe softmax), so it is 0 plus the poisoned columns (0 * inf = NaN)."""
+    m, Dv = acc.shape
+    for r in range(m):
+        if bad[r]:
+            for d in range(Dv):
+                dst[r, d] = _NAN
+            continue
+        inv = _ONE / row_sum[r] if row_max[r] > _NEG_BIG else _ZERO
+        for d in range(Dv):
+            dst[r, d] = acc[r, d] * inv + poison[d]
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
-def _attention(q, k, v, mask, has_mask, out, scale, is_causal, bq, bk, bk_diag):
+def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, bk_diag):
     """q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, L, S) in log2 units (read only when
-    has_mask), out (B, H, L, Dv)."""
+    has_mask), poison (B, Hkv, Dv) from _value_poison, out (B, H, L, Dv)."""
     B, H, Sq, D = q.shape
     Hkv, Sk, Dv = k.shape[1], k.shape[2], v.shape[3]
     rep = H // Hkv
@@ -171,6 +217,7 @@ def _attention(q, k, v, mask, has_mask, out, scale, is_causal, bq, bk, bk_diag):
         alpha = np.empty(m, np.float32)
         nvalid = np.empty(m, np.int64)
         mrows = mask[b % mask.shape[0], h % mask.shape[1], i0:i0 + m]
+        bad = np.zeros(m, np.bool_)
         kend = min(Sk, i0 + m) if is_causal else Sk
         j0 = 0
         while j0 < kend:
@@ -182,14 +229,9 @@ def _attention(q, k, v, mask, has_mask, out, scale, is_causal, bq, bk, bk_diag):
             else:
                 n = min(bk_diag, kend - j0)
             _fold_key_block(qs, k[b, hk, j0:j0 + n], v[b, hk, j0:j0 + n], mrows[:, j0:j0 + n], has_mask, i0, j0,
-                            is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid)
+                            is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad)
             j0 += n
-        dst = out[b, h, i0:i0 + m]
-        for r in range(m):
-            seen = row_max[r] > _NEG_BIG  # False: every key of this row was masked out
-            inv = _ONE / row_sum[r] if seen else _ZERO
-            for d in range(Dv):
-                dst[r, d] = acc[r, d] * inv
+        _write_rows(acc, row_sum, row_max, bad, poison[b, hk], out[b, h, i0:i0 + m])
 
 
 def log2_mask(mask):
@@ -220,7 +262,10 @@ def attention(q, k, v, out, scale, is_causal, mask=None):
     while bq > 32 and B * H * -(-Sq // bq) < MIN_TASKS:
         bq //= 2
     with single_threaded_scipy_blas():
-        _attention(q, k, v, log2_mask(mask), mask is not None, out, float(scale), bool(is_causal), bq, BK, BK_DIAG)
+        poison = np.empty((k.shape[0], k.shape[1], v.shape[3]), np.float32)
+        _value_poison(v, poison)
+        _attention(q, k, v, log2_mask(mask), mask is not None, poison, out, float(scale), bool(is_causal), bq, BK,
+                   BK_DIAG)
 
 
 def warmup():

@@ -31,6 +31,7 @@ class Attention:
         self.prg = rt.program(SOURCE, dict(D=D, DVAL=self.Dv, BQ=self.BQ, VW=_vw(self.Dv)))
         self.bhk = BH // H * Hkv
         self.kt = rt.buffer(nbytes=self.bhk * D * self.Sp * 4)
+        self.poison = rt.buffer(nbytes=self.bhk * self.Dv * 4)  # (BHkv, Dv): NaN where a column of V is not finite
         self.no_mask = rt.buffer(np.zeros(1, np.float32))
 
     def enqueue(self, q, k, v, o, scale: float, causal: bool, mask=None, mask_shape=(1, 1)) -> list:
@@ -40,11 +41,12 @@ class Attention:
         hm_stride = ls if mask_shape[1] > 1 else 0
         bm_stride = mask_shape[1] * ls if mask_shape[0] > 1 else 0
         et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.bhk), None, k, self.kt, S, Sp)
+        ep = ocl.launch(self.rt, self.prg.value_poison_f32, (self.bhk,), (1,), v, self.poison, S)
         ea = ocl.launch(self.rt, self.prg.attention_f32, (-(-self.L // self.BQ), self.BH), (1, 1),
-                        q, self.kt, v, o, self.no_mask if mask is None else mask, L, S, Sp, np.int32(self.H),
-                        np.int32(self.Hkv), np.float32(scale), np.int32(bool(causal)), np.int32(mask is not None),
-                        np.int64(bm_stride), np.int64(hm_stride))
-        return [et, ea]
+                        q, self.kt, v, self.poison, o, self.no_mask if mask is None else mask, L, S, Sp,
+                        np.int32(self.H), np.int32(self.Hkv), np.float32(scale), np.int32(bool(causal)),
+                        np.int32(mask is not None), np.int64(bm_stride), np.int64(hm_stride))
+        return [et, ep, ea]
 
 
 def _time_config(rt, cfg, reps=3) -> float:

@@ -58,8 +58,12 @@ __kernel void systolic_gemm(__global const TYPE* restrict A, __global const TYPE
 // streamed: one pass for the running max and sum, one to write. Rows come as (B*Hkv, rep*L): the rep query heads
 // that share key/value head hk are stacked (grouped-query attention), so row r is query i = r % L of head
 // h = hk*rep + (r / L) % rep. Causal is top-left: query i sees keys j <= i. The optional additive mask M
-// (Bm, Hm, L, S) has batch/head strides mb_stride/mh_stride (0 where it broadcasts), -inf where masked out;
-// a row that sees no key is written as 0.
+// (Bm, Hm, L, S) has batch/head strides mb_stride/mh_stride (0 where it broadcasts), -inf where masked out.
+// NaN and inf as in the reference: a -inf score gets probability 0; a row with a NaN or +inf score is NaN; a row
+// with nothing but -inf scores has probabilities 0 (PyTorch's safe softmax). Tested on the bits:
+// -cl-fast-relaxed-math lets a compiler assume floats are finite.
+#define NEG_INF_BITS 0xff800000u
+#define NAN_OR_POS_INF(u) (((u) & 0x7fffffffu) >= 0x7f800000u && (u) != NEG_INF_BITS)
 __kernel void softmax_rows_f32(__global float* restrict s, int L, int S, int rep, int Hkv, float scale,
                                int causal, __global const float* restrict M, int has_mask, long mb_stride,
                                long mh_stride) {
@@ -70,15 +74,19 @@ __kernel void softmax_rows_f32(__global float* restrict s, int L, int S, int rep
   int b = (int)(bhk / Hkv), h = (int)(bhk % Hkv) * rep + rr / L;
   __global const float* mr = M + b * mb_stride + h * mh_stride + (long)i * S;
   int last = causal ? min(i, S - 1) : S - 1;
-  float m = -INFINITY, l = 0.0f;
+  float m = 0.0f, l = 0.0f;
+  int seen = 0, bad = 0;
   for (int j = 0; j <= last; j++) {
     float v = scale * x[j] + (has_mask ? mr[j] : 0.0f);
-    if (v == -INFINITY) continue;
-    if (v > m) { l = l * exp(m - v); m = v; }
+    uint u = as_uint(v);
+    bad |= NAN_OR_POS_INF(u);
+    if (u == NEG_INF_BITS || NAN_OR_POS_INF(u)) continue;
+    if (!seen || v > m) { l = seen ? l * exp(m - v) : 0.0f; m = v; seen = 1; }
     l += exp(v - m);
   }
   for (int j = 0; j < S; j++) {
     float v = scale * x[j] + (has_mask ? mr[j] : 0.0f);
-    x[j] = (j <= last && l > 0.0f) ? exp(v - m) / l : 0.0f;
+    int keep = seen && j <= last && as_uint(v) != NEG_INF_BITS;
+    x[j] = bad ? as_float(0x7fc00000u) : keep ? exp(v - m) / l : 0.0f;
   }
 }

@@ -66,3 +66,16 @@ def test_a_time_shared_with_a_core_mate_is_learnt_only_where_none_is_known(tmp_p
 def test_every_policy_in_the_registry_is_made_by_its_name():
     for name in policies.ORDER:
         assert policies.make(name).name == name
+
+
+def test_auto_runs_dmda_on_a_batch_and_heteroprio_on_a_graph():
+    from hetero.scheduler.simulate import simulate
+    from tests.scheduler.test_sched_policies import MODEL, devs
+
+    for spec, inner in (("mixed:20", "dmda"), ("gan:2", "heteroprio")):
+        ts = tasks.make(spec, size="quick", inputs=False)
+        auto, same = policies.make(), policies.make(inner)
+        assert auto.name == "auto"
+        a = simulate(ts.tasks, devs("cpu", "gpu"), auto, MODEL)
+        b = simulate(ts.tasks, devs("cpu", "gpu"), same, MODEL)
+        assert type(auto.inner).__name__.lower() == inner and a.where == b.where and a.makespan == b.makespan

@@ -103,3 +103,14 @@ def test_call_overhead_is_kept_saved_and_a_corrupt_one_rebuilds(tmp_path):
     notes = []
     again = PerfModel.load(pm.path, warn=notes.append)
     assert again.calls == {} and again.entries == {} and "calls[0] (numba cpu).mean is -1.0" in notes[0]
+
+
+def test_a_prediction_says_what_it_rests_on(tmp_path):
+    pm = PerfModel(tmp_path / "pm.json")
+    w = get("matmul")
+    small, big, other = (w.case(dict(M=n, N=n, K=n)) for n in (64, 128, 256))
+    assert pm.basis("numba", "cpu", small) == "none"
+    for _ in range(3):
+        pm.add("numba", "cpu", small, 0.001)
+        pm.add("numba", "cpu", big, 0.008)
+    assert pm.basis("numba", "cpu", small) == "task" and pm.basis("numba", "cpu", other) == "fit"

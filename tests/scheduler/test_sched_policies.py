@@ -111,7 +111,7 @@ def test_sharing_note_names_only_devices_that_share_a_core():
     assert actors.sharing([p for p in three if p.backend != "fpga-emu"]) == ""       # the numba+opencl mix
     solo, _ = actors.plan(["numba", "opencl"], node)
     assert actors.sharing(solo) == ""
-    keys = actors.share_keys(three)       # what the runtime puts in DeviceState.share
+    keys = actors.share_keys(three)       # what the runtime puts in DeviceState.core_group
     assert keys["numba"] == keys["fpga-emu"] == ("n0", (0,)) and keys["opencl"] is None
     assert set(actors.share_keys(solo).values()) == {None}
 
@@ -226,7 +226,7 @@ def test_dmda_leaves_a_slow_device_idle_when_it_shares_a_fast_ones_core():
 
     def three():
         out = devs("cpu", "gpu", "mate", model=m)
-        out[0].share = out[2].share = ("node", (0,))
+        out[0].core_group = out[2].core_group = ("node", (0,))
         return out
     r = simulate(ts.tasks, three(), policies.make("dmda"), m)
     assert "mate" not in r.where.values()
@@ -246,7 +246,7 @@ def _with_mate(monkeypatch, lookahead, wants=True):
     """(makespan, placements, where) of dmda on mixed:40 over cpu, gpu and cpu's slow core-mate."""
     ts = tasks.mixed(40, size="quick")
     d = devs("cpu", "gpu", "mate", model=MATE)
-    d[0].share = d[2].share = ("node", (0,))
+    d[0].core_group = d[2].core_group = ("node", (0,))
     pol = policies.make("dmda")
     pol.lookahead = lookahead
     calls = []
@@ -296,7 +296,7 @@ def test_the_bound_counts_devices_that_share_cores_as_one():
             makespan = max(e["end"] for e in events)
         Run.events = events
         d = devs("a", "b", model=m)
-        d[0].share = d[1].share = ("node", (0,))
+        d[0].core_group = d[1].core_group = ("node", (0,))
         return summary.summarize([Run], d, m)[0]
     # a ran all four alone; b, on a's core, could not have helped: the bound is a's 4f, not the 3.2f of an LP
     # that gives b a fifth of the work on a core of its own
@@ -325,7 +325,7 @@ def test_dmda_on_a_graph_counts_a_core_mates_queue_in_a_shared_devices_finish():
     pol.plan(ts.tasks, d, m)
     d[0].queue_end, d[1].queue_end = 1.0, 1.0 + 2 * p["mate"]    # gpu would end it after mate alone does
     assert pol.place(t, d, m, 0.0).name == "mate"                  # cores of its own: mate is earliest
-    d[0].share = d[2].share = ("node", (0,))
+    d[0].core_group = d[2].core_group = ("node", (0,))
     assert pol.place(t, d, m, 0.0).name == "cpu"                   # it would end after cpu's 1 s queue: cpu
     assert 1.0 + p["cpu"] < 1.0 + p["mate"] < d[1].queue_end + p["gpu"]
 

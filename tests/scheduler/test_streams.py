@@ -60,9 +60,9 @@ def test_arrivals_poisson_constant_and_trace(tmp_path):
     assert np.allclose(streams.arrival_times("constant", 4, 2.0), [0.0, 0.5, 1.0, 1.5])
     with pytest.raises(HeteroError, match="--arrivals"):
         streams.arrival_times("bursty", 4, 2.0)
-    tasks, members = streams.requests("gan", 3, size="quick")
+    ts, members = streams.requests("gan", 3, size="quick")
     assert len(members) == 3 and all(len(m) == 6 for m in members)
-    st = streams.Stream("gan:3", tasks, np.array([0.0, 0.1, 0.3]), members)
+    st = streams.Stream("gan:3", ts.tasks, np.array([0.0, 0.1, 0.3]), members)
     streams.write_trace_file(tmp_path / "t.csv", st)
     assert [round(t, 6) for t, _ in streams.read_trace(tmp_path / "t.csv")] == [0.0, 0.1, 0.3]
     (tmp_path / "bad.csv").write_text("when,what\n1,x\n")
@@ -79,3 +79,23 @@ def test_load_is_a_fraction_of_the_capacity_the_model_predicts():
     stats = streams.latency(st, r.start, r.end, slo=1.5)
     assert stats["p99_s"] == pytest.approx(1.0) and stats["over_slo"] == 0 and stats["mean_wait_s"] == 0
     assert streams.knee([dict(load=0.5, p99_s=1.0), dict(load=0.9, p99_s=2.0)], slo=1.5) == 0.5
+
+
+def test_mm1_latency_quantile_and_the_fewest_servers_for_an_slo():
+    # M/M/1: latency ~ Exp(mu - lam), so its p99 is ln(100) / (mu - lam)
+    assert queueing.latency_quantile(1, 0.5, 1.0, 0.99) == pytest.approx(np.log(100) / 0.5, rel=1e-6)
+    c, p99 = queueing.servers_for(lam=30.0, mu=1.0, slo=6.0)
+    assert p99 <= 6.0 < queueing.latency_quantile(c - 1, 30.0, 1.0, 0.99)
+    with pytest.raises(HeteroError, match="no fleet meets it"):
+        queueing.servers_for(lam=1.0, mu=1.0, slo=1.0)
+
+
+def test_plan_serve_gives_the_flop_fleet_and_the_latency_fleet(capsys):
+    from bench.plan import cli
+
+    argv = ["serve", "--params", "175e9", "--users", "50e6", "--requests-per-user", "10", "--per", "day",
+            "--words-per-answer", "400", "--tokens-per-word", "1.3333333", "--device", "a100",
+            "--utilization", "0.213", "--slo-p99", "14"]
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "16256 x a100" in out and "M/M/c queue, p99 latency" in out and "16259 x a100" in out

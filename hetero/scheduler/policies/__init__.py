@@ -5,6 +5,7 @@ registry. Importing it is cheap: a policy's module is imported when the policy i
     heft                                 HEFT's static plan by upward rank
     heteroprio                           a pulling policy: each free device takes what it is comparatively best at
     dmda                                 earliest predicted finish, guided on batches by the LP area relaxation
+    auto                                 the default: dmda on a batch, heteroprio on a task graph (auto.py)
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from hetero.errors import choices
 # name -> (module, class), in the order tables list them: the baselines first
 _WHERE = {"single": ("single", "Single"), "round-robin": ("round_robin", "RoundRobin"),
           "random": ("random", "Random"), "eager": ("eager", "Eager"), "heft": ("heft", "Heft"),
-          "heteroprio": ("heteroprio", "HeteroPrio"), "dmda": ("dmda", "Dmda")}
-ORDER = list(_WHERE)
+          "heteroprio": ("heteroprio", "HeteroPrio"), "dmda": ("dmda", "Dmda"), "auto": ("auto", "Auto")}
+ORDER = list(_WHERE)        # `--policy all`: every policy, auto (the default) last
+DEFAULT = "auto"
 
 
 def policy_class(name: str):
@@ -26,7 +28,7 @@ def policy_class(name: str):
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def make(name: str, seed: int = 0):
-    """A fresh policy object by name (random takes the seed)."""
+def make(name: str = DEFAULT, seed: int = 0):
+    """A fresh policy object by name, `auto` by default (random takes the seed)."""
     cls = policy_class(name)
     return cls(seed) if name == "random" else cls()

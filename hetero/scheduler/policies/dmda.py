@@ -211,9 +211,10 @@ def _sliced(fin: dict, c: list, devices: list, now: float) -> dict:
     projection (Shares.span) counts the sharing in its own way."""
     out = dict(fin)
     for d in c:
-        if d.share is None:
+        if d.core_group is None:
             continue
-        mates = sum(max(0.0, e.queue_end - now) for e in devices if e is not d and e.alive and e.share == d.share)
+        mates = sum(max(0.0, e.queue_end - now) for e in devices
+                    if e is not d and e.alive and e.core_group == d.core_group)
         if mates:
             end, tr = fin[d.name]
             out[d.name] = (end + mates, tr)

@@ -55,8 +55,8 @@ def shared_pools(devices) -> dict:
     there are (one per node, say)."""
     on: dict = {}
     for d in devices:
-        if d.share is not None:
-            on.setdefault(d.share, set()).add(pool_of(d))
+        if d.core_group is not None:
+            on.setdefault(d.core_group, set()).add(pool_of(d))
     sets: dict = {}
     for pools in on.values():
         if len(pools) > 1:
