@@ -247,9 +247,18 @@ def attention(q, k, v, out, scale, is_causal, mask=None):
     mask: None or additive float32 (Bm, Hm, L, S), Bm in {1, B}, Hm in {1, H}, -inf where masked out.
 
     out = softmax(q @ k^T * scale + mask [+ causal mask]) @ v, written into out. Causal is PyTorch's is_causal:
-    top-left aligned, query i attends keys j <= i."""
+    top-left aligned, query i attends keys j <= i. Few query rows per key/value head (decoding) run
+    numba_decode's memory-bound kernel, the rest the flash kernel above."""
+    from hetero.kernels.attention import numba_decode  # late: it imports this module's helpers
+
     B, H, Sq, D = q.shape
     Hkv = k.shape[1]
+    if not is_causal and H // Hkv * Sq <= numba_decode.DECODE_ROWS:  # decoding: memory-bound, no BLAS
+        mask = numba_decode.stack_mask(mask, H, Hkv, Sq)
+        numba_decode.decode(q, k, v, out, scale, log2_mask(mask), mask is not None)
+        return
+    poison = np.empty((k.shape[0], Hkv, v.shape[3]), np.float32)
+    _value_poison(v, poison)
     if Sq == 1 and H > Hkv and not is_causal:  # decode with grouped heads: the H/Hkv heads become rows
         rep = H // Hkv
         q, out = q.reshape(B, Hkv, rep, D), out.reshape(B, Hkv, rep, out.shape[3])
@@ -262,13 +271,15 @@ def attention(q, k, v, out, scale, is_causal, mask=None):
     while bq > 32 and B * H * -(-Sq // bq) < MIN_TASKS:
         bq //= 2
     with single_threaded_scipy_blas():
-        poison = np.empty((k.shape[0], k.shape[1], v.shape[3]), np.float32)
-        _value_poison(v, poison)
         _attention(q, k, v, log2_mask(mask), mask is not None, poison, out, float(scale), bool(is_causal), bq, BK,
                    BK_DIAG)
 
 
 def warmup():
-    x = np.ones((1, 1, 3, 2), np.float32)
-    attention(x, x, x, np.empty_like(x), 0.5, False)
-    attention(x, x, x, np.empty_like(x), 0.5, False, np.zeros((1, 1, 3, 3), np.float32))
+    x = np.ones((1, 1, 9, 2), np.float32)  # 9 rows: the flash kernel; 1 row: the decoding kernel
+    m = np.zeros((1, 1, 9, 9), np.float32)
+    for rows in (9, 1):
+        q, o = x[:, :, :rows].copy(), np.empty((1, 1, rows, 2), np.float32)
+        attention(q, x, x, o, 0.5, False)
+        attention(q, x, x, o, 0.5, False, m[:, :, :rows].copy())
+    attention(x, x, x, np.empty_like(x), 0.5, True)

@@ -1,0 +1,113 @@
+"""Decoding attention for the numba backend: few query rows per key/value head, so the kernel is memory-bound
+and its job is to stream K and V once at the memory's speed.
+
+A task is one (batch, key/value head): its R = (H/Hkv)*L query rows (the query heads sharing the key/value head,
+stacked) meet each key row as it streams past (R dot products of length D per key, in registers), then each
+value row (R axpys of length Dv). No BLAS call: at R <= DECODE_ROWS a GEMM call per key block costs more than
+the products. The (R, S) scores stay in the task's buffer between the two streams (S floats a row, in L2).
+Same rules as numba_attention.py, in the same log2 units: an additive mask in log2 units (_MASKED for -inf) is
+added to the scores; a row with a NaN or +inf score is NaN, a row that sees only -inf (masked-out) scores has
+probabilities 0, and poisoned value columns are added. Compiled without the no-NaN/no-inf assumptions
+(_IEEE_FAST), which still lets LLVM vectorise the reductions along D.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from hetero.kernels.attention.numba_attention import _IEEE_FAST, _LOG2E, _NAN, _NEG_BIG, _ONE, _ZERO, _exp2, _fmax
+
+DECODE_ROWS = 8  # query rows per key/value head up to which this kernel runs instead of the flash kernel
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True, inline="always")
+def _probabilities(s, r, S):
+    """Row r of s (R, S) scores (log2 units) -> probabilities; returns 1/sum, 0 for a row without a finite
+    score, NaN for a row with a NaN or +inf score."""
+    mx = _NEG_BIG
+    raw = _ZERO
+    for j in range(S):
+        mx = _fmax(mx, s[r, j])
+        raw += s[r, j]
+    if not raw < np.inf:
+        return _NAN
+    if not mx > _NEG_BIG:  # every score -inf or masked out: probabilities 0 (PyTorch's safe softmax)
+        s[r, :S] = _ZERO
+        return _ZERO
+    total = _ZERO
+    for j in range(S):
+        p = _exp2(s[r, j] - mx)
+        s[r, j] = p
+        total += p
+    return _ONE / total
+
+
+@numba.njit(parallel=True, fastmath=_IEEE_FAST, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
+def _decode(q, k, v, mask, has_mask, out, scale):
+    """q (B, Hkv, R, D) query rows per key/value head, k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, R, S)
+    in log2 units (read only when has_mask), out (B, Hkv, R, Dv). Value columns holding a NaN or inf are found
+    while V streams past (poison), not in a pass of their own."""
+    B, Hkv, R, D = q.shape
+    S, Dv = k.shape[2], v.shape[3]
+    qscale = np.float32(scale * _LOG2E)
+    for t in prange(B * Hkv):
+        b, h = t // Hkv, t % Hkv
+        kb, vb = k[b, h], v[b, h]
+        qs = np.empty((R, D), np.float32)
+        for r in range(R):
+            for d in range(D):
+                qs[r, d] = q[b, h, r, d] * qscale
+        s = np.empty((R, S), np.float32)
+        for j in range(S):  # stream K once
+            krow = kb[j]
+            for r in range(R):
+                acc = _ZERO
+                for d in range(D):
+                    acc += qs[r, d] * krow[d]
+                s[r, j] = acc
+        if has_mask:
+            mrows = mask[b % mask.shape[0], h % mask.shape[1]]
+            for r in range(R):
+                for j in range(S):
+                    s[r, j] += mrows[r, j]
+        inv = np.empty(R, np.float32)
+        for r in range(R):
+            inv[r] = _probabilities(s, r, S)
+            if not inv[r] < np.inf:  # NaN row: its probabilities take no part
+                s[r, :S] = _ZERO
+        o = np.zeros((R, Dv), np.float32)
+        poison = np.zeros(Dv, np.float32)  # NaN where the column holds a NaN or inf (0 * inf is NaN), else 0
+        for j in range(S):  # stream V once
+            vrow = vb[j]
+            for d in range(Dv):
+                if not abs(vrow[d]) < np.inf:
+                    poison[d] = _NAN
+            for r in range(R):
+                p = s[r, j]
+                for d in range(Dv):
+                    o[r, d] += p * vrow[d]
+        for r in range(R):
+            for d in range(Dv):
+                out[b, h, r, d] = o[r, d] * inv[r] + poison[d]
+
+
+def stack_mask(mask, H: int, Hkv: int, L: int):
+    """An additive mask (Bm, Hm, L, S) for the stacked rows: (Bm, Hkv, (H/Hkv)*L, S) or (Bm, 1, (H/Hkv)*L, S)."""
+    if mask is None:
+        return None
+    Bm, Hm, _, S = mask.shape
+    rep = H // Hkv
+    if Hm == H:
+        return mask.reshape(Bm, Hkv, rep * L, S)
+    return np.ascontiguousarray(np.broadcast_to(mask[:, :, None], (Bm, 1, rep, L, S))).reshape(Bm, 1, rep * L, S)
+
+
+def decode(q, k, v, out, scale, mask_log2, has_mask):
+    """q (B, H, L, D) with (H/Hkv)*L <= DECODE_ROWS, out (B, H, L, Dv); mask_log2 (Bm, Hm', (H/Hkv)*L, S) stacked
+    by stack_mask and in log2 units (numba_attention.log2_mask)."""
+    B, H, L, D = q.shape
+    Hkv = k.shape[1]
+    R = H // Hkv * L
+    _decode(q.reshape(B, Hkv, R, D), k, v, mask_log2, has_mask, out.reshape(B, Hkv, R, out.shape[3]),
+            np.float32(scale))
