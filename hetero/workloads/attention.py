@@ -19,11 +19,11 @@ import math
 import numpy as np
 
 from hetero.errors import HeteroError
+from hetero.workloads.attention_args import MASK_BOOL, MASK_FLOAT, MASK_NONE, additive_mask, bind
 from hetero.workloads.base import Case, Preset, Workload
 
 _GPU = frozenset({"gpu"})
 _QUICK = frozenset({"quick"})
-MASK_NONE, MASK_BOOL, MASK_FLOAT = 0, 1, 2
 
 
 def _p(b, h, s, d, causal=0, **opts):
@@ -164,14 +164,7 @@ class Attention(Workload):
         return float(B * H * L * S)
 
     def call(self, **kwargs):
-        from hetero.workloads.attention_args import bind
-
         return bind(self, **kwargs)
-
-
-def additive_mask(keep: np.ndarray) -> np.ndarray:
-    """A boolean mask (True = attend) as the additive float32 mask backends receive: 0 or -inf."""
-    return np.where(keep, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
 
 
 def softmax_rows(scores: np.ndarray) -> np.ndarray:

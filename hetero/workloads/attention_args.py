@@ -13,9 +13,15 @@ import math
 import numpy as np
 
 from hetero.errors import HeteroError
-from hetero.workloads.attention import MASK_BOOL, MASK_FLOAT, MASK_NONE, additive_mask
+
+MASK_NONE, MASK_BOOL, MASK_FLOAT = 0, 1, 2  # the attention case's `mask` option: none, boolean, additive float
 
 VALID = "query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa"
+
+
+def additive_mask(keep: np.ndarray) -> np.ndarray:
+    """A boolean mask (True = attend) as the additive float32 mask backends receive: 0 or -inf."""
+    return np.where(keep, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
 
 
 def _broadcast(name: str, *shapes) -> tuple:

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from hetero.kernels.attention.numba_attention import _IEEE_FAST, _LOG2E, _NAN, _NEG_BIG, _ONE, _ZERO, _exp2, _fmax
+from hetero.kernels.attention.numba_exp2 import _IEEE_FAST, _LOG2E, _NAN, _NEG_BIG, _ONE, _ZERO, _exp2, _fmax
 
 DECODE_ROWS = 8  # query rows per key/value head up to which this kernel runs instead of the flash kernel
 
