@@ -200,3 +200,15 @@ def test_scheduler_task_sets_carry_the_new_cases_with_their_counts():
         w = get(t.case.workload)
         assert t.flops == w.flops(t.case.p)
         assert t.nbytes == w.bytes_moved(t.case.p, 4) - 4.0 * np.prod(w.out_shape(t.case.p))
+
+
+@pytest.mark.parametrize("name", ["attention", "conv2d", "conv_transpose2d", "matmul"])
+def test_every_preset_is_expressible_with_shape(name):
+    """bench.run --shape 'dims,opt=value,...' gives every preset's case (decode, GQA, masks, groups, H/W pairs)."""
+    w = get(name)
+    for case in w.preset_cases("all"):
+        p = case.p
+        text = "x".join(str(p[d]) for d in w.dims) + "".join(f",{k}={p[k]}" for k in w.options)
+        assert w.case(w.parse_shape(text)).params == case.params, text
+    if name == "attention":
+        assert w.case(w.parse_shape("1x32x8192x128,L=1,Hkv=8")).shape == "1x32x8192x128 L=1 Hkv=8"

@@ -51,6 +51,21 @@ def _padding(wl, x, wshape, padding, stride, dilation):
     return x, _pair(wl.name, "padding", padding, 0)
 
 
+def _out_channels(name: str, C: int, wshape: tuple, g: int, transposed: bool) -> int:
+    """K, after PyTorch's checks of the input's C channels against the weight and groups."""
+    if transposed:
+        if wshape[0] != C or C % g:
+            raise HeteroError(f"{name}: input has {C} channels but weight {wshape} (C, K/groups, R, S) "
+                              f"expects {wshape[0]} in {g} group(s)")
+        return wshape[1] * g
+    if wshape[0] % g:
+        raise HeteroError(f"{name}: weight {wshape} has {wshape[0]} output channels, not divisible by groups={g}")
+    if wshape[1] * g != C:
+        raise HeteroError(f"{name}: input has {C} channels but weight {wshape} (K, C/groups, R, S) "
+                          f"expects {wshape[1] * g} (groups={g})")
+    return wshape[0]
+
+
 def bind(wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1, groups=1, output_padding=None,
          **extra):
     """(params or None when the output is empty, inputs, PyTorch's output shape)."""
@@ -76,20 +91,7 @@ def bind(wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1
         raise HeteroError(f"{wl.name}: groups={g}: non-positive groups is not supported")
     st, dil = _pair(wl.name, "stride", stride, 1), _pair(wl.name, "dilation", dilation, 1)
     x, pad = _padding(wl, x, w.shape, padding, st, dil)
-    C = x.shape[1]
-    if transposed:
-        if w.shape[0] != C or C % g:
-            raise HeteroError(f"{wl.name}: input has {C} channels but weight {w.shape} (C, K/groups, R, S) "
-                              f"expects {w.shape[0]} in {g} group(s)")
-        K = w.shape[1] * g
-    else:
-        if w.shape[0] % g:
-            raise HeteroError(f"{wl.name}: weight {w.shape} has {w.shape[0]} output channels, not divisible by "
-                              f"groups={g}")
-        if w.shape[1] * g != C:
-            raise HeteroError(f"{wl.name}: input has {C} channels but weight {w.shape} (K, C/groups, R, S) "
-                              f"expects {w.shape[1] * g} (groups={g})")
-        K = w.shape[0]
+    C, K = x.shape[1], _out_channels(wl.name, x.shape[1], w.shape, g, transposed)
     if b is not None and b.shape != (K,):
         raise HeteroError(f"{wl.name}: bias has shape {b.shape}; expected ({K},) for {K} output channels")
     opts = {"stride": st, "padding": pad, "dilation": dil}
