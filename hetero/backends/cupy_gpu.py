@@ -89,6 +89,10 @@ class CupyBackend(Backend):
     timing = MEASURED_DEVICE
     dtypes = {"matmul": ("float32", "tf32", "float16", "bfloat16"), "attention": _ALL16,
               "conv2d": _ALL16, "conv_transpose2d": _ALL16}
+    # The CUDA kernels know the plain layouts only: decode/cross lengths, GQA, masks, a value head size, conv
+    # groups, different H/W strides and batched matmul are refused with their reason (Backend.unsupported) until
+    # kernels for them are written and checked on a GPU.
+    features: dict = {}
 
     @classmethod
     def _unavailable(cls):
