@@ -41,6 +41,9 @@ def _run(case, inputs=None):
 @gpu
 @pytest.mark.parametrize("case", QUICK + ATTENTION, ids=_label)
 def test_matches_reference(case):
+    reason = CupyBackend().unsupported(case)
+    if reason:  # a new argument the CUDA kernels do not take yet (GQA, masks, groups, ...): refused, with why
+        pytest.skip(reason)
     ok, abs_err, rel_err = _run(case)
     assert ok, f"{_label(case)}: max abs err {abs_err:.3g}, rel {rel_err:.3g}"
 
