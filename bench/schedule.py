@@ -108,7 +108,7 @@ def _validate(args) -> tuple[list[str], list[str]]:
 
 
 def _run(argv=None) -> int:
-    from hetero.scheduler import actors, runtime, tasks
+    from hetero.scheduler import actors, runtime, tasks, workers
     from hetero.scheduler.perfmodel import PerfModel
 
     args = parser().parse_args(argv)
@@ -118,24 +118,24 @@ def _run(argv=None) -> int:
     if args.from_results:
         model.ingest_results(args.from_results, warn=note)
     sets = [tasks.make(s, seed=args.seed, size=args.size) for s in args.tasks]
-    runtime.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
-    workers, notes = runtime.start_devices(devs, args.share_cores, args.strict, warn=note)
+    workers.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
+    fleet, notes = workers.start_devices(devs, args.share_cores, args.strict, warn=note)
     for n in notes:
         note(n)
     note("devices: " + "; ".join(f"{w.state.name} = {w.info['device']} cpus {w.info['cpus']} runs "
-                                 f"{','.join(w.info['supports'])}" for w in workers))
+                                 f"{','.join(w.info['supports'])}" for w in fleet))
     try:
         if args.command == "calibrate":
             for ts in sets:
-                n = runtime.calibrate(ts, workers, model, reps=args.reps, warn=note)
+                n = runtime.calibrate(ts, fleet, model, reps=args.reps, warn=note)
                 note(f"calibrated {ts.name}: {n} runs")
             return 0
         if args.arrivals:
-            return _measure_stream(args, sets, workers, pols, model, note)
-        return _measure(args, sets, workers, pols, model, note)
+            return _measure_stream(args, sets, fleet, pols, model, note)
+        return _measure(args, sets, fleet, pols, model, note)
     finally:
         note(f"perf model: {model.save()}")     # whatever was measured, a run cut short included
-        runtime.stop_devices(workers)
+        workers.stop_devices(fleet)
 
 
 def _measure(args, sets, workers, pols, model, note) -> int:

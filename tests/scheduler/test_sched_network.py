@@ -1,4 +1,4 @@
-"""runtime.connect: a local Ray listens on the loopback interface only; a cluster started the standard way
+"""workers.connect: a local Ray listens on the loopback interface only; a cluster started the standard way
 (`ray start --head`, token authentication on where the user has a token) is joined with --address as the README
 says, and one without the token here fails in one line saying what to set.
 
@@ -25,8 +25,8 @@ pytest.importorskip("ray")
 
 LISTENERS = textwrap.dedent("""
     import os, psutil, ray
-    from hetero.scheduler import runtime
-    runtime.connect(num_cpus=1)
+    from hetero.scheduler import workers
+    workers.connect(num_cpus=1)
     ray.get(ray.remote(lambda: os.getpid()).remote())       # a worker too
     mine = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
     print("LISTEN", [c.laddr.ip for c in psutil.net_connections("inet")

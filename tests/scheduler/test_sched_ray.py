@@ -6,16 +6,16 @@ import textwrap
 
 import pytest
 
-from hetero.scheduler import policies, runtime, tasks
+from hetero.scheduler import policies, runtime, tasks, workers
 from hetero.scheduler.perfmodel import PerfModel
 
 
 @pytest.fixture(scope="module")
 def devices(ray_session):
     os.environ["HETERO_NULL_SECONDS"] = "0.002"
-    devs, notes = runtime.start_devices(["null", "numpy"])
+    devs, notes = workers.start_devices(["null", "numpy"])
     yield devs
-    runtime.stop_devices(devs)
+    workers.stop_devices(devs)
 
 
 def _all_done(res, ts):
@@ -84,7 +84,7 @@ def test_dead_actor_tasks_rerun_elsewhere(ray_session, policy):
 
     from hetero.scheduler import summary
 
-    devs, _ = runtime.start_devices(["null", "numpy"])
+    devs, _ = workers.start_devices(["null", "numpy"])
     try:
         ts = tasks.mixed(16, size="quick")
         killed = []
@@ -107,13 +107,13 @@ def test_dead_actor_tasks_rerun_elsewhere(ray_session, policy):
         row = summary.summarize([later], [d.state for d in devs], model)[0]
         assert row["alive_start"] == "numpy" and row["devices"] == "null,numpy"     # it ran without null: marked
     finally:
-        runtime.stop_devices(devs)
+        workers.stop_devices(devs)
 
 
 def test_a_calibration_keeps_what_it_measured_when_a_device_dies(ray_session, tmp_path):
     import ray
 
-    devs, _ = runtime.start_devices(["numpy", "null"])
+    devs, _ = workers.start_devices(["numpy", "null"])
     try:
         ts = tasks.mixed(4, size="quick")
         ray.kill(next(d for d in devs if d.state.name == "null").actor)
@@ -124,7 +124,7 @@ def test_a_calibration_keeps_what_it_measured_when_a_device_dies(ray_session, tm
         assert notes == ["note: device null died during calibration; continuing without it"]
         assert all(model.history("numpy", d.state.device, t.case) for d in devs[:1] for t in ts.tasks)
     finally:
-        runtime.stop_devices(devs)
+        workers.stop_devices(devs)
 
 
 def test_two_node_cluster_uses_every_node():
@@ -133,13 +133,13 @@ def test_two_node_cluster_uses_every_node():
         os.environ["HETERO_NULL_SECONDS"] = "0.001"
         import ray
         from ray.cluster_utils import Cluster
-        from hetero.scheduler import policies, runtime, tasks
+        from hetero.scheduler import policies, runtime, tasks, workers
         from hetero.scheduler.perfmodel import PerfModel
         c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, include_dashboard=False))
         c.add_node(num_cpus=1)
         c.wait_for_nodes()
-        runtime.connect(c.address)
-        devs, _ = runtime.start_devices(["null"])
+        workers.connect(c.address)
+        devs, _ = workers.start_devices(["null"])
         ts = tasks.mixed(8, size="quick")
         res = runtime.execute(ts, devs, policies.make("round-robin"), PerfModel(), check="all")
         assert sorted(d.state.name for d in devs) == ["null@0", "null@1"], [d.state.name for d in devs]
