@@ -67,9 +67,9 @@ def test_summary_judges_each_target(tmp_path):
     assert "timeout" in text and " 59" in text.split("total")[1].splitlines()[0]
 
 
-def test_run_on_gpu_refuses_a_bad_standin_or_size_in_one_line():
-    for env in ({"HETERO_GPU_STANDIN": "cuda"}, {"GPU_CHECK_SIZE": "huge"}):
-        done = subprocess.run(["bash", str(GPU / "run_on_gpu.sh")], env={**os.environ, **env},
+def test_run_on_gpu_refuses_a_bad_standin_size_or_stage_in_one_line():
+    for env, args in (({"HETERO_GPU_STANDIN": "cuda"}, []), ({"GPU_CHECK_SIZE": "huge"}, []), ({}, ["full"])):
+        done = subprocess.run(["bash", str(GPU / "run_on_gpu.sh"), *args], env={**os.environ, **env},
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and len(done.stdout.strip().splitlines()) == 1, done.stdout + done.stderr
         assert "valid:" in done.stdout

@@ -19,6 +19,7 @@
 # Env: PYTHON (default python3); OUT (default /tmp/out); KIT; GPU_CHECK_BUDGET_S;
 #   HETERO_GPU_STANDIN=null  rehearsal without a GPU: null stands in for cupy and numpy for torch-cuda
 #   GPU_CHECK_SIZE=quick     tiny shapes (bench.run --quick, bench.schedule --size quick), for rehearsals
+#   GPU_CHECK_POLICIES       bench.schedule --policy (default all), e.g. single,heft,dmda on a rerun short of time
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
@@ -33,6 +34,9 @@ case "${HETERO_GPU_STANDIN:-}" in
   null) GPU=null PEER=numpy; export HETERO_NULL_SECONDS=${HETERO_NULL_SECONDS:-0.002} ;;
   *) echo "run_on_gpu: HETERO_GPU_STANDIN=$HETERO_GPU_STANDIN; valid: null, or unset"; exit 2 ;;
 esac
+for a in "$@"; do
+  case "$a" in kit|pytest|schedule|bench) ;; *) echo "run_on_gpu: stage '$a'; valid: kit, pytest, schedule, bench"; exit 2 ;; esac
+done
 case "$SIZE" in gpu|quick) ;; *) echo "run_on_gpu: GPU_CHECK_SIZE=$SIZE; valid: gpu, quick"; exit 2 ;; esac
 START=$(date +%s)
 
@@ -122,7 +126,7 @@ schedule() {  # schedule SET: the three mixes on one task set; the perf model is
   [ -f "$RUN/bench.csv" ] && from=$RUN/bench-runs     # this run's bench, when a rerun has it already
   local size=full; [ "$SIZE" = quick ] && size=quick
   "$PY" -m bench.schedule --mixes "numba;$GPU;numba+$GPU" --tasks "$1" --size "$size" --model "$RUN/perfmodel.json" \
-    --from-results "$from" --out "$RUN" --name "schedule-$1"
+    --from-results "$from" --out "$RUN" --name "schedule-$1" --policy "${GPU_CHECK_POLICIES:-all}"
 }
 
 replay() { "$PY" -m bench.simulate --replay "$RUN/schedule-$1" --model "$RUN/perfmodel.json" --from-results ''; }
@@ -140,7 +144,7 @@ on schedule && stage warm 30 "$PY" -m bench.run --backends numba --quick --workl
 for set in mixed transformer gan; do
   limit=55; [ "$set" = mixed ] && limit=80
   on schedule && stage "schedule-$set" "$limit" schedule "$set"
-  on schedule && [ -d "$RUN/schedule-$set" ] && stage "replay-$set" 10 replay "$set"
+  on schedule && [ -f "$RUN/schedule-$set/schedule.csv" ] && stage "replay-$set" 10 replay "$set"
 done
 # The changed conv kernels first, matmul (measured before, the same library as the peer) last. The float64 CPU
 # references of the largest presets (fa-bench-8k-causal, deepbench-7680x24000) would not fit the budget.
