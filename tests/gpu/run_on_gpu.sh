@@ -134,12 +134,12 @@ replay() { "$PY" -m bench.simulate --replay "$RUN/schedule-$1" --model "$RUN/per
 export PY RUN WORK GPU PEER SIZE KIT=${KIT:-}
 export -f unpack_kit environment bench schedule replay
 echo "run_on_gpu: $NAME; $GPU vs $PEER; size $SIZE; budget ${BUDGET}s; results to $BACK" | tee "$RUN/check.log"
-{ on kit || on schedule; } && stage kit 30 unpack_kit
+{ on kit || on schedule; } && stage kit 20 unpack_kit
 stage env 15 environment
-on pytest && stage pytest 50 "$PY" -m pytest tests/gpu -q -rfE -p no:cacheprovider
+on pytest && stage pytest 40 "$PY" -m pytest tests/gpu -q -rfE -p no:cacheprovider
 # The scheduler on CPU+GPU (never run on a GPU yet) before the benchmark. Numba compiles each kernel on first use (about a second each) and caches it beside the kernel; fill that cache
 # once here rather than inside every schedule stage's actors.
-on schedule && stage warm 30 "$PY" -m bench.run --backends numba --quick --workload all --dtype float32 \
+on schedule && stage warm 25 "$PY" -m bench.run --backends numba --quick --workload all --dtype float32 \
   --out "$WORK/warm" --name numba
 for set in mixed transformer gan; do
   limit=55; [ "$set" = mixed ] && limit=80
@@ -147,10 +147,13 @@ for set in mixed transformer gan; do
   on schedule && [ -f "$RUN/schedule-$set/schedule.csv" ] && stage "replay-$set" 10 replay "$set"
 done
 # The changed conv kernels first, matmul (measured before, the same library as the peer) last. The float64 CPU
-# references of the largest presets (fa-bench-8k-causal, deepbench-7680x24000) would not fit the budget.
+# references of the largest presets (fa-bench-8k-causal, deepbench-7680x24000) would not fit the budget, and an
+# attention reference is memory-bound (S x S scores per head in float64): bf16 and fp32 take fewer presets.
+# bench.run writes each row as it goes, so a stage cut short keeps the cases it finished.
 on bench && stage bench-conv 35 bench conv --workload conv2d,conv_transpose2d --preset gpu --dtype float32,float16,bfloat16
-on bench && stage bench-attn16 45 bench attn16 --workload attention --preset fa-bench-2k,fa-bench-2k-causal,llama7b-4k-causal --dtype float16,bfloat16
-on bench && stage bench-attn32 25 bench attn32 --workload attention --preset fa-bench-2k,fa-bench-2k-causal --dtype float32
+on bench && stage bench-attn16 40 bench attn16 --workload attention --preset fa-bench-2k,fa-bench-2k-causal,llama7b-4k-causal --dtype float16
+on bench && stage bench-attnbf16 30 bench attnbf16 --workload attention --preset fa-bench-2k-causal,llama7b-4k-causal --dtype bfloat16
+on bench && stage bench-attn32 20 bench attn32 --workload attention --preset fa-bench-2k-causal --dtype float32
 on bench && stage bench-matmul 35 bench matmul --workload matmul --preset llama7b-mlp-up,square-8192 --dtype float32,tf32,float16,bfloat16
 on bench && stage bench-merge 10 "$PY" tests/gpu/gpu_check_summary.py merge "$RUN"
 "$PY" tests/gpu/gpu_check_summary.py summary "$RUN" --ours "$GPU" > "$RUN/summary.txt" 2>&1
