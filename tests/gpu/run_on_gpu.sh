@@ -121,12 +121,12 @@ bench() {  # bench NAME [bench.run args]: GPU against its peer; GPU_CHECK_SIZE=q
   "$PY" -m bench.run --backends "$GPU,$PEER" --baseline "$PEER" --out "$RUN/bench-runs" --name "$name" "${args[@]}"
 }
 
-schedule() {  # schedule SET: the three mixes on one task set; the perf model is shared by the three sets
-  local from=''
-  [ -f "$RUN/bench.csv" ] && from=$RUN/bench-runs     # this run's bench, when a rerun has it already
+# schedule SET: the three mixes on one task set. The perf model starts empty (calibration measures every kind on
+# every device first) and is shared by the three sets.
+schedule() {
   local size=full; [ "$SIZE" = quick ] && size=quick
   "$PY" -m bench.schedule --mixes "numba;$GPU;numba+$GPU" --tasks "$1" --size "$size" --model "$RUN/perfmodel.json" \
-    --from-results "$from" --out "$RUN" --name "schedule-$1" --policy "${GPU_CHECK_POLICIES:-all}"
+    --from-results '' --out "$RUN" --name "schedule-$1" --policy "${GPU_CHECK_POLICIES:-all}"
 }
 
 replay() { "$PY" -m bench.simulate --replay "$RUN/schedule-$1" --model "$RUN/perfmodel.json" --from-results ''; }
@@ -137,8 +137,8 @@ echo "run_on_gpu: $NAME; $GPU vs $PEER; size $SIZE; budget ${BUDGET}s; results t
 { on kit || on schedule; } && stage kit 20 unpack_kit
 stage env 15 environment
 on pytest && stage pytest 40 "$PY" -m pytest tests/gpu -q -rfE -p no:cacheprovider
-# The scheduler on CPU+GPU (never run on a GPU yet) before the benchmark. Numba compiles each kernel on first use (about a second each) and caches it beside the kernel; fill that cache
-# once here rather than inside every schedule stage's actors.
+# The scheduler on CPU+GPU (never run on a GPU yet) before the benchmark. Numba compiles each kernel on first
+# use (about a second each) and caches it beside the kernel: fill that cache once, not in every stage's actors.
 on schedule && stage warm 25 "$PY" -m bench.run --backends numba --quick --workload all --dtype float32 \
   --out "$WORK/warm" --name numba
 for set in mixed transformer gan; do
