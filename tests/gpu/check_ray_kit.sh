@@ -12,8 +12,13 @@ cd "$(dirname "$0")/../.."
 kit=${1:-.gpukit/kit/raykit-cp312.tar.xz}
 [ -f "$kit" ] || { echo "check_ray_kit: no kit at $kit; build it: python tests/gpu/make_ray_kit.py"; exit 2; }
 minor=$(basename "$kit" | sed -n 's/.*cp3\([0-9]*\).*/\1/p')
-py=${KIT_PYTHON:-$(command -v "python3.$minor" || ls "$HOME"/.pyenv/versions/3."$minor".*/bin/python3 2>/dev/null | tail -1)}
-[ -x "$py" ] || { echo "check_ray_kit: no python3.$minor here; set KIT_PYTHON"; exit 2; }
+py=${KIT_PYTHON:-}
+if [ -z "$py" ]; then   # the first candidate that runs (a pyenv shim may exist and still refuse)
+  for c in "python3.$minor" "$HOME"/.pyenv/versions/3."$minor".*/bin/python3; do
+    "$c" -V >/dev/null 2>&1 && { py=$c; break; }
+  done
+fi
+[ -n "$py" ] || { echo "check_ray_kit: no working python3.$minor here; set KIT_PYTHON"; exit 2; }
 work=$(mktemp -d /tmp/raykit-check.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 venv=${KIT_VENV:-$work/venv}

@@ -11,8 +11,13 @@ cd "$(dirname "$0")/../.."
 kit=$(ls .gpukit/kit/raykit-cp3*.tar.xz 2>/dev/null | head -1) || true
 [ -n "$kit" ] || { echo "rehearse: no kit in .gpukit/kit; build it: python tests/gpu/make_ray_kit.py"; exit 2; }
 minor=$(basename "$kit" | sed -n 's/.*cp3\([0-9]*\).*/\1/p')
-py=${KIT_PYTHON:-$(command -v "python3.$minor" || ls "$HOME"/.pyenv/versions/3."$minor".*/bin/python3 2>/dev/null | tail -1)}
-[ -x "$py" ] || { echo "rehearse: no python3.$minor here; set KIT_PYTHON"; exit 2; }
+py=${KIT_PYTHON:-}
+if [ -z "$py" ]; then   # the first candidate that runs (a pyenv shim may exist and still refuse)
+  for c in "python3.$minor" "$HOME"/.pyenv/versions/3."$minor".*/bin/python3; do
+    "$c" -V >/dev/null 2>&1 && { py=$c; break; }
+  done
+fi
+[ -n "$py" ] || { echo "rehearse: no working python3.$minor here; set KIT_PYTHON"; exit 2; }
 tmp=$(mktemp -d /tmp/gpu-rehearsal.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/tree/.gpukit"
