@@ -140,7 +140,7 @@ def _run(argv=None) -> int:
 
 def _measure(args, sets, workers, pols, model, note) -> int:
     """Every policy on every task set and mix; schedule.csv, trace.json and meta.json in the run folder, each
-    written whole after every task set."""
+    written whole after every mix (a run cut short keeps what it finished)."""
     from hetero.scheduler import experiment, runtime, summary, trace
 
     folder = args.run_folder.create()
@@ -163,8 +163,8 @@ def _measure(args, sets, workers, pols, model, note) -> int:
             mine, runs, wrong = experiment.compare(ts, here, pols, model, args.repeat, args.check, args.seed,
                                                    label, note)
             bad, rows, results = bad + wrong, rows + mine, results + runs
-        write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
-        atomic_write(folder / "trace.json", trace.chrome_trace(results))
+            write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
+            atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
     folder = args.run_folder.commit()
     print(summary.format_rows(rows))
@@ -193,8 +193,8 @@ def _measure_stream(args, sets, workers, pols, model, note) -> int:
             got, runs = experiment.stream(name, n, here, pols, model, loads, args.arrivals, args.seed, args.slo,
                                           args.size, args.check, "+".join(mix), note, folder)
             rows, results = rows + got, results + runs
-        write_rows(folder / "stream.csv", rows, streams.COLUMNS)
-        atomic_write(folder / "trace.json", trace.chrome_trace(results))
+            write_rows(folder / "stream.csv", rows, streams.COLUMNS)
+            atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
     folder = args.run_folder.commit()
     print(stream_table(rows, args.slo))
