@@ -1,6 +1,7 @@
 """The GPU check's bookkeeping without a GPU: tests/gpu/gpu_check_summary.py merges bench runs and judges the
 targets from the files a run leaves; tests/gpu/run_on_gpu.sh refuses a bad stand-in or size in one line.
 (The whole script is rehearsed by tests/gpu/rehearse_gpu_check.sh: slow, not CI.)"""
+
 import csv
 import json
 import os
@@ -26,21 +27,38 @@ def _bench(wl, dt, ratio, status="ok"):
 
 
 def fake_run(run: Path) -> Path:
-    _write(run / "bench-runs" / "matmul" / "bench.csv", [_bench("matmul", "float16", "1.02"),
-                                                         _bench("matmul", "float16", "0.90")])
+    _write(
+        run / "bench-runs" / "matmul" / "bench.csv",
+        [_bench("matmul", "float16", "1.02"), _bench("matmul", "float16", "0.90")],
+    )
     (run / "bench-runs" / "matmul" / "meta.json").write_text(json.dumps({"complete": True, "command": "m"}))
-    _write(run / "bench-runs" / "attn" / "bench.csv", [_bench("attention", "bfloat16", "0.75"),
-                                                       {**_bench("attention", "bfloat16", ""), "status": "wrong",
-                                                        "peer": "False"}])
-    sched = [{"taskset": "mixed:40", "mix": m, "policy": p, "makespan_s": t, "gap": g}
-             for m, p, t, g in (("numba", "dmda", "2.0", "1.0"), ("cupy", "dmda", "1.0", "1.0"),
-                                ("numba+cupy", "round-robin", "1.5", "1.9"), ("numba+cupy", "dmda", "0.9", "1.1"))]
+    _write(
+        run / "bench-runs" / "attn" / "bench.csv",
+        [
+            _bench("attention", "bfloat16", "0.75"),
+            {**_bench("attention", "bfloat16", ""), "status": "wrong", "peer": "False"},
+        ],
+    )
+    sched = [
+        {"taskset": "mixed:40", "mix": m, "policy": p, "makespan_s": t, "gap": g}
+        for m, p, t, g in (
+            ("numba", "dmda", "2.0", "1.0"),
+            ("cupy", "dmda", "1.0", "1.0"),
+            ("numba+cupy", "round-robin", "1.5", "1.9"),
+            ("numba+cupy", "dmda", "0.9", "1.1"),
+        )
+    ]
     _write(run / "schedule-mixed" / "schedule.csv", sched)
     _write(run / "schedule-mixed" / "replay.csv", [{"error_pct": "-5.0"}, {"error_pct": "2.0"}])
     (run / "schedule-gan").mkdir()
-    _write(run / "stages.tsv", [{"stage": "kit", "status": "ok", "limit_s": "30", "wall_s": "4"},
-                                {"stage": "schedule-gan", "status": "timeout", "limit_s": "55", "wall_s": "55"}],
-           delimiter="\t")
+    _write(
+        run / "stages.tsv",
+        [
+            {"stage": "kit", "status": "ok", "limit_s": "30", "wall_s": "4"},
+            {"stage": "schedule-gan", "status": "timeout", "limit_s": "55", "wall_s": "55"},
+        ],
+        delimiter="\t",
+    )
     return run
 
 
@@ -48,7 +66,7 @@ def test_merge_unions_the_bench_runs(tmp_path):
     run = fake_run(tmp_path / "run")
     assert "4 rows" in gcs.merge(run)
     rows = gcs.read_csv(run / "bench.csv")
-    assert len(rows) == 4 and "peer" in rows[0]              # the union of the runs' columns
+    assert len(rows) == 4 and "peer" in rows[0]  # the union of the runs' columns
     assert json.loads((run / "meta.json").read_text())["runs"]["matmul"]["complete"] is True
 
 
@@ -69,7 +87,12 @@ def test_summary_judges_each_target(tmp_path):
 
 def test_run_on_gpu_refuses_a_bad_standin_size_or_stage_in_one_line():
     for env, args in (({"HETERO_GPU_STANDIN": "cuda"}, []), ({"GPU_CHECK_SIZE": "huge"}, []), ({}, ["full"])):
-        done = subprocess.run(["bash", str(GPU / "run_on_gpu.sh"), *args], env={**os.environ, **env},
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["bash", str(GPU / "run_on_gpu.sh"), *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2 and len(done.stdout.strip().splitlines()) == 1, done.stdout + done.stderr
         assert "valid:" in done.stdout

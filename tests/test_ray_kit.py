@@ -1,6 +1,7 @@
 """tests/gpu/unpack_ray_kit.py on a tiny fake kit: Ray always lands in site/, a requirement only when this Python
 lacks it or has a version Ray rejects, and a kit for another Python or a second unpack is one line and exit 2.
 (The real kit, unpacked into a fresh venv with Ray started from it, is tests/gpu/check_ray_kit.sh: slow, not CI.)"""
+
 import io
 import json
 import subprocess
@@ -23,8 +24,12 @@ def _add(tar, name, text):
 def fake_kit(path: Path) -> Path:
     """ray, pytest (installed here, accepted), 'packaging' (installed here, rejected by an impossible spec) and a
     distribution no Python has."""
-    manifest = {"ray": "0.0", "python": "any", "ray_requires": ["pytest", "packaging>=999"],
-                "deps": {"pytest": "0", "packaging": "999.0", "hetero-kit-absent-dist": "1.0"}}
+    manifest = {
+        "ray": "0.0",
+        "python": "any",
+        "ray_requires": ["pytest", "packaging>=999"],
+        "deps": {"pytest": "0", "packaging": "999.0", "hetero-kit-absent-dist": "1.0"},
+    }
     with tarfile.open(path, "w:xz") as tar:
         _add(tar, "./manifest.json", json.dumps(manifest))
         _add(tar, "./ray/ray/__init__.py", "")
@@ -45,8 +50,8 @@ def test_adds_only_what_this_python_lacks_or_ray_rejects(tmp_path):
     site = tmp_path / "dest" / "site"
     assert (site / "ray" / "__init__.py").is_file()
     assert (site / "hetero_kit_absent_dist_marker.py").is_file()
-    assert (site / "packaging_marker.py").is_file()          # installed here, but ray asks for >=999
-    assert not (site / "pytest_marker.py").exists()          # installed here and accepted: the machine's wins
+    assert (site / "packaging_marker.py").is_file()  # installed here, but ray asks for >=999
+    assert not (site / "pytest_marker.py").exists()  # installed here and accepted: the machine's wins
     assert "rejected by ray" in done.stdout
 
 

@@ -6,6 +6,7 @@ queue). Outputs stay in Ray's object store: a dependent task gets the ObjectRef,
 to check it. When an actor dies, every task it had not finished goes back to the ready list and runs elsewhere;
 the run counts those retries, and a task's result is recorded exactly once.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,22 +28,22 @@ from hetero.threads import one_blas_thread
 class RunResult:
     policy: str
     taskset: TaskSet
-    mix: str = ""                                 # the device mix's label, e.g. 'numba+opencl'
-    events: list = field(default_factory=list)   # dicts: task, label, device, sent, start, end, kernel_s, flops
+    mix: str = ""  # the device mix's label, e.g. 'numba+opencl'
+    events: list = field(default_factory=list)  # dicts: task, label, device, sent, start, end, kernel_s, flops
     t0: float = 0.0
     t1: float = 0.0
     retries: int = 0
-    overhead_s: float = 0.0                       # in the policy and bookkeeping, not waiting (wall clock)
-    submit_s: float = 0.0                         # in Ray's .remote() calls that submit tasks
+    overhead_s: float = 0.0  # in the policy and bookkeeping, not waiting (wall clock)
+    submit_s: float = 0.0  # in Ray's .remote() calls that submit tasks
     # the driver thread's CPU time over the same spans as overhead_s: with every core busy computing (devices
     # sharing cores), the wall time also holds the time the OS gave to the devices instead
     overhead_cpu_s: float = 0.0
     checked: int = 0
     wrong: list = field(default_factory=list)
-    dead: list = field(default_factory=list)      # devices that died during the run
-    alive_start: list = field(default_factory=list)   # names of the devices alive when it started
-    alive_end: list = field(default_factory=list)     # and when it ended
-    basis: dict = field(default_factory=dict)   # what the plan's predictions rested on: PerfModel.basis -> count
+    dead: list = field(default_factory=list)  # devices that died during the run
+    alive_start: list = field(default_factory=list)  # names of the devices alive when it started
+    alive_end: list = field(default_factory=list)  # and when it ended
+    basis: dict = field(default_factory=dict)  # what the plan's predictions rested on: PerfModel.basis -> count
 
     @property
     def makespan(self) -> float:
@@ -61,8 +62,17 @@ def _clocks() -> tuple[float, float]:
     return time.perf_counter(), time.thread_time()
 
 
-def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, check: str = "sample",
-            sample: int = 8, seed: int = 0, on_done=None, arrivals: list | None = None) -> RunResult:
+def execute(
+    taskset: TaskSet,
+    devices: list[Worker],
+    policy: Policy,
+    model,
+    check: str = "sample",
+    sample: int = 8,
+    seed: int = 0,
+    on_done=None,
+    arrivals: list | None = None,
+) -> RunResult:
     """Run every task of the set once, placed by `policy` (the driver loop, hetero.scheduler.driver); learn each
     duration into `model`; check outputs. on_done(result, task, device name) is called as each task's end arrives.
     arrivals: a stream's [(seconds from the start, tasks)] (hetero.scheduler.streams), released open loop."""
@@ -77,7 +87,7 @@ def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, chec
     for t in taskset.tasks:
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
-    for case in believed:        # per (device, task kind) of the set: measured, or assumed (a fit) or unknown
+    for case in believed:  # per (device, task kind) of the set: measured, or assumed (a fit) or unknown
         for st in states:
             b = model.basis(st.backend, st.device, case)
             res.basis[b] = res.basis.get(b, 0) + 1
@@ -94,18 +104,19 @@ class RayExecutor:
     """The driver's executor on Ray: a task is an actor call whose output stays in the object store (a dependent
     task gets its ObjectRef); the driver's own time between waits is the run's overhead (RunResult.spent)."""
 
-    def __init__(self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict,
-                 on_done=None):
+    def __init__(self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict, on_done=None):
         self.model = model
         self.by_name = {d.state.name: d for d in devices}
         states = [d.state for d in devices]
-        self.mates = {s.name: [m.name for m in states if m is not s and s.core_group is not None
-                               and m.core_group == s.core_group] for s in states}
+        self.mates = {
+            s.name: [m.name for m in states if m is not s and s.core_group is not None and m.core_group == s.core_group]
+            for s in states
+        }
         self.const_refs = _const_refs(taskset)
         self.res, self.believed, self.on_done = res, believed, on_done
         self.out_ref, self.args = {}, {}
-        self.inflight: dict = {}     # stats ref -> (task, device name, out ref, sent)
-        self.last_end: dict = {}     # device name -> end (actor clock) of its last finished task
+        self.inflight: dict = {}  # stats ref -> (task, device name, out ref, sent)
+        self.last_end: dict = {}  # device name -> end (actor clock) of its last finished task
         self.in_submit = [0.0, 0.0]  # (wall, CPU) seconds in Ray's .remote() calls since the last wait
         self.tick = _clocks()
         res.t0 = time.time()
@@ -162,9 +173,21 @@ class RayExecutor:
         alone = not _overlapped(name, stats, self.mates, self.last_end, self.inflight)
         self._learn_overhead(st, sent, stats)
         self.out_ref[t.id] = o
-        self.res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
-                                "device": name, "sent": sent, "start": stats["start"], "end": stats["end"],
-                                "kernel_s": stats["kernel_s"], "flops": t.flops, "predicted": self.believed[t.case]})
+        self.res.events.append(
+            {
+                "task": t.id,
+                "label": t.label,
+                "workload": t.case.workload,
+                "shape": t.case.shape,
+                "device": name,
+                "sent": sent,
+                "start": stats["start"],
+                "end": stats["end"],
+                "kernel_s": stats["kernel_s"],
+                "flops": t.flops,
+                "predicted": self.believed[t.case],
+            }
+        )
         if self.on_done:
             self.on_done(self.res, t, name)
         t0 = self.res.t0
@@ -184,8 +207,10 @@ def _overlapped(name: str, stats: dict, mates: dict, last_end: dict, inflight: d
     """Whether a device pinned to the same cores as `name` may have computed while its task ran (stats["start"]
     to stats["end"]): a mate's last task ended after it started, or a mate had a task sent before it ended
     (inflight: ref -> (task, device name, out ref, sent)). Its time then holds the mate's time slices too."""
-    return any(last_end.get(m, 0.0) > stats["start"]
-               or any(v[1] == m and v[3] < stats["end"] for v in inflight.values()) for m in mates[name])
+    return any(
+        last_end.get(m, 0.0) > stats["start"] or any(v[1] == m and v[3] < stats["end"] for v in inflight.values())
+        for m in mates[name]
+    )
 
 
 def _const_refs(taskset: TaskSet) -> dict:
@@ -211,7 +236,7 @@ def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: i
     if mode == "sample" and len(ids) > sample:
         ids = sorted(np.random.default_rng(seed).choice(ids, sample, replace=False).tolist())
     by_id = {t.id: t for t in taskset.tasks}
-    with one_blas_thread():     # else OpenBLAS's idle threads spin into the next run, on the devices' cores
+    with one_blas_thread():  # else OpenBLAS's idle threads spin into the next run, on the devices' cores
         for i in ids:
             t = by_id[i]
             vals = ray.get(args[i][1:])
@@ -222,8 +247,9 @@ def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: i
                 res.wrong.append(f"task {i} ({t.label}) rel err {rel:.3g}")
 
 
-def calibrate(taskset: TaskSet, devices: list[Worker], model, reps: int = 3, missing_only: bool = False,
-              warn=print) -> int:
+def calibrate(
+    taskset: TaskSet, devices: list[Worker], model, reps: int = 3, missing_only: bool = False, warn=print
+) -> int:
     """Run each distinct task kind on each device `reps` times (+1 dropped) to fill the model; returns runs. A
     device that dies meanwhile is marked dead and left out (what it measured before stays learnt)."""
     import ray
@@ -232,11 +258,14 @@ def calibrate(taskset: TaskSet, devices: list[Worker], model, reps: int = 3, mis
     from hetero.scheduler.tasks import Task
     from hetero.workloads import get
 
-    kinds = {t.case: Task(-1, t.case, t.label) for t in taskset.tasks}   # own seeded inputs, any task kind
+    kinds = {t.case: Task(-1, t.case, t.label) for t in taskset.tasks}  # own seeded inputs, any task kind
     runs = 0
     for d in devices:
-        todo = [t for t in kinds.values() if d.state.runs(t)
-                and not (missing_only and model.history(d.state.backend, d.state.device, t.case))]
+        todo = [
+            t
+            for t in kinds.values()
+            if d.state.runs(t) and not (missing_only and model.history(d.state.backend, d.state.device, t.case))
+        ]
         try:
             for t in todo:
                 const = ray.put(get(t.case.workload).make_inputs(t.case, 0))

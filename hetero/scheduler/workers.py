@@ -1,5 +1,6 @@
 """Ray's side of a run: start Ray (or join a cluster), one actor per device (hetero.scheduler.actors) on every
 node, each measured for its transfer costs, and the actors stopped again."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
                 from ray._private.authentication.authentication_token_setup import (
                     maybe_enable_token_auth_if_token_available as use_token_if_any,
                 )
+
                 use_token_if_any(warn_if_disabled=False)
-            except ImportError:      # a Ray without token authentication
+            except ImportError:  # a Ray without token authentication
                 pass
         try:
             ray.init(address=address, log_to_driver=False)
@@ -44,9 +46,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
             while e is not None:
                 chain, e = chain + [e], e.__cause__ or e.__context__
             if any(type(e).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(e) for e in chain):
-                raise HeteroError(f"cannot join the Ray cluster at {address}: it wants its authentication token; set "
-                                  "RAY_AUTH_TOKEN to it (`ray get-auth-token` on the head) or RAY_AUTH_TOKEN_PATH to "
-                                  "a file holding it, and RAY_AUTH_MODE=token") from None
+                raise HeteroError(
+                    f"cannot join the Ray cluster at {address}: it wants its authentication token; set "
+                    "RAY_AUTH_TOKEN to it (`ray get-auth-token` on the head) or RAY_AUTH_TOKEN_PATH to "
+                    "a file holding it, and RAY_AUTH_MODE=token"
+                ) from None
             raise HeteroError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     else:
         # Every task's output is copied into the object store. Without preallocation each copy also faults in
@@ -61,9 +65,15 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
         cluster = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
         ray_constants.ENABLE_RAY_CLUSTER = False
         try:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
-                     log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES, _node_ip_address="127.0.0.1",
-                     _system_config={"preallocate_plasma_memory": True})
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count(),
+                resources=resources or {},
+                include_dashboard=False,
+                log_to_driver=False,
+                object_store_memory=OBJECT_STORE_BYTES,
+                _node_ip_address="127.0.0.1",
+                _system_config={"preallocate_plasma_memory": True},
+            )
         finally:
             if cluster is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = cluster
@@ -73,14 +83,16 @@ def connect(address: str | None = None, num_cpus: int | None = None, resources: 
 class Worker:
     """A Ray actor serving one device: the scheduler's state of it, the actor, what the actor reported (its
     backend Device's description, the workloads it runs, its cores) and where it was placed."""
+
     state: DeviceState
     actor: object
     info: dict
     placement: actors.Placement
 
 
-def start_devices(backends: list[str], share_cores: bool = False, strict: bool = False,
-                  device_choice: dict | None = None, warn=print) -> tuple[list[Worker], list[str]]:
+def start_devices(
+    backends: list[str], share_cores: bool = False, strict: bool = False, device_choice: dict | None = None, warn=print
+) -> tuple[list[Worker], list[str]]:
     """Actors for every backend on every node; unavailable ones are noted (or raise with strict)."""
     import ray
 
@@ -88,9 +100,15 @@ def start_devices(backends: list[str], share_cores: bool = False, strict: bool =
     declared = {r for n in nodes for r in n["Resources"]}
     placements, notes = actors.plan(backends, nodes, share_cores)
     remote = ray.remote(actors.DeviceActor)
-    handles = [(p, remote.options(**actors.options(p, declared)).remote(p.backend, p.cores, p.threads,
-                                                                       (device_choice or {}).get(p.backend)))
-               for p in placements]
+    handles = [
+        (
+            p,
+            remote.options(**actors.options(p, declared)).remote(
+                p.backend, p.cores, p.threads, (device_choice or {}).get(p.backend)
+            ),
+        )
+        for p in placements
+    ]
     infos = [(p, h, h.info.remote(list(MIXED_WORKLOADS))) for p, h in handles]
     devices = []
     for p, h, ref in infos:

@@ -7,6 +7,7 @@ Standard library only, and every file optional: a stage that ran out of time lea
 The targets are the GPU issue's: ours (cupy) over the peer (torch-cuda) in the same run, and on the CPU+GPU mix
 dmda no slower than the best single device and within 1.3x of the makespan bound.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,8 +50,10 @@ def merge(run: Path) -> str:
     tmp.replace(run / "bench.csv")
     metas = {p.name: json.loads((p / "meta.json").read_text()) for p in folders if (p / "meta.json").is_file()}
     first = next(iter(metas.values()), {})
-    meta = {**first, "runs": {k: {"complete": m.get("complete", False), "command": m.get("command")}
-                              for k, m in metas.items()}}
+    meta = {
+        **first,
+        "runs": {k: {"complete": m.get("complete", False), "command": m.get("command")} for k, m in metas.items()},
+    }
     (run / "meta.json.tmp").write_text(json.dumps(meta, indent=1, default=str))
     (run / "meta.json.tmp").replace(run / "meta.json")
     return f"merge: {len(rows)} rows from {', '.join(p.name for p in folders)} -> {run / 'bench.csv'}"
@@ -83,8 +86,10 @@ def bench_lines(run: Path, ours: str) -> list[str]:
             g["ratios"].append(ratio)
     if not groups:
         return [f"bench: no {ours} rows"]
-    out = [f"bench: {ours} vs its peer (peer time / ours; > 1 is ours faster)",
-           "workload          dtype      cases  min    max    target"]
+    out = [
+        f"bench: {ours} vs its peer (peer time / ours; > 1 is ours faster)",
+        "workload          dtype      cases  min    max    target",
+    ]
     for (wl, dt), g in sorted(groups.items()):
         lo = f"{min(g['ratios']):.2f}" if g["ratios"] else "-"
         hi = f"{max(g['ratios']):.2f}" if g["ratios"] else "-"
@@ -113,12 +118,17 @@ def schedule_lines(run: Path) -> list[str]:
                 best = min(singles) if singles else None
                 gap = _num(r.get("gap"))
                 ok = best is not None and float(r["makespan_s"]) <= best and gap is not None and gap <= GAP_TARGET
-                out.append(f"{ts:15s} {r['mix']:14s} dmda {float(r['makespan_s']):8.3f} s  best single "
-                           + (f"{best:8.3f} s" if best else "       -  ") + f"  gap {r.get('gap', '-')[:5]:5s}"
-                           + f"  {'met' if ok else 'NOT met'} (<= best single, gap <= {GAP_TARGET})")
+                out.append(
+                    f"{ts:15s} {r['mix']:14s} dmda {float(r['makespan_s']):8.3f} s  best single "
+                    + (f"{best:8.3f} s" if best else "       -  ")
+                    + f"  gap {r.get('gap', '-')[:5]:5s}"
+                    + f"  {'met' if ok else 'NOT met'} (<= best single, gap <= {GAP_TARGET})"
+                )
         errs = [abs(e) for r in read_csv(folder / "replay.csv") if (e := _num(r.get("error_pct"))) is not None]
-        out.append(f"{folder.name}: replay worst |error| "
-                   + (f"{max(errs):.1f}% over {len(errs)} runs" if errs else "- (no replay.csv)"))
+        out.append(
+            f"{folder.name}: replay worst |error| "
+            + (f"{max(errs):.1f}% over {len(errs)} runs" if errs else "- (no replay.csv)")
+        )
     return out or ["schedule: no schedule-* folder"]
 
 

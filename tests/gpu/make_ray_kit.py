@@ -13,6 +13,7 @@ dashboard's web client), and Ray's core requirements are fetched as wheels too. 
     python tests/gpu/make_ray_kit.py                       # Ray as installed here, for CPython 3.12 x86-64
     python tests/gpu/make_ray_kit.py --python-version 3.11 --out .gpukit/kit/raykit-cp311.tar.xz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Subpackages a local Ray with actors never imports; the jars alone are a third of the wheel.
-STRIP = ("ray/rllib/", "ray/tune/", "ray/train/", "ray/serve/", "ray/data/", "ray/llm/", "ray/jars/",
-         "ray/dashboard/client/")
+STRIP = (
+    "ray/rllib/",
+    "ray/tune/",
+    "ray/train/",
+    "ray/serve/",
+    "ray/data/",
+    "ray/llm/",
+    "ray/jars/",
+    "ray/dashboard/client/",
+)
 # manylinux tags the target may match; pip matches each tag exactly, so list the ones wheels use.
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+)
 LIMIT_BYTES = 64 * 1024**2
 
 
@@ -47,8 +61,20 @@ def installed_ray_version() -> str | None:
 
 def pip_download(specs: list[str], dest: Path, python_version: str, deps: bool) -> None:
     """Wheels for the target (binary only: the target cannot build anything) into `dest`."""
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", python_version,
-           "--implementation", "cp", "-d", str(dest)] + [a for p in PLATFORMS for a in ("--platform", p)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        "-d",
+        str(dest),
+    ] + [a for p in PLATFORMS for a in ("--platform", p)]
     subprocess.run(cmd + ([] if deps else ["--no-deps"]) + specs, check=True)
 
 
@@ -77,7 +103,7 @@ def unzip(wheel: Path, dest: Path, skip: tuple[str, ...] = ()) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             with z.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out)
-            if (info.external_attr >> 16) & 0o111:   # the raylet and GCS server binaries must stay executable
+            if (info.external_attr >> 16) & 0o111:  # the raylet and GCS server binaries must stay executable
                 target.chmod(0o755)
             total += info.file_size
     return total
@@ -103,8 +129,15 @@ def stage(ray_wheel: Path, deps: list[Path], work: Path, python_version: str) ->
     """The archive's tree in `work`; returns the manifest."""
     size = unzip(ray_wheel, work / "ray", STRIP)
     reqs = core_requirements(ray_wheel)
-    manifest = {"ray": wheel_name(ray_wheel)[1], "python": python_version, "platforms": list(PLATFORMS),
-                "stripped": list(STRIP), "ray_bytes": size, "ray_requires": reqs, "deps": {}}
+    manifest = {
+        "ray": wheel_name(ray_wheel)[1],
+        "python": python_version,
+        "platforms": list(PLATFORMS),
+        "stripped": list(STRIP),
+        "ray_bytes": size,
+        "ray_requires": reqs,
+        "deps": {},
+    }
     for w in deps:
         name, version = wheel_name(w)
         unzip(w, work / "deps" / name)
@@ -126,11 +159,17 @@ def pack(work: Path, out: Path) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python tests/gpu/make_ray_kit.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--ray-version", default=installed_ray_version() or "2.60.0",
-                   help="Ray to pack (default: the one installed here)")
+    p = argparse.ArgumentParser(
+        prog="python tests/gpu/make_ray_kit.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument(
+        "--ray-version",
+        default=installed_ray_version() or "2.60.0",
+        help="Ray to pack (default: the one installed here)",
+    )
     p.add_argument("--python-version", default="3.12", help="the target's CPython, major.minor (default 3.12)")
     p.add_argument("--wheels", default=str(ROOT / ".gpukit" / "wheels"), help="wheel cache (default .gpukit/wheels)")
     p.add_argument("--out", default=None, help="archive (default .gpukit/kit/raykit-cp<ver>.tar.xz)")
@@ -147,9 +186,12 @@ def main(argv=None) -> int:
         manifest = stage(ray_wheel, deps, Path(tmp), args.python_version)
         pack(Path(tmp), out)
     size = out.stat().st_size
-    print(f"wrote {out}: {size / 1024**2:.1f} MiB (ray {manifest['ray']} for CPython {args.python_version}, "
-          f"{manifest['ray_bytes'] / 1024**2:.0f} MiB unpacked; deps: "
-          + ", ".join(f"{k} {v}" for k, v in manifest["deps"].items()) + ")")
+    print(
+        f"wrote {out}: {size / 1024**2:.1f} MiB (ray {manifest['ray']} for CPython {args.python_version}, "
+        f"{manifest['ray_bytes'] / 1024**2:.0f} MiB unpacked; deps: "
+        + ", ".join(f"{k} {v}" for k, v in manifest["deps"].items())
+        + ")"
+    )
     if size > LIMIT_BYTES // 2:
         print(f"warning: {out} is over half the {LIMIT_BYTES // 1024**2} MiB that may travel", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ rejects: the machine's own packages win, so nothing it already imports is shadow
 workers inherit PYTHONPATH, so they see the same tree. Exit 2, with one line, when the kit was packed for another
 Python or <dest>/site already exists (a second unpack would mix two kits).
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ def extract(archive: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:xz") as tar:
         if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")   # no paths outside dest, no device files
+            tar.extractall(dest, filter="data")  # no paths outside dest, no device files
         else:
             tar.extractall(dest)
 
@@ -100,8 +101,11 @@ def main(argv=None) -> int:
     want = re.search(r"cp(\d)(\d+)", archive.name)
     here = f"{sys.version_info.major}{sys.version_info.minor}"
     if want and want.group(1) + want.group(2) != here:
-        print(f"unpack_ray_kit: {archive.name} is for CPython {want.group(1)}.{want.group(2)}, this is "
-              f"{sys.version_info.major}.{sys.version_info.minor}; build one with --python-version", file=sys.stderr)
+        print(
+            f"unpack_ray_kit: {archive.name} is for CPython {want.group(1)}.{want.group(2)}, this is "
+            f"{sys.version_info.major}.{sys.version_info.minor}; build one with --python-version",
+            file=sys.stderr,
+        )
         return 2
     if (dest / "site").exists():
         print(f"unpack_ray_kit: {dest / 'site'} exists; remove it or pick another <dest>", file=sys.stderr)
