@@ -1,5 +1,6 @@
 """What every bench command shares: a parser whose errors are one line, and a main() that turns HeteroError
 into that same one line with exit status 2 instead of a traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,17 @@ def main(run: Callable[[list[str] | None], int], argv: list[str] | None = None, 
 def output_args(p: argparse.ArgumentParser, default_name: str) -> None:
     """--out, --name and --replace, read by hetero.results.RunFolder: a run never overwrites another."""
     p.add_argument("--out", default="results", help="folder for result files (default results/)")
-    p.add_argument("--name", default=None, help=f"run folder under --out (default {default_name}); an existing "
-                                                "one is refused unless --replace")
-    p.add_argument("--replace", action="store_true",
-                   help="replace the run folder --name names: the new run is written to a temporary folder beside "
-                        "it and swapped in when it ends, so the earlier run stays whole until then")
+    p.add_argument(
+        "--name",
+        default=None,
+        help=f"run folder under --out (default {default_name}); an existing one is refused unless --replace",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the run folder --name names: the new run is written to a temporary folder beside "
+        "it and swapped in when it ends, so the earlier run stays whole until then",
+    )
 
 
 def run_folder(args, default: str):
@@ -94,27 +101,43 @@ def parse_loads(text: str) -> list[float]:
 
 def stream_arguments(p) -> None:
     """The options of a stream of requests (bench.schedule and bench.simulate)."""
-    p.add_argument("--arrivals", default=None,
-                   help="run a stream instead of a batch: poisson (open loop, seeded), constant, or trace:FILE "
-                        "(CSV: time,kind); a request is one task (mixed), a transformer layer or a GAN step")
-    p.add_argument("--load", default="0.8", help="with --arrivals: comma list of loads, fractions of the capacity the "
-                                                  "perf model predicts for the mix (default 0.8)")
-    p.add_argument("--requests", type=positive_int, default=None,
-                   help="with --arrivals: requests in the stream (default: the --tasks count, else 200)")
-    p.add_argument("--slo", type=positive_float, default=None,
-                   help="with --arrivals: a latency target in seconds (p99)")
+    p.add_argument(
+        "--arrivals",
+        default=None,
+        help="run a stream instead of a batch: poisson (open loop, seeded), constant, or trace:FILE "
+        "(CSV: time,kind); a request is one task (mixed), a transformer layer or a GAN step",
+    )
+    p.add_argument(
+        "--load",
+        default="0.8",
+        help="with --arrivals: comma list of loads, fractions of the capacity the "
+        "perf model predicts for the mix (default 0.8)",
+    )
+    p.add_argument(
+        "--requests",
+        type=positive_int,
+        default=None,
+        help="with --arrivals: requests in the stream (default: the --tasks count, else 200)",
+    )
+    p.add_argument(
+        "--slo", type=positive_float, default=None, help="with --arrivals: a latency target in seconds (p99)"
+    )
 
 
 def stream_table(rows, slo) -> str:
     """Stream rows (hetero.scheduler.streams.COLUMNS) as a terminal table, then the knee of each mix and policy."""
     from hetero.scheduler.streams import knee
 
-    lines = [f"{'mix':28s} {'taskset':14s} {'policy':12s} {'load':>5s} {'req/s':>9s} {'p50 s':>9s} {'p99 s':>9s} "
-             f"{'wait s':>9s} {'over slo':>8s}"]
+    lines = [
+        f"{'mix':28s} {'taskset':14s} {'policy':12s} {'load':>5s} {'req/s':>9s} {'p50 s':>9s} {'p99 s':>9s} "
+        f"{'wait s':>9s} {'over slo':>8s}"
+    ]
     for r in rows:
-        lines.append(f"{r['mix'][:28]:28s} {r['taskset']:14s} {r['policy']:12s} {r['load']:5.2f} "
-                     f"{r['rate_per_s']:9.4g} {r['p50_s']:9.4g} {r['p99_s']:9.4g} {r['mean_wait_s']:9.4g} "
-                     f"{'-' if r['over_slo'] is None else r['over_slo']:>8}")
+        lines.append(
+            f"{r['mix'][:28]:28s} {r['taskset']:14s} {r['policy']:12s} {r['load']:5.2f} "
+            f"{r['rate_per_s']:9.4g} {r['p50_s']:9.4g} {r['p99_s']:9.4g} {r['mean_wait_s']:9.4g} "
+            f"{'-' if r['over_slo'] is None else r['over_slo']:>8}"
+        )
     if slo is not None:
         groups: dict = {}
         for r in rows:
@@ -123,5 +146,3 @@ def stream_table(rows, slo) -> str:
             k = knee(rs, slo)
             lines.append(f"knee {mix} {ts} {pol}: " + (f"load {k}" if k is not None else f"no load meets p99 {slo} s"))
     return "\n".join(lines)
-
-

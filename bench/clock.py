@@ -5,6 +5,7 @@ fp32 peak (% of peak in every table) and roofline rest on.
     python -m bench.clock --quick      # a rough figure in well under a second
 Put the result in hetero/devices.py (MEASURED_CLOCKS, MEASURED_BANDWIDTH), or set HETERO_CPU_GHZ for one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,12 +16,14 @@ from bench.cli import Parser, main, positive_float, positive_int, thread_count
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m bench.clock", description=__doc__.split("\n\n")[0],
-               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--threads", type=thread_count, default=None,
-                   help="cores to load (default: every physical core)")
-    p.add_argument("--seconds", type=positive_float, default=2.0,
-                   help="time spent on the clock loop (default 2)")
+    p = Parser(
+        prog="python -m bench.clock",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument("--threads", type=thread_count, default=None, help="cores to load (default: every physical core)")
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="time spent on the clock loop (default 2)")
     p.add_argument("--mib", type=positive_int, default=256, help="MiB per triad array (default 256)")
     p.add_argument("--quick", action="store_true", help="0.2 s of clock loop and 32 MiB arrays")
     return p
@@ -40,12 +43,18 @@ def _run(argv=None) -> int:
     lanes, pipes = devices.fp32_lanes()
     med = statistics.median(ghz)
     print(f"cpu: {devices.cpu_name()}, key {devices.cpu_key()}")
-    print(f"clock: {min(ghz):.2f}-{max(ghz):.2f} GHz (median {med:.2f}) with {threads} cores running "
-          f"{cpu_probe.FMA_CHAINS} scalar FMA chains each   [measured wall clock]")
-    print(f"fp32 peak: {threads} cores x {pipes} FMA pipes x {lanes} lanes x 2 FLOP x {med:.2f} GHz = "
-          f"{devices.fp32_peak_gflops(threads, med):.1f} GFLOP/s   [estimated from the measured clock]")
-    print(f"memory: {min(bw):.1f}-{max(bw):.1f} GB/s STREAM triad, {mib} MiB arrays, {threads} threads   "
-          f"[measured wall clock]")
+    print(
+        f"clock: {min(ghz):.2f}-{max(ghz):.2f} GHz (median {med:.2f}) with {threads} cores running "
+        f"{cpu_probe.FMA_CHAINS} scalar FMA chains each   [measured wall clock]"
+    )
+    print(
+        f"fp32 peak: {threads} cores x {pipes} FMA pipes x {lanes} lanes x 2 FLOP x {med:.2f} GHz = "
+        f"{devices.fp32_peak_gflops(threads, med):.1f} GFLOP/s   [estimated from the measured clock]"
+    )
+    print(
+        f"memory: {min(bw):.1f}-{max(bw):.1f} GB/s STREAM triad, {mib} MiB arrays, {threads} threads   "
+        f"[measured wall clock]"
+    )
     return 0
 
 

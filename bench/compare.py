@@ -10,6 +10,7 @@ timed repetitions (samples.csv) and a minimum effect (--threshold). Runs without
 IQR and say so; a modeled time is compared only with a modeled time (else `incomparable`); rows in one run only are
 listed as `only in BASE` / `only in NEW`. Exit status: 0, 1 (--fail-on-slower and a row is slower), 2 (bad input).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,23 @@ FORMATS = ("text", "md", "csv", "json")
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0],
-               epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(
+        prog="python -m bench.compare",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("base", metavar="BASE", help="run folder of the reference run (holds bench.csv)")
     p.add_argument("new", metavar="NEW", help="run folder of the run to judge")
-    p.add_argument("--threshold", type=float, default=0.05,
-                   help="smallest change that counts, as a fraction (default 0.05: 5%%)")
+    p.add_argument(
+        "--threshold", type=float, default=0.05, help="smallest change that counts, as a fraction (default 0.05: 5%%)"
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the test (default 0.05)")
-    p.add_argument("--format", default="text", help=f"one of {', '.join(FORMATS)} (default: text, a terminal "
-                                                    "table); csv and json carry a verdict column")
+    p.add_argument(
+        "--format",
+        default="text",
+        help=f"one of {', '.join(FORMATS)} (default: text, a terminal table); csv and json carry a verdict column",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap interval (default 0)")
     p.add_argument("--fail-on-slower", action="store_true", help="exit 1 if any row's verdict is slower")
     return p
@@ -48,8 +57,18 @@ def _run(argv=None) -> int:
     if args.format == "csv":
         sys.stdout.write(df.to_csv(index=False))
     elif args.format == "json":
-        print(json.dumps({"base": str(base.path), "new": str(new.path), "threshold": args.threshold,
-                          "alpha": args.alpha, "rows": to_records(df)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "base": str(base.path),
+                    "new": str(new.path),
+                    "threshold": args.threshold,
+                    "alpha": args.alpha,
+                    "rows": to_records(df),
+                },
+                indent=2,
+            )
+        )
     elif args.format == "md":
         print(format_markdown(df, title))
     else:

@@ -5,6 +5,7 @@
                                --words-per-answer 300 --device h100 --utilization measured
 Training ~6*N FLOPs per token, inference ~2*N per token (N = parameters). Every figure printed is modeled.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,9 +30,12 @@ def parser() -> Parser:
     common.add_argument("--params", type=positive_float, required=True, help="model parameters, e.g. 7e9")
     common.add_argument("--device", default="h100", help=f"one of {', '.join(KNOWN_DEVICES)} (default h100)")
     common.add_argument("--dtype", default="bfloat16", help="dtype whose peak is used (default bfloat16)")
-    common.add_argument("--utilization", default="0.4",
-                        help="fraction of peak achieved (MFU), or 'measured' to take the best matmul utilization "
-                             "from results/ (default 0.4)")
+    common.add_argument(
+        "--utilization",
+        default="0.4",
+        help="fraction of peak achieved (MFU), or 'measured' to take the best matmul utilization "
+        "from results/ (default 0.4)",
+    )
     common.add_argument("--results", default="results", help="results folder for --utilization measured")
     t = sub.add_parser("train", parents=[common], help="devices to train N params on T tokens in a time")
     t.add_argument("--tokens", type=positive_float, required=True, help="training tokens, e.g. 1e12")
@@ -40,13 +44,20 @@ def parser() -> Parser:
     s.add_argument("--users", type=positive_float, required=True, help="concurrent users, e.g. 1e6")
     s.add_argument("--requests-per-user", type=positive_float, required=True, help="requests each user sends per --per")
     s.add_argument("--per", default="day", help=f"period of --requests-per-user: {', '.join(SECONDS)} (default day)")
-    s.add_argument("--words-per-answer", type=positive_float, required=True,
-                   help="words generated per answer, e.g. 300")
-    s.add_argument("--tokens-per-word", type=positive_float, default=1.33,
-                   help="tokenizer factor (default 1.33, English)")
-    s.add_argument("--slo-p99", type=positive_float, default=None, metavar="SECONDS",
-                   help="also the fewest devices whose p99 latency (queueing + answer) stays within SECONDS: M/M/c "
-                        "(Poisson requests, exponential answer times), the closed form the simulator reproduces")
+    s.add_argument(
+        "--words-per-answer", type=positive_float, required=True, help="words generated per answer, e.g. 300"
+    )
+    s.add_argument(
+        "--tokens-per-word", type=positive_float, default=1.33, help="tokenizer factor (default 1.33, English)"
+    )
+    s.add_argument(
+        "--slo-p99",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="also the fewest devices whose p99 latency (queueing + answer) stays within SECONDS: M/M/c "
+        "(Poisson requests, exponential answer times), the closed form the simulator reproduces",
+    )
     return p
 
 
@@ -63,12 +74,22 @@ def _run(argv=None) -> int:
     if args.mode == "train":
         plan = plan_training(args.params, args.tokens, args.days * 86400, peak, util)
     else:
-        plan = plan_serving(args.params, args.users, args.requests_per_user, args.per, args.words_per_answer,
-                            args.tokens_per_word, peak, util)
+        plan = plan_serving(
+            args.params,
+            args.users,
+            args.requests_per_user,
+            args.per,
+            args.words_per_answer,
+            args.tokens_per_word,
+            peak,
+            util,
+        )
     print(f"{plan.devices} x {args.device} ({args.dtype})   [modeled: FLOPs only, every device busy all the time]")
     print(f"  need:       {plan.detail}")
-    print(f"  per device: {peak / 1e12:.3g} TFLOP/s peak ({SOURCES[args.device]}) x {util:.0%} utilization "
-          f"({source}) = {plan.per_device_flops / 1e12:.3g} TFLOP/s")
+    print(
+        f"  per device: {peak / 1e12:.3g} TFLOP/s peak ({SOURCES[args.device]}) x {util:.0%} utilization "
+        f"({source}) = {plan.per_device_flops / 1e12:.3g} TFLOP/s"
+    )
     if args.mode == "serve" and args.slo_p99 is not None:
         _latency_plan(args, plan)
     return 0
@@ -84,8 +105,10 @@ def _latency_plan(args, plan) -> None:
     service = args.words_per_answer * args.tokens_per_word * 2 * args.params / plan.per_device_flops
     c, p99 = queueing.servers_for(rate, 1 / service, args.slo_p99)
     print(f"{c} x {args.device} ({args.dtype})   [modeled: M/M/c queue, p99 latency {p99:.3g} s <= {args.slo_p99:g} s]")
-    print(f"  requests:   {rate:.4g}/s, each answer {service:.3g} s on one device; utilization {rate * service / c:.4%}"
-          f" (the FLOP-only fleet: {min(1.0, rate * service / plan.devices):.4%})")
+    print(
+        f"  requests:   {rate:.4g}/s, each answer {service:.3g} s on one device; utilization {rate * service / c:.4%}"
+        f" (the FLOP-only fleet: {min(1.0, rate * service / plan.devices):.4%})"
+    )
 
 
 def cli(argv=None) -> int:

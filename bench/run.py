@@ -1,10 +1,11 @@
 """python -m bench.run: check every backend against the NumPy reference, then time it.
 
-    python -m bench.run --workload attention                 # default presets, every available backend
-    python -m bench.run --workload all --quick               # tiny shapes, seconds
-    python -m bench.run --workload matmul --shape 1024x1024x1024 --backends numba,torch
-    python -m bench.run --list                               # backends (with reasons), workloads, presets
+python -m bench.run --workload attention                 # default presets, every available backend
+python -m bench.run --workload all --quick               # tiny shapes, seconds
+python -m bench.run --workload matmul --shape 1024x1024x1024 --backends numba,torch
+python -m bench.run --list                               # backends (with reasons), workloads, presets
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,35 +25,59 @@ from hetero.workloads import DTYPES, WORKLOADS, get
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
-               epilog="Shapes: " + "; ".join(f"{w.name} {'x'.join(w.dims)}"
-                                             + "".join(f",{k}={v}" for k, v in w.options.items())
-                                             for w in WORKLOADS.values()),
-               formatter_class=lambda prog: __import__("argparse").RawDescriptionHelpFormatter(prog, width=110))
-    p.add_argument("--workload", default="all", help=f"one of {', '.join(WORKLOADS)}, a comma list, or all "
-                                                     "(default: all)")
+    p = Parser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        epilog="Shapes: "
+        + "; ".join(
+            f"{w.name} {'x'.join(w.dims)}" + "".join(f",{k}={v}" for k, v in w.options.items())
+            for w in WORKLOADS.values()
+        ),
+        formatter_class=lambda prog: __import__("argparse").RawDescriptionHelpFormatter(prog, width=110),
+    )
+    p.add_argument(
+        "--workload", default="all", help=f"one of {', '.join(WORKLOADS)}, a comma list, or all (default: all)"
+    )
     p.add_argument("--backends", help="comma list (default: every available backend; see --list)")
     p.add_argument("--baseline", default="numpy", help="backend that speedups divide by (default: numpy)")
-    p.add_argument("--preset", default="default",
-                   help="preset names or a group: default, quick, gpu, extra, all (default: default)")
-    p.add_argument("--shape", action="append", default=[],
-                   help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)")
+    p.add_argument(
+        "--preset",
+        default="default",
+        help="preset names or a group: default, quick, gpu, extra, all (default: default)",
+    )
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)",
+    )
     p.add_argument("--dtype", default="float32", help=f"comma list of {', '.join(DTYPES)} (default: float32)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
-    p.add_argument("--budget", type=nonneg_float, default=None,
-                   help="seconds of repetitions per measurement (default 0.3)")
-    p.add_argument("--threads", type=thread_count, default=None,
-                   help="CPU threads per host backend (default: all cores)")
-    p.add_argument("--opencl-device", default=None,
-                   help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)")
-    p.add_argument("--fpga-preset", default=None,
-                   help="accelerator model for fpga-emu: alveo-u250-fp32 (default), alveo-u250-int8, "
-                        "arria10-pac-fp32, stratix10-d5005-fp32 (env HETERO_FPGA_PRESET)")
+    p.add_argument(
+        "--budget", type=nonneg_float, default=None, help="seconds of repetitions per measurement (default 0.3)"
+    )
+    p.add_argument(
+        "--threads", type=thread_count, default=None, help="CPU threads per host backend (default: all cores)"
+    )
+    p.add_argument(
+        "--opencl-device",
+        default=None,
+        help="OpenCL device for the opencl backend: index or name substring (env HETERO_OPENCL_DEVICE)",
+    )
+    p.add_argument(
+        "--fpga-preset",
+        default=None,
+        help="accelerator model for fpga-emu: alveo-u250-fp32 (default), alveo-u250-int8, "
+        "arria10-pac-fp32, stratix10-d5005-fp32 (env HETERO_FPGA_PRESET)",
+    )
     output_args(p, "<date>-<time>")
     p.add_argument("--seed", type=nonneg_int, default=0, help="input seed (default 0)")
-    p.add_argument("--strict", action="store_true",
-                   help="a named backend (--backends, --baseline) that is unavailable, or any backend that fails, "
-                        "is an error (without --backends, unavailable backends are skipped)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a named backend (--backends, --baseline) that is unavailable, or any backend that fails, "
+        "is an error (without --backends, unavailable backends are skipped)",
+    )
     p.add_argument("--force", action="store_true", help="run shapes estimated not to fit in available memory")
     p.add_argument("--list", action="store_true", help="list backends, workloads and presets, then exit")
     return p
@@ -63,16 +88,20 @@ def list_everything() -> str:
     for name, ok, reason in registry.listing():
         lines.append(f"  {name:12s} {'available' if ok else 'unavailable: ' + reason}")
     for w in WORKLOADS.values():
-        lines.append(f"{w.name}: {w.description}; --shape {'x'.join(w.dims)}"
-                     + "".join(f",{k}={v}" for k, v in w.options.items()))
+        lines.append(
+            f"{w.name}: {w.description}; --shape {'x'.join(w.dims)}"
+            + "".join(f",{k}={v}" for k, v in w.options.items())
+        )
         for pr in w.presets:
-            lines.append(f"  {pr.name:22s} {w.label({**w.options, **pr.params}):34s} "
-                         f"[{','.join(sorted(pr.groups))}] {pr.source}")
+            lines.append(
+                f"  {pr.name:22s} {w.label({**w.options, **pr.params}):34s} [{','.join(sorted(pr.groups))}] {pr.source}"
+            )
     return "\n".join(lines)
 
 
-def pick_backends(text: str | None, baseline: str, strict: bool, threads: int | None,
-                  device_choice: dict | None = None) -> list:
+def pick_backends(
+    text: str | None, baseline: str, strict: bool, threads: int | None, device_choice: dict | None = None
+) -> list:
     requested = csv_list(text) if text else [n for n in registry.names()]
     known = registry.names(include_hidden=True)
     for name in requested:
@@ -126,17 +155,27 @@ def _run(argv=None) -> int:
         check_fits(f"{biggest.workload} {biggest.shape}", case_bytes(biggest), args.force)
     if args.threads is not None and args.threads < 1:
         raise HeteroError(f"--threads {args.threads} must be >= 1")
-    out = run_folder(args, "%Y%m%d-%H%M%S")      # a bad --out or a taken --name: one line, before any work
-    backends = pick_backends(args.backends, args.baseline, args.strict, args.threads,
-                             {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset})
-    cfg = RunConfig(baseline=args.baseline, strict=args.strict, seed=args.seed,
-                    budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
-                    warmup_s=0.01 if args.quick else WARMUP_S)
+    out = run_folder(args, "%Y%m%d-%H%M%S")  # a bad --out or a taken --name: one line, before any work
+    backends = pick_backends(
+        args.backends,
+        args.baseline,
+        args.strict,
+        args.threads,
+        {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset},
+    )
+    cfg = RunConfig(
+        baseline=args.baseline,
+        strict=args.strict,
+        seed=args.seed,
+        budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
+        warmup_s=0.01 if args.quick else WARMUP_S,
+    )
     folder = out.create()
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
     # as typed: the interpreter's own argv, or the argv given to cli() (tests, other programs) as its module
-    meta = metadata(devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv],
-                    plugins=registry.plugin_sources())
+    meta = metadata(
+        devices, typed=None if argv is None else ["python", "-m", "bench.run", *argv], plugins=registry.plugin_sources()
+    )
     write_metadata(folder / "meta.json", meta)
 
     print(f"compiling {', '.join(b.name for b in backends)} ...", file=sys.stderr)
@@ -159,12 +198,10 @@ def _run(argv=None) -> int:
         write_samples(folder / "samples.csv", rows)
         write_rows(folder / "bench.csv", rows, COLUMNS)
     bar.close()
-    write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "blas": blas_report(),
-                                                 "complete": True})
+    write_metadata(folder / "meta.json", meta | {"compile_s": cfg.compile_s, "blas": blas_report(), "complete": True})
     folder = out.commit()
     print(format_table(rows))
-    print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows), {folder / 'samples.csv'} and "
-          f"{folder / 'meta.json'}")
+    print(f"\nwrote {folder / 'bench.csv'} ({len(rows)} rows), {folder / 'samples.csv'} and {folder / 'meta.json'}")
     bad = [r for r in rows if r["status"] in ("wrong", "error")]
     return 1 if bad else 0
 

@@ -1,11 +1,12 @@
 """python -m bench.schedule: place tasks on several devices by measured throughput and compare policies.
 
-    python -m bench.schedule --devices numba,opencl,fpga-emu --policy all --tasks mixed
-    python -m bench.schedule --devices numba,opencl --policy dmda,round-robin --tasks transformer:4 --tasks gan
-    python -m bench.schedule --mixes "numba;opencl;numba+opencl;numba+opencl+fpga-emu" --share-cores --tasks mixed
-    python -m bench.schedule calibrate --devices numba,opencl --tasks mixed     # fill the perf model first
-    RAY_ADDRESS=head:6379 python -m bench.schedule ...                          # every node's devices
+python -m bench.schedule --devices numba,opencl,fpga-emu --policy all --tasks mixed
+python -m bench.schedule --devices numba,opencl --policy dmda,round-robin --tasks transformer:4 --tasks gan
+python -m bench.schedule --mixes "numba;opencl;numba+opencl;numba+opencl+fpga-emu" --share-cores --tasks mixed
+python -m bench.schedule calibrate --devices numba,opencl --tasks mixed     # fill the perf model first
+RAY_ADDRESS=head:6379 python -m bench.schedule ...                          # every node's devices
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,29 +31,49 @@ from hetero.scheduler.policies import ORDER
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m bench.schedule", description=__doc__.split("\n\n")[0],
-               formatter_class=lambda prog: __import__("argparse").RawDescriptionHelpFormatter(prog, width=110),
-               epilog=__doc__.split("\n\n", 1)[1])
+    p = Parser(
+        prog="python -m bench.schedule",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=lambda prog: __import__("argparse").RawDescriptionHelpFormatter(prog, width=110),
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     p.add_argument("command", nargs="?", default="run", help="run (default) or calibrate")
     p.add_argument("--devices", default=None, help="comma list of backends, e.g. numba,opencl,fpga-emu")
-    p.add_argument("--mixes", default=None,
-                   help="';'-separated device mixes, '+' inside one, e.g. 'numba;opencl;numba+opencl': every task "
-                        "set runs on each mix in turn (the same pinned devices throughout)")
+    p.add_argument(
+        "--mixes",
+        default=None,
+        help="';'-separated device mixes, '+' inside one, e.g. 'numba;opencl;numba+opencl': every task "
+        "set runs on each mix in turn (the same pinned devices throughout)",
+    )
     p.add_argument("--policy", default="all", help=f"comma list of {', '.join(ORDER)}, or all (default)")
-    p.add_argument("--tasks", action="append", default=[],
-                   help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)")
+    p.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)",
+    )
     p.add_argument("--size", default="full", help="full (default) or quick (tiny shapes, for tests)")
     p.add_argument("--check", default="sample", help="all | sample (default: 8 tasks per run) | none")
-    p.add_argument("--model", default=None,
-                   help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
-                        "user cache folder: ~/.cache/hetero on Linux)")
-    p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
-                                                             "(default results; '' to skip)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+        "user cache folder: ~/.cache/hetero on Linux)",
+    )
+    p.add_argument(
+        "--from-results",
+        default="results",
+        help="ingest <dir>/*/bench.csv into the model (default results; '' to skip)",
+    )
     p.add_argument("--reps", type=positive_int, default=3, help="calibration runs per task kind and device (default 3)")
-    p.add_argument("--repeat", type=positive_int, default=1,
-                   help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
-                        "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
-                        "run and says the spread, and the median and range of the runs' own gaps (default 1)")
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="runs of each policy per task set and mix, in interleaved rounds (every policy once per "
+        "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
+        "run and says the spread, and the median and range of the runs' own gaps (default 1)",
+    )
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
@@ -108,7 +129,7 @@ def _validate(args) -> tuple[list[str], list[str]]:
 
 
 def _run(argv=None) -> int:
-    from hetero.scheduler import actors, runtime, tasks
+    from hetero.scheduler import actors, runtime, tasks, workers
     from hetero.scheduler.perfmodel import PerfModel
 
     args = parser().parse_args(argv)
@@ -118,34 +139,46 @@ def _run(argv=None) -> int:
     if args.from_results:
         model.ingest_results(args.from_results, warn=note)
     sets = [tasks.make(s, seed=args.seed, size=args.size) for s in args.tasks]
-    runtime.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
-    workers, notes = runtime.start_devices(devs, args.share_cores, args.strict, warn=note)
+    workers.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
+    fleet, notes = workers.start_devices(devs, args.share_cores, args.strict, warn=note)
     for n in notes:
         note(n)
-    note("devices: " + "; ".join(f"{w.state.name} = {w.info['device']} cpus {w.info['cpus']} runs "
-                                 f"{','.join(w.info['supports'])}" for w in workers))
+    note(
+        "devices: "
+        + "; ".join(
+            f"{w.state.name} = {w.info['device']} cpus {w.info['cpus']} runs {','.join(w.info['supports'])}"
+            for w in fleet
+        )
+    )
     try:
         if args.command == "calibrate":
             for ts in sets:
-                n = runtime.calibrate(ts, workers, model, reps=args.reps, warn=note)
+                n = runtime.calibrate(ts, fleet, model, reps=args.reps, warn=note)
                 note(f"calibrated {ts.name}: {n} runs")
             return 0
         if args.arrivals:
-            return _measure_stream(args, sets, workers, pols, model, note)
-        return _measure(args, sets, workers, pols, model, note)
+            return _measure_stream(args, sets, fleet, pols, model, note)
+        return _measure(args, sets, fleet, pols, model, note)
     finally:
-        note(f"perf model: {model.save()}")     # whatever was measured, a run cut short included
-        runtime.stop_devices(workers)
+        note(f"perf model: {model.save()}")  # whatever was measured, a run cut short included
+        workers.stop_devices(fleet)
 
 
 def _measure(args, sets, workers, pols, model, note) -> int:
     """Every policy on every task set and mix; schedule.csv, trace.json and meta.json in the run folder, each
-    written whole after every task set."""
+    written whole after every mix (a run cut short keeps what it finished)."""
     from hetero.scheduler import experiment, runtime, summary, trace
 
     folder = args.run_folder.create()
-    devices = {w.state.name: w.info | {"backend": w.state.backend, "transfer_latency_s": w.state.latency,
-                                       "transfer_bandwidth_Bps": w.state.bandwidth} for w in workers}
+    devices = {
+        w.state.name: w.info
+        | {
+            "backend": w.state.backend,
+            "transfer_latency_s": w.state.latency,
+            "transfer_bandwidth_Bps": w.state.bandwidth,
+        }
+        for w in workers
+    }
     meta = metadata(devices, plugins=registry.plugin_sources())
     write_metadata(folder / "meta.json", meta)
     rows, results, bad = [], [], 0
@@ -160,16 +193,19 @@ def _measure(args, sets, workers, pols, model, note) -> int:
             if not all(any(w.state.runs(t) for w in here) for t in ts.tasks):
                 note(f"note: mix {label} cannot run every task of {ts.name} here; skipped")
                 continue
-            mine, runs, wrong = experiment.compare(ts, here, pols, model, args.repeat, args.check, args.seed,
-                                                   label, note)
+            mine, runs, wrong = experiment.compare(
+                ts, here, pols, model, args.repeat, args.check, args.seed, label, note
+            )
             bad, rows, results = bad + wrong, rows + mine, results + runs
-        write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
-        atomic_write(folder / "trace.json", trace.chrome_trace(results))
+            write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
+            atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
     folder = args.run_folder.commit()
     print(summary.format_rows(rows))
-    print(f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
-          f"{folder / 'meta.json'}; model {model.path}")
+    print(
+        f"\nwrote {folder / 'schedule.csv'} ({len(rows)} rows), {folder / 'trace.json'} and "
+        f"{folder / 'meta.json'}; model {model.path}"
+    )
     return 1 if bad else 0
 
 
@@ -190,11 +226,25 @@ def _measure_stream(args, sets, workers, pols, model, note) -> int:
         n = args.requests or (int(count) if count.isdigit() else 200)
         for mix in args.mix_list or [[w.state.backend for w in workers]]:
             here = [w for w in workers if w.state.backend in mix]
-            got, runs = experiment.stream(name, n, here, pols, model, loads, args.arrivals, args.seed, args.slo,
-                                          args.size, args.check, "+".join(mix), note, folder)
+            got, runs = experiment.stream(
+                name,
+                n,
+                here,
+                pols,
+                model,
+                loads,
+                args.arrivals,
+                args.seed,
+                args.slo,
+                args.size,
+                args.check,
+                "+".join(mix),
+                note,
+                folder,
+            )
             rows, results = rows + got, results + runs
-        write_rows(folder / "stream.csv", rows, streams.COLUMNS)
-        atomic_write(folder / "trace.json", trace.chrome_trace(results))
+            write_rows(folder / "stream.csv", rows, streams.COLUMNS)
+            atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", meta | {"complete": True, "model": str(model.path)})
     folder = args.run_folder.commit()
     print(stream_table(rows, args.slo))

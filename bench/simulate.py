@@ -8,6 +8,7 @@ Kinds: cpu (this machine's numba, measured), h100 / h200 / a100 (cupy measured w
 roofline), u250 / arria10 / stratix10 or any fpga_model preset (modeled), or a backend measured here (numba,
 opencl, ...). Every simulated time is modeled; the table says which profiles rest on measurements.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,24 +36,45 @@ from hetero.scheduler.tasks import task_count
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m bench.simulate", description=__doc__.split("\n\n")[0],
-               formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=110),
-               epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--mix", action="append", default=[],
-                   help="devices with counts, e.g. 8xh100,4xu250,1xcpu (repeatable: one row set per mix)")
-    p.add_argument("--tasks", action="append", default=[],
-                   help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)")
+    p = Parser(
+        prog="python -m bench.simulate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=110),
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        help="devices with counts, e.g. 8xh100,4xu250,1xcpu (repeatable: one row set per mix)",
+    )
+    p.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)",
+    )
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument("--model", default=None,
-                   help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
-                        "user cache folder: ~/.cache/hetero on Linux)")
-    p.add_argument("--from-results", default="results", help="ingest <dir>/*/bench.csv into the model "
-                                                             "(default results; '' to skip)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+        "user cache folder: ~/.cache/hetero on Linux)",
+    )
+    p.add_argument(
+        "--from-results",
+        default="results",
+        help="ingest <dir>/*/bench.csv into the model (default results; '' to skip)",
+    )
     stream_arguments(p)
-    p.add_argument("--replay", default=None, metavar="RUN_DIR",
-                   help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv "
-                        "in a new run folder under --out, default replay-<date>-<time>; the run read is left as is)")
+    p.add_argument(
+        "--replay",
+        default=None,
+        metavar="RUN_DIR",
+        help="simulate a bench.schedule run folder again and compare makespans (writes replay.csv "
+        "in a new run folder under --out, default replay-<date>-<time>; the run read is left as is)",
+    )
     p.add_argument("--force", action="store_true", help="simulate sizes estimated not to fit in available memory")
     output_args(p, "simulate-<date>-<time>")
     return p
@@ -127,8 +149,19 @@ def _stream(args, note) -> int:
         states, pmodel, profs = profiles.build(profiles.parse_mix(text), model)
         sources.update({pr.kind: pr.source for pr in profs})
         for spec, n in units:
-            rows += streams.simulated(spec.partition(":")[0], n, text, states, pmodel, pols, loads, args.arrivals,
-                                      args.seed, args.slo, note=note)
+            rows += streams.simulated(
+                spec.partition(":")[0],
+                n,
+                text,
+                states,
+                pmodel,
+                pols,
+                loads,
+                args.arrivals,
+                args.seed,
+                args.slo,
+                note=note,
+            )
     folder = args.run_folder.create()
     write_rows(folder / "stream.csv", rows, streams.COLUMNS)
     meta = metadata({k: {"profile": v} for k, v in sources.items()}, plugins=registry.plugin_sources())
@@ -140,14 +173,18 @@ def _stream(args, note) -> int:
 
 
 def _table(rows) -> str:
-    lines = [f"{'mix':28s} {'taskset':14s} {'policy':12s} {'makespan s':>11s} {'tasks/s':>10s} {'GFLOP/s':>10s} "
-             f"{'vs rr':>6s} {'gap':>5s} {'sim s':>6s}  utilization"]
+    lines = [
+        f"{'mix':28s} {'taskset':14s} {'policy':12s} {'makespan s':>11s} {'tasks/s':>10s} {'GFLOP/s':>10s} "
+        f"{'vs rr':>6s} {'gap':>5s} {'sim s':>6s}  utilization"
+    ]
     for r in rows:
         rr = f"{r['speedup_vs_round_robin']:.2f}" if r["speedup_vs_round_robin"] else "-"
         gap = f"{r['gap']:.2f}" if r["gap"] else "-"
-        lines.append(f"{r['mix'][:28]:28s} {r['taskset']:14s} {r['policy']:12s} {r['makespan_s']:11.4g} "
-                     f"{r['tasks_per_s']:10.4g} {r['gflops']:10.4g} {rr:>6s} {gap:>5s} {r['sim_wall_s']:6.2f}  "
-                     f"{r['utilization']}")
+        lines.append(
+            f"{r['mix'][:28]:28s} {r['taskset']:14s} {r['policy']:12s} {r['makespan_s']:11.4g} "
+            f"{r['tasks_per_s']:10.4g} {r['gflops']:10.4g} {rr:>6s} {gap:>5s} {r['sim_wall_s']:6.2f}  "
+            f"{r['utilization']}"
+        )
     return "\n".join(lines)
 
 
@@ -159,7 +196,7 @@ def _replay(args, note) -> int:
     run = Path(args.replay)
     stream = not (run / "schedule.csv").exists() and (run / "stream.csv").exists()
     rows = replay.replay_stream_run(run) if stream else replay.replay_run(run)
-    folder = args.run_folder.create()                   # never the run read: it stays as it was
+    folder = args.run_folder.create()  # never the run read: it stays as it was
     write_rows(folder / "replay.csv", rows, replay.STREAM_COLUMNS if stream else replay.COLUMNS)
     write_metadata(folder / "meta.json", metadata({}, plugins=registry.plugin_sources()) | {"replay_of": str(run)})
     folder = args.run_folder.commit()
@@ -171,22 +208,28 @@ def _replay(args, note) -> int:
 def _replay_table(rows) -> str:
     lines = [f"{'taskset':14s} {'mix':22s} {'policy':12s} {'real s':>8s} {'sim s':>8s} {'error':>7s}"]
     for r in rows:
-        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
-                     f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *"))
+        lines.append(
+            f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['real_makespan_s']:8.3f} "
+            f"{r['sim_makespan_s']:8.3f} {r['error_pct']:+6.1f}%" + ("" if r["same_policy"] else "  *")
+        )
     same = [r for r in rows if r["same_policy"]]
     worst = max(abs(r["error_pct"]) for r in same) if same else math.nan
     lines.append(f"\nworst |error| {worst:.1f}% over {len(same)} runs (real: measured; sim: modeled)")
     if len(same) < len(rows):
-        lines.append(f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the "
-                     "simulator ran today's rule, not the one measured, so their error is not the simulator's")
+        lines.append(
+            f"* {len(rows) - len(same)} runs predate a revision of their policy (Policy.revised): the "
+            "simulator ran today's rule, not the one measured, so their error is not the simulator's"
+        )
     return "\n".join(lines)
 
 
 def _stream_replay_table(rows) -> str:
     lines = [f"{'taskset':14s} {'mix':22s} {'policy':12s} {'load':>5s} {'real p99':>9s} {'sim p99':>9s} {'error':>7s}"]
     for r in rows:
-        lines.append(f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['load']:5.2f} "
-                     f"{r['real_p99_s']:9.4g} {r['sim_p99_s']:9.4g} {r['p99_err_pct']:+6.1f}%")
+        lines.append(
+            f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {r['load']:5.2f} "
+            f"{r['real_p99_s']:9.4g} {r['sim_p99_s']:9.4g} {r['p99_err_pct']:+6.1f}%"
+        )
     worst = max((abs(r["p99_err_pct"]) for r in rows), default=math.nan)
     lines.append(f"\nworst |p99 error| {worst:.1f}% over {len(rows)} rows (real: measured; sim: modeled)")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ names a family. On an AVX-512 CPU, OPENBLAS_CORETYPE=Haswell (which a sandbox ma
 kernels, about half as fast as the SkylakeX (AVX-512) ones it would pick itself, which would halve every GEMM
 figure without saying so. So results record which kernels ran, and bench.run says when AVX-512 sits idle.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,17 @@ def blas_report() -> list[dict]:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    return [{"library": os.path.basename(i.get("filepath", "")), "api": i.get("internal_api"),
-             "version": i.get("version"), "architecture": i.get("architecture"), "threads": i.get("num_threads")}
-            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return [
+        {
+            "library": os.path.basename(i.get("filepath", "")),
+            "api": i.get("internal_api"),
+            "version": i.get("version"),
+            "architecture": i.get("architecture"),
+            "threads": i.get("num_threads"),
+        }
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
 
 
 def avx2_on_avx512_note() -> str:
@@ -37,7 +46,12 @@ def avx2_on_avx512_note() -> str:
     slow = sorted({b["library"] for b in blas_report() if b["api"] == "openblas" and b["architecture"] == "Haswell"})
     if not slow:
         return ""
-    fix = ("unset OPENBLAS_CORETYPE (it is set to " + os.environ["OPENBLAS_CORETYPE"] + ") or set it to SkylakeX"
-           if "OPENBLAS_CORETYPE" in os.environ else "export OPENBLAS_CORETYPE=SkylakeX")
-    return (f"note: OpenBLAS ({', '.join(slow)}) runs its Haswell (AVX2) kernels on this AVX-512 CPU: NumPy and "
-            f"the numba backend's BLAS blocks reach about half the CPU's peak; {fix} to use AVX-512")
+    fix = (
+        "unset OPENBLAS_CORETYPE (it is set to " + os.environ["OPENBLAS_CORETYPE"] + ") or set it to SkylakeX"
+        if "OPENBLAS_CORETYPE" in os.environ
+        else "export OPENBLAS_CORETYPE=SkylakeX"
+    )
+    return (
+        f"note: OpenBLAS ({', '.join(slow)}) runs its Haswell (AVX2) kernels on this AVX-512 CPU: NumPy and "
+        f"the numba backend's BLAS blocks reach about half the CPU's peak; {fix} to use AVX-512"
+    )

@@ -9,6 +9,7 @@
 - A file that cannot be read (truncated, another schema or version, a bad field) is never silently replaced: it
   is kept beside the new one as `<name>.<UTC time>.bak`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +34,7 @@ def cache_dir() -> Path:
         return Path(env)
     try:
         from platformdirs import user_cache_dir
-    except ImportError:              # a dependency, but `import hetero` must not need it
+    except ImportError:  # a dependency, but `import hetero` must not need it
         return Path.home() / ".cache" / "hetero"
     return Path(user_cache_dir("hetero", appauthor=False))
 
@@ -81,8 +82,9 @@ def read(path: Path, parse: Callable[[Path, Any], Any]) -> Any | None:
     return parse(path, data)
 
 
-def update(path: Path, parse: Callable[[Path, Any], Any], merge: Callable[[Any | None], str],
-           warn: Callable[[str], None]) -> None:
+def update(
+    path: Path, parse: Callable[[Path, Any], Any], merge: Callable[[Any | None], str], warn: Callable[[str], None]
+) -> None:
     """Under the lock: read the file as it is now (parse), write merge(what was there, or None). An unusable
     file is kept as a .bak and reported through `warn` in one line before it is replaced."""
     from hetero.results import atomic_write
@@ -107,15 +109,24 @@ def field(path: Path, where: str, value, kind: str, ok: bool) -> None:
 def number(path: Path, where: str, value, minimum: float = 0.0) -> float:
     import math
 
-    field(path, where, value, f"a finite number >= {minimum:g}",
-          isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and value >= minimum)
+    field(
+        path,
+        where,
+        value,
+        f"a finite number >= {minimum:g}",
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum,
+    )
     return float(value)
 
 
 def integer(path: Path, where: str, value, minimum: int = 0) -> int:
-    field(path, where, value, f"an integer >= {minimum}",
-          isinstance(value, int) and not isinstance(value, bool) and value >= minimum)
+    field(
+        path,
+        where,
+        value,
+        f"an integer >= {minimum}",
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+    )
     return value
 
 

@@ -7,6 +7,7 @@ and cycles = FMAs / 2. Scalar code sidesteps the vector-width question (some CPU
 core at once, since an all-core clock is what the peak counts. Bandwidth is a STREAM triad over arrays far
 larger than the caches, counting three streams (two reads and a write).
 """
+
 from __future__ import annotations
 
 import time
@@ -15,11 +16,11 @@ import numpy as np
 from numba import njit, prange
 
 FMA_CHAINS = 12
-FMAS_PER_CYCLE = 2    # scalar FMAs issued a cycle per core (two FMA pipes)
+FMAS_PER_CYCLE = 2  # scalar FMAs issued a cycle per core (two FMA pipes)
 
 
 @njit(fastmath=True, cache=True, nogil=True)
-def _fma_chains(n, m, c):   # 12 dependency chains; fastmath lets LLVM fuse a*m + c into one vfmadd
+def _fma_chains(n, m, c):  # 12 dependency chains; fastmath lets LLVM fuse a*m + c into one vfmadd
     # twelve scalar locals written out, not an array: they must stay in registers, one chain each
     a0 = a1 = a2 = a3 = a4 = a5 = np.float32(1.0)
     b0 = b1 = b2 = b3 = b4 = b5 = np.float32(0.5)
@@ -40,13 +41,13 @@ def _fma_chains(n, m, c):   # 12 dependency chains; fastmath lets LLVM fuse a*m 
 
 
 @njit(parallel=True, cache=True)
-def _fma_all_cores(n, out):    # out: (threads,) one chain set per thread
+def _fma_all_cores(n, out):  # out: (threads,) one chain set per thread
     for t in prange(out.size):
         out[t] = _fma_chains(n, np.float32(0.999), np.float32(0.001))
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _triad(a, b, c, s):        # a, b, c: (n,) float64
+def _triad(a, b, c, s):  # a, b, c: (n,) float64
     for i in prange(a.size):
         a[i] = b[i] + s * c[i]
 
@@ -54,14 +55,14 @@ def _triad(a, b, c, s):        # a, b, c: (n,) float64
 def clock_ghz(threads: int, seconds: float = 1.0) -> list[float]:
     """Per-repetition clock estimates (GHz) with `threads` cores busy, about `seconds` in all."""
     out = np.zeros(threads, np.float32)
-    _fma_all_cores(1000, out)                 # compile (or load from cache) and wake the threads
+    _fma_all_cores(1000, out)  # compile (or load from cache) and wake the threads
     n, samples, spent = 1 << 20, [], 0.0
     while spent < seconds:
         t0 = time.perf_counter()
         _fma_all_cores(n, out)
         dt = time.perf_counter() - t0
         spent += dt
-        if dt < 0.05:                         # too short to time well: grow and try again
+        if dt < 0.05:  # too short to time well: grow and try again
             n *= 4
             continue
         samples.append(FMA_CHAINS * n / dt / FMAS_PER_CYCLE / 1e9)

@@ -5,6 +5,7 @@ peak = cores x FMA pipes x fp32 lanes per vector x 2 FLOP per FMA x clock. The c
 load where this project has measured it (../shared/REFERENCES.md); otherwise HETERO_CPU_GHZ if set; otherwise
 /proc/cpuinfo's current MHz, which on VMs is often the base clock and so understates the peak.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,12 +36,12 @@ class Device:
     """What a backend runs on. peak_gflops is fp32 FLOP/s / 1e9; peak_source says how it was obtained."""
 
     name: str
-    kind: str                       # cpu | gpu | opencl-cpu | opencl-gpu | fpga | ...
-    cores: int | None = None        # CPU cores, GPU SMs, OpenCL compute units, FPGA PEs
+    kind: str  # cpu | gpu | opencl-cpu | opencl-gpu | fpga | ...
+    cores: int | None = None  # CPU cores, GPU SMs, OpenCL compute units, FPGA PEs
     peak_gflops: float | None = None
     mem_gbps: float | None = None
     peak_source: str = "unknown"
-    peak_by_dtype: dict | None = None   # e.g. {"float16": 989e3, "tf32": 495e3} GFLOP/s where units differ
+    peak_by_dtype: dict | None = None  # e.g. {"float16": 989e3, "tf32": 495e3} GFLOP/s where units differ
 
     def peak_for(self, dtype: str) -> float | None:
         return (self.peak_by_dtype or {}).get(dtype, self.peak_gflops)
@@ -122,7 +123,16 @@ def cpu_device(threads: int | None = None, label: str = "cpu") -> Device:
     ghz, clock_source = _clock_ghz()
     lanes, pipes = fp32_lanes()
     peak = fp32_peak_gflops(cores, ghz) if ghz else None
-    source = (f"estimated: {cores} cores x {pipes} FMA pipes x {lanes} fp32 lanes x 2 FLOP x {ghz:.2f} GHz "
-              f"({clock_source})") if ghz else "unknown: clock not found"
-    return Device(name=f"{cpu_name()} ({cores} cores)", kind=label, cores=cores, peak_gflops=peak,
-                  mem_gbps=MEASURED_BANDWIDTH.get(cpu_key()), peak_source=source)
+    source = (
+        (f"estimated: {cores} cores x {pipes} FMA pipes x {lanes} fp32 lanes x 2 FLOP x {ghz:.2f} GHz ({clock_source})")
+        if ghz
+        else "unknown: clock not found"
+    )
+    return Device(
+        name=f"{cpu_name()} ({cores} cores)",
+        kind=label,
+        cores=cores,
+        peak_gflops=peak,
+        mem_gbps=MEASURED_BANDWIDTH.get(cpu_key()),
+        peak_source=source,
+    )

@@ -4,6 +4,7 @@ estimate and what is free, instead of allocating until MemoryError or until the 
 Estimates, not measurements: each counts the arrays a run is known to hold at once, and a caller can pass
 force=True (the CLIs' --force) to try anyway.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,5 +56,7 @@ def check_fits(what: str, need: float, force: bool = False) -> None:
     """HeteroError when `need` bytes (an estimate) exceed the memory available now, unless force."""
     free = available_bytes()
     if need > free and not force:
-        raise HeteroError(f"{what} needs about {human(need)} of memory (estimated); {human(free)} is available; "
-                          "use a smaller size, or --force to try anyway")
+        raise HeteroError(
+            f"{what} needs about {human(need)} of memory (estimated); {human(free)} is available; "
+            "use a smaller size, or --force to try anyway"
+        )

@@ -5,6 +5,7 @@ OpenCL errors as one-line HeteroErrors, profiling-event seconds, and the autotun
 
 pyopencl is imported inside the functions, so importing this module works without it.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ BUILD_OPTIONS = ("-cl-fast-relaxed-math", "-cl-mad-enable")
 STRICT_MATH_PLATFORMS = ("Intel(R) OpenCL",)
 ENV_DEVICE = "HETERO_OPENCL_DEVICE"
 ENV_VENDORS = "OCL_ICD_VENDORS"
-DRIVERS = {"libintelocl.so": "intel-opencl-rt"}     # driver library in <prefix>/lib -> the pip package with it
+DRIVERS = {"libintelocl.so": "intel-opencl-rt"}  # driver library in <prefix>/lib -> the pip package with it
 SYSTEM_VENDORS = Path("/etc/OpenCL/vendors")
 
 
@@ -50,7 +51,7 @@ def build_options(device) -> tuple[str, ...]:
 
 
 _PROBE = "__kernel void probe(__global float *x) { x[get_global_id(0)] *= 2.0f; }"
-_PROBED: dict = {}     # device_key -> why its compiler cannot build (None: it can), probed once per process
+_PROBED: dict = {}  # device_key -> why its compiler cannot build (None: it can), probed once per process
 
 
 def cannot_build(device) -> str | None:
@@ -74,11 +75,17 @@ def _probe(device) -> str | None:
             cl.Program(cl.Context([device]), _PROBE).build(options=list(build_options(device)))
     except cl.Error as exc:
         log = " ".join(ln.strip() for ln in str(exc).splitlines() if "error:" in ln)[:200]
-        hint = (" (its LLVM does not know this CPU; PoCL issue #1049)" if "unknown target CPU" in log else "")
-        fix = (f"pip install intel-opencl-rt intel-cmplr-lib-rt (Intel's CPU driver, which hetero finds), or "
-               f"choose another device with {ENV_DEVICE}" if hint else f"choose another device with {ENV_DEVICE}")
-        return (f"{device.name.strip()} ({device.platform.name.strip()}) cannot compile OpenCL kernels here: "
-                f"{log or error_name(exc)}{hint}; {fix}")
+        hint = " (its LLVM does not know this CPU; PoCL issue #1049)" if "unknown target CPU" in log else ""
+        fix = (
+            f"pip install intel-opencl-rt intel-cmplr-lib-rt (Intel's CPU driver, which hetero finds), or "
+            f"choose another device with {ENV_DEVICE}"
+            if hint
+            else f"choose another device with {ENV_DEVICE}"
+        )
+        return (
+            f"{device.name.strip()} ({device.platform.name.strip()}) cannot compile OpenCL kernels here: "
+            f"{log or error_name(exc)}{hint}; {fix}"
+        )
     return None
 
 
@@ -86,7 +93,7 @@ def all_devices() -> list[tuple[str, object]]:
     """[("platform:device", cl.Device)] for every device of every platform, in the drivers' order."""
     import pyopencl as cl
 
-    register_drivers()       # before the loader's first look (it reads its vendor list once)
+    register_drivers()  # before the loader's first look (it reads its vendor list once)
     try:
         platforms = cl.get_platforms()
     except cl.Error:  # the ICD loader says "no platform" with an error (PLATFORM_NOT_FOUND_KHR)
@@ -265,10 +272,11 @@ def save_tuning(key: str, value: dict, path: Path | None = None) -> None:
     """Add key -> value to the file under its lock (a run tuning at the same time keeps its entries too); the
     file is replaced atomically, an unusable one kept as a .bak."""
     path = path or tuning_path()
-    _parse_tuning(path, {key: value})       # never write what the next load would refuse
+    _parse_tuning(path, {key: value})  # never write what the next load would refuse
     warn = lambda m: warnings.warn(m, stacklevel=3)  # noqa: E731
-    cachefile.update(path, _parse_tuning,
-                     lambda current: json.dumps({**(current or {}), key: value}, indent=1, sort_keys=True), warn)
+    cachefile.update(
+        path, _parse_tuning, lambda current: json.dumps({**(current or {}), key: value}, indent=1, sort_keys=True), warn
+    )
 
 
 # -- drivers pip installed ------------------------------------------------------------------------------
@@ -293,7 +301,7 @@ def register_drivers(prefix: Path | None = None, cache: Path | None = None) -> P
     drivers = pip_drivers(prefix)
     if os.environ.get(ENV_VENDORS) or not drivers:
         return None
-    folder = (cache or cache_dir()) / "ocl-vendors" / _slug(Path(prefix or sys.prefix))     # one per environment
+    folder = (cache or cache_dir()) / "ocl-vendors" / _slug(Path(prefix or sys.prefix))  # one per environment
     folder.mkdir(parents=True, exist_ok=True)
     icds = {f"{d.name.split('.')[0]}.icd": f"{d}\n" for d in drivers}
     if SYSTEM_VENDORS.is_dir():
@@ -302,7 +310,7 @@ def register_drivers(prefix: Path | None = None, cache: Path | None = None) -> P
         path = folder / name
         if not path.exists() or path.read_text() != text:
             atomic_write(path, text)
-    for stale in folder.glob("*.icd"):       # a driver uninstalled since: the loader would try it in vain
+    for stale in folder.glob("*.icd"):  # a driver uninstalled since: the loader would try it in vain
         if stale.name not in icds:
             stale.unlink(missing_ok=True)
     os.environ[ENV_VENDORS] = str(folder)

@@ -4,6 +4,7 @@ Cost accounting (Kaplan et al. 2020; Chinchilla): training costs about 6*N FLOPs
 4N) and inference about 2*N per generated token, N = parameters. Achieved FLOP/s = peak x utilization (MFU).
 All figures here are *modeled* from those formulas; the utilization is the user's or one this project measured.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,8 @@ SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 @dataclass(frozen=True)
 class Plan:
     devices: int
-    required_flops: float      # FLOP/s needed (serve) or total FLOPs (train)
-    per_device_flops: float    # achieved FLOP/s per device = peak * utilization
+    required_flops: float  # FLOP/s needed (serve) or total FLOPs (train)
+    per_device_flops: float  # achieved FLOP/s per device = peak * utilization
     utilization: float
     detail: str
 
@@ -67,15 +68,34 @@ def plan_training(params: float, tokens: float, seconds: float, peak: float, uti
     total = 6.0 * params * tokens
     per_device = peak * utilization
     n = math.ceil(total / (per_device * seconds))
-    return Plan(n, total, per_device, utilization,
-                f"6 x {params:.3g} params x {tokens:.3g} tokens = {total:.3g} FLOP over {seconds:.3g} s")
+    return Plan(
+        n,
+        total,
+        per_device,
+        utilization,
+        f"6 x {params:.3g} params x {tokens:.3g} tokens = {total:.3g} FLOP over {seconds:.3g} s",
+    )
 
 
-def plan_serving(params: float, users: float, requests_per_user: float, period: str, words_per_answer: float,
-                 tokens_per_word: float, peak: float, utilization: float) -> Plan:
+def plan_serving(
+    params: float,
+    users: float,
+    requests_per_user: float,
+    period: str,
+    words_per_answer: float,
+    tokens_per_word: float,
+    peak: float,
+    utilization: float,
+) -> Plan:
     """Devices = 2*N * tokens/s / (peak * utilization), tokens/s = users*requests*words*tokens_per_word/period."""
-    _check_positive(params=params, users=users, requests_per_user=requests_per_user,
-                    words_per_answer=words_per_answer, tokens_per_word=tokens_per_word, peak=peak)
+    _check_positive(
+        params=params,
+        users=users,
+        requests_per_user=requests_per_user,
+        words_per_answer=words_per_answer,
+        tokens_per_word=tokens_per_word,
+        peak=peak,
+    )
     if period not in SECONDS:
         raise choices("period", period, SECONDS)
     if not 0 < utilization <= 1:
@@ -83,8 +103,13 @@ def plan_serving(params: float, users: float, requests_per_user: float, period: 
     tokens_per_s = users * requests_per_user * words_per_answer * tokens_per_word / SECONDS[period]
     need = 2.0 * params * tokens_per_s
     per_device = peak * utilization
-    return Plan(max(1, math.ceil(need / per_device)), need, per_device, utilization,
-                f"{tokens_per_s:.3g} tokens/s x 2 x {params:.3g} params = {need:.3g} FLOP/s")
+    return Plan(
+        max(1, math.ceil(need / per_device)),
+        need,
+        per_device,
+        utilization,
+        f"{tokens_per_s:.3g} tokens/s x 2 x {params:.3g} params = {need:.3g} FLOP/s",
+    )
 
 
 def measured_utilization(results_dir, device: str, dtype: str) -> tuple[float, str]:
@@ -97,19 +122,28 @@ def measured_utilization(results_dir, device: str, dtype: str) -> tuple[float, s
 
     best, where, at = 0.0, "", ""
     for path in sorted(Path(results_dir).glob("*/bench.csv")):
-        df = read_rows(path)        # a corrupt file is an error: a "measured" figure must not rest on it
+        df = read_rows(path)  # a corrupt file is an error: a "measured" figure must not rest on it
         if "pct_peak" not in df.columns:
             continue
-        rows = df[(df.workload == "matmul") & (df.status == "ok") & (df.dtype == dtype) & (~df.peer.astype(bool))
-                  & df.device.str.lower().str.contains(device.lower(), regex=False)]
+        rows = df[
+            (df.workload == "matmul")
+            & (df.status == "ok")
+            & (df.dtype == dtype)
+            & (~df.peer.astype(bool))
+            & df.device.str.lower().str.contains(device.lower(), regex=False)
+        ]
         if len(rows) and rows.pct_peak.max() / 100 > best:
             top = rows.loc[rows.pct_peak.idxmax()]
             best, where = top.pct_peak / 100, f"{path} ({top.backend} {top.shape}, measured)"
             at = f"{path}: row {rows.pct_peak.idxmax() + 1}, column pct_peak"
     if best <= 0:
-        raise HeteroError(f"no measured {dtype} matmul for a device named like {device!r} under {results_dir}; "
-                          "give --utilization as a number, e.g. 0.4")
-    if best > 1:      # above the device's stated peak: the peak or the measurement is wrong, not 100%
-        raise HeteroError(f"{at}: {100 * best:g} is above 100% of the device's stated peak; fix the run's "
-                          "peak_gflops or give --utilization as a number, e.g. 0.4")
+        raise HeteroError(
+            f"no measured {dtype} matmul for a device named like {device!r} under {results_dir}; "
+            "give --utilization as a number, e.g. 0.4"
+        )
+    if best > 1:  # above the device's stated peak: the peak or the measurement is wrong, not 100%
+        raise HeteroError(
+            f"{at}: {100 * best:g} is above 100% of the device's stated peak; fix the run's "
+            "peak_gflops or give --utilization as a number, e.g. 0.4"
+        )
     return best, where

@@ -3,6 +3,7 @@
 matplotlib is a core dependency; where it is missing anyway, unavailable() says so and the plot functions raise a
 HeteroError naming the install.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,8 +56,13 @@ def roofline(df: pd.DataFrame, path: Path, title: str) -> Path:
         ax.axhline(peak, color="k", lw=1, label=f"peak {peak:.0f} GFLOP/s")
     for (workload, backend), g in ok.groupby(["workload", "backend"]):
         modeled = (g.timing == "modeled").all()
-        ax.scatter(g.intensity, g.gflops, label=f"{workload} {backend}" + (" (modeled)" if modeled else ""),
-                   facecolors="none" if modeled else None, s=25)
+        ax.scatter(
+            g.intensity,
+            g.gflops,
+            label=f"{workload} {backend}" + (" (modeled)" if modeled else ""),
+            facecolors="none" if modeled else None,
+            s=25,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     from matplotlib.ticker import NullFormatter
@@ -84,11 +90,15 @@ def gantt(events: list[dict], path: Path, title: str) -> Path:
     from matplotlib.patches import Patch
 
     ax.set_yticks(range(len(devices)), devices)
-    ax.set_xlim(left=0)    # a zero-height bar for the legend used to stretch the axis to -0.4 s
+    ax.set_xlim(left=0)  # a zero-height bar for the legend used to stretch the axis to -0.4 s
     ax.set_xlabel("seconds from the run's start (measured wall clock)")
     ax.set_title(title, fontsize=9)
-    ax.legend(handles=[Patch(color=colors[w], label=w) for w in workloads], fontsize=7, loc="upper left",
-              bbox_to_anchor=(1.0, 1.0))
+    ax.legend(
+        handles=[Patch(color=colors[w], label=w) for w in workloads],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     return _save(plt, fig, path)
 
 

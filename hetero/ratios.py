@@ -1,4 +1,5 @@
 """Ratios between a run's rows: each backend's time against the baseline's and against the best peer's."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Tables are data first (DataFrames), formatting last (Markdown or terminal text). Measured and modeled numbers
 are told apart in every cell: a modeled time carries a trailing '*'.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -97,8 +98,9 @@ def speedup_tables(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         if g.empty:
             continue
         label = g.backend + g.peer.astype(bool).map({True: " (peer)", False: ""})
-        table = (g.assign(cell=[_cell(r) for r in g.itertuples()], backend=label)
-                 .pivot_table(index="backend", columns="shape", values="cell", aggfunc="first", sort=False))
+        table = g.assign(cell=[_cell(r) for r in g.itertuples()], backend=label).pivot_table(
+            index="backend", columns="shape", values="cell", aggfunc="first", sort=False
+        )
         baseline = g.baseline.dropna().iloc[0] if g.baseline.notna().any() else "-"
         out.append((f"{run}: {workload} ({dtype}), GFLOP/s (speedup vs {baseline})", table.fillna("-")))
     return out
@@ -137,22 +139,33 @@ def run_summary(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     (a trailing * when modeled), the speedup vs the run's baseline and the best peer's time over ours (> 1: ours
     is faster); rows that did not run ok are counted by status."""
     out = []
-    for run, g in (df.groupby("run", sort=False) if not df.empty else ()):
+    for run, g in df.groupby("run", sort=False) if not df.empty else ():
         rows = []
-        for (workload, dtype, backend), h in g[g.status != "skipped"].groupby(["workload", "dtype", "backend"],
-                                                                              sort=False):
+        for (workload, dtype, backend), h in g[g.status != "skipped"].groupby(
+            ["workload", "dtype", "backend"], sort=False
+        ):
             ok = h[h.status == "ok"]
             bad = h.status[h.status != "ok"].value_counts()
-            rows.append({"workload": workload, "dtype": dtype,
-                         "backend": backend + (" (peer)" if h.peer.astype(bool).any() else ""), "shapes": len(h),
-                         "gflops": _span(ok.gflops, "{:.1f}") + ("*" if (ok.timing == "modeled").any() else ""),
-                         "speedup": _span(ok.speedup, suffix="x"),
-                         "vs_best_peer": _span(ok.vs_best_peer) if "vs_best_peer" in ok else "-",
-                         "not_ok": ", ".join(f"{n} {st}" for st, n in bad.items()) or "-"})
+            rows.append(
+                {
+                    "workload": workload,
+                    "dtype": dtype,
+                    "backend": backend + (" (peer)" if h.peer.astype(bool).any() else ""),
+                    "shapes": len(h),
+                    "gflops": _span(ok.gflops, "{:.1f}") + ("*" if (ok.timing == "modeled").any() else ""),
+                    "speedup": _span(ok.speedup, suffix="x"),
+                    "vs_best_peer": _span(ok.vs_best_peer) if "vs_best_peer" in ok else "-",
+                    "not_ok": ", ".join(f"{n} {st}" for st, n in bad.items()) or "-",
+                }
+            )
         if rows:
             baseline = g.baseline.dropna().iloc[0] if g.baseline.notna().any() else "-"
-            out.append((f"{run}: GFLOP/s, speedup vs {baseline}, best peer time / ours (range over shapes)",
-                        pd.DataFrame(rows).set_index("workload")))
+            out.append(
+                (
+                    f"{run}: GFLOP/s, speedup vs {baseline}, best peer time / ours (range over shapes)",
+                    pd.DataFrame(rows).set_index("workload"),
+                )
+            )
     return out
 
 
@@ -164,8 +177,13 @@ def _gap_runs(g: pd.DataFrame) -> pd.Series:
     """The median and range of the --repeat runs' own gaps, '-' for runs made without them."""
     if "gap_median" not in g:
         return pd.Series("-", index=g.index)
-    return pd.Series([f"{r.gap_median:.2f} ({r.gap_min:.2f}-{r.gap_max:.2f})" if pd.notna(r.gap_median) else "-"
-                      for r in g.itertuples()], index=g.index)
+    return pd.Series(
+        [
+            f"{r.gap_median:.2f} ({r.gap_min:.2f}-{r.gap_max:.2f})" if pd.notna(r.gap_median) else "-"
+            for r in g.itertuples()
+        ],
+        index=g.index,
+    )
 
 
 def schedule_summary(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -180,12 +198,21 @@ def schedule_summary(sched: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         alone = g[~g.mix.str.contains(r"\+") & (g.policy == "dmda")].groupby("taskset").makespan_s.min()
         best = g.taskset.map(alone)
         rows = g[g.mix.str.contains(r"\+") | (g.policy == "dmda")]
-        table = pd.DataFrame({
-            "taskset": rows.taskset, "mix": rows.mix, "policy": rows.policy, "makespan_s": rows.makespan_s.round(3),
-            "vs_best_single": (best[rows.index] / rows.makespan_s).fillna(rows.speedup_vs_single).round(2),
-            "vs_round_robin": rows.speedup_vs_round_robin.round(2), "bound_s": rows.bound_s.round(3),
-            "gap": rows.gap.round(2), "gap_runs": _gap_runs(rows),
-            "overhead_ms": rows.overhead_ms_per_task.round(2), "tasks": rows.task_counts}).set_index("taskset")
+        table = pd.DataFrame(
+            {
+                "taskset": rows.taskset,
+                "mix": rows.mix,
+                "policy": rows.policy,
+                "makespan_s": rows.makespan_s.round(3),
+                "vs_best_single": (best[rows.index] / rows.makespan_s).fillna(rows.speedup_vs_single).round(2),
+                "vs_round_robin": rows.speedup_vs_round_robin.round(2),
+                "bound_s": rows.bound_s.round(3),
+                "gap": rows.gap.round(2),
+                "gap_runs": _gap_runs(rows),
+                "overhead_ms": rows.overhead_ms_per_task.round(2),
+                "tasks": rows.task_counts,
+            }
+        ).set_index("taskset")
         out.append((f"{run}: measured wall clock", table.astype(object).where(table.notna(), "-")))
     return out
 
@@ -201,12 +228,16 @@ def shared_cores_note(sched: pd.DataFrame, run: str) -> str:
 def simulation_tables(sim: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Per simulate run: rows (mix, task set, policy); every figure modeled."""
     out = []
-    for run, g in (sim.groupby("run", sort=False) if not sim.empty else ()):
+    for run, g in sim.groupby("run", sort=False) if not sim.empty else ():
         table = g.assign(**{"mix | taskset | policy": g.mix + " | " + g.taskset + " | " + g.policy}).set_index(
-            "mix | taskset | policy")[
-            ["devices", "makespan_s", "tasks_per_s", "gflops", "gap", "sim_wall_s", "utilization"]]
-        table = table.assign(makespan_s=table.makespan_s.map("{:.4g}*".format),
-                             gflops=table.gflops.map("{:.4g}*".format), gap=table.gap.round(2),
-                             tasks_per_s=table.tasks_per_s.map("{:.4g}".format), sim_wall_s=table.sim_wall_s.round(2))
+            "mix | taskset | policy"
+        )[["devices", "makespan_s", "tasks_per_s", "gflops", "gap", "sim_wall_s", "utilization"]]
+        table = table.assign(
+            makespan_s=table.makespan_s.map("{:.4g}*".format),
+            gflops=table.gflops.map("{:.4g}*".format),
+            gap=table.gap.round(2),
+            tasks_per_s=table.tasks_per_s.map("{:.4g}".format),
+            sim_wall_s=table.sim_wall_s.round(2),
+        )
         out.append((f"{run}: simulated (modeled*), profiles: {g.profiles.iloc[0]}", table))
     return out

@@ -3,6 +3,7 @@
 Every write goes to a temporary file in the same folder and is renamed over the target, so an interrupted run
 leaves the previous complete file or the new complete file, never half of one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,19 @@ from hetero.blas_env import blas_report
 from hetero.devices import cpu_name, physical_cores
 from hetero.errors import HeteroError
 
-LIBRARIES = ("numpy", "numba", "scipy", "llvmlite", "pyopencl", "pocl-binary-distribution", "ray", "pandas",
-             "torch", "cupy-cuda12x", "cupy-cuda13x")
+LIBRARIES = (
+    "numpy",
+    "numba",
+    "scipy",
+    "llvmlite",
+    "pyopencl",
+    "pocl-binary-distribution",
+    "ray",
+    "pandas",
+    "torch",
+    "cupy-cuda12x",
+    "cupy-cuda13x",
+)
 
 
 # Only empty cells are missing values: pandas' defaults would read a backend named "null" as NaN.
@@ -87,11 +99,12 @@ class RunFolder:
             else:
                 self.final.mkdir()
                 self.path = self.final
-        except FileExistsError:          # another run took the name since the check
+        except FileExistsError:  # another run took the name since the check
             raise HeteroError(f"{self.final} exists; pick another --name, remove it, or give --replace") from None
         except OSError as exc:
-            raise HeteroError(f"--out {self.out}: cannot create {self.final} ({exc.strerror or exc}); give a "
-                              "folder you can write") from None
+            raise HeteroError(
+                f"--out {self.out}: cannot create {self.final} ({exc.strerror or exc}); give a folder you can write"
+            ) from None
         return self.path
 
     def commit(self) -> Path:
@@ -150,8 +163,19 @@ SAMPLE_COLUMNS = ["workload", "shape", "dtype", "backend", "rep", "seconds", "ti
 
 def write_samples(path: Path, rows: list[dict]) -> None:
     """Every timed repetition's seconds of every row that has them (rows carry them as a 'samples' list)."""
-    long = [dict(workload=r["workload"], shape=r["shape"], dtype=r["dtype"], backend=r["backend"], rep=i,
-                 seconds=s, timing=r.get("timing")) for r in rows for i, s in enumerate(r.get("samples") or ())]
+    long = [
+        dict(
+            workload=r["workload"],
+            shape=r["shape"],
+            dtype=r["dtype"],
+            backend=r["backend"],
+            rep=i,
+            seconds=s,
+            timing=r.get("timing"),
+        )
+        for r in rows
+        for i, s in enumerate(r.get("samples") or ())
+    ]
     buf = io.StringIO()
     pd.DataFrame(long, columns=SAMPLE_COLUMNS).to_csv(buf, index=False)
     atomic_write(path, buf.getvalue())
@@ -171,17 +195,24 @@ def read_samples(path: Path) -> pd.DataFrame | None:
     bad = pd.to_numeric(df.seconds, errors="coerce")
     if (bad.isna() | (bad <= 0)).any():
         i = int((bad.isna() | (bad <= 0)).to_numpy().argmax())
-        raise HeteroError(f"corrupt samples file {path}: row {i + 2}, column seconds: {df.seconds.iloc[i]!r} is "
-                          "not a positive number")
+        raise HeteroError(
+            f"corrupt samples file {path}: row {i + 2}, column seconds: {df.seconds.iloc[i]!r} is not a positive number"
+        )
     return df.assign(seconds=bad)
 
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
         return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -194,8 +225,9 @@ def _hetero_version() -> str:
         return "unknown (not installed)"
 
 
-def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | None = None,
-             plugins: dict | None = None) -> dict:
+def metadata(
+    devices: dict, argv: list[str] | None = None, typed: list[str] | None = None, plugins: dict | None = None
+) -> dict:
     """The run's context. `command` is sys.argv joined (argv when given); `command_as_typed` is the command line
     as the user typed it, quoted for a shell (typed when given, else the interpreter's own argv)."""
     libs = {}
@@ -209,8 +241,14 @@ def metadata(devices: dict, argv: list[str] | None = None, typed: list[str] | No
         "hetero_version": _hetero_version(),
         "plugins": plugins or {},
         "git_commit": _git_commit(),
-        "host": {"cpu": cpu_name(), "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
-                 "machine": platform.machine(), "os": platform.platform(), "python": platform.python_version()},
+        "host": {
+            "cpu": cpu_name(),
+            "physical_cores": physical_cores(),
+            "logical_cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "os": platform.platform(),
+            "python": platform.python_version(),
+        },
         "libraries": libs,
         "blas": blas_report(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "unset: OpenBLAS picks by CPU"),

@@ -3,6 +3,7 @@
 Data flows one way: Case -> inputs -> backend.prepare -> check against the float64 reference -> measure -> row.
 A wrong result becomes a row with status 'wrong' and no time, never a speedup.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,11 +20,44 @@ from hetero.timing import MIN_REPS, WARMUP_S, measure
 from hetero.workloads import Case, check, get
 from hetero.workloads.base import ITEMSIZE
 
-COLUMNS = ["workload", "shape", "preset", "dtype", "backend", "device", "peer", "status", "correct",
-           "max_abs_err", "max_rel_err", "median_s", "iqr_s", "reps", "noisy", "gflops", "gbps", "pct_peak",
-           "baseline", "speedup", "best_peer", "vs_best_peer", "timing", "compile_s", "first_call_s",
-           "transfer_s", "emu_wall_s", "energy_j", "gflops_per_j", "flops", "bytes", "peak_gflops", "mem_gbps",
-           "peak_source", "threads", "error"]
+COLUMNS = [
+    "workload",
+    "shape",
+    "preset",
+    "dtype",
+    "backend",
+    "device",
+    "peer",
+    "status",
+    "correct",
+    "max_abs_err",
+    "max_rel_err",
+    "median_s",
+    "iqr_s",
+    "reps",
+    "noisy",
+    "gflops",
+    "gbps",
+    "pct_peak",
+    "baseline",
+    "speedup",
+    "best_peer",
+    "vs_best_peer",
+    "timing",
+    "compile_s",
+    "first_call_s",
+    "transfer_s",
+    "emu_wall_s",
+    "energy_j",
+    "gflops_per_j",
+    "flops",
+    "bytes",
+    "peak_gflops",
+    "mem_gbps",
+    "peak_source",
+    "threads",
+    "error",
+]
 
 
 @dataclass
@@ -40,33 +74,14 @@ class RunConfig:
 
 def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: RunConfig) -> dict:
     """One row: prepare, run once and check, then time. Errors become a row, not an exception."""
-    workload, p = get(case.workload), case.p
-    dev = backend.device()
-    row = dict(workload=case.workload, shape=case.shape, preset=case.preset or "", dtype=case.dtype,
-               backend=backend.name, device=dev.name, peer=backend.peer, timing=backend.timing,
-               flops=workload.flops(p), bytes=workload.bytes_moved(p, ITEMSIZE[case.dtype]),
-               peak_gflops=dev.peak_for(case.dtype), mem_gbps=dev.mem_gbps, peak_source=dev.peak_source,
-               threads=backend.threads,
-               compile_s=cfg.compile_s.get(backend.name), correct=False)
+    row = _row(case, backend, cfg)
     reason = backend.unsupported(case)
     if reason:
         return {**row, "status": "skipped", "error": reason}
     if backend.name in cfg.warmup_errors:
         return {**row, "status": "error", "error": cfg.warmup_errors[backend.name]}
     try:
-        kernel = backend.prepare(case, inputs)
-        t0 = time.perf_counter()
-        kernel()
-        row["first_call_s"] = time.perf_counter() - t0
-        ok, abs_err, rel_err = check(kernel.result(), ref, case.dtype)
-        row.update(correct=ok, max_abs_err=abs_err, max_rel_err=rel_err, transfer_s=kernel.transfer_s,
-                   timing=kernel.timing)
-        if not ok:
-            return {**row, "status": "wrong",
-                    "error": f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"}
-        m = measure(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
-        row["emu_wall_s"] = getattr(kernel, "emu_wall_s", None)  # fpga-emu: the emulation's own wall time
-        energy = getattr(kernel, "energy_j", None)   # measured joules per run, where the backend can (NVML)
+        m, energy = _checked_then_timed(case, backend, inputs, ref, cfg, row)
     except HeteroError as exc:
         if cfg.strict:
             raise
@@ -75,22 +90,78 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
         if cfg.strict:
             raise
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        return {**row, "status": "error",
-                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                         f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"}
+        return {
+            **row,
+            "status": "error",
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})",
+        }
+    if m is None:
+        return row  # wrong: never timed
     gflops = row["flops"] / m.median / 1e9
     if energy:
         row.update(energy_j=energy, gflops_per_j=row["flops"] / energy / 1e9)
     # samples: every timed repetition's seconds, for samples.csv (not a bench.csv column)
-    row.update(status="ok", median_s=m.median, iqr_s=m.iqr, reps=m.reps, noisy=m.noisy, gflops=gflops,
-               samples=list(m.samples),
-               gbps=row["bytes"] / m.median / 1e9,
-               pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None)
+    row.update(
+        status="ok",
+        median_s=m.median,
+        iqr_s=m.iqr,
+        reps=m.reps,
+        noisy=m.noisy,
+        gflops=gflops,
+        samples=list(m.samples),
+        gbps=row["bytes"] / m.median / 1e9,
+        pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None,
+    )
     return row
 
 
-def run(cases: Iterable[Case], backends: list[Backend], cfg: RunConfig,
-        on_row: Callable[[dict], None] | None = None) -> list[dict]:
+def _row(case: Case, backend: Backend, cfg: RunConfig) -> dict:
+    """What a row says before anything runs: the case, the backend and its device, FLOPs and bytes, the peak."""
+    workload, p = get(case.workload), case.p
+    dev = backend.device()
+    return dict(
+        workload=case.workload,
+        shape=case.shape,
+        preset=case.preset or "",
+        dtype=case.dtype,
+        backend=backend.name,
+        device=dev.name,
+        peer=backend.peer,
+        timing=backend.timing,
+        flops=workload.flops(p),
+        bytes=workload.bytes_moved(p, ITEMSIZE[case.dtype]),
+        peak_gflops=dev.peak_for(case.dtype),
+        mem_gbps=dev.mem_gbps,
+        peak_source=dev.peak_source,
+        threads=backend.threads,
+        compile_s=cfg.compile_s.get(backend.name),
+        correct=False,
+    )
+
+
+def _checked_then_timed(case, backend, inputs, ref, cfg, row):
+    """(measurement, joules or None): the first call checked against the reference, and only a correct kernel
+    timed; (None, None) with the row marked wrong otherwise."""
+    kernel = backend.prepare(case, inputs)
+    t0 = time.perf_counter()
+    kernel()
+    row["first_call_s"] = time.perf_counter() - t0
+    ok, abs_err, rel_err = check(kernel.result(), ref, case.dtype)
+    row.update(correct=ok, max_abs_err=abs_err, max_rel_err=rel_err, transfer_s=kernel.transfer_s, timing=kernel.timing)
+    if not ok:
+        row.update(
+            status="wrong", error=f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"
+        )
+        return None, None
+    m = measure(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+    row["emu_wall_s"] = getattr(kernel, "emu_wall_s", None)  # fpga-emu: the emulation's own wall time
+    return m, getattr(kernel, "energy_j", None)  # measured joules per run, where the backend can (NVML)
+
+
+def run(
+    cases: Iterable[Case], backends: list[Backend], cfg: RunConfig, on_row: Callable[[dict], None] | None = None
+) -> list[dict]:
     """All (case, backend) rows, ratios filled in. on_row is called after each row (progress bars)."""
     rows = []
     for case in cases:

@@ -1,4 +1,5 @@
 """Tables are data first, formatting last: rows (dicts) -> one text table per workload and dtype."""
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,18 @@ def _num(v, fmt: str) -> str:
 
 def _cells(r: dict) -> list[str]:
     status = r["status"] if r["status"] != "ok" else ("ok~" if r.get("noisy") else "ok")
-    return [r["shape"], r["backend"] + (" (peer)" if r.get("peer") else ""), status,
-            _num(r.get("median_s") and r["median_s"] * 1e3, ".3f"), _num(r.get("gflops"), ".1f"),
-            _num(r.get("pct_peak"), ".0f"), _num(r.get("speedup"), ".2f"), _num(r.get("vs_best_peer"), ".2f"),
-            TIMING_SHORT.get(r.get("timing"), r.get("timing") or "-"), _num(r.get("max_rel_err"), ".1e")]
+    return [
+        r["shape"],
+        r["backend"] + (" (peer)" if r.get("peer") else ""),
+        status,
+        _num(r.get("median_s") and r["median_s"] * 1e3, ".3f"),
+        _num(r.get("gflops"), ".1f"),
+        _num(r.get("pct_peak"), ".0f"),
+        _num(r.get("speedup"), ".2f"),
+        _num(r.get("vs_best_peer"), ".2f"),
+        TIMING_SHORT.get(r.get("timing"), r.get("timing") or "-"),
+        _num(r.get("max_rel_err"), ".1e"),
+    ]
 
 
 HEADER = ["shape", "backend", "status", "median ms", "GFLOP/s", "% peak", "speedup", "vs peer", "timing", "rel err"]
@@ -38,8 +47,11 @@ def format_table(rows: list[dict]) -> str:
         baseline = group[0].get("baseline") or "-"
         body = [_cells(r) for r in group]
         widths = [max(len(x) for x in col) for col in zip(HEADER, *body)]
-        out = [f"{workload} ({dtype}); speedup vs {baseline}; 'vs peer' = best peer's time / this time",
-               _line(HEADER, widths), _line(["-" * w for w in widths], widths)]
+        out = [
+            f"{workload} ({dtype}); speedup vs {baseline}; 'vs peer' = best peer's time / this time",
+            _line(HEADER, widths),
+            _line(["-" * w for w in widths], widths),
+        ]
         prev = None
         for r, cells in zip(group, body):
             if prev is not None and r["shape"] != prev:
@@ -48,6 +60,8 @@ def format_table(rows: list[dict]) -> str:
             out.append(_line(cells, widths))
         notes = sorted({f"  {r['backend']}: {r['error']}" for r in group if r["status"] != "ok" and r.get("error")})
         blocks.append("\n".join(out + notes))
-    legend = ("timing: device = measured on the device's clock, wall = measured wall clock, MODELED = from a model; "
-              "ok~ = IQR/median > 10%")
+    legend = (
+        "timing: device = measured on the device's clock, wall = measured wall clock, MODELED = from a model; "
+        "ok~ = IQR/median > 10%"
+    )
     return "\n\n".join(blocks + [legend])

@@ -1,5 +1,6 @@
 """One parity helper for every backend (after CuPy's numpy_cupy_allclose): run a case on a backend and compare
 with the float64 NumPy reference. Plugin authors can use it in their own tests."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -21,8 +22,9 @@ def available_backends(include_hidden: bool = False) -> list[tuple[str, str | No
     return out
 
 
-def parity(backend: str, case: Case, seed: int = 0, nonfinite: Iterable[tuple[str, int, float]] = (),
-           **backend_kwargs) -> tuple[bool, float, float]:
+def parity(
+    backend: str, case: Case, seed: int = 0, nonfinite: Iterable[tuple[str, int, float]] = (), **backend_kwargs
+) -> tuple[bool, float, float]:
     """(correct, max_abs_err, max_rel_err) of `backend` on `case` against the reference (see workloads.check:
     non-finite exactly where the reference is, the rest within tolerance).
 

@@ -3,6 +3,7 @@
 Numba, OpenBLAS (NumPy's and SciPy's copies) and PyTorch each keep their own pool; a device pinned to two cores
 must set all of them, or two devices fight over one core.
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,8 +45,11 @@ def _scipy_openblas():
     import scipy.linalg.cython_blas  # noqa: F401  load SciPy's OpenBLAS so threadpoolctl can find it
     from threadpoolctl import ThreadpoolController
 
-    libs = [lib for lib in ThreadpoolController().lib_controllers
-            if lib.internal_api == "openblas" and "scipy.libs" in lib.filepath]
+    libs = [
+        lib
+        for lib in ThreadpoolController().lib_controllers
+        if lib.internal_api == "openblas" and "scipy.libs" in lib.filepath
+    ]
     return libs[0] if libs else None
 
 

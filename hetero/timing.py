@@ -4,6 +4,7 @@ kept, median and IQR computed from them, a warning when IQR/median > 10% (as tor
 The clock is the kernel's own (Kernel.__call__ returns seconds: CUDA events, OpenCL profiling events, the FPGA
 model, or wall clock for host code); this module only decides how many times to ask.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ NOISY = 0.10  # IQR/median above this is flagged
 @dataclass
 class Measurement:
     samples: list[float] = field(default_factory=list)
-    first_call_s: float = 0.0   # wall time of the first call: compile/JIT/cache load plus one run
+    first_call_s: float = 0.0  # wall time of the first call: compile/JIT/cache load plus one run
 
     @property
     def median(self) -> float:
@@ -48,8 +49,9 @@ WARMUP_S = 0.12
 MIN_REPS = 5
 
 
-def measure(kernel, warmup_s: float = WARMUP_S, budget_s: float = 0.2, min_reps: int = MIN_REPS,
-            max_reps: int = 1000) -> Measurement:
+def measure(
+    kernel, warmup_s: float = WARMUP_S, budget_s: float = 0.2, min_reps: int = MIN_REPS, max_reps: int = 1000
+) -> Measurement:
     """Call kernel() once (timed as first call), warm up for warmup_s, then repeat until budget_s of wall time
     is spent and at least min_reps samples exist."""
     m = Measurement()

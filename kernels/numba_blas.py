@@ -4,6 +4,7 @@ np.dot in Numba takes contiguous arrays and overwrites its output; a kernel that
 place or accumulates into its output needs the full BLAS call. This is that call, through the function pointer
 SciPy exports for Cython (the same OpenBLAS that Numba's np.dot uses, so hetero.threads controls both).
 """
+
 from __future__ import annotations
 
 import llvmlite.binding as llvm
@@ -44,14 +45,16 @@ def sgemm(typingctx, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc):
         def as_int(i, ty):
             return context.cast(builder, args[i], sig.args[i], types.int32 if ty is i32 else types.int8)
 
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer()] * 13),
-                                            _SYMBOL)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer()] * 13), _SYMBOL
+        )
         ta, tb = slot(i8, as_int(0, i8)), slot(i8, as_int(1, i8))
         dims = [slot(i32, as_int(i, i32)) for i in (2, 3, 4, 6, 8, 11)]  # m, n, k, lda, ldb, ldc
         alpha = slot(f32, ir.Constant(f32, 1.0))
         beta = slot(f32, context.cast(builder, args[9], sig.args[9], types.float32))
-        builder.call(fn, [ta, tb, dims[0], dims[1], dims[2], alpha, data(5), dims[3], data(7), dims[4], beta,
-                          data(10), dims[5]])
+        builder.call(
+            fn, [ta, tb, dims[0], dims[1], dims[2], alpha, data(5), dims[3], data(7), dims[4], beta, data(10), dims[5]]
+        )
         return context.get_dummy_value()
 
     return sig, codegen

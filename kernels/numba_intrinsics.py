@@ -1,4 +1,5 @@
 """LLVM operations that Numba's nopython mode has no spelling for, as @intrinsic functions on float32 arrays."""
+
 from __future__ import annotations
 
 from llvmlite import ir
@@ -19,8 +20,9 @@ def prefetch_write(typingctx, arr, idx):
     def codegen(context, builder, sig, args):
         i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [args[1]])
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
         builder.call(fn, [builder.bitcast(ptr, i8p)] + [ir.Constant(i32, v) for v in (1, 3, 1)])
         return context.get_dummy_value()
 
@@ -51,8 +53,10 @@ def transpose16_add(typingctx, src, s0, s_step, dst, d0, d_step, vec, v0):
             for i in (i for i in range(16) if not i & d):
                 lo = [j if not j & d else 16 + j - d for j in range(16)]
                 hi = [j + d if not j & d else 16 + j for j in range(16)]
-                rows[i], rows[i + d] = (builder.shuffle_vector(rows[i], rows[i + d], ir.Constant(
-                    ir.VectorType(ir.IntType(32), 16), mask)) for mask in (lo, hi))
+                rows[i], rows[i + d] = (
+                    builder.shuffle_vector(rows[i], rows[i + d], ir.Constant(ir.VectorType(ir.IntType(32), 16), mask))
+                    for mask in (lo, hi)
+                )
             d *= 2
         for j in range(16):
             builder.store(rows[j], row(dst_p, args[4], args[5], j), align=4)

@@ -1,4 +1,5 @@
 """The BLAS report in results metadata and the note about AVX2 kernels on an AVX-512 CPU (no backend needed)."""
+
 import numpy as np  # noqa: F401  loads NumPy's OpenBLAS, so the report has something to list
 
 from hetero import blas_env
@@ -7,8 +8,7 @@ AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma", "avx
 
 
 def _blas(arch):
-    return [{"library": "libopenblas.so", "api": "openblas", "version": "0.3.31", "architecture": arch,
-             "threads": 2}]
+    return [{"library": "libopenblas.so", "api": "openblas", "version": "0.3.31", "architecture": arch, "threads": 2}]
 
 
 def test_report_lists_numpys_blas():

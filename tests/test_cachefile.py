@@ -1,5 +1,6 @@
 """Cache files (perf model, OpenCL tuning): checked field by field, kept as .bak when replaced, in
 $HETERO_CACHE_DIR or the platform's cache folder, and merged under a lock when two runs write at once."""
+
 import json
 import os
 import subprocess
@@ -33,14 +34,17 @@ def _baks(path):
     return sorted(path.parent.glob(path.name + ".*.bak"))
 
 
-@pytest.mark.parametrize("where, value, named", [
-    (("entries", 0, "flops"), "abc", "entries[0] (numba cpu matmul 64x64x64|float32).flops"),
-    (("entries", 0, "count"), -2, ".count"),
-    (("entries", 0, "recent"), float("nan"), ".recent"),
-    (("entries", 0, "source"), "guess", ".source"),
-    (("entries", 0, "backend"), 7, "entries[0].backend"),
-    (("entries", 0, "colour"), "red", "unknown"),
-])
+@pytest.mark.parametrize(
+    "where, value, named",
+    [
+        (("entries", 0, "flops"), "abc", "entries[0] (numba cpu matmul 64x64x64|float32).flops"),
+        (("entries", 0, "count"), -2, ".count"),
+        (("entries", 0, "recent"), float("nan"), ".recent"),
+        (("entries", 0, "source"), "guess", ".source"),
+        (("entries", 0, "backend"), 7, "entries[0].backend"),
+        (("entries", 0, "colour"), "red", "unknown"),
+    ],
+)
 def test_perf_model_bad_field_named_in_one_line_and_kept_as_bak(tmp_path, where, value, named):
     path = tmp_path / "pm.json"
     data = _saved_model(path)
@@ -52,7 +56,7 @@ def test_perf_model_bad_field_named_in_one_line_and_kept_as_bak(tmp_path, where,
     assert pm.entries == {} and len(notes) == 1 and "\n" not in notes[0]
     assert str(path) in notes[0] and named in notes[0], notes[0]
     pm.add("numpy", "cpu", case(32), 1.0, source="kernel")
-    pm.save()                                    # the bad file is kept, never saved back
+    pm.save()  # the bad file is kept, never saved back
     (bak,) = _baks(path)
     assert bak.read_text() == bad and str(bak) in notes[1]
     assert PerfModel.load(path, warn=notes.append).entries.keys() == pm.entries.keys() and len(notes) == 2
@@ -94,14 +98,22 @@ def test_a_run_that_read_only_kernel_medians_keeps_another_runs_task_samples(tmp
     path, c = tmp_path / "pm.json", case(64)
     reader, learner = PerfModel.load(path), PerfModel.load(path)
     for s in (1.0, 2.0, 2.0):
-        learner.add("numba", "cpu", c, s)             # task samples, saved first
+        learner.add("numba", "cpu", c, s)  # task samples, saved first
     learner.add("numba", "cpu", case(32), 1.0, source="kernel")
     learner.save()
-    row = dict(workload="matmul", shape=c.shape, dtype="float32", backend="numba", device="cpu", status="ok",
-               median_s=9.0, flops=1.0)
+    row = dict(
+        workload="matmul",
+        shape=c.shape,
+        dtype="float32",
+        backend="numba",
+        device="cpu",
+        status="ok",
+        median_s=9.0,
+        flops=1.0,
+    )
     (tmp_path / "r").mkdir()
     pd.DataFrame([row]).to_csv(tmp_path / "r" / "bench.csv", index=False)
-    assert reader.ingest_results(tmp_path) == 1      # a kernel median for the same key, read before the save
+    assert reader.ingest_results(tmp_path) == 1  # a kernel median for the same key, read before the save
     reader.add("numpy", "cpu", c, 1.0, source="kernel")
     reader.save()
     back = PerfModel.load(path, warn=pytest.fail)
@@ -110,13 +122,16 @@ def test_a_run_that_read_only_kernel_medians_keeps_another_runs_task_samples(tmp
     assert len(back.entries) == 3
 
 
-@pytest.mark.parametrize("entry, named", [
-    ({"config": {"BQ": "abc"}}, "entry 'k'.config.BQ"),
-    ({"config": [1]}, "entry 'k'.config"),
-    ({"config": {"BQ": 2}, "ms": "fast"}, "entry 'k'.ms"),
-    ({"config": {"BQ": 2}, "gflops": {"a": "x"}}, "entry 'k'.gflops.a"),
-    (3, "entry 'k'"),
-])
+@pytest.mark.parametrize(
+    "entry, named",
+    [
+        ({"config": {"BQ": "abc"}}, "entry 'k'.config.BQ"),
+        ({"config": [1]}, "entry 'k'.config"),
+        ({"config": {"BQ": 2}, "ms": "fast"}, "entry 'k'.ms"),
+        ({"config": {"BQ": 2}, "gflops": {"a": "x"}}, "entry 'k'.gflops.a"),
+        (3, "entry 'k'"),
+    ],
+)
 def test_tuning_file_bad_field_named_and_kept_as_bak(tmp_path, entry, named):
     path = tmp_path / "tune.json"
     bad = json.dumps({"k": entry})
@@ -130,7 +145,7 @@ def test_tuning_file_bad_field_named_and_kept_as_bak(tmp_path, entry, named):
     (bak,) = _baks(path)
     assert bak.read_text() == bad and json.loads(path.read_text()) == {"k2": {"config": {"BQ": 4}}}
     with pytest.raises(cachefile.CacheError):
-        ocl.save_tuning("k3", {"config": {"BQ": "abc"}}, path)     # nothing the next load would refuse
+        ocl.save_tuning("k3", {"config": {"BQ": "abc"}}, path)  # nothing the next load would refuse
 
 
 WRITER = textwrap.dedent("""
@@ -157,8 +172,15 @@ WRITER = textwrap.dedent("""
 @pytest.mark.parametrize("kind", ["perfmodel", "tuning"])
 def test_two_runs_writing_at_once_lose_no_entry(tmp_path, kind):
     path, n = tmp_path / f"{kind}.json", 30
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, kind, str(path), me, str(n)], stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "HETERO_CACHE_DIR": str(tmp_path)}) for me in "ab"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, kind, str(path), me, str(n)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HETERO_CACHE_DIR": str(tmp_path)},
+        )
+        for me in "ab"
+    ]
     try:
         while not all((tmp_path / f"ready-{me}").exists() for me in "ab"):
             assert all(p.poll() is None for p in procs), [p.communicate()[1][-2000:] for p in procs]

@@ -1,4 +1,5 @@
 """python -m bench.run as a user runs it: every bad input is one line on stderr and exit 2, no traceback."""
+
 import json
 import os
 import subprocess
@@ -12,23 +13,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def bench(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "bench.run", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.run", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--workload", "gemm"], "unknown workload 'gemm'; valid: matmul, attention, conv2d, conv_transpose2d"),
-    (["--workload", "matmul", "--backends", "cuda"], "unknown backend 'cuda'; valid: numpy"),
-    (["--workload", "matmul", "--preset", "huge"], "unknown matmul preset 'huge'"),
-    (["--workload", "matmul", "--dtype", "float8"], "unknown dtype 'float8'"),
-    (["--workload", "attention", "--shape", "4x12x512"], "malformed --shape '4x12x512' for attention"),
-    (["--workload", "all", "--shape", "4x4x4"], "--shape needs exactly one --workload"),
-    (["--workload", "matmul", "--shape", "0x4x4"], "M=0 must be >= 1"),
-    (["--workload", "matmul", "--threads", "0", "--quick"], "argument --threads: '0' is not an integer from 1 to"),
-    (["--workload", "matmul", "--name", "../x", "--quick"], "--name '../x' may hold only"),
-    (["--budget", "abc"], "argument --budget: 'abc' is not a finite number >= 0"),
-    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--workload", "gemm"], "unknown workload 'gemm'; valid: matmul, attention, conv2d, conv_transpose2d"),
+        (["--workload", "matmul", "--backends", "cuda"], "unknown backend 'cuda'; valid: numpy"),
+        (["--workload", "matmul", "--preset", "huge"], "unknown matmul preset 'huge'"),
+        (["--workload", "matmul", "--dtype", "float8"], "unknown dtype 'float8'"),
+        (["--workload", "attention", "--shape", "4x12x512"], "malformed --shape '4x12x512' for attention"),
+        (["--workload", "all", "--shape", "4x4x4"], "--shape needs exactly one --workload"),
+        (["--workload", "matmul", "--shape", "0x4x4"], "M=0 must be >= 1"),
+        (["--workload", "matmul", "--threads", "0", "--quick"], "argument --threads: '0' is not an integer from 1 to"),
+        (["--workload", "matmul", "--name", "../x", "--quick"], "--name '../x' may hold only"),
+        (["--budget", "abc"], "argument --budget: 'abc' is not a finite number >= 0"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, match, tmp_path):
     r = bench(*args, "--out", str(tmp_path))
     assert r.returncode == 2, r.stderr
@@ -38,21 +48,36 @@ def test_bad_input_is_one_line_and_exit_2(args, match, tmp_path):
 
 
 def test_quick_run_writes_a_pandas_loadable_file_and_prints_a_table(tmp_path):
-    r = bench("--workload", "matmul", "--quick", "--backends", "numpy,null", "--out", str(tmp_path),
-              "--name", "t")
+    r = bench("--workload", "matmul", "--quick", "--backends", "numpy,null", "--out", str(tmp_path), "--name", "t")
     assert r.returncode == 0, r.stderr
     assert "matmul (float32); speedup vs numpy" in r.stdout and "MODELED" in r.stdout
     df = read_rows(tmp_path / "t" / "bench.csv")
     assert set(df.backend) == {"numpy", "null"} and (df.status == "ok").all() and df.correct.all()
-    assert {"workload", "shape", "dtype", "backend", "device", "median_s", "iqr_s", "reps", "gflops", "pct_peak",
-            "baseline", "speedup", "correct", "max_abs_err", "timing"} <= set(df.columns)
+    assert {
+        "workload",
+        "shape",
+        "dtype",
+        "backend",
+        "device",
+        "median_s",
+        "iqr_s",
+        "reps",
+        "gflops",
+        "pct_peak",
+        "baseline",
+        "speedup",
+        "correct",
+        "max_abs_err",
+        "timing",
+    } <= set(df.columns)
     assert set(df[df.backend == "null"].timing) == {"modeled"}
     meta = (tmp_path / "t" / "meta.json").read_text()
     assert '"complete": true' in meta and '"libraries"' in meta and '"git_commit"' in meta
     meta = json.loads(meta)
     assert meta["hetero_version"] and meta["plugins"] == {}
-    assert meta["command_as_typed"].endswith(f"-m bench.run --workload matmul --quick --backends numpy,null "
-                                             f"--out {tmp_path} --name t")
+    assert meta["command_as_typed"].endswith(
+        f"-m bench.run --workload matmul --quick --backends numpy,null --out {tmp_path} --name t"
+    )
     samples = read_samples(tmp_path / "t" / "samples.csv")  # every timed repetition, at least 5 a row
     per_row = samples.groupby(["workload", "shape", "dtype", "backend"]).seconds.count()
     assert len(per_row) == len(df) and (per_row >= 5).all() and (df.reps >= 5).all()
@@ -65,11 +90,13 @@ def test_unavailable_backend_is_a_note_unless_strict(tmp_path, monkeypatch):
     env = {"PYTHONPATH": str(tmp_path) + os.pathsep + ROOT}
     (tmp_path / "sitecustomize.py").write_text(
         "from hetero.backends.null import NullBackend\n"
-        "NullBackend._unavailable = classmethod(lambda cls: 'unplugged for the test')\n")
+        "NullBackend._unavailable = classmethod(lambda cls: 'unplugged for the test')\n"
+    )
     r = bench("--workload", "matmul", "--quick", "--backends", "numpy,null", "--out", str(tmp_path), env=env)
     assert r.returncode == 0 and "backend 'null' unavailable (unplugged for the test)" in r.stderr
-    r = bench("--workload", "matmul", "--quick", "--backends", "numpy,null", "--strict", "--out", str(tmp_path),
-              env=env)
+    r = bench(
+        "--workload", "matmul", "--quick", "--backends", "numpy,null", "--strict", "--out", str(tmp_path), env=env
+    )
     assert r.returncode == 2 and r.stderr.strip().endswith("backend 'null' unavailable: unplugged for the test")
 
 
@@ -93,9 +120,20 @@ def test_wrong_results_are_reported_as_failed_not_timed(tmp_path):
         "import numpy as np\nfrom hetero.backends import null\n"
         "orig = null.NullBackend._prepare\n"
         "def bad(self, case, inputs):\n    k = orig(self, case, inputs)\n    k.out = k.out + 1\n    return k\n"
-        "null.NullBackend._prepare = bad\n")
-    r = bench("--workload", "matmul", "--quick", "--backends", "numpy,null", "--out", str(tmp_path), "--name", "w",
-              env={"PYTHONPATH": str(tmp_path) + os.pathsep + ROOT})
+        "null.NullBackend._prepare = bad\n"
+    )
+    r = bench(
+        "--workload",
+        "matmul",
+        "--quick",
+        "--backends",
+        "numpy,null",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "w",
+        env={"PYTHONPATH": str(tmp_path) + os.pathsep + ROOT},
+    )
     assert r.returncode == 1
     df = read_rows(tmp_path / "w" / "bench.csv")
     bad = df[df.backend == "null"]

@@ -1,24 +1,36 @@
 """Every numeric option of the bench commands rejects out-of-range values (negative, zero where it means
 nothing, nan, inf) with one line and exit 2, before any work starts."""
+
 import importlib
 
 import pytest
 
 CASES = [
-    ("run", ["--budget", "-1"]), ("run", ["--budget", "nan"]), ("run", ["--budget", "inf"]),
-    ("run", ["--threads", "0"]), ("run", ["--threads", "100000"]), ("run", ["--seed", "-1"]),
-    ("schedule", ["--reps", "0"]), ("schedule", ["--repeat", "-2"]), ("schedule", ["--seed", "-1"]),
+    ("run", ["--budget", "-1"]),
+    ("run", ["--budget", "nan"]),
+    ("run", ["--budget", "inf"]),
+    ("run", ["--threads", "0"]),
+    ("run", ["--threads", "100000"]),
+    ("run", ["--seed", "-1"]),
+    ("schedule", ["--reps", "0"]),
+    ("schedule", ["--repeat", "-2"]),
+    ("schedule", ["--seed", "-1"]),
     ("simulate", ["--seed", "-1"]),
-    ("clock", ["--seconds", "nan"]), ("clock", ["--seconds", "0"]), ("clock", ["--mib", "-5"]),
+    ("clock", ["--seconds", "nan"]),
+    ("clock", ["--seconds", "0"]),
+    ("clock", ["--mib", "-5"]),
     ("clock", ["--threads", "0"]),
     ("plan", ["train", "--params", "7e9", "--tokens", "1e12", "--days", "nan"]),
     ("plan", ["serve", "--params", "7e9", "--requests-per-user", "1", "--words-per-answer", "9", "--users", "0"]),
 ]
 # What each command needs besides the bad option to get past its other checks.
-VALID = {"run": ["--workload", "matmul", "--backends", "numpy", "--quick"],
-         "schedule": ["--devices", "null", "--size", "quick", "--policy", "single", "--from-results", ""],
-         "simulate": ["--mix", "cpu", "--tasks", "mixed:4", "--from-results", ""],
-         "clock": ["--quick"], "plan": []}
+VALID = {
+    "run": ["--workload", "matmul", "--backends", "numpy", "--quick"],
+    "schedule": ["--devices", "null", "--size", "quick", "--policy", "single", "--from-results", ""],
+    "simulate": ["--mix", "cpu", "--tasks", "mixed:4", "--from-results", ""],
+    "clock": ["--quick"],
+    "plan": [],
+}
 
 
 @pytest.mark.parametrize("command,args", CASES, ids=[f"{c}{' '.join(a[-2:])}" for c, a in CASES])

@@ -1,6 +1,7 @@
 """Corrupt result files (a row cut short, a non-numeric or out-of-range cell, a bad meta.json field) are refused
 with one line naming the file, row and column, and exit 2: in bench.report, bench.simulate --replay and
 bench.plan --utilization measured."""
+
 import json
 import shutil
 from pathlib import Path
@@ -14,8 +15,22 @@ from hetero.errors import HeteroError
 from hetero.results import metadata, read_rows, write_metadata, write_rows
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-ROW = dict(workload="matmul", shape="8x8x8", preset="p", dtype="float32", backend="numba", device="AMD EPYC",
-           peer=False, status="ok", median_s=0.5, iqr_s=0.01, reps=5, gflops=1.5, pct_peak=40.0, timing="measured")
+ROW = dict(
+    workload="matmul",
+    shape="8x8x8",
+    preset="p",
+    dtype="float32",
+    backend="numba",
+    device="AMD EPYC",
+    peer=False,
+    status="ok",
+    median_s=0.5,
+    iqr_s=0.01,
+    reps=5,
+    gflops=1.5,
+    pct_peak=40.0,
+    timing="measured",
+)
 
 
 def _run(folder: Path, rows=(ROW, {**ROW, "backend": "numpy", "pct_peak": 20.0})) -> Path:
@@ -40,8 +55,17 @@ def test_a_bench_csv_cut_mid_row_is_refused(tmp_path, capsys):
     _one_line(capsys, str(path), "row 2")
 
 
-@pytest.mark.parametrize("column, value", [("median_s", "abc"), ("median_s", "0"), ("pct_peak", "-3"),
-                                           ("reps", "2.5"), ("peer", "maybe"), ("status", "fine")])
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("median_s", "abc"),
+        ("median_s", "0"),
+        ("pct_peak", "-3"),
+        ("reps", "2.5"),
+        ("peer", "maybe"),
+        ("status", "fine"),
+    ],
+)
 def test_a_bad_cell_in_bench_csv_names_file_row_and_column(tmp_path, capsys, column, value):
     path = _run(tmp_path / "r")
     lines = path.read_text().splitlines()
@@ -51,7 +75,7 @@ def test_a_bad_cell_in_bench_csv_names_file_row_and_column(tmp_path, capsys, col
     path.write_text("\n".join([lines[0], lines[1], ",".join(cells)]) + "\n")
     assert report(["--results", str(tmp_path)]) == 2
     line = _one_line(capsys, str(path), "row 2", f"column {column}", repr(value))
-    assert "Traceback" not in line and not (tmp_path / "README.md").exists()   # no README without the run
+    assert "Traceback" not in line and not (tmp_path / "README.md").exists()  # no README without the run
 
 
 def _schedule_copy(tmp_path) -> Path:
@@ -79,8 +103,7 @@ def test_replay_of_a_bad_schedule_csv_is_one_line(tmp_path, capsys, value):
     _one_line(capsys, str(run / "schedule.csv"), "row 2", "column makespan_s")
 
 
-@pytest.mark.parametrize("field, value", [("transfer_latency_s", "abc"), ("supports", "all"),
-                                          ("peak_gflops", "fast")])
+@pytest.mark.parametrize("field, value", [("transfer_latency_s", "abc"), ("supports", "all"), ("peak_gflops", "fast")])
 def test_a_bad_meta_json_field_is_one_line(tmp_path, capsys, field, value):
     run = _schedule_copy(tmp_path)
     meta = json.loads((run / "meta.json").read_text())
@@ -93,12 +116,31 @@ def test_a_bad_meta_json_field_is_one_line(tmp_path, capsys, field, value):
     _one_line(capsys, str(run / "meta.json"), f"devices.{name}.{field}")
 
 
-PLAN = ["train", "--params", "7e9", "--tokens", "1e12", "--days", "30", "--device", "h100", "--dtype", "float32",
-        "--utilization", "measured"]
+PLAN = [
+    "train",
+    "--params",
+    "7e9",
+    "--tokens",
+    "1e12",
+    "--days",
+    "30",
+    "--device",
+    "h100",
+    "--dtype",
+    "float32",
+    "--utilization",
+    "measured",
+]
 
 
-@pytest.mark.parametrize("pct, words", [("1e9", ("row 1", "column pct_peak")), ("abc", ("row 1", "column pct_peak")),
-                                        ("150", ("row 1", "column pct_peak", "above 100%"))])
+@pytest.mark.parametrize(
+    "pct, words",
+    [
+        ("1e9", ("row 1", "column pct_peak")),
+        ("abc", ("row 1", "column pct_peak")),
+        ("150", ("row 1", "column pct_peak", "above 100%")),
+    ],
+)
 def test_plan_measured_refuses_a_bad_or_impossible_pct_peak(tmp_path, capsys, pct, words):
     path = _run(tmp_path / "r", [{**ROW, "device": "NVIDIA H100", "backend": "cupy"}])
     _set_cell(path, 1, "pct_peak", pct)

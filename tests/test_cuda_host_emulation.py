@@ -2,6 +2,7 @@
 over the launch's blocks and threads, which suits kernels with no shared memory or warp operations. Their output,
 with the GEMM done in NumPy, is checked against the workloads' references, so the indexing is tested where no GPU
 is; the GPU tests (tests/gpu) check the real launch. Skipped without g++."""
+
 import ctypes
 import shutil
 import subprocess
@@ -47,8 +48,12 @@ extern "C" void run_col2im(const float* cols, float* out, int gx, int gy, int bx
 def lib(tmp_path_factory):
     d = tmp_path_factory.mktemp("cuda_host")
     (d / "host.cpp").write_text(HOST.replace("KERNELS", str(cupy_conv2d.SOURCE)))
-    out = subprocess.run([GXX, "-O1", "-std=c++17", "-shared", "-fPIC", str(d / "host.cpp"), "-o", str(d / "h.so")],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [GXX, "-O1", "-std=c++17", "-shared", "-fPIC", str(d / "host.cpp"), "-o", str(d / "h.so")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return ctypes.CDLL(str(d / "h.so"))
 
@@ -68,8 +73,13 @@ def _launch(per_image: int, images: int, blocks: int | None) -> tuple:
 
 
 BASE = dict(N=2, C=3, H=5, W=7, K=4, R=3, S=3, stride=1, padding=0, dilation=1)
-SHAPES = [BASE, BASE | dict(stride=2, padding=1), BASE | dict(padding=2, dilation=2), BASE | dict(R=1, S=1),
-          BASE | dict(N=3, C=5, H=9, W=6, R=2, S=4, stride=3, padding=1)]
+SHAPES = [
+    BASE,
+    BASE | dict(stride=2, padding=1),
+    BASE | dict(padding=2, dilation=2),
+    BASE | dict(R=1, S=1),
+    BASE | dict(N=3, C=5, H=9, W=6, R=2, S=4, stride=3, padding=1),
+]
 
 
 @pytest.mark.parametrize("blocks", [None, 1])
@@ -83,7 +93,7 @@ def test_im2col_then_gemm_is_conv2d(lib, p, blocks):
     K, _, R, S = w.shape
     P, Q = wl.out_hw(case.p)
     geo = (C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])
-    col = np.full((N, C * R * S, P * Q), np.nan, np.float32)          # NaN: a position never written shows
+    col = np.full((N, C * R * S, P * Q), np.nan, np.float32)  # NaN: a position never written shows
     lib.run_im2col(_ptr(x), _ptr(col), *_args(*_launch(C * P * Q, N, blocks), *geo))
     out = np.einsum("kc,ncj->nkj", w.reshape(K, -1).astype(np.float64), col).reshape(N, K, P, Q)
     np.testing.assert_allclose(out, wl.reference(case, inp), atol=1e-4)

@@ -1,6 +1,7 @@
 """The CUDA C kernels compile for Hopper (sm_90) with nvcc, so a typo or a register spill is caught on a CPU-only
 machine; on a GPU, CuPy compiles the same text with NVRTC. Runs where nvcc is found: on PATH (a CUDA toolkit),
 or from the nvidia-cuda-nvcc wheel (the `cuda-compile` extra); else skipped with that reason."""
+
 import importlib.util
 import re
 import shutil
@@ -25,23 +26,35 @@ def _nvcc() -> str | None:
 
 NVCC = _nvcc()
 needs_nvcc = pytest.mark.skipif(
-    NVCC is None, reason="nvcc not found: install a CUDA toolkit or pip install -e '.[cuda-compile]'")
+    NVCC is None, reason="nvcc not found: install a CUDA toolkit or pip install -e '.[cuda-compile]'"
+)
 
 # launcher -> (its source, #defines, template kernels it asks NVRTC for by name)
-LAUNCHERS = {"attention": (cupy_attention.SOURCE, cupy_attention.TUNING, cupy_attention._names()),
-             "conv2d": (cupy_conv2d.SOURCE, cupy_conv2d.TUNING, cupy_conv2d.NAMES)}
+LAUNCHERS = {
+    "attention": (cupy_attention.SOURCE, cupy_attention.TUNING, cupy_attention._names()),
+    "conv2d": (cupy_conv2d.SOURCE, cupy_conv2d.TUNING, cupy_conv2d.NAMES),
+}
 
 
 def _compile(name: str, tmp_path: Path) -> str:
     """ptxas's report for the launcher's source as CuPy builds it: its defines, then the text; each named
     template instantiated by taking its address, as NVRTC's name expressions do."""
     source, tuning, names = LAUNCHERS[name]
-    text = ("".join(f"#define {k} {v}\n" for k, v in tuning.items()) + source.read_text()
-            + "\nvoid* keep[] = {" + ", ".join(f"(void*)&{n}" for n in names) + "};\n")
+    text = (
+        "".join(f"#define {k} {v}\n" for k, v in tuning.items())
+        + source.read_text()
+        + "\nvoid* keep[] = {"
+        + ", ".join(f"(void*)&{n}" for n in names)
+        + "};\n"
+    )
     src = tmp_path / f"{name}.cu"
     src.write_text(text)
-    out = subprocess.run([NVCC, "-std=c++17", "-arch=sm_90", "-cubin", "-Xptxas", "-v", str(src),
-                          "-o", str(tmp_path / f"{name}.cubin")], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [NVCC, "-std=c++17", "-arch=sm_90", "-cubin", "-Xptxas", "-v", str(src), "-o", str(tmp_path / f"{name}.cubin")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, f"{name}: nvcc failed:\n{out.stderr[-3000:]}"
     return out.stderr
 

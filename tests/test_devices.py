@@ -1,27 +1,45 @@
 """hetero.devices: a CPU's name tells machines apart (the perf model and result tables key devices by it)."""
+
 import pytest
 
 from hetero import devices
 
 
-@pytest.mark.parametrize("info, want", [
-    ({"model name": "AMD EPYC", "vendor_id": "AuthenticAMD", "cpu family": "26", "model": "2"},
-     "AMD EPYC family 26 model 2"),                     # a VM's generic name gets family and model ...
-    ({"model name": "AMD EPYC", "vendor_id": "AuthenticAMD", "cpu family": "25", "model": "1"},
-     "AMD EPYC family 25 model 1"),                     # ... so another generation is another device
-    ({"model name": "AMD EPYC 9654 96-Core Processor", "vendor_id": "AuthenticAMD", "cpu family": "25",
-      "model": "17"}, "AMD EPYC 9654 96-Core Processor"),   # a model number already says which
-])
+@pytest.mark.parametrize(
+    "info, want",
+    [
+        (
+            {"model name": "AMD EPYC", "vendor_id": "AuthenticAMD", "cpu family": "26", "model": "2"},
+            "AMD EPYC family 26 model 2",
+        ),  # a VM's generic name gets family and model ...
+        (
+            {"model name": "AMD EPYC", "vendor_id": "AuthenticAMD", "cpu family": "25", "model": "1"},
+            "AMD EPYC family 25 model 1",
+        ),  # ... so another generation is another device
+        (
+            {
+                "model name": "AMD EPYC 9654 96-Core Processor",
+                "vendor_id": "AuthenticAMD",
+                "cpu family": "25",
+                "model": "17",
+            },
+            "AMD EPYC 9654 96-Core Processor",
+        ),  # a model number already says which
+    ],
+)
 def test_cpu_name_adds_family_and_model_to_a_generic_name(monkeypatch, info, want):
     monkeypatch.setattr(devices, "_cpuinfo", lambda: info)
     assert devices.cpu_name() == want
 
 
-@pytest.mark.parametrize("family, model, flags, want", [
-    ("25", "17", "avx2 fma avx512f", (16, 1)),   # AMD family 25 with AVX-512: a 512-bit FMA takes both pipes
-    ("26", "2", "avx2 fma avx512f", (16, 2)),    # AMD family 26: two full-width pipes
-    ("25", "1", "avx2 fma", (8, 2)),             # AVX2 only: 8 lanes, two pipes
-])
+@pytest.mark.parametrize(
+    "family, model, flags, want",
+    [
+        ("25", "17", "avx2 fma avx512f", (16, 1)),  # AMD family 25 with AVX-512: a 512-bit FMA takes both pipes
+        ("26", "2", "avx2 fma avx512f", (16, 2)),  # AMD family 26: two full-width pipes
+        ("25", "1", "avx2 fma", (8, 2)),  # AVX2 only: 8 lanes, two pipes
+    ],
+)
 def test_fp32_lanes_know_which_cpus_split_avx512_fmas(monkeypatch, family, model, flags, want):
     info = {"vendor_id": "AuthenticAMD", "cpu family": family, "model": model, "flags": flags}
     monkeypatch.setattr(devices, "_cpuinfo", lambda: info)

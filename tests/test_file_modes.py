@@ -1,4 +1,5 @@
 """Result files are created as any other file is: readable by whoever the umask lets read them."""
+
 import os
 import stat
 

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"hetero": ROOT / "hetero", "hetero.kernels": ROOT / "kernels"}     # kernels/ installs as hetero.kernels
+PACKAGES = {"hetero": ROOT / "hetero", "hetero.kernels": ROOT / "kernels"}  # kernels/ installs as hetero.kernels
 
 
 def modules() -> dict[str, Path]:
@@ -78,6 +78,6 @@ def test_finder_sees_a_package_and_its_module_importing_each_other(tmp_path):
 def test_hetero_has_no_import_cycle():
     known = modules()
     graph = {name: imported(name, path, known) for name, path in known.items()}
-    assert "hetero.kernels.matmul.fpga_matmul" in graph["hetero.kernels.conv2d.fpga_conv2d"]    # the finder reads
+    assert "hetero.kernels.matmul.fpga_matmul" in graph["hetero.kernels.conv2d.fpga_conv2d"]  # the finder reads
     found = [" -> ".join(c) for c in cycles(graph)]
     assert not found, "import cycles (break each so data flows one way):\n" + "\n".join(found)

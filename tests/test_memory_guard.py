@@ -1,5 +1,6 @@
 """Sizes that cannot fit are refused before anything is allocated or written: one line naming the estimate and
 what is available, exit 2; --force tries anyway."""
+
 import os
 import resource
 import subprocess
@@ -18,17 +19,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _limited(args, tmp_path):
     """A bench command in a subprocess whose address space is capped, so a run that does allocate fails fast
     instead of taking the machine's memory."""
+
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
-    return subprocess.run([sys.executable, "-m", *args, "--out", str(tmp_path)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, preexec_fn=cap)
+
+    return subprocess.run(
+        [sys.executable, "-m", *args, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        preexec_fn=cap,
+    )
 
 
-@pytest.mark.parametrize("args", [
-    ["bench.run", "--workload", "matmul", "--shape", "100000x100000x100000", "--backends", "numpy"],
-    ["bench.simulate", "--tasks", "mixed:100000000", "--mix", "cpu", "--from-results", ""],
-    ["bench.simulate", "--mix", "100000000xh100", "--from-results", ""],
-], ids=["run-matmul", "simulate-tasks", "simulate-devices"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench.run", "--workload", "matmul", "--shape", "100000x100000x100000", "--backends", "numpy"],
+        ["bench.simulate", "--tasks", "mixed:100000000", "--mix", "cpu", "--from-results", ""],
+        ["bench.simulate", "--mix", "100000000xh100", "--from-results", ""],
+    ],
+    ids=["run-matmul", "simulate-tasks", "simulate-devices"],
+)
 def test_too_big_is_refused_with_the_estimate(args, tmp_path):
     r = _limited(args, tmp_path)
     assert r.returncode == 2, r.stderr[-2000:]

@@ -1,6 +1,7 @@
 """The OpenCL availability probe: a device whose compiler cannot build is unavailable, with the reason and fix.
 Needs pyopencl importable, not a working device (the compiler is replaced by one that fails as PoCL 3.0 does
 on a CPU its LLVM does not know)."""
+
 import pytest
 
 cl = pytest.importorskip("pyopencl", reason="pyopencl not installed")
@@ -17,8 +18,10 @@ class _FailingProgram:
         pass
 
     def build(self, options):
-        raise cl.Error("clBuildProgram failed: BUILD_PROGRAM_FAILURE\nBuild on <dev>:\n\n"
-                       "error: unknown target CPU 'generic'\nDevice failed to build the program\n")
+        raise cl.Error(
+            "clBuildProgram failed: BUILD_PROGRAM_FAILURE\nBuild on <dev>:\n\n"
+            "error: unknown target CPU 'generic'\nDevice failed to build the program\n"
+        )
 
 
 def test_compiler_that_cannot_target_the_cpu_makes_the_device_unavailable(monkeypatch):
@@ -46,7 +49,7 @@ def test_pip_installed_driver_is_registered_with_the_icd_loader(tmp_path, monkey
     prefix, cache = tmp_path / "venv", tmp_path / "cache"
     (prefix / "lib").mkdir(parents=True)
     monkeypatch.delenv("OCL_ICD_VENDORS", raising=False)
-    assert ocl.register_drivers(prefix, cache) is None            # no driver: nothing changes
+    assert ocl.register_drivers(prefix, cache) is None  # no driver: nothing changes
     assert "OCL_ICD_VENDORS" not in __import__("os").environ
     (prefix / "lib" / "libintelocl.so").write_bytes(b"")
     (tmp_path / "system").mkdir()
@@ -54,6 +57,6 @@ def test_pip_installed_driver_is_registered_with_the_icd_loader(tmp_path, monkey
     monkeypatch.setattr(ocl, "SYSTEM_VENDORS", tmp_path / "system")
     folder = ocl.register_drivers(prefix, cache)
     assert (folder / "libintelocl.icd").read_text() == f"{prefix / 'lib' / 'libintelocl.so'}\n"
-    assert (folder / "nvidia.icd").exists()                           # the system's drivers stay visible
+    assert (folder / "nvidia.icd").exists()  # the system's drivers stay visible
     assert __import__("os").environ["OCL_ICD_VENDORS"] == str(folder)
-    assert ocl.register_drivers(prefix, cache) is None            # the user's (or an earlier) setting wins
+    assert ocl.register_drivers(prefix, cache) is None  # the user's (or an earlier) setting wins

@@ -12,7 +12,7 @@ import pytest
 tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
 ROOT = Path(__file__).resolve().parents[1]
-TREE = {"hetero": "hetero", "hetero.kernels": "kernels", "bench": "bench"}     # package -> its folder in the tree
+TREE = {"hetero": "hetero", "hetero.kernels": "kernels", "bench": "bench"}  # package -> its folder in the tree
 
 
 def _setuptools() -> dict:

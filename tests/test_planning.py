@@ -1,4 +1,5 @@
 """Capacity planner arithmetic (no backend needed)."""
+
 import math
 
 import pytest
@@ -30,37 +31,84 @@ def test_more_time_or_utilization_never_needs_more_devices():
     assert plan_training(7e9, 1e12, 10 * 86400, peak, 0.8).devices <= base
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: device_peak("tpu", "bfloat16"), "unknown device 'tpu'"),
-    (lambda: device_peak("arria10", "bfloat16"), "no published bfloat16 peak"),
-    (lambda: plan_training(-1, 1, 1, 1, 0.5), "params=-1 must be a positive number"),
-    (lambda: plan_training(1, 1, 1, 1, 1.5), "utilization=1.5"),
-    (lambda: plan_serving(1, 1, 1, "week", 1, 1, 1, 0.5), "unknown period 'week'"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: device_peak("tpu", "bfloat16"), "unknown device 'tpu'"),
+        (lambda: device_peak("arria10", "bfloat16"), "no published bfloat16 peak"),
+        (lambda: plan_training(-1, 1, 1, 1, 0.5), "params=-1 must be a positive number"),
+        (lambda: plan_training(1, 1, 1, 1, 1.5), "utilization=1.5"),
+        (lambda: plan_serving(1, 1, 1, "week", 1, 1, 1, 0.5), "unknown period 'week'"),
+    ],
+)
 def test_bad_input_names_the_value(call, match):
     with pytest.raises(HeteroError, match=match):
         call()
 
 
 def test_measured_utilization_comes_from_result_files(tmp_path):
-    row = dict(workload="matmul", shape="8x8x8", dtype="bfloat16", backend="cupy", device="NVIDIA H100 80GB HBM3",
-               peer=False, status="ok", median_s=1.0, pct_peak=71.0)
-    write_rows(tmp_path / "gpu" / "bench.csv", [row, {**row, "backend": "torch-cuda", "peer": True,
-                                                     "pct_peak": 90.0}], list(row))
+    row = dict(
+        workload="matmul",
+        shape="8x8x8",
+        dtype="bfloat16",
+        backend="cupy",
+        device="NVIDIA H100 80GB HBM3",
+        peer=False,
+        status="ok",
+        median_s=1.0,
+        pct_peak=71.0,
+    )
+    write_rows(
+        tmp_path / "gpu" / "bench.csv",
+        [row, {**row, "backend": "torch-cuda", "peer": True, "pct_peak": 90.0}],
+        list(row),
+    )
     util, source = measured_utilization(tmp_path, "h100", "bfloat16")
     assert util == pytest.approx(0.71) and "cupy" in source  # peers are not our utilization
     with pytest.raises(HeteroError, match="no measured float32 matmul"):
         measured_utilization(tmp_path, "h100", "float32")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "bench.csv").write_text('x\n"')
-    with pytest.raises(HeteroError, match="junk/bench.csv"):    # a measured figure never rests on a corrupt file
+    with pytest.raises(HeteroError, match="junk/bench.csv"):  # a measured figure never rests on a corrupt file
         measured_utilization(tmp_path, "h100", "bfloat16")
 
 
 def test_cli_prints_a_modeled_plan_and_rejects_bad_input(capsys):
-    assert cli(["train", "--params", "175e9", "--tokens", "300e9", "--days", "30", "--device", "a100",
-                "--utilization", "0.5"]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--params",
+                "175e9",
+                "--tokens",
+                "300e9",
+                "--days",
+                "30",
+                "--device",
+                "a100",
+                "--utilization",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     assert "780 x a100" in capsys.readouterr().out
-    assert cli(["serve", "--params", "7e9", "--users", "10", "--requests-per-user", "1", "--words-per-answer", "5",
-                "--utilization", "lots"]) == 2
+    assert (
+        cli(
+            [
+                "serve",
+                "--params",
+                "7e9",
+                "--users",
+                "10",
+                "--requests-per-user",
+                "1",
+                "--words-per-answer",
+                "5",
+                "--utilization",
+                "lots",
+            ]
+        )
+        == 2
+    )
     assert "--utilization 'lots'" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The README's Quickstart is exactly two commands, and .ci/run runs the second one's install and tests."""
+
 import os
 import re
 

@@ -1,4 +1,5 @@
 """bench.report over result folders: tables, README regeneration, corrupt files named (exit 2, no README)."""
+
 import pytest
 
 from bench.report import cli
@@ -24,7 +25,7 @@ def test_report_writes_readme_with_tables_and_modeled_marks(results, capsys):
     readme = (results / "README.md").read_text()
     assert "## cpu-run" in readme and "Machine:" in readme and "cores" in readme
     assert "| numpy |" in readme and "*" in readme.split("| null |")[1].splitlines()[0]  # null is modeled
-    assert readme.count("| matmul | float32 |") == 2      # one row per backend, its shapes as a range
+    assert readme.count("| matmul | float32 |") == 2  # one row per backend, its shapes as a range
     assert list((results / "plots").glob("*.png"))
     assert "GFLOP/s (speedup vs numpy)" in capsys.readouterr().out
 
@@ -46,7 +47,7 @@ def test_report_never_divides_a_model_by_a_stopwatch(results, capsys):
 def test_corrupt_file_is_named_the_rest_printed_and_exit_2(results, capsys):
     (results / "broken").mkdir()
     (results / "broken" / "bench.csv").write_text("workload,shape\nmatmul\n")
-    assert cli(["--results", str(results)]) == 2     # a README without the broken run would drop it silently
+    assert cli(["--results", str(results)]) == 2  # a README without the broken run would drop it silently
     out = capsys.readouterr()
     assert "corrupt results file" in out.err and "GFLOP/s (speedup vs numpy)" in out.out
     assert not (results / "README.md").exists()
@@ -68,15 +69,41 @@ def _schedule_run(folder):
     for mix, span in (("a", 4.0), ("b", 3.0), ("a+b", 2.0)):
         devs = mix.split("+")
         for policy in ("single", "dmda"):
-            ev = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
-                   "device": devs[i % len(devs)], "sent": 100.0, "start": 100.0 + i * 0.5, "end": 100.4 + i * 0.5,
-                   "kernel_s": 0.4, "flops": t.flops} for i, t in enumerate(ts.tasks)]
+            ev = [
+                {
+                    "task": t.id,
+                    "label": t.label,
+                    "workload": t.case.workload,
+                    "shape": t.case.shape,
+                    "device": devs[i % len(devs)],
+                    "sent": 100.0,
+                    "start": 100.0 + i * 0.5,
+                    "end": 100.4 + i * 0.5,
+                    "kernel_s": 0.4,
+                    "flops": t.flops,
+                }
+                for i, t in enumerate(ts.tasks)
+            ]
             results.append(RunResult(policy, ts, mix, ev, t0=100.0, t1=100.0 + span))
-            rows.append(dict(taskset=ts.name, mix=mix, policy=policy, devices=",".join(devs), tasks=4,
-                             makespan_s=span * (1.5 if policy == "single" else 1), tasks_per_s=4 / span, gflops=1.0,
-                             speedup_vs_single=1.5 if policy == "dmda" else 1.0, speedup_vs_round_robin=None,
-                             bound_s=span, gap=1.0, overhead_ms_per_task=0.3, utilization="a=0.5",
-                             task_counts="a=4"))
+            rows.append(
+                dict(
+                    taskset=ts.name,
+                    mix=mix,
+                    policy=policy,
+                    devices=",".join(devs),
+                    tasks=4,
+                    makespan_s=span * (1.5 if policy == "single" else 1),
+                    tasks_per_s=4 / span,
+                    gflops=1.0,
+                    speedup_vs_single=1.5 if policy == "dmda" else 1.0,
+                    speedup_vs_round_robin=None,
+                    bound_s=span,
+                    gap=1.0,
+                    overhead_ms_per_task=0.3,
+                    utilization="a=0.5",
+                    task_counts="a=4",
+                )
+            )
     write_rows(folder / "schedule.csv", rows, summary.COLUMNS)
     atomic_write(folder / "trace.json", trace.chrome_trace(results))
     write_metadata(folder / "meta.json", metadata({}, ["test"]))
@@ -91,7 +118,7 @@ def test_report_has_device_mix_tables_gantt_and_simulations(results, capsys):
     assert cli(["--results", str(results)]) == 0
     readme = (results / "README.md").read_text()
     # one table per schedule run: a one-device mix's dmda row, every policy on a mix of several devices
-    assert "| mixed:4 | a+b | dmda | 2.0 | 1.5 |" in readme          # vs the best one-device mix: 3.0 / 2.0
+    assert "| mixed:4 | a+b | dmda | 2.0 | 1.5 |" in readme  # vs the best one-device mix: 3.0 / 2.0
     assert "| mixed:4 | a+b | single |" in readme and "| mixed:4 | a | single |" not in readme
     assert "## sched (bench.schedule)" in readme and "gantt-mixed-4-a-b.png" in readme
     assert (results / "plots" / "sched-gantt-mixed-4-a-b.png").stat().st_size > 1000

@@ -1,6 +1,7 @@
 """The README's commands work with the README's installs: the first install brings matplotlib, and a report
 on a machine without it still prints and writes its tables, says once that plots were skipped, and leaves no
 empty plots/ folder."""
+
 import re
 import sys
 from pathlib import Path
@@ -18,8 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def results(tmp_path):
-    rows = run(get("matmul").preset_cases("quick")[:1], [registry.get("numpy"), registry.get("null")],
-               RunConfig(budget_s=0.01, warmup_s=0))
+    rows = run(
+        get("matmul").preset_cases("quick")[:1],
+        [registry.get("numpy"), registry.get("null")],
+        RunConfig(budget_s=0.01, warmup_s=0),
+    )
     write_rows(tmp_path / "cpu-run" / "bench.csv", rows, COLUMNS)
     write_metadata(tmp_path / "cpu-run" / "meta.json", metadata({}, ["test"]))
     return tmp_path

@@ -1,5 +1,6 @@
 """--out and --name: a bad --out is one line (exit 2), a run never overwrites another unless --replace (then
 whole, swapped in at the end), and --replay writes under --out, never into the run it reads."""
+
 import os
 import shutil
 import sys
@@ -14,7 +15,7 @@ from bench.simulate import cli as simulate
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUN = ["--workload", "matmul", "--quick", "--backends", "numpy", "--shape", "8x8x8"]
 SIM = ["--mix", "u250", "--tasks", "mixed:6", "--policy", "dmda", "--from-results", ""]
-SCHED = ["--devices", "null", "--tasks", "mixed:2", "--size", "quick"]      # refused before Ray starts
+SCHED = ["--devices", "null", "--tasks", "mixed:2", "--size", "quick"]  # refused before Ray starts
 
 
 def _err(capsys) -> str:
@@ -23,8 +24,9 @@ def _err(capsys) -> str:
     return err[-1]
 
 
-@pytest.mark.parametrize("cli, argv", [(run, RUN), (simulate, SIM), (schedule, SCHED)],
-                         ids=["run", "simulate", "schedule"])
+@pytest.mark.parametrize(
+    "cli, argv", [(run, RUN), (simulate, SIM), (schedule, SCHED)], ids=["run", "simulate", "schedule"]
+)
 def test_out_naming_a_file_is_one_line(tmp_path, capsys, cli, argv):
     (tmp_path / "f").write_text("mine\n")
     for out in (tmp_path / "f", tmp_path / "f" / "sub"):
@@ -44,14 +46,15 @@ def test_a_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, capsys):
 def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys):
     assert run(RUN + ["--out", "/proc/hetero-test-out"]) == 2
     assert "/proc/hetero-test-out" in _err(capsys)
-    if os.geteuid() != 0:                  # root may write anywhere: the mode is only a rule for other users
+    if os.geteuid() != 0:  # root may write anywhere: the mode is only a rule for other users
         (tmp_path / "ro").mkdir(mode=0o500)
         assert simulate(SIM + ["--out", str(tmp_path / "ro")]) == 2
         assert "not writable" in _err(capsys)
 
 
-@pytest.mark.parametrize("cli, argv, name", [(run, RUN, "bench.csv"), (simulate, SIM, "simulate.csv")],
-                         ids=["run", "simulate"])
+@pytest.mark.parametrize(
+    "cli, argv, name", [(run, RUN, "bench.csv"), (simulate, SIM, "simulate.csv")], ids=["run", "simulate"]
+)
 def test_a_run_never_overwrites_another_unless_replace(tmp_path, capsys, cli, argv, name):
     argv = argv + ["--out", str(tmp_path), "--name", "x"]
     assert cli(argv) == 0
@@ -62,7 +65,7 @@ def test_a_run_never_overwrites_another_unless_replace(tmp_path, capsys, cli, ar
     assert (tmp_path / "x" / name).read_bytes() == first and (tmp_path / "x" / "note.txt").exists()
     assert cli(argv + ["--replace"]) == 0
     assert not (tmp_path / "x" / "note.txt").exists() and (tmp_path / "x" / name).exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]     # no temporary folder left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # no temporary folder left behind
 
 
 def test_replay_writes_under_out_and_leaves_the_run_read_alone(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """hetero.threads: every loaded BLAS gets the thread count, including one loaded after an earlier call."""
+
 import subprocess
 import sys
 
@@ -31,11 +32,13 @@ def test_one_blas_thread_limits_every_blas_inside_and_restores_after():
 
 def test_blas_loaded_after_the_first_call_is_limited_too():
     # a fresh interpreter: NumPy's OpenBLAS first, SciPy's (the one Numba's np.dot calls) imported afterwards
-    code = ("import numpy; from hetero.threads import set_blas_threads; set_blas_threads(1);"
-            "import scipy.linalg.cython_blas; set_blas_threads(1);"
-            "from threadpoolctl import threadpool_info;"
-            "libs = [i for i in threadpool_info() if i['user_api'] == 'blas'];"
-            "assert len(libs) >= 2 and {i['num_threads'] for i in libs} == {1}, libs")
+    code = (
+        "import numpy; from hetero.threads import set_blas_threads; set_blas_threads(1);"
+        "import scipy.linalg.cython_blas; set_blas_threads(1);"
+        "from threadpoolctl import threadpool_info;"
+        "libs = [i for i in threadpool_info() if i['user_api'] == 'blas'];"
+        "assert len(libs) >= 2 and {i['num_threads'] for i in libs} == {1}, libs"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -50,7 +53,7 @@ def test_device_actor_computes_on_a_lower_priority_thread():
     here = os.getpriority(os.PRIO_PROCESS, 0)
     there = actor.compute.submit(os.getpriority, os.PRIO_PROCESS, 0).result()
     assert there == min(19, here + COMPUTE_NICE)
-    assert os.getpriority(os.PRIO_PROCESS, 0) == here         # only the compute thread is lowered
+    assert os.getpriority(os.PRIO_PROCESS, 0) == here  # only the compute thread is lowered
 
 
 def test_numba_kernels_release_the_gil():
@@ -68,10 +71,12 @@ def test_numba_kernels_release_the_gil():
     q = np.ones((1, 4, 1024, 64), np.float32)
     x, w = np.ones((16, 64, 32, 32), np.float32), np.ones((64, 64, 3, 3), np.float32)
     out = np.empty((16, 64, 32, 32), np.float32)
-    calls = {"matmul": lambda: matmul(a, a, np.empty_like(a)),
-             "attention": lambda: attention(q, q, q, np.empty_like(q), 0.125, False),
-             "conv2d": lambda: conv2d(x, w, None, (1, 1), (1, 1), (1, 1), out),
-             "conv_transpose2d": lambda: conv_transpose2d(x, w, None, (1, 1), (1, 1), (0, 0), (1, 1), out)}
+    calls = {
+        "matmul": lambda: matmul(a, a, np.empty_like(a)),
+        "attention": lambda: attention(q, q, q, np.empty_like(q), 0.125, False),
+        "conv2d": lambda: conv2d(x, w, None, (1, 1), (1, 1), (1, 1), out),
+        "conv_transpose2d": lambda: conv_transpose2d(x, w, None, (1, 1), (1, 1), (0, 0), (1, 1), out),
+    }
     # one kernel thread, so that a core stays free for the ticker: on 2 cores a 2-thread kernel can keep the OS
     # from running it for most of a call (a fresh clone's run: no tick for 56.5 of 70.9 ms), which is not the GIL
     threads = numba.get_num_threads()
@@ -87,7 +92,7 @@ def _tick_through(calls: dict) -> None:
     import time
 
     for name, call in calls.items():
-        call()                                         # compiled (or loaded from the cache) first
+        call()  # compiled (or loaded from the cache) first
         done, ticks = threading.Event(), []
 
         def tick(done, ticks):

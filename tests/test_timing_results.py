@@ -46,13 +46,16 @@ def test_timed_reps_start_after_the_spin_of_an_idle_blas_pool():
     def kernel():
         stamps.append(time.perf_counter())
         return 1e-3
+
     m = measure(kernel, budget_s=0.0, min_reps=2)
     assert m.reps == 2 and stamps[-2] - stamps[0] >= 0.1
 
 
 def test_ratios_use_baseline_and_best_peer():
-    rows = [dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t)
-            for b, p, t in [("numpy", False, 4.0), ("numba", False, 1.0), ("torch", True, 2.0), ("tf", True, 3.0)]]
+    rows = [
+        dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t)
+        for b, p, t in [("numpy", False, 4.0), ("numba", False, 1.0), ("torch", True, 2.0), ("tf", True, 3.0)]
+    ]
     rows.append(dict(workload="w", shape="s", dtype="float32", backend="bad", peer=False, status="wrong"))
     add_ratios(rows, "numpy")
     numba = rows[1]
@@ -62,10 +65,16 @@ def test_ratios_use_baseline_and_best_peer():
 
 def test_modeled_times_are_divided_only_by_modeled_times():
     """A model's time over a stopwatch's is no speedup: ratios are taken within modeled or within measured rows."""
-    rows = [dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t, timing=tm)
-            for b, p, t, tm in [("numpy", False, 4.0, "measured-wall-clock"), ("fpga-emu", False, 1.0, "modeled"),
-                                ("torch", True, 2.0, "measured-wall-clock"), ("numba", False, 2.0, "wall"),
-                                ("fpga-model", False, 2.0, "modeled")]]
+    rows = [
+        dict(workload="w", shape="s", dtype="float32", backend=b, peer=p, status="ok", median_s=t, timing=tm)
+        for b, p, t, tm in [
+            ("numpy", False, 4.0, "measured-wall-clock"),
+            ("fpga-emu", False, 1.0, "modeled"),
+            ("torch", True, 2.0, "measured-wall-clock"),
+            ("numba", False, 2.0, "wall"),
+            ("fpga-model", False, 2.0, "modeled"),
+        ]
+    ]
     rows[1].update(speedup=4.0, best_peer="torch", vs_best_peer=2.0)  # stale ratios, as read from an old file
     add_ratios(rows, "numpy")
     fpga, numba = rows[1], rows[3]
@@ -74,8 +83,17 @@ def test_modeled_times_are_divided_only_by_modeled_times():
 
 
 def test_samples_file_is_long_and_pandas_loadable(tmp_path):
-    rows = [dict(workload="matmul", shape="2x2x2", dtype="float32", backend="numba", timing="measured-wall-clock",
-                 samples=[1.0, 2.0, 3.0]), dict(workload="matmul", shape="2x2x2", dtype="float32", backend="x")]
+    rows = [
+        dict(
+            workload="matmul",
+            shape="2x2x2",
+            dtype="float32",
+            backend="numba",
+            timing="measured-wall-clock",
+            samples=[1.0, 2.0, 3.0],
+        ),
+        dict(workload="matmul", shape="2x2x2", dtype="float32", backend="x"),
+    ]
     write_samples(tmp_path / "samples.csv", rows)
     df = read_samples(tmp_path / "samples.csv")
     assert df.seconds.tolist() == [1.0, 2.0, 3.0] and df.rep.tolist() == [0, 1, 2] and set(df.backend) == {"numba"}

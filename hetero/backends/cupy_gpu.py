@@ -4,6 +4,7 @@ matmul: cuBLAS (GemmEx) in float32, tf32, float16, bfloat16. attention: the fuse
 kernels/attention/flash_attention.cu. conv2d / conv_transpose2d: im2col / col2im kernels around cuBLAS GEMMs.
 Times come from CUDA events around each repetition, after an L2 flush; with nvidia-ml-py, joules per run too.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,16 +17,18 @@ from hetero.workloads.attention import scale_of
 
 _ALL16 = ("float32", "float16", "bfloat16")
 # per-SM dense FLOP per clock on sm_80/sm_90 (fp32 FMA pipes; tensor cores for tf32 and 16-bit)
-_PER_SM_CLOCK = {(9, 0): {"float32": 256, "tf32": 2048, "float16": 4096, "bfloat16": 4096},
-                 (8, 0): {"float32": 128, "tf32": 1024, "float16": 2048, "bfloat16": 2048}}
-ENERGY_BATCH_S = 0.3   # NVML's energy counter ticks every few ms: integrate over a batch this long
+_PER_SM_CLOCK = {
+    (9, 0): {"float32": 256, "tf32": 2048, "float16": 4096, "bfloat16": 4096},
+    (8, 0): {"float32": 128, "tf32": 1024, "float16": 2048, "bfloat16": 2048},
+}
+ENERGY_BATCH_S = 0.3  # NVML's energy counter ticks every few ms: integrate over a batch this long
 
 
 def _cast(cp, d, dtype: str):
     """float32 device array -> `dtype` (bfloat16 as its 16-bit pattern in uint16)."""
     if dtype == "float16":
         return d.astype(cp.float16)
-    if dtype == "bfloat16":   # inputs are already bfloat16 values: the top half of the float32 bits is exact
+    if dtype == "bfloat16":  # inputs are already bfloat16 values: the top half of the float32 bits is exact
         return (d.view(cp.uint32) >> 16).astype(cp.uint16)
     return d
 
@@ -64,7 +67,7 @@ class CupyKernel(Kernel):
             reps = max(3, int(ENERGY_BATCH_S / once))
             sync = self.cp.cuda.get_current_stream().synchronize
             sync()
-            e0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)   # millijoules
+            e0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # millijoules
             for _ in range(reps):
                 self.launch()
             sync()
@@ -87,8 +90,12 @@ def _nvml(cp):
 class CupyBackend(Backend):
     name = "cupy"
     timing = MEASURED_DEVICE
-    dtypes = {"matmul": ("float32", "tf32", "float16", "bfloat16"), "attention": _ALL16,
-              "conv2d": _ALL16, "conv_transpose2d": _ALL16}
+    dtypes = {
+        "matmul": ("float32", "tf32", "float16", "bfloat16"),
+        "attention": _ALL16,
+        "conv2d": _ALL16,
+        "conv_transpose2d": _ALL16,
+    }
     # The CUDA kernels know the plain layouts only: decode/cross lengths, GQA, masks, a value head size, conv
     # groups, different H/W strides and batched matmul are refused with their reason (Backend.unsupported) until
     # kernels for them are written and checked on a GPU.
@@ -102,7 +109,7 @@ class CupyBackend(Backend):
             return "cupy not installed (pip install 'hetero[gpu]')"
         try:
             count = cupy.cuda.runtime.getDeviceCount()
-        except Exception:   # CUDARuntimeError when no driver or no device
+        except Exception:  # CUDARuntimeError when no driver or no device
             count = 0
         return None if count > 0 else "no CUDA device"
 
@@ -121,7 +128,7 @@ class CupyBackend(Backend):
             clock_mhz = pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)
             mem_mhz = pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_MEM)
             bus = pynvml.nvmlDeviceGetMemoryBusWidth(h)
-            mem_gbps = mem_mhz * 1e6 * 2 * bus / 8 / 1e9   # double data rate
+            mem_gbps = mem_mhz * 1e6 * 2 * bus / 8 / 1e9  # double data rate
             how.append(f"max SM clock {clock_mhz} MHz, memory {mem_mhz} MHz x {bus} bit DDR (NVML)")
         elif props.get("clockRate"):
             clock_mhz = props["clockRate"] / 1e3
@@ -130,9 +137,15 @@ class CupyBackend(Backend):
         peaks = {dt: sms * r * clock_mhz * 1e6 / 1e9 for dt, r in rates.items()} if rates and clock_mhz else None
         if peaks:
             how.insert(0, f"{sms} SMs x clock x dense FLOP/clk/SM {rates} (sm_{cc[0]}{cc[1]})")
-        return Device(name=name, kind="gpu", cores=sms, peak_gflops=(peaks or {}).get("float32"),
-                      mem_gbps=mem_gbps, peak_by_dtype=peaks,
-                      peak_source="; ".join(how) if how else "unknown (no NVML, no clock)")
+        return Device(
+            name=name,
+            kind="gpu",
+            cores=sms,
+            peak_gflops=(peaks or {}).get("float32"),
+            mem_gbps=mem_gbps,
+            peak_by_dtype=peaks,
+            peak_source="; ".join(how) if how else "unknown (no NVML, no clock)",
+        )
 
     def warmup(self) -> None:
         from hetero.kernels.attention import cupy_attention
@@ -145,7 +158,7 @@ class CupyBackend(Backend):
         import cupy as cp
 
         cp.cuda.Device().synchronize()
-        t0 = time.perf_counter()   # host -> device copy of the float32 inputs, synchronized wall clock
+        t0 = time.perf_counter()  # host -> device copy of the float32 inputs, synchronized wall clock
         dev = {k: cp.asarray(v) for k, v in inputs.items() if isinstance(v, np.ndarray)}
         cp.cuda.Device().synchronize()
         transfer_s = time.perf_counter() - t0
@@ -168,11 +181,13 @@ class CupyBackend(Backend):
 
             def launch():
                 cupy_conv2d.gemm(a, b, out, p["M"], p["N"], p["K"], dt)
+
             launch.out = out
             return launch
         if case.workload == "attention":
-            return cupy_attention.prepare(dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]),
-                                          scale_of(case, inputs.get("scale")))
+            return cupy_attention.prepare(
+                dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]), scale_of(case, inputs.get("scale"))
+            )
         prep = cupy_conv2d.prepare_conv2d if case.workload == "conv2d" else cupy_conv2d.prepare_conv_transpose2d
         run = prep(dev["input"], dev["weight"], dt, p, w.out_hw(p))
         if inputs.get("bias") is None:
@@ -180,9 +195,10 @@ class CupyBackend(Backend):
         bias = cp.asarray(inputs["bias"], cp.float32).reshape(1, -1, 1, 1)
         out = cp.empty(run.out.shape, cp.float32)
 
-        def launch():   # bias added in float32 on the widened output (16-bit outputs are widened here)
+        def launch():  # bias added in float32 on the widened output (16-bit outputs are widened here)
             run()
             cp.add(_widen(cp, run.out), bias, out=out)
+
         launch.out = out
         return launch
 

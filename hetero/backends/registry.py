@@ -5,6 +5,7 @@ A plugin package declares, in its pyproject.toml,
     mydev = "my_package.my_module:MyBackend"
 and `mydev` then appears in bench.run and the scheduler with no change to this repository.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,8 +37,11 @@ def plugin_sources() -> dict[str, dict]:
     out = {}
     for ep in entry_points(group="hetero.backends"):
         dist = getattr(ep, "dist", None)
-        out[ep.name] = {"target": ep.value, "distribution": dist.name if dist else None,
-                        "version": dist.version if dist else None}
+        out[ep.name] = {
+            "target": ep.value,
+            "distribution": dist.name if dist else None,
+            "version": dist.version if dist else None,
+        }
     return out
 
 

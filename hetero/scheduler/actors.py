@@ -3,6 +3,7 @@
 (os.sched_setaffinity on every thread of the actor) with their thread counts set, so two devices never share a
 core unless the caller allows it (share_cores), and the plan says when they do.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,16 +26,16 @@ CALLS_IN_FLIGHT = 2
 # with every core computing, the threads that store outputs and pass completions on (Ray's in this actor, the
 # driver, the raylet) otherwise wait for the compute's time slice to end before they run.
 COMPUTE_NICE = 5
-CORELESS = {"null"} | GPU_BACKENDS          # need no core of their own (a test double; a GPU's host thread)
+CORELESS = {"null"} | GPU_BACKENDS  # need no core of their own (a test double; a GPU's host thread)
 RESOURCE = {"opencl": "opencl", "fpga-emu": "fpga"}
 
 
 @dataclass
 class Placement:
     backend: str
-    label: str                 # unique device label: 'numba', or 'numba@1' on the second node
+    label: str  # unique device label: 'numba', or 'numba@1' on the second node
     node_id: str
-    cores: tuple[int, ...]     # indices into the node's allowed CPUs; () for coreless devices
+    cores: tuple[int, ...]  # indices into the node's allowed CPUs; () for coreless devices
     threads: int | None
     shared: bool = False
 
@@ -55,8 +56,10 @@ def plan(backends: list[str], nodes: list[dict], share_cores: bool = False) -> t
         bound = [b for b in here if b not in CORELESS]
         ncores = max(1, int(res.get("CPU", 1)))
         if len(bound) > ncores and not share_cores:
-            raise HeteroError(f"{len(bound)} CPU-backed devices ({', '.join(bound)}) need {len(bound)} cores but "
-                              f"node {i} has {ncores}; drop one or pass --share-cores")
+            raise HeteroError(
+                f"{len(bound)} CPU-backed devices ({', '.join(bound)}) need {len(bound)} cores but "
+                f"node {i} has {ncores}; drop one or pass --share-cores"
+            )
         per, extra = divmod(ncores, len(bound)) if bound and len(bound) <= ncores else (1, 0)
         first = 0
         for b in here:
@@ -100,8 +103,13 @@ def options(p: Placement, declared: set) -> dict:
     """ray.remote options for the actor of placement p: resources, node, and the thread env set before import."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    opts: dict = {"num_cpus": 0, "max_restarts": 0, "max_task_retries": 0, "max_concurrency": CALLS_IN_FLIGHT,
-                  "scheduling_strategy": NodeAffinitySchedulingStrategy(p.node_id, soft=False)}
+    opts: dict = {
+        "num_cpus": 0,
+        "max_restarts": 0,
+        "max_task_retries": 0,
+        "max_concurrency": CALLS_IN_FLIGHT,
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(p.node_id, soft=False),
+    }
     if p.backend in GPU_BACKENDS:
         opts["num_gpus"] = 1
     if p.backend in RESOURCE and RESOURCE[p.backend] in declared:
@@ -109,9 +117,18 @@ def options(p: Placement, declared: set) -> dict:
     if p.threads:
         n = str(p.threads)
         # the last two: PoCL's and Intel's CPU OpenCL drivers
-        env = {k: n for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                              "POCL_MAX_PTHREAD_COUNT", "CL_CONFIG_CPU_TBB_NUM_WORKERS")}
-        env["POCL_AFFINITY"] = "0"   # PoCL's own pinning ignores our mask; its threads inherit the actor's
+        env = {
+            k: n
+            for k in (
+                "NUMBA_NUM_THREADS",
+                "OMP_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "POCL_MAX_PTHREAD_COUNT",
+                "CL_CONFIG_CPU_TBB_NUM_WORKERS",
+            )
+        }
+        env["POCL_AFFINITY"] = "0"  # PoCL's own pinning ignores our mask; its threads inherit the actor's
         opts["runtime_env"] = {"env_vars": env}
     return opts
 
@@ -134,8 +151,9 @@ class DeviceActor:
         self.cpus = pin(cores) if cores else None
         # one worker: the compute is one task at a time; threads the kernels start (numba's, torch's) inherit its
         # priority and cores
-        self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute", initializer=_compute_thread,
-                                          initargs=(self.cpus,))
+        self.compute = ThreadPoolExecutor(
+            1, thread_name_prefix="compute", initializer=_compute_thread, initargs=(self.cpus,)
+        )
         from hetero.backends import registry
 
         self.backend = registry.get(backend, threads=threads, device=device_choice)
@@ -166,8 +184,14 @@ class DeviceActor:
             except Exception as exc:
                 reasons[w] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         dev = self.backend.device()
-        return {"device": dev.name, "kind": dev.kind, "pid": os.getpid(), "cpus": self.cpus,
-                "supports": supports, "reasons": reasons}
+        return {
+            "device": dev.name,
+            "kind": dev.kind,
+            "pid": os.getpid(),
+            "cpus": self.cpus,
+            "supports": supports,
+            "reasons": reasons,
+        }
 
     def touch(self, arr) -> int:
         """For the transfer benchmark: receive an array, return its size."""
@@ -196,6 +220,6 @@ class DeviceActor:
 def _compute_thread(cpus: list[int] | None) -> None:
     """The compute thread's set-up: the device's cores, and a lower priority than the threads moving data."""
     if cpus:
-        os.sched_setaffinity(0, cpus)      # 0: this thread
-    with contextlib.suppress(OSError):      # not allowed here: the compute keeps the actor's priority
+        os.sched_setaffinity(0, cpus)  # 0: this thread
+    with contextlib.suppress(OSError):  # not allowed here: the compute keeps the actor's priority
         os.nice(COMPUTE_NICE)

@@ -10,6 +10,7 @@ run, or the perf model's prediction where the run never put that kind on that de
   (lp_bound_own_cores_s in the results);
   critical path: the longest dependency chain, each task at its best device's time.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,11 @@ def time_table(tasks, states, model) -> dict:
     for t in tasks:
         for s in states:
             if (s.name, t.case) not in out:
-                p = model.predict(s.backend, s.device, t.case) if s.supports is None or \
-                    t.case.workload in s.supports else None
+                p = (
+                    model.predict(s.backend, s.device, t.case)
+                    if s.supports is None or t.case.workload in s.supports
+                    else None
+                )
                 out[(s.name, t.case)] = p if p is not None else math.inf
     return out
 
@@ -34,8 +38,9 @@ def time_table(tasks, states, model) -> dict:
 def lp_bound(tasks, states, times, shared: bool = True) -> float:
     """The LP area bound; shared=False: as if every device had cores of its own."""
     kinds = Counter(t.case for t in tasks)
-    return area_bound(kinds, [(1, {k: times[(s.name, k)] for k in kinds}) for s in states],
-                      share_groups(states) if shared else ())
+    return area_bound(
+        kinds, [(1, {k: times[(s.name, k)] for k in kinds}) for s in states], share_groups(states) if shared else ()
+    )
 
 
 def area_bound(kinds: dict, pools: list[tuple[int, dict]], groups=()) -> float:

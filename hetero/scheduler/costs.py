@@ -3,6 +3,7 @@
 `model` is anything with predict(backend, device, case) -> seconds | None (hetero.scheduler.perfmodel.PerfModel,
 a simulator's profiles, or a test's table).
 """
+
 from __future__ import annotations
 
 from hetero.scheduler.device import DeviceState
@@ -11,7 +12,6 @@ from hetero.scheduler.device import DeviceState
 def transfer(task, dev: DeviceState) -> float:
     missing = max(0.0, task.nbytes - getattr(task, "resident", {}).get(dev.name, 0.0))
     return (dev.latency + missing / dev.bandwidth) if missing else 0.0
-
 
 
 def predict(model, task, dev: DeviceState) -> float | None:
@@ -37,4 +37,3 @@ def capable(task, devices) -> list[DeviceState]:
 
 def finish_time(model, task, dev, devices, now, p: float | None = None) -> float:
     return max(dev.queue_end, now + transfer(task, dev)) + task_seconds(model, task, dev, devices, p)
-

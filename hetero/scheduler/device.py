@@ -1,4 +1,5 @@
 """A device as the scheduler sees it (its fixed description, and its state during a run), and task kinds."""
+
 from __future__ import annotations
 
 import math
@@ -8,12 +9,13 @@ from dataclasses import dataclass, field
 @dataclass
 class DeviceSpec:
     """What a device is, for the scheduler: fixed for a run."""
-    name: str                      # unique label: 'numba', or 'numba@1' on the second node
+
+    name: str  # unique label: 'numba', or 'numba@1' on the second node
     backend: str
-    device: str                    # the backend Device's name: the perf model's key
-    latency: float = 0.0           # seconds per transfer, measured once
-    bandwidth: float = math.inf    # bytes per second, measured once
-    supports: frozenset | None = None   # workloads it runs (None: all)
+    device: str  # the backend Device's name: the perf model's key
+    latency: float = 0.0  # seconds per transfer, measured once
+    bandwidth: float = math.inf  # bytes per second, measured once
+    supports: frozenset | None = None  # workloads it runs (None: all)
     # a key shared by the devices pinned to the same cores (bench.schedule --share-cores): they time-slice them,
     # together running as one device would; None: cores of its own
     core_group: object = None
@@ -22,11 +24,12 @@ class DeviceSpec:
 @dataclass
 class DeviceState(DeviceSpec):
     """A device during a run: its description, and the queue the driver keeps for it (hetero.scheduler.driver)."""
-    overhead: float = 0.0          # seconds each task holds it beyond its run (the perf model's call overhead)
-    queue_end: float = 0.0         # when its queue is predicted to drain (run clock)
-    outstanding: int = 0           # tasks sent to it and not heard of as done
+
+    overhead: float = 0.0  # seconds each task holds it beyond its run (the perf model's call overhead)
+    queue_end: float = 0.0  # when its queue is predicted to drain (run clock)
+    outstanding: int = 0  # tasks sent to it and not heard of as done
     alive: bool = True
-    exploring: set = field(default_factory=set)   # task kinds in flight on it with no prediction yet
+    exploring: set = field(default_factory=set)  # task kinds in flight on it with no prediction yet
 
     def runs(self, task) -> bool:
         return self.alive and (self.supports is None or task.case.workload in self.supports)
@@ -36,7 +39,7 @@ class DeviceState(DeviceSpec):
         self.queue_end, self.outstanding, self.exploring = 0.0, 0, set()
 
 
-_KIND_IDS: dict = {}     # (workload, params, dtype) -> a small int, the same for every task object of that kind
+_KIND_IDS: dict = {}  # (workload, params, dtype) -> a small int, the same for every task object of that kind
 
 
 def kind(task) -> int:
@@ -50,4 +53,3 @@ def kind(task) -> int:
     k = _KIND_IDS.setdefault((c.workload, c.params, c.dtype), len(_KIND_IDS))
     task.__dict__["_kind"] = (c, k)
     return k
-

@@ -16,6 +16,7 @@ arrival time); a batch or a graph is all there at the start.
 Devices are DeviceState objects (hetero.scheduler.device); `model` has predict(backend, device, case); a model
 that learns also has add(backend, device, case, seconds) and history(backend, device, case).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -31,6 +32,7 @@ from hetero.scheduler.pools import Pools
 class Done:
     """A task ended on `device` and the driver hears of it now: it ran from `start` to `end` (run clock).
     alone: no device pinned to the same cores computed meanwhile, so its time is the device's own."""
+
     task: object
     device: DeviceState
     start: float
@@ -41,12 +43,14 @@ class Done:
 @dataclass
 class Died:
     """`device` is gone: every task sent to it and not heard of as done runs again elsewhere."""
+
     device: DeviceState
 
 
 @dataclass
 class Record:
     """What a run did: task id -> device name, start and end (run clock); tasks sent again after a death."""
+
     where: dict = field(default_factory=dict)
     start: dict = field(default_factory=dict)
     end: dict = field(default_factory=dict)
@@ -78,13 +82,21 @@ class Driver:
     and placed again after the next task ends). It changes decisions only where durations differ from
     predictions; the simulator leaves it off when they cannot, as each pass then places held tasks again."""
 
-    def __init__(self, tasks, devices: list[DeviceState], policy, model, pooled: bool = False,
-                 late_binding: bool = True, arrivals: list | None = None):
+    def __init__(
+        self,
+        tasks,
+        devices: list[DeviceState],
+        policy,
+        model,
+        pooled: bool = False,
+        late_binding: bool = True,
+        arrivals: list | None = None,
+    ):
         self.tasks, self.devices, self.policy, self.model = tasks, devices, policy, model
-        self.arrivals = deque(sorted(arrivals or [], key=lambda a: a[0]))   # (time, [tasks with no deps])
+        self.arrivals = deque(sorted(arrivals or [], key=lambda a: a[0]))  # (time, [tasks with no deps])
         self.index = {d.name: i for i, d in enumerate(devices)}
         self.late_binding = late_binding
-        self.commit = None           # Policy.commit as plan() set it, with late binding
+        self.commit = None  # Policy.commit as plan() set it, with late binding
         self.pool = pooled and not any(t.deps for t in tasks)
         self.record = Record()
         self._reset()
@@ -93,27 +105,29 @@ class Driver:
         """A run's bookkeeping, empty: every device idle, every task with no deps ready."""
         for d in self.devices:
             d.reset()
-        self.pools = None          # made once the policy has planned (Policy.pooled may depend on the tasks)
+        self.pools = None  # made once the policy has planned (Policy.pooled may depend on the tasks)
         self.children: dict = {t.id: [] for t in self.tasks}
         for t in self.tasks:
             for p in t.deps:
                 self.children[p].append(t)
         self.waiting = {t.id: len(t.deps) for t in self.tasks}
         later = {t.id for _, ts in self.arrivals for t in ts}
-        self.fresh = [t for t in self.tasks if not t.deps and t.id not in later]    # ready, not merged into `ready`
+        self.fresh = [t for t in self.tasks if not t.deps and t.id not in later]  # ready, not merged into `ready`
         self.ready: deque = deque()
-        self.per_workload: dict = {}     # workload -> ready tasks of it, not sent
-        self.running: dict = {}          # task id -> (task, device index, predicted seconds): sent, not heard of
-        self.queued = [0.0] * len(self.devices)       # per device: predicted seconds of its running tasks
-        self.committed = [0.0] * len(self.devices)    # per device: its queue end over the tasks actually sent
-        self.holding: set = set()                     # devices with placements held in the last pass
+        self.per_workload: dict = {}  # workload -> ready tasks of it, not sent
+        self.running: dict = {}  # task id -> (task, device index, predicted seconds): sent, not heard of
+        self.queued = [0.0] * len(self.devices)  # per device: predicted seconds of its running tasks
+        self.committed = [0.0] * len(self.devices)  # per device: its queue end over the tasks actually sent
+        self.holding: set = set()  # devices with placements held in the last pass
         self.alive = list(self.devices)
 
     def check_capable(self) -> None:
         for t in self.tasks:
             if not any(d.runs(t) for d in self.devices):
-                raise HeteroError(f"no device here runs task {t.id} ({t.label}); devices: " + ", ".join(
-                    f"{d.name} ({', '.join(sorted(d.supports or []))})" for d in self.devices))
+                raise HeteroError(
+                    f"no device here runs task {t.id} ({t.label}); devices: "
+                    + ", ".join(f"{d.name} ({', '.join(sorted(d.supports or []))})" for d in self.devices)
+                )
 
     def run(self, executor) -> Record:
         """Place and run every task once; returns what ran where and when."""
@@ -126,8 +140,9 @@ class Driver:
             self.place(executor)
             until = self.arrivals[0][0] if self.arrivals else None
             if not self.running and until is None:
-                raise HeteroError(f"policy {self.policy.name} placed none of {len(self.ready)} ready tasks and "
-                                  "none is running")
+                raise HeteroError(
+                    f"policy {self.policy.name} placed none of {len(self.ready)} ready tasks and none is running"
+                )
             for event in executor.wait(until):
                 if isinstance(event, Died):
                     self.died(event.device)
@@ -162,8 +177,9 @@ class Driver:
         if self.policy.pulls:
             if self.ready:
                 for t, d in self.policy.assign(list(self.ready), self.view(), self.model, now):
-                    _, p, tr, _ = place_task(self.policy, t, self.view(), self.devices, self.model, now,
-                                             self.record.where, None, device=d)
+                    _, p, tr, _ = place_task(
+                        self.policy, t, self.view(), self.devices, self.model, now, self.record.where, None, device=d
+                    )
                     self._send(executor, t, d, p, tr)
                     self.ready.remove(t)
             return
@@ -182,14 +198,13 @@ class Driver:
             if t.case.workload in declined:
                 kept.append(t)
                 continue
-            got = place_task(self.policy, t, self.view(), self.devices, self.model, now, self.record.where,
-                             self.commit)
+            got = place_task(self.policy, t, self.view(), self.devices, self.model, now, self.record.where, self.commit)
             if got is None:
                 declined.add(t.case.workload)
                 kept.append(t)
                 continue
             d, p, tr, held = got
-            if held:     # counted in d's queue for the rest of this pass, so later tasks see the whole plan
+            if held:  # counted in d's queue for the rest of this pass, so later tasks see the whole plan
                 kept.append(t)
                 self.holding.add(self.index[d.name])
                 held_in_row += 1

@@ -2,6 +2,7 @@
 rounds (every policy once a round, so a slow spell of the machine hits them alike); the row of a policy is its
 median-makespan run, with the spread of the makespans and the median and range of each run's own gap to its
 own bound (the machine's noise moves both, run by run)."""
+
 from __future__ import annotations
 
 import math
@@ -11,9 +12,24 @@ from collections import Counter
 from hetero.scheduler import actors, bounds, policies, runtime, streams, summary
 from hetero.scheduler.simulate import simulate
 
-SIM_COLUMNS = ["mix", "taskset", "policy", "devices", "tasks", "makespan_s", "tasks_per_s", "gflops",
-               "speedup_vs_round_robin", "bound_s", "gap", "sim_wall_s", "utilization", "task_counts", "timing",
-               "profiles"]
+SIM_COLUMNS = [
+    "mix",
+    "taskset",
+    "policy",
+    "devices",
+    "tasks",
+    "makespan_s",
+    "tasks_per_s",
+    "gflops",
+    "speedup_vs_round_robin",
+    "bound_s",
+    "gap",
+    "sim_wall_s",
+    "utilization",
+    "task_counts",
+    "timing",
+    "profiles",
+]
 
 
 def median_run(runs: list):
@@ -21,8 +37,17 @@ def median_run(runs: list):
     return sorted(runs, key=lambda r: r.makespan)[(len(runs) - 1) // 2]
 
 
-def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: str = "sample", seed: int = 0,
-            mix: str = "", note=print) -> tuple[list[dict], list, int]:
+def compare(
+    ts,
+    workers: list,
+    names: list[str],
+    model,
+    repeat: int = 1,
+    check: str = "sample",
+    seed: int = 0,
+    mix: str = "",
+    note=print,
+) -> tuple[list[dict], list, int]:
     """(one summary row per policy, each policy's median run, wrong outputs over all runs)."""
     every: dict = {name: [] for name in names}
     bad = 0
@@ -32,28 +57,48 @@ def compare(ts, workers: list, names: list[str], model, repeat: int = 1, check: 
             r.mix = mix
             every[name].append(r)
             model.save()
-            note(f"{ts.name} [{mix}] {name}" + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
-                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked, predictions "
-                 + ",".join(f"{k}={v}" for k, v in sorted(r.basis.items()))
-                 + (f", lost {','.join(r.dead)}" if r.dead else "")
-                 + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+            note(
+                f"{ts.name} [{mix}] {name}"
+                + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
+                + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked, predictions "
+                + ",".join(f"{k}={v}" for k, v in sorted(r.basis.items()))
+                + (f", lost {','.join(r.dead)}" if r.dead else "")
+                + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else "")
+            )
             bad += len(r.wrong)
     runs = [median_run(rs) for rs in every.values()]
-    shared = actors.sharing([w.placement for w in workers])    # this mix's devices, not the whole plan
+    shared = actors.sharing([w.placement for w in workers])  # this mix's devices, not the whole plan
     states = [w.state for w in workers]
     rows = summary.summarize(runs, states, model, [shared] if shared else [])
     for row, rs in zip(rows, every.values()):
         gaps = sorted(g for r in rs if (g := summary.summarize([r], states, model)[0]["gap"]) is not None)
-        row.update(repeats=len(rs), makespan_min_s=min(r.makespan for r in rs),
-                   makespan_max_s=max(r.makespan for r in rs),
-                   gap_median=statistics.median(gaps) if gaps else None,
-                   gap_min=gaps[0] if gaps else None, gap_max=gaps[-1] if gaps else None)
+        row.update(
+            repeats=len(rs),
+            makespan_min_s=min(r.makespan for r in rs),
+            makespan_max_s=max(r.makespan for r in rs),
+            gap_median=statistics.median(gaps) if gaps else None,
+            gap_min=gaps[0] if gaps else None,
+            gap_max=gaps[-1] if gaps else None,
+        )
     return rows, runs, bad
 
 
-def stream(spec: str, n: int, workers: list, names: list[str], model, loads: list[float], arrivals: str = "poisson",
-           seed: int = 0, slo: float | None = None, size: str = "full", check: str = "sample", mix: str = "",
-           note=print, folder=None) -> tuple[list[dict], list]:
+def stream(
+    spec: str,
+    n: int,
+    workers: list,
+    names: list[str],
+    model,
+    loads: list[float],
+    arrivals: str = "poisson",
+    seed: int = 0,
+    slo: float | None = None,
+    size: str = "full",
+    check: str = "sample",
+    mix: str = "",
+    note=print,
+    folder=None,
+) -> tuple[list[dict], list]:
     """Streams of `n` requests of `spec` run on the Ray devices, each policy placing requests as they arrive, per
     load (a fraction of the capacity the perf model predicts, streams.capacity): (one row per load and policy
     with the latency statistics of streams.COLUMNS, every run; a run's task set is named '<stream>@<load>').
@@ -61,7 +106,7 @@ def stream(spec: str, n: int, workers: list, names: list[str], model, loads: lis
     from hetero.scheduler.replay import arrivals_file
 
     states = [w.state for w in workers]
-    for s in states:        # the capacity counts each task's per-call overhead, as the queue ends do
+    for s in states:  # the capacity counts each task's per-call overhead, as the queue ends do
         s.overhead = model.call_overhead(s.backend, s.device)
     rows, runs = [], []
     for load in loads:
@@ -71,23 +116,32 @@ def stream(spec: str, n: int, workers: list, names: list[str], model, loads: lis
         for name in names:
             ts = st.taskset()
             ts.name = f"{st.name}@{load:g}"
-            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed,
-                                arrivals=st.arrivals())
+            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed, arrivals=st.arrivals())
             r.mix = mix
             model.save()
             start = {e["task"]: e["start"] - r.t0 for e in r.events}
             end = {e["task"]: e["end"] - r.t0 for e in r.events}
-            row = dict(taskset=st.name, mix=mix, policy=name, load=load, rate_per_s=rate,
-                       **streams.latency(st, start, end, slo), timing="measured (wall clock)")
-            note(f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s, "
-                 f"{r.retries} retries" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else ""))
+            row = dict(
+                taskset=st.name,
+                mix=mix,
+                policy=name,
+                load=load,
+                rate_per_s=rate,
+                **streams.latency(st, start, end, slo),
+                timing="measured (wall clock)",
+            )
+            note(
+                f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s, "
+                f"{r.retries} retries" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else "")
+            )
             rows.append(row)
             runs.append(r)
     return rows, runs
 
 
-def simulated(text: str, mix: list, states: list, model, profs: list, sets: list, names: list[str], seed: int = 0,
-              note=print) -> list[dict]:
+def simulated(
+    text: str, mix: list, states: list, model, profs: list, sets: list, names: list[str], seed: int = 0, note=print
+) -> list[dict]:
     """bench.simulate's rows for one device mix (mix: [(count, kind)], states its devices in that order, profs
     their profiles): every policy on every task set, with the bound, the gap and round-robin's makespan over
     each policy's (every time modeled)."""
@@ -100,20 +154,35 @@ def simulated(text: str, mix: list, states: list, model, profs: list, sets: list
         for name in names:
             pol = policies.make(name, seed)
             if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
-                note(f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
-                     f"too slow to simulate past {pol.max_sim_tasks} tasks")
+                note(
+                    f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
+                    f"too slow to simulate past {pol.max_sim_tasks} tasks"
+                )
                 continue
             r = runs[name] = simulate(ts.tasks, states, pol, model)
             note(f"{text} {ts.name} {name}: makespan {r.makespan:.4g} s, simulated in {r.wall_s:.2f} s")
-            rows.append(dict(
-                mix=text, taskset=ts.name, policy=name, devices=len(states), tasks=len(ts.tasks),
-                makespan_s=r.makespan, tasks_per_s=len(ts.tasks) / r.makespan, gflops=flops / r.makespan / 1e9,
-                speedup_vs_round_robin=None, bound_s=bound, gap=r.makespan / bound if bound > 0 else None,
-                sim_wall_s=r.wall_s, utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
-                task_counts=_per_kind(mix, states, r.counts()), timing=timing,
-                profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs)))
+            rows.append(
+                dict(
+                    mix=text,
+                    taskset=ts.name,
+                    policy=name,
+                    devices=len(states),
+                    tasks=len(ts.tasks),
+                    makespan_s=r.makespan,
+                    tasks_per_s=len(ts.tasks) / r.makespan,
+                    gflops=flops / r.makespan / 1e9,
+                    speedup_vs_round_robin=None,
+                    bound_s=bound,
+                    gap=r.makespan / bound if bound > 0 else None,
+                    sim_wall_s=r.wall_s,
+                    utilization=_per_kind(mix, states, r.busy, r.makespan, mean=True),
+                    task_counts=_per_kind(mix, states, r.counts()),
+                    timing=timing,
+                    profiles="; ".join(f"{pr.kind}: {pr.source}" for pr in profs),
+                )
+            )
         rr = runs.get("round-robin")
-        for row in rows[len(rows) - len(runs):]:
+        for row in rows[len(rows) - len(runs) :]:
             row["speedup_vs_round_robin"] = rr.makespan / row["makespan_s"] if rr else None
     return rows
 
@@ -121,8 +190,10 @@ def simulated(text: str, mix: list, states: list, model, profs: list, sets: list
 def _bound(tasks, states, profs, mix, model) -> float:
     """max(LP area bound over pools of identical devices, critical path at each task's best device)."""
     kinds = Counter(t.case for t in tasks)
-    pools = [(count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf)
-                      for k in kinds}) for (count, _), pr in zip(mix, profs)]
+    pools = [
+        (count, {k: (v if (v := model.predict(pr.backend, pr.device, k)) is not None else math.inf) for k in kinds})
+        for (count, _), pr in zip(mix, profs)
+    ]
     area = bounds.area_bound(kinds, pools)
     if not any(t.deps for t in tasks):
         return max(area, max(min(times[k] for _, times in pools) for k in kinds))
@@ -133,7 +204,7 @@ def _per_kind(mix, states, values, makespan=None, mean=False) -> str:
     """'h100=0.93;u250=0.71' (mean utilisation per kind) or 'h100=80;u250=20' (task counts per kind)."""
     out, i = [], 0
     for count, kind in mix:
-        vals = [values.get(s.name, 0) for s in states[i:i + count]]
+        vals = [values.get(s.name, 0) for s in states[i : i + count]]
         i += count
         out.append(f"{kind}={sum(vals) / count / makespan:.2f}" if mean else f"{kind}={sum(vals)}")
     return ";".join(out)

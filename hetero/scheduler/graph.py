@@ -1,4 +1,5 @@
 """Task-graph helpers: topological order and HEFT's upward rank."""
+
 from __future__ import annotations
 
 from hetero.scheduler.costs import estimate
@@ -12,14 +13,15 @@ def upward_ranks(tasks, devices, model) -> dict:
         for d in t.deps:
             children[d].append(t.id)
     by_id = {t.id: t for t in tasks}
-    per_kind: dict = {}                     # estimate depends only on the task's kind: once per kind
-    cost = {t.id: per_kind[k] if (k := kind(t)) in per_kind else per_kind.setdefault(k, estimate(model, t, devices))
-            for t in tasks}
+    per_kind: dict = {}  # estimate depends only on the task's kind: once per kind
+    cost = {
+        t.id: per_kind[k] if (k := kind(t)) in per_kind else per_kind.setdefault(k, estimate(model, t, devices))
+        for t in tasks
+    }
     rank: dict = {}
     for t in reversed(topological(tasks)):
         rank[t.id] = cost[t.id] + max((rank[c] for c in children[t.id]), default=0.0)
     return {by_id[i].id: r for i, r in rank.items()}
-
 
 
 def topological(tasks) -> list:
@@ -38,4 +40,3 @@ def topological(tasks) -> list:
         pending = rest
     assert len(out) == len(by_id)
     return out
-

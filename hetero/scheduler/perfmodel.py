@@ -22,6 +22,7 @@ field or one written by another version/schema is reported in one line naming th
 model starts empty; the file is kept as a timestamped .bak when the next save replaces it. A save merges into what
 is on disk under a lock (hetero.cachefile.update), so runs saving at once keep each other's entries.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,9 +41,9 @@ from hetero.workloads import Case, get
 
 SCHEMA = "hetero.perfmodel"
 VERSION = 1
-OUTLIER = 3.0          # reject a sample more than 3x above or below the recent mean (a glitch) ...
-OUTLIER_AFTER = 3      # ... once the key has this many samples
-RECENT = 0.3           # weight of the newest sample in the recent mean that predictions use
+OUTLIER = 3.0  # reject a sample more than 3x above or below the recent mean (a glitch) ...
+OUTLIER_AFTER = 3  # ... once the key has this many samples
+RECENT = 0.3  # weight of the newest sample in the recent mean that predictions use
 ENTRY_KEY = ("backend", "device", "workload", "footprint")
 CALL_KEY = ("backend", "device")
 
@@ -53,7 +54,7 @@ def default_path() -> Path:
     return Path(env) if env else cachefile.cache_dir() / "perfmodel.json"
 
 
-@functools.lru_cache(maxsize=1 << 14)   # the scheduler asks per device per placement; a label costs ~40 µs
+@functools.lru_cache(maxsize=1 << 14)  # the scheduler asks per device per placement; a label costs ~40 µs
 def footprint(case: Case) -> str:
     return f"{case.shape}|{case.dtype}"
 
@@ -70,8 +71,8 @@ class History:
     flops: float = 0.0
     dropped_first: bool = False
     rejected: int = 0
-    source: str = "task"   # task (scheduler/calibrate samples) | kernel (bench.csv medians)
-    recent: float = 0.0    # exponentially weighted mean; 0: none yet (files from before it was kept)
+    source: str = "task"  # task (scheduler/calibrate samples) | kernel (bench.csv medians)
+    recent: float = 0.0  # exponentially weighted mean; 0: none yet (files from before it was kept)
 
     @property
     def estimate(self) -> float:
@@ -91,8 +92,7 @@ class History:
         if reject and self.count >= OUTLIER_AFTER and not ref / OUTLIER <= seconds <= ref * OUTLIER:
             self.rejected += 1
             return False
-        self.recent = seconds if self.count == 0 or not self.recent else \
-            (1 - RECENT) * self.recent + RECENT * seconds
+        self.recent = seconds if self.count == 0 or not self.recent else (1 - RECENT) * self.recent + RECENT * seconds
         self.count += 1
         delta = seconds - self.mean
         self.mean += delta / self.count
@@ -108,7 +108,7 @@ def fit_power(flops: np.ndarray, seconds: np.ndarray) -> tuple[float, float, flo
     for c in np.linspace(0.0, 0.9 * seconds.min(), 10):
         x, y = np.log(flops), np.log(seconds - c)
         b, log_a = np.polyfit(x, y, 1)
-        resid = float(np.sum((np.log(np.exp(log_a) * flops ** b + c) - np.log(seconds)) ** 2))
+        resid = float(np.sum((np.log(np.exp(log_a) * flops**b + c) - np.log(seconds)) ** 2))
         if best is None or resid < best[0]:
             best = (resid, float(np.exp(log_a)), float(b), float(c))
     return best[1:]
@@ -118,9 +118,9 @@ class PerfModel:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else default_path()
         self.entries: dict[tuple[str, str, str, str], History] = {}
-        self.calls: dict[tuple[str, str], History] = {}     # (backend, device) -> per-task call overhead
+        self.calls: dict[tuple[str, str], History] = {}  # (backend, device) -> per-task call overhead
         self._fits: dict = {}
-        self._changed: set = set()      # entry and call keys learnt here since load: ours win over the file's
+        self._changed: set = set()  # entry and call keys learnt here since load: ours win over the file's
         self.warn = print
 
     # -- learning ------------------------------------------------------------------------------------
@@ -136,8 +136,7 @@ class PerfModel:
     def add_call(self, backend: str, device: str, seconds: float) -> None:
         """One gap between back-to-back tasks on a device. Every gap counts, long ones too: a queue's end is
         the sum of them, so their mean is what a prediction needs."""
-        self.calls.setdefault((backend, device), History(source="task")).add(seconds, drop_first=False,
-                                                                             reject=False)
+        self.calls.setdefault((backend, device), History(source="task")).add(seconds, drop_first=False, reject=False)
         self._changed.add((backend, device))
 
     def call_overhead(self, backend: str, device: str) -> float:
@@ -149,11 +148,14 @@ class PerfModel:
         """Rows of a bench.run CSV (status ok) as kernel medians, for keys with no task samples. Returns rows used."""
         from hetero.results import read_rows
 
-        df = read_rows(path)         # checked: a bad cell is a one-line error naming its row and column
+        df = read_rows(path)  # checked: a bad cell is a one-line error naming its row and column
         used = 0
         for r in df.to_dict("records"):
-            if r.get("status") != "ok" or not r.get("median_s") or (isinstance(r["median_s"], float)
-                                                                       and math.isnan(r["median_s"])):
+            if (
+                r.get("status") != "ok"
+                or not r.get("median_s")
+                or (isinstance(r["median_s"], float) and math.isnan(r["median_s"]))
+            ):
                 continue
             key = (r["backend"], r["device"], r["workload"], f"{r['shape']}|{r.get('dtype', 'float32')}")
             h = self.entries.get(key)
@@ -178,7 +180,7 @@ class PerfModel:
         for csv in sorted(Path(results_dir).glob("*/bench.csv")):
             try:
                 used += self.ingest_csv(csv)
-            except HeteroError as exc:      # names the file, and the row and column at fault
+            except HeteroError as exc:  # names the file, and the row and column at fault
                 warn(f"note: skipped: {exc}")
             except Exception as exc:
                 warn(f"note: skipped {csv}: {type(exc).__name__}: {exc}".splitlines()[0])
@@ -212,10 +214,14 @@ class PerfModel:
         """The FLOP fit over one dtype's sizes (fp16 and fp32 times do not lie on one curve)."""
         key = (backend, device, workload, dtype)
         if key not in self._fits:
-            pts = [(h.flops, h.estimate) for (bk, dv, wl, fp), h in self.entries.items()
-                   if (bk, dv, wl, fp.rpartition("|")[2]) == key and h.count > 0 and h.flops > 0 and h.mean > 0]
-            self._fits[key] = fit_power(np.array([p[0] for p in pts]), np.array([p[1] for p in pts])) \
-                if len(pts) >= 2 else None
+            pts = [
+                (h.flops, h.estimate)
+                for (bk, dv, wl, fp), h in self.entries.items()
+                if (bk, dv, wl, fp.rpartition("|")[2]) == key and h.count > 0 and h.flops > 0 and h.mean > 0
+            ]
+            self._fits[key] = (
+                fit_power(np.array([p[0] for p in pts]), np.array([p[1] for p in pts])) if len(pts) >= 2 else None
+            )
         return self._fits[key]
 
     # -- disk ----------------------------------------------------------------------------------------
@@ -225,14 +231,28 @@ class PerfModel:
         path = Path(path) if path else self.path
 
         def merge(current) -> str:
-            entries, calls = current or ({}, {})   # another run's task samples beat kernel medians read here
-            entries = {**self.entries, **{k: h for k, h in entries.items() if k not in self._changed
-                                          or h.source == "task" and self.entries[k].source == "kernel"}}
+            entries, calls = current or ({}, {})  # another run's task samples beat kernel medians read here
+            entries = {
+                **self.entries,
+                **{
+                    k: h
+                    for k, h in entries.items()
+                    if k not in self._changed or h.source == "task" and self.entries[k].source == "kernel"
+                },
+            }
             calls = {**self.calls, **{k: h for k, h in calls.items() if k not in self._changed}}
-            return json.dumps({"schema": SCHEMA, "version": VERSION,
-                               "entries": [dict(zip(ENTRY_KEY, k), **vars(h)) for k, h in sorted(entries.items())],
-                               "calls": [dict(zip(CALL_KEY, k), **vars(h)) for k, h in sorted(calls.items())]},
-                              indent=1) + "\n"
+            return (
+                json.dumps(
+                    {
+                        "schema": SCHEMA,
+                        "version": VERSION,
+                        "entries": [dict(zip(ENTRY_KEY, k), **vars(h)) for k, h in sorted(entries.items())],
+                        "calls": [dict(zip(CALL_KEY, k), **vars(h)) for k, h in sorted(calls.items())],
+                    },
+                    indent=1,
+                )
+                + "\n"
+            )
 
         cachefile.update(path, _parse, merge, self.warn)
         return path
@@ -244,7 +264,7 @@ class PerfModel:
         model = cls(path)
         model.warn = warn
         try:
-            found = cachefile.read(model.path, _parse)     # no lock: a save renames a whole file into place
+            found = cachefile.read(model.path, _parse)  # no lock: a save renames a whole file into place
         except CacheError as exc:
             warn(f"note: perf model ignored and rebuilt: {exc}")
             found = None
@@ -257,11 +277,13 @@ def _parse(path: Path, data) -> tuple[dict, dict]:
     """({entry key: History}, {call key: History}) from a perf model file's JSON; CacheError on any bad field."""
     mapping(path, "the file", data)
     if data.get("schema") != SCHEMA or data.get("version") != VERSION:
-        raise CacheError(f"{path}: written by another version (schema {data.get('schema')!r}, version "
-                         f"{data.get('version')!r}; this hetero reads {SCHEMA!r} version {VERSION})")
+        raise CacheError(
+            f"{path}: written by another version (schema {data.get('schema')!r}, version "
+            f"{data.get('version')!r}; this hetero reads {SCHEMA!r} version {VERSION})"
+        )
     out = []
     for name, names in (("entries", ENTRY_KEY), ("calls", CALL_KEY)):
-        rows = data.get(name, [])           # calls: absent in files from before call overheads were kept
+        rows = data.get(name, [])  # calls: absent in files from before call overheads were kept
         table = {}
         cachefile.listing(path, name, rows)
         for i, e in enumerate(rows):
@@ -281,8 +303,9 @@ def _history(path: Path, where: str, e: dict, key: tuple) -> History:
     cachefile.field(path, where, extra, "no unknown fields", not extra)
     h = History(**{k: check(path, f"{where}.{k}", e[k]) for k, check in NUMBERS.items() if k in e})
     if "dropped_first" in e:
-        cachefile.field(path, f"{where}.dropped_first", e["dropped_first"], "true or false",
-                        isinstance(e["dropped_first"], bool))
+        cachefile.field(
+            path, f"{where}.dropped_first", e["dropped_first"], "true or false", isinstance(e["dropped_first"], bool)
+        )
         h.dropped_first = e["dropped_first"]
     if "source" in e:
         cachefile.field(path, f"{where}.source", e["source"], "'task' or 'kernel'", e["source"] in ("task", "kernel"))

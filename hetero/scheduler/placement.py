@@ -1,12 +1,22 @@
 """The placement step the driver takes for every task (hetero.scheduler.driver)."""
+
 from __future__ import annotations
 
 from hetero.scheduler.costs import task_seconds, transfer
 from hetero.scheduler.device import DeviceState, kind
 
 
-def place_task(policy, task, shown: list, every: list, model, now: float, where: dict,
-               commit: int | None, device: DeviceState | None = None):
+def place_task(
+    policy,
+    task,
+    shown: list,
+    every: list,
+    model,
+    now: float,
+    where: dict,
+    commit: int | None,
+    device: DeviceState | None = None,
+):
     """One placement step, as the runtime (hetero.scheduler.runtime.execute) and the simulator
     (hetero.scheduler.simulate.simulate) both take it: note where the task's inputs already are (where: task id ->
     device name), ask the policy for one of the `shown` devices, add the task's predicted seconds (the mean over
@@ -27,6 +37,5 @@ def place_task(policy, task, shown: list, every: list, model, now: float, where:
     d.queue_end = max(d.queue_end, now + tr) + p
     held = device is None and bool(commit) and d.outstanding >= commit
     if held and d.name not in exploring:
-        d.exploring.discard(kind(task))     # place() marked it explored; held, it was not: explore it next pass
+        d.exploring.discard(kind(task))  # place() marked it explored; held, it was not: explore it next pass
     return d, p, tr, held
-

@@ -1,5 +1,6 @@
 """Identical devices as pools, so that a policy indifferent among them sees one device a pool (the simulator's
 scale: a placement costs O(pools), not O(devices))."""
+
 from __future__ import annotations
 
 import heapq
@@ -41,7 +42,7 @@ class Pools:
             while True:
                 k, i, v = h[0]
                 if v != self.version[i]:
-                    heapq.heappop(h)              # retired by a fresher entry
+                    heapq.heappop(h)  # retired by a fresher entry
                 elif k != (cur := _key(self.devices[i])):
                     heapq.heapreplace(h, (cur, i, v))
                 else:

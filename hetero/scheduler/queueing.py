@@ -5,6 +5,7 @@ Arrival rate lam, service rate mu per server, c servers, offered load a = lam / 
   C = B / (1 - rho (1 - B));  mean wait Wq = C / (c mu - lam);  P(W > t) = C exp(-(c mu - lam) t), so the
   p-quantile of the wait is ln(C / (1 - p)) / (c mu - lam) when C > 1 - p, else 0.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -75,8 +76,11 @@ def latency_tail(c: int, lam: float, mu: float, t: float) -> float:
     """P(latency > t) in M/M/c FCFS, latency = wait + service: (1 - C) e^(-mu t) + C P(E1 + E2 > t), with
     E1 ~ Exp(g = c mu - lam) the wait of one who waits and E2 ~ Exp(mu) the service, independent."""
     pw, g = erlang_c(c, lam / mu), c * mu - lam
-    both = (1 + mu * t) * math.exp(-mu * t) if abs(g - mu) < 1e-12 * mu else \
-        (g * math.exp(-mu * t) - mu * math.exp(-g * t)) / (g - mu)
+    both = (
+        (1 + mu * t) * math.exp(-mu * t)
+        if abs(g - mu) < 1e-12 * mu
+        else (g * math.exp(-mu * t) - mu * math.exp(-g * t)) / (g - mu)
+    )
     return (1 - pw) * math.exp(-mu * t) + pw * both
 
 
@@ -95,9 +99,11 @@ def servers_for(lam: float, mu: float, slo: float, p: float = 0.99) -> tuple[int
     """(the fewest servers whose M/M/c latency p-quantile is at most `slo`, that quantile): None's place is a
     HeteroError when even an idle server's service time misses the SLO."""
     if -math.log(1 - p) / mu > slo:
-        raise HeteroError(f"the SLO {slo:g} s is below the service time's own p{100 * p:g} "
-                          f"({-math.log(1 - p) / mu:.3g} s with exponential service): no fleet meets it")
-    lo = math.floor(lam / mu) + 1          # the fewest servers with a steady state
+        raise HeteroError(
+            f"the SLO {slo:g} s is below the service time's own p{100 * p:g} "
+            f"({-math.log(1 - p) / mu:.3g} s with exponential service): no fleet meets it"
+        )
+    lo = math.floor(lam / mu) + 1  # the fewest servers with a steady state
     hi = lo
     while latency_quantile(hi, lam, mu, p) > slo:
         hi = lo + 2 * (hi - lo) + 1

@@ -2,6 +2,7 @@
 completion-notice latency and core sharing (hetero.scheduler.trace), to check that the simulator predicts what
 the runtime did. Every simulated makespan is modeled; the real one was measured by wall clock.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,10 @@ from hetero.scheduler.trace import call_overhead, notify_latency, read_trace, so
 from hetero.validate import read_meta
 
 COLUMNS = ["run", "taskset", "mix", "policy", "real_makespan_s", "sim_makespan_s", "error_pct", "same_policy", "timing"]
-TIMING = ("real: measured wall clock; sim: modeled from the run's mean durations, per-task overhead, completion "
-          "notice and core sharing")
+TIMING = (
+    "real: measured wall clock; sim: modeled from the run's mean durations, per-task overhead, completion "
+    "notice and core sharing"
+)
 
 
 class RunTimes:
@@ -34,7 +37,7 @@ class RunTimes:
     devices shared a core)."""
 
     def __init__(self, runs: list[list[dict]], tasks, fallback: RunTimes | None = None, cores: dict | None = None):
-        self.fallback = fallback         # for kinds these runs never put on a device
+        self.fallback = fallback  # for kinds these runs never put on a device
         case_of = {t.id: t.case for t in tasks}
         acc: dict = {}
         for events in runs:
@@ -45,7 +48,7 @@ class RunTimes:
                 s[2] += 1
         self.mean = {k: total / n for k, (total, _, n) in acc.items()}
         self.alone = {k: total / n for k, (_, total, n) in acc.items()}
-        self.recorded: dict = {}   # what the run's perf model predicted when its policy planned, where recorded
+        self.recorded: dict = {}  # what the run's perf model predicted when its policy planned, where recorded
         for events in runs:
             for e in events:
                 self.recorded.update({(d, case_of[e["task"]]): s for d, s in e.get("predicted", {}).items()})
@@ -76,9 +79,17 @@ class RunTimes:
         return self.recorded.get(key) if t is None else t
 
 
-def replay(tasks, states: list[DeviceState], policy, events: list[dict], others: list[list[dict]] = (),
-           overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None,
-           arrivals: list | None = None) -> SimResult:
+def replay(
+    tasks,
+    states: list[DeviceState],
+    policy,
+    events: list[dict],
+    others: list[list[dict]] = (),
+    overhead: dict | None = None,
+    notify: dict | None = None,
+    cores: dict | None = None,
+    arrivals: list | None = None,
+) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
     over `events` (the run's own: a shared machine runs faster in some runs than others), else over `others`
@@ -89,8 +100,17 @@ def replay(tasks, states: list[DeviceState], policy, events: list[dict], others:
     for d in states:
         d.overhead = (overhead or {}).get(d.name, d.overhead)
     times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)
-    return simulate(tasks, states, policy, times, actual=times.actual, overhead=overhead, notify=notify, cores=cores,
-                    arrivals=arrivals)
+    return simulate(
+        tasks,
+        states,
+        policy,
+        times,
+        actual=times.actual,
+        overhead=overhead,
+        notify=notify,
+        cores=cores,
+        arrivals=arrivals,
+    )
 
 
 def load_run(run: Path) -> tuple[dict, list[dict], dict]:
@@ -109,9 +129,17 @@ def load_run(run: Path) -> tuple[dict, list[dict], dict]:
 def run_states(devices: dict) -> list[DeviceState]:
     """The run's devices as DeviceStates named and keyed by their run names, with their measured transfer costs
     and core sharing."""
-    states = [DeviceState(name, info.get("backend", name.split("@")[0]), name,
-                          info.get("transfer_latency_s", 0.0), info.get("transfer_bandwidth_Bps", math.inf),
-                          frozenset(info["supports"])) for name, info in devices.items()]
+    states = [
+        DeviceState(
+            name,
+            info.get("backend", name.split("@")[0]),
+            name,
+            info.get("transfer_latency_s", 0.0),
+            info.get("transfer_bandwidth_Bps", math.inf),
+            frozenset(info["supports"]),
+        )
+        for name, info in devices.items()
+    ]
     shared = shared_cores(devices)
     for s in states:
         s.core_group = shared.get(s.name)
@@ -129,21 +157,42 @@ def replay_run(run: Path) -> list[dict]:
     rows = []
     for r in table:
         ts = tasksets.make(r["taskset"], seed=seed, size=size, inputs=False)
-        mix = r.get("mix") or "-"                     # runs before --mixes: every device, mix '-'
+        mix = r.get("mix") or "-"  # runs before --mixes: every device, mix '-'
         here = [s for s in states if mix == "-" or s.backend in mix.split("+")]
         own = runs.get((r["taskset"], r["policy"], mix), [])
-        others = [evs for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
-                  if name == r["taskset"] and (pol, m) != (r["policy"], mix)]
+        others = [
+            evs
+            for (name, pol, m), evs in sorted(runs.items(), key=lambda kv: kv[0][2] != mix)
+            if name == r["taskset"] and (pol, m) != (r["policy"], mix)
+        ]
         overhead = call_overhead([evs for (_, _, m), evs in runs.items() if m == mix])
-        notify = notify_latency([evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix],
-                                ts.tasks)
+        notify = notify_latency(
+            [evs for (name, _, m), evs in runs.items() if name == r["taskset"] and m == mix], ts.tasks
+        )
         policy = make(r["policy"], seed)
-        sim = replay(ts.tasks, here, policy, own, others, overhead, notify,
-                     {s.name: s.core_group for s in here if s.core_group is not None})
-        rows.append(dict(run=run.name, taskset=r["taskset"], mix=mix, policy=r["policy"],
-                         real_makespan_s=r["makespan_s"], sim_makespan_s=sim.makespan,
-                         error_pct=100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"],
-                         same_policy=same_policy(policy, meta), timing=TIMING))
+        sim = replay(
+            ts.tasks,
+            here,
+            policy,
+            own,
+            others,
+            overhead,
+            notify,
+            {s.name: s.core_group for s in here if s.core_group is not None},
+        )
+        rows.append(
+            dict(
+                run=run.name,
+                taskset=r["taskset"],
+                mix=mix,
+                policy=r["policy"],
+                real_makespan_s=r["makespan_s"],
+                sim_makespan_s=sim.makespan,
+                error_pct=100 * (sim.makespan - r["makespan_s"]) / r["makespan_s"],
+                same_policy=same_policy(policy, meta),
+                timing=TIMING,
+            )
+        )
     return rows
 
 
@@ -164,8 +213,20 @@ def shared_cores(devices: dict) -> dict:
     return {n: w for n, w in where.items() if w[1] and sum(v == w for v in where.values()) > 1}
 
 
-STREAM_COLUMNS = ["run", "taskset", "mix", "policy", "load", "real_p50_s", "sim_p50_s", "real_p99_s", "sim_p99_s",
-                  "p50_err_pct", "p99_err_pct", "timing"]
+STREAM_COLUMNS = [
+    "run",
+    "taskset",
+    "mix",
+    "policy",
+    "load",
+    "real_p50_s",
+    "sim_p50_s",
+    "real_p99_s",
+    "sim_p99_s",
+    "p50_err_pct",
+    "p99_err_pct",
+    "timing",
+]
 
 
 def arrivals_file(run: Path, name: str, load: float) -> Path:
@@ -192,12 +253,32 @@ def replay_stream_run(run: Path) -> list[dict]:
         here = [s for s in states if s.backend in r["mix"].split("+")]
         key = f"{r['taskset']}@{r['load']:g}"
         mine = [evs for (name, pol, m), evs in runs.items() if name.startswith(r["taskset"] + "@") and m == r["mix"]]
-        sim = replay(ts.tasks, here, make(r["policy"], seed), runs.get((key, r["policy"], r["mix"]), []), mine,
-                     call_overhead(mine), notify_latency(mine, ts.tasks),
-                     {s.name: s.core_group for s in here if s.core_group is not None}, st.arrivals())
+        sim = replay(
+            ts.tasks,
+            here,
+            make(r["policy"], seed),
+            runs.get((key, r["policy"], r["mix"]), []),
+            mine,
+            call_overhead(mine),
+            notify_latency(mine, ts.tasks),
+            {s.name: s.core_group for s in here if s.core_group is not None},
+            st.arrivals(),
+        )
         got = streams.latency(st, sim.start, sim.end)
-        rows.append(dict(run=run.name, taskset=r["taskset"], mix=r["mix"], policy=r["policy"], load=r["load"],
-                         real_p50_s=r["p50_s"], sim_p50_s=got["p50_s"], real_p99_s=r["p99_s"],
-                         sim_p99_s=got["p99_s"], p50_err_pct=100 * (got["p50_s"] / r["p50_s"] - 1),
-                         p99_err_pct=100 * (got["p99_s"] / r["p99_s"] - 1), timing=TIMING))
+        rows.append(
+            dict(
+                run=run.name,
+                taskset=r["taskset"],
+                mix=r["mix"],
+                policy=r["policy"],
+                load=r["load"],
+                real_p50_s=r["p50_s"],
+                sim_p50_s=got["p50_s"],
+                real_p99_s=r["p99_s"],
+                sim_p99_s=got["p99_s"],
+                p50_err_pct=100 * (got["p50_s"] / r["p50_s"] - 1),
+                p99_err_pct=100 * (got["p99_s"] / r["p99_s"] - 1),
+                timing=TIMING,
+            )
+        )
     return rows

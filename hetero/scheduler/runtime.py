@@ -1,189 +1,49 @@
-"""The driver: start Ray (or join a cluster), one actor per device, then place ready tasks by a policy.
+"""A run on Ray: the driver loop (hetero.scheduler.driver) with an executor that sends each task to its device's
+actor (hetero.scheduler.workers), and the perf model's calibration.
 
 Only ready tasks are submitted (an actor runs its calls in order, so a task waiting on inputs would block the
 queue). Outputs stay in Ray's object store: a dependent task gets the ObjectRef, the driver pulls an output only
 to check it. When an actor dies, every task it had not finished goes back to the ready list and runs elsewhere;
 the run counts those retries, and a task's result is recorded exactly once.
 """
+
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hetero.errors import HeteroError
-from hetero.scheduler import actors
 from hetero.scheduler.costs import predict
 from hetero.scheduler.device import DeviceState
 from hetero.scheduler.driver import Died, Done, Driver
 from hetero.scheduler.policies.base import Policy
-from hetero.scheduler.tasks import MIXED_WORKLOADS, TaskSet, build_inputs, reference_check
+from hetero.scheduler.tasks import TaskSet, build_inputs, reference_check
+from hetero.scheduler.workers import Worker, _cause
 from hetero.threads import one_blas_thread
-
-OBJECT_STORE_BYTES = 1024**3
-
-
-def connect(address: str | None = None, num_cpus: int | None = None, resources: dict | None = None) -> None:
-    """Join `address` (or RAY_ADDRESS); else start a local Ray with fixed CPUs, no dashboard, quiet workers, its
-    servers listening on the loopback interface only."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        # `ray start --head` turns token authentication on where this user has a token (~/.ray/auth_token,
-        # RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN), but ray.init(address=...) sends none unless RAY_AUTH_MODE=token:
-        # with RAY_AUTH_MODE unset, do what Ray does for a cluster it finds by itself (address "auto").
-        if "RAY_AUTH_MODE" not in os.environ:
-            try:
-                from ray._private.authentication.authentication_token_setup import (
-                    maybe_enable_token_auth_if_token_available as use_token_if_any,
-                )
-                use_token_if_any(warn_if_disabled=False)
-            except ImportError:      # a Ray without token authentication
-                pass
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError) as exc:
-            chain, e = [], exc
-            while e is not None:
-                chain, e = chain + [e], e.__cause__ or e.__context__
-            if any(type(e).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(e) for e in chain):
-                raise HeteroError(f"cannot join the Ray cluster at {address}: it wants its authentication token; set "
-                                  "RAY_AUTH_TOKEN to it (`ray get-auth-token` on the head) or RAY_AUTH_TOKEN_PATH to "
-                                  "a file holding it, and RAY_AUTH_MODE=token") from None
-            raise HeteroError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
-    else:
-        # Every task's output is copied into the object store. Without preallocation each copy also faults in
-        # fresh shared-memory pages, which dominated a perf profile of ray.put on the 2-core VM. Preallocating
-        # 1 GiB (mixed:40 holds 0.65 GiB of inputs and outputs) adds ~1 s to the start; a bigger set overflows to
-        # Ray's fallback allocation on disk, slower but correct.
-        # Ray's servers (GCS, raylet, workers) run what a connection sends them, and a local run serves this
-        # machine only: they listen on the loopback interface. Ray makes the loopback its node address only where
-        # it assumes no cluster (ray_constants.ENABLE_RAY_CLUSTER, off on Windows and macOS), so off for this start.
-        from ray._private import ray_constants
-
-        cluster = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        try:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), resources=resources or {}, include_dashboard=False,
-                     log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES, _node_ip_address="127.0.0.1",
-                     _system_config={"preallocate_plasma_memory": True})
-        finally:
-            if cluster is not None:
-                ray_constants.ENABLE_RAY_CLUSTER = cluster
-
-
-@dataclass
-class Worker:
-    """A Ray actor serving one device: the scheduler's state of it, the actor, what the actor reported (its
-    backend Device's description, the workloads it runs, its cores) and where it was placed."""
-    state: DeviceState
-    actor: object
-    info: dict
-    placement: actors.Placement
-
-
-def start_devices(backends: list[str], share_cores: bool = False, strict: bool = False,
-                  device_choice: dict | None = None, warn=print) -> tuple[list[Worker], list[str]]:
-    """Actors for every backend on every node; unavailable ones are noted (or raise with strict)."""
-    import ray
-
-    nodes = [n for n in ray.nodes() if n["Alive"]]
-    declared = {r for n in nodes for r in n["Resources"]}
-    placements, notes = actors.plan(backends, nodes, share_cores)
-    remote = ray.remote(actors.DeviceActor)
-    handles = [(p, remote.options(**actors.options(p, declared)).remote(p.backend, p.cores, p.threads,
-                                                                       (device_choice or {}).get(p.backend)))
-               for p in placements]
-    infos = [(p, h, h.info.remote(list(MIXED_WORKLOADS))) for p, h in handles]
-    devices = []
-    for p, h, ref in infos:
-        try:
-            info = ray.get(ref, timeout=600)
-        except Exception as exc:
-            msg = f"device {p.label} unavailable: {_cause(exc)}"
-            if strict:
-                raise HeteroError(msg) from None
-            warn(f"note: {msg}; continuing without it")
-            ray.kill(h)
-            continue
-        if not info["supports"]:
-            why = "; ".join(f"{k}: {v}" for k, v in info["reasons"].items())
-            msg = f"device {p.label} runs none of the workloads ({why})"
-            if strict:
-                raise HeteroError(msg)
-            warn(f"note: {msg}; continuing without it")
-            ray.kill(h)
-            continue
-        lat, bw = _measure_transfer(h)
-        st = DeviceState(p.label, p.backend, info["device"], lat, bw, frozenset(info["supports"]))
-        devices.append(Worker(st, h, info, p))
-    if not devices:
-        raise HeteroError("no requested device is available; see python -m bench.run --list")
-    keys = actors.share_keys([d.placement for d in devices])
-    for d in devices:
-        d.state.core_group = keys[d.state.name]
-    return devices, notes
-
-
-def _cause(exc: Exception) -> str:
-    text = str(getattr(exc, "cause", None) or exc)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else type(exc).__name__
-
-
-def _measure_transfer(actor, small: int = 1 << 10, big: int = 16 << 20) -> tuple[float, float]:
-    """latency (s) and bandwidth (B/s) of handing an actor an object-store array: best of 3 round trips each."""
-    import ray
-
-    def best(n):
-        ref = ray.put(np.zeros(n // 4, np.float32))
-        ray.get(actor.touch.remote(ref))
-        ts = []
-        for _ in range(3):
-            ref = ray.put(np.zeros(n // 4, np.float32))
-            t0 = time.perf_counter()
-            ray.get(actor.touch.remote(ref))
-            ts.append(time.perf_counter() - t0)
-        return min(ts)
-
-    lat, tb = best(small), best(big)
-    return lat, big / max(tb - lat, 1e-6)
-
-
-def stop_devices(devices: list[Worker]) -> None:
-    import ray
-
-    for d in devices:
-        with contextlib.suppress(Exception):
-            ray.kill(d.actor)
 
 
 @dataclass
 class RunResult:
     policy: str
     taskset: TaskSet
-    mix: str = ""                                 # the device mix's label, e.g. 'numba+opencl'
-    events: list = field(default_factory=list)   # dicts: task, label, device, sent, start, end, kernel_s, flops
+    mix: str = ""  # the device mix's label, e.g. 'numba+opencl'
+    events: list = field(default_factory=list)  # dicts: task, label, device, sent, start, end, kernel_s, flops
     t0: float = 0.0
     t1: float = 0.0
     retries: int = 0
-    overhead_s: float = 0.0                       # in the policy and bookkeeping, not waiting (wall clock)
-    submit_s: float = 0.0                         # in Ray's .remote() calls that submit tasks
+    overhead_s: float = 0.0  # in the policy and bookkeeping, not waiting (wall clock)
+    submit_s: float = 0.0  # in Ray's .remote() calls that submit tasks
     # the driver thread's CPU time over the same spans as overhead_s: with every core busy computing (devices
     # sharing cores), the wall time also holds the time the OS gave to the devices instead
     overhead_cpu_s: float = 0.0
     checked: int = 0
     wrong: list = field(default_factory=list)
-    dead: list = field(default_factory=list)      # devices that died during the run
-    alive_start: list = field(default_factory=list)   # names of the devices alive when it started
-    alive_end: list = field(default_factory=list)     # and when it ended
-    basis: dict = field(default_factory=dict)   # what the plan's predictions rested on: PerfModel.basis -> count
+    dead: list = field(default_factory=list)  # devices that died during the run
+    alive_start: list = field(default_factory=list)  # names of the devices alive when it started
+    alive_end: list = field(default_factory=list)  # and when it ended
+    basis: dict = field(default_factory=dict)  # what the plan's predictions rested on: PerfModel.basis -> count
 
     @property
     def makespan(self) -> float:
@@ -202,8 +62,17 @@ def _clocks() -> tuple[float, float]:
     return time.perf_counter(), time.thread_time()
 
 
-def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, check: str = "sample",
-            sample: int = 8, seed: int = 0, on_done=None, arrivals: list | None = None) -> RunResult:
+def execute(
+    taskset: TaskSet,
+    devices: list[Worker],
+    policy: Policy,
+    model,
+    check: str = "sample",
+    sample: int = 8,
+    seed: int = 0,
+    on_done=None,
+    arrivals: list | None = None,
+) -> RunResult:
     """Run every task of the set once, placed by `policy` (the driver loop, hetero.scheduler.driver); learn each
     duration into `model`; check outputs. on_done(result, task, device name) is called as each task's end arrives.
     arrivals: a stream's [(seconds from the start, tasks)] (hetero.scheduler.streams), released open loop."""
@@ -218,7 +87,7 @@ def execute(taskset: TaskSet, devices: list[Worker], policy: Policy, model, chec
     for t in taskset.tasks:
         if t.case not in believed:
             believed[t.case] = {s.name: p for s in states if s.runs(t) and (p := predict(model, t, s)) is not None}
-    for case in believed:        # per (device, task kind) of the set: measured, or assumed (a fit) or unknown
+    for case in believed:  # per (device, task kind) of the set: measured, or assumed (a fit) or unknown
         for st in states:
             b = model.basis(st.backend, st.device, case)
             res.basis[b] = res.basis.get(b, 0) + 1
@@ -235,18 +104,19 @@ class RayExecutor:
     """The driver's executor on Ray: a task is an actor call whose output stays in the object store (a dependent
     task gets its ObjectRef); the driver's own time between waits is the run's overhead (RunResult.spent)."""
 
-    def __init__(self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict,
-                 on_done=None):
+    def __init__(self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict, on_done=None):
         self.model = model
         self.by_name = {d.state.name: d for d in devices}
         states = [d.state for d in devices]
-        self.mates = {s.name: [m.name for m in states if m is not s and s.core_group is not None
-                               and m.core_group == s.core_group] for s in states}
+        self.mates = {
+            s.name: [m.name for m in states if m is not s and s.core_group is not None and m.core_group == s.core_group]
+            for s in states
+        }
         self.const_refs = _const_refs(taskset)
         self.res, self.believed, self.on_done = res, believed, on_done
         self.out_ref, self.args = {}, {}
-        self.inflight: dict = {}     # stats ref -> (task, device name, out ref, sent)
-        self.last_end: dict = {}     # device name -> end (actor clock) of its last finished task
+        self.inflight: dict = {}  # stats ref -> (task, device name, out ref, sent)
+        self.last_end: dict = {}  # device name -> end (actor clock) of its last finished task
         self.in_submit = [0.0, 0.0]  # (wall, CPU) seconds in Ray's .remote() calls since the last wait
         self.tick = _clocks()
         res.t0 = time.time()
@@ -303,9 +173,21 @@ class RayExecutor:
         alone = not _overlapped(name, stats, self.mates, self.last_end, self.inflight)
         self._learn_overhead(st, sent, stats)
         self.out_ref[t.id] = o
-        self.res.events.append({"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape,
-                                "device": name, "sent": sent, "start": stats["start"], "end": stats["end"],
-                                "kernel_s": stats["kernel_s"], "flops": t.flops, "predicted": self.believed[t.case]})
+        self.res.events.append(
+            {
+                "task": t.id,
+                "label": t.label,
+                "workload": t.case.workload,
+                "shape": t.case.shape,
+                "device": name,
+                "sent": sent,
+                "start": stats["start"],
+                "end": stats["end"],
+                "kernel_s": stats["kernel_s"],
+                "flops": t.flops,
+                "predicted": self.believed[t.case],
+            }
+        )
         if self.on_done:
             self.on_done(self.res, t, name)
         t0 = self.res.t0
@@ -325,8 +207,10 @@ def _overlapped(name: str, stats: dict, mates: dict, last_end: dict, inflight: d
     """Whether a device pinned to the same cores as `name` may have computed while its task ran (stats["start"]
     to stats["end"]): a mate's last task ended after it started, or a mate had a task sent before it ended
     (inflight: ref -> (task, device name, out ref, sent)). Its time then holds the mate's time slices too."""
-    return any(last_end.get(m, 0.0) > stats["start"]
-               or any(v[1] == m and v[3] < stats["end"] for v in inflight.values()) for m in mates[name])
+    return any(
+        last_end.get(m, 0.0) > stats["start"] or any(v[1] == m and v[3] < stats["end"] for v in inflight.values())
+        for m in mates[name]
+    )
 
 
 def _const_refs(taskset: TaskSet) -> dict:
@@ -352,7 +236,7 @@ def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: i
     if mode == "sample" and len(ids) > sample:
         ids = sorted(np.random.default_rng(seed).choice(ids, sample, replace=False).tolist())
     by_id = {t.id: t for t in taskset.tasks}
-    with one_blas_thread():     # else OpenBLAS's idle threads spin into the next run, on the devices' cores
+    with one_blas_thread():  # else OpenBLAS's idle threads spin into the next run, on the devices' cores
         for i in ids:
             t = by_id[i]
             vals = ray.get(args[i][1:])
@@ -363,8 +247,9 @@ def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: i
                 res.wrong.append(f"task {i} ({t.label}) rel err {rel:.3g}")
 
 
-def calibrate(taskset: TaskSet, devices: list[Worker], model, reps: int = 3, missing_only: bool = False,
-              warn=print) -> int:
+def calibrate(
+    taskset: TaskSet, devices: list[Worker], model, reps: int = 3, missing_only: bool = False, warn=print
+) -> int:
     """Run each distinct task kind on each device `reps` times (+1 dropped) to fill the model; returns runs. A
     device that dies meanwhile is marked dead and left out (what it measured before stays learnt)."""
     import ray
@@ -373,11 +258,14 @@ def calibrate(taskset: TaskSet, devices: list[Worker], model, reps: int = 3, mis
     from hetero.scheduler.tasks import Task
     from hetero.workloads import get
 
-    kinds = {t.case: Task(-1, t.case, t.label) for t in taskset.tasks}   # own seeded inputs, any task kind
+    kinds = {t.case: Task(-1, t.case, t.label) for t in taskset.tasks}  # own seeded inputs, any task kind
     runs = 0
     for d in devices:
-        todo = [t for t in kinds.values() if d.state.runs(t)
-                and not (missing_only and model.history(d.state.backend, d.state.device, t.case))]
+        todo = [
+            t
+            for t in kinds.values()
+            if d.state.runs(t) and not (missing_only and model.history(d.state.backend, d.state.device, t.case))
+        ]
         try:
             for t in todo:
                 const = ray.put(get(t.case.workload).make_inputs(t.case, 0))

@@ -12,6 +12,7 @@ group's next end (stale once the group's sharing changed), and the driver hearin
 Scale: identical devices form pools (hetero.scheduler.pools), and a policy indifferent among them sees one device
 a pool on a set with no dependencies; a pass stops once every workload waiting was declined (the driver's rule).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -29,11 +30,11 @@ from hetero.scheduler.policies.base import Policy
 class SimResult:
     policy: str
     makespan: float
-    where: dict                    # task id -> device name
-    start: dict = field(default_factory=dict)   # task id -> simulated start (s)
-    end: dict = field(default_factory=dict)     # task id -> simulated end (s)
-    busy: dict = field(default_factory=dict)    # device name -> busy seconds
-    wall_s: float = 0.0            # how long the simulation itself took
+    where: dict  # task id -> device name
+    start: dict = field(default_factory=dict)  # task id -> simulated start (s)
+    end: dict = field(default_factory=dict)  # task id -> simulated end (s)
+    busy: dict = field(default_factory=dict)  # device name -> busy seconds
+    wall_s: float = 0.0  # how long the simulation itself took
 
     def counts(self) -> dict:
         out: dict = {}
@@ -49,12 +50,12 @@ class _Cores:
     def __init__(self, devices: list[DeviceState], cores: dict | None):
         keys = [(cores or {}).get(d.name, ("own", i)) for i, d in enumerate(devices)]
         ids = {k: g for g, k in enumerate(dict.fromkeys(keys))}
-        self.of = [ids[k] for k in keys]                  # device index -> core group
-        self.running = [dict() for _ in ids]              # group -> {device index: task}
-        self.left: dict = {}                               # task id -> seconds alone still to run
-        self.shared: set = set()                             # ids of tasks that ran beside a group mate's
-        self.since = [0.0] * len(ids)                      # group -> when `left` was last brought up to date
-        self.version = [0] * len(ids)                      # group -> bumped whenever its next end moves
+        self.of = [ids[k] for k in keys]  # device index -> core group
+        self.running = [dict() for _ in ids]  # group -> {device index: task}
+        self.left: dict = {}  # task id -> seconds alone still to run
+        self.shared: set = set()  # ids of tasks that ran beside a group mate's
+        self.since = [0.0] * len(ids)  # group -> when `left` was last brought up to date
+        self.version = [0] * len(ids)  # group -> bumped whenever its next end moves
 
     def settle(self, g: int, now: float) -> None:
         run = self.running[g]
@@ -85,10 +86,10 @@ class Clock:
         self.after = [overhead.get(d.name, d.overhead) for d in devices]
         self.known = [notify.get(d.name, (0.0, 0.0)) for d in devices]
         self.cores = _Cores(devices, cores)
-        self.free_at = [0.0] * len(devices)        # when each device can start its next task
-        self.queue = [deque() for _ in devices]    # per device: (arrival, task, seconds alone), placed, not started
+        self.free_at = [0.0] * len(devices)  # when each device can start its next task
+        self.queue = [deque() for _ in devices]  # per device: (arrival, task, seconds alone), placed, not started
         self.busy = [0.0] * len(devices)
-        self.start: dict = {}                      # task id -> simulated start
+        self.start: dict = {}  # task id -> simulated start
         self.events: list = []
         self.seq, self.t = 0, 0.0
 
@@ -123,7 +124,7 @@ class Clock:
             if what == "start":
                 _, t, alone = self.queue[j].popleft()
                 cores.settle(g, self.t)
-                if cores.running[g]:            # a time taken beside a mate's is not the device's own
+                if cores.running[g]:  # a time taken beside a mate's is not the device's own
                     cores.shared.update([t.id] + [o.id for o in cores.running[g].values()])
                 cores.running[g][j] = t
                 cores.left[t.id] = alone
@@ -133,10 +134,10 @@ class Clock:
             if what == "notice":
                 return [self._done(payload, j)]
             if payload != cores.version[g]:
-                continue                        # the group's sharing changed since: a later "end" replaced this one
+                continue  # the group's sharing changed since: a later "end" replaced this one
             t = self._end(g, j)
             lag = self.known[j][0] if self.devices[j].outstanding > 1 else self.known[j][1]
-            if lag > 0:     # the driver hears of it later: Ray stores the output (beside the next task, if queued)
+            if lag > 0:  # the driver hears of it later: Ray stores the output (beside the next task, if queued)
                 self._push(self.t + lag, "notice", j, (t, self.t))
                 continue
             return [self._done((t, self.t), j)]
@@ -161,9 +162,18 @@ class Clock:
         return Done(t, self.devices[j], self.start[t.id], end, alone=t.id not in self.cores.shared)
 
 
-def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=None, pool: bool = True,
-             overhead: dict | None = None, notify: dict | None = None, cores: dict | None = None,
-             arrivals: list | None = None) -> SimResult:
+def simulate(
+    tasks,
+    devices: list[DeviceState],
+    policy: Policy,
+    model,
+    actual=None,
+    pool: bool = True,
+    overhead: dict | None = None,
+    notify: dict | None = None,
+    cores: dict | None = None,
+    arrivals: list | None = None,
+) -> SimResult:
     """Run `policy` over `tasks` on `devices` with a clock; pool=False shows every device to the policy always.
 
     actual(task, device): seconds the task takes on that device alone (default: the model's prediction; only
@@ -182,5 +192,12 @@ def simulate(tasks, devices: list[DeviceState], policy: Policy, model, actual=No
     given, actual = actual is not None, actual or (lambda t, d: predict(model, t, d))
     clock = Clock(devices, model, actual, overhead or {}, notify or {}, cores)
     rec = Driver(tasks, devices, policy, model, pooled=pool, late_binding=given, arrivals=arrivals).run(clock)
-    return SimResult(policy.name, rec.makespan, rec.where, dict(clock.start), rec.end,
-                     {d.name: clock.busy[i] for i, d in enumerate(devices)}, time.perf_counter() - wall)
+    return SimResult(
+        policy.name,
+        rec.makespan,
+        rec.where,
+        dict(clock.start),
+        rec.end,
+        {d.name: clock.busy[i] for i, d in enumerate(devices)},
+        time.perf_counter() - wall,
+    )

@@ -7,6 +7,7 @@ Load: a fraction of what the device mix sustains, which is derived from the perf
 is the least time a request can cost the mix on average; capacity = 1 / that, in requests a second, and
 load L arrives at L * capacity. Above 1, no policy keeps up and the queue grows without bound.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,19 +26,37 @@ from hetero.scheduler.policies.lp_shares import pool_of, shared_groups
 from hetero.scheduler.simulate import simulate
 
 ARRIVALS = ("poisson", "constant", "trace:FILE")
-COLUMNS = ["taskset", "mix", "policy", "load", "rate_per_s", "requests", "completed", "throughput_per_s", "p50_s",
-           "p95_s", "p99_s", "mean_latency_s", "mean_wait_s", "p99_wait_s", "slo_s", "over_slo", "sim_wall_s",
-           "timing"]
+COLUMNS = [
+    "taskset",
+    "mix",
+    "policy",
+    "load",
+    "rate_per_s",
+    "requests",
+    "completed",
+    "throughput_per_s",
+    "p50_s",
+    "p95_s",
+    "p99_s",
+    "mean_latency_s",
+    "mean_wait_s",
+    "p99_wait_s",
+    "slo_s",
+    "over_slo",
+    "sim_wall_s",
+    "timing",
+]
 
 
 @dataclass
 class Stream:
     """A stream's tasks, and per request its arrival time and tasks' ids (its first tasks have no deps)."""
+
     name: str
     tasks: list
-    arrival: np.ndarray          # (requests,) seconds from the stream's start, ascending
-    members: list                # request -> [task ids]
-    consts: dict = field(default_factory=dict)    # the tasks' constant inputs (TaskSet.consts), to run them
+    arrival: np.ndarray  # (requests,) seconds from the stream's start, ascending
+    members: list  # request -> [task ids]
+    consts: dict = field(default_factory=dict)  # the tasks' constant inputs (TaskSet.consts), to run them
 
     def taskset(self) -> tasksets.TaskSet:
         """The stream's tasks as a TaskSet the runtime runs (hetero.scheduler.runtime.execute)."""
@@ -62,7 +81,7 @@ def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool 
     else:
         ts = tasksets.gan(batches=n, seed=seed, size=size, inputs=inputs)
     root: dict = {}
-    for t in ts.tasks:      # every task set's graph is a chain per request: a task belongs to its parent's
+    for t in ts.tasks:  # every task set's graph is a chain per request: a task belongs to its parent's
         root[t.id] = root[t.deps[0]] if t.deps else t.id
     members: dict = {}
     for t in ts.tasks:
@@ -106,8 +125,10 @@ def capacity(tasks, members: list, devices, model) -> float:
     times = [(len(m), {k: _time(model, m[0], k) for k in kinds}) for m in pools.values()]
     bound = area_bound(kinds, times, shared_groups(devices, list(pools)))
     if not (bound > 0 and math.isfinite(bound)):
-        raise HeteroError("the perf model predicts no time for some task on every device: calibrate first "
-                          "(python -m bench.schedule calibrate) or pick devices that run the set")
+        raise HeteroError(
+            "the perf model predicts no time for some task on every device: calibrate first "
+            "(python -m bench.schedule calibrate) or pick devices that run the set"
+        )
     return len(members) / bound
 
 
@@ -117,8 +138,17 @@ def _time(model, d, case) -> float:
     return p + d.overhead if p is not None else math.inf
 
 
-def make(spec: str, n: int, devices, model, load: float, arrivals: str = "poisson", seed: int = 0,
-         size: str = "full", inputs: bool = False) -> tuple[Stream, float]:
+def make(
+    spec: str,
+    n: int,
+    devices,
+    model,
+    load: float,
+    arrivals: str = "poisson",
+    seed: int = 0,
+    size: str = "full",
+    inputs: bool = False,
+) -> tuple[Stream, float]:
     """A stream of `n` requests of task set `spec` at `load` times the mix's capacity; (stream, rate a second).
     arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored)."""
     name = spec.partition(":")[0]
@@ -141,11 +171,19 @@ def latency(stream: Stream, start: dict, end: dict, slo: float | None = None) ->
             wait.append(min(start[i] for i in ids) - a)
     lat, wait = np.array(lat), np.array(wait)
     span = max(end.values(), default=0.0) - float(stream.arrival[0]) if len(stream.arrival) else 0.0
-    out = dict(requests=len(stream.members), completed=len(lat),
-               throughput_per_s=len(lat) / span if span > 0 else None,
-               p50_s=_q(lat, 50), p95_s=_q(lat, 95), p99_s=_q(lat, 99), mean_latency_s=_mean(lat),
-               mean_wait_s=_mean(wait), p99_wait_s=_q(wait, 99), slo_s=slo,
-               over_slo=int((lat > slo).sum()) if slo is not None else None)
+    out = dict(
+        requests=len(stream.members),
+        completed=len(lat),
+        throughput_per_s=len(lat) / span if span > 0 else None,
+        p50_s=_q(lat, 50),
+        p95_s=_q(lat, 95),
+        p99_s=_q(lat, 99),
+        mean_latency_s=_mean(lat),
+        mean_wait_s=_mean(wait),
+        p99_wait_s=_q(wait, 99),
+        slo_s=slo,
+        over_slo=int((lat > slo).sum()) if slo is not None else None,
+    )
     return out
 
 
@@ -172,9 +210,20 @@ def write_trace_file(path: Path, stream: Stream) -> None:
         w.writerows((f"{a:.9f}", kind) for a in stream.arrival)
 
 
-def simulated(spec: str, n: int, mix: str, devices, model, names: list[str], loads: list[float],
-              arrivals: str = "poisson", seed: int = 0, slo: float | None = None, size: str = "full",
-              note=print) -> list[dict]:
+def simulated(
+    spec: str,
+    n: int,
+    mix: str,
+    devices,
+    model,
+    names: list[str],
+    loads: list[float],
+    arrivals: str = "poisson",
+    seed: int = 0,
+    slo: float | None = None,
+    size: str = "full",
+    note=print,
+) -> list[dict]:
     """One row per (load, policy): a stream of `n` requests of `spec` simulated on `devices` (every time
     modeled), with its latency statistics (COLUMNS)."""
     rows = []
@@ -182,8 +231,16 @@ def simulated(spec: str, n: int, mix: str, devices, model, names: list[str], loa
         st, rate = make(spec, n, devices, model, load, arrivals, seed, size)
         for name in names:
             r = simulate(st.tasks, devices, make_policy(name, seed), model, arrivals=st.arrivals())
-            row = dict(taskset=st.name, mix=mix, policy=name, load=load, rate_per_s=rate,
-                       **latency(st, r.start, r.end, slo), sim_wall_s=r.wall_s, timing="modeled")
+            row = dict(
+                taskset=st.name,
+                mix=mix,
+                policy=name,
+                load=load,
+                rate_per_s=rate,
+                **latency(st, r.start, r.end, slo),
+                sim_wall_s=r.wall_s,
+                timing="modeled",
+            )
             note(f"{mix} {st.name} {name} load {load}: p99 {row['p99_s']:.4g} s, simulated in {r.wall_s:.2f} s")
             rows.append(row)
     return rows

@@ -3,6 +3,7 @@ needs: each task's time alone on shared cores, a device's per-call overhead, the
 latency. An event is a dict with task, device, start and end (seconds from the run's start), and sent where the
 runtime recorded when it sent the task.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ def call_overhead(runs: list[list[dict]]) -> dict:
     gaps: dict = {}
     for events in runs:
         for name, evs in _by_device(events).items():
-            gaps.setdefault(name, []).extend(max(0.0, b["start"] - a["end"]) for a, b in zip(evs, evs[1:])
-                                             if b.get("sent", -math.inf) < a["end"])
+            gaps.setdefault(name, []).extend(
+                max(0.0, b["start"] - a["end"]) for a, b in zip(evs, evs[1:]) if b.get("sent", -math.inf) < a["end"]
+            )
     return {name: _median(g) for name, g in gaps.items() if g}
 
 
@@ -69,11 +71,11 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
     lags: dict = {}
     for events in runs:
         by = {e["task"]: e for e in events}
-        busy_after = set()                # tasks whose device had the next task waiting when they ended
+        busy_after = set()  # tasks whose device had the next task waiting when they ended
         per = _by_device(events)
         for evs in per.values():
             busy_after |= {a["task"] for a, b in zip(evs, evs[1:]) if b.get("sent", math.inf) < a["end"]}
-        first: dict = {}                  # parent -> earliest send of a child it released
+        first: dict = {}  # parent -> earliest send of a child it released
         for e in events:
             ps = [by[p] for p in deps.get(e["task"], ()) if p in by]
             if "sent" in e and ps:
@@ -101,16 +103,39 @@ def chrome_trace(results) -> str:
             key = f"{r.taskset.name} {r.policy} {r.mix or '-'}: {e['device']}"
             if key not in pids:
                 pids[key] = len(pids) + 1
-                events.append({"ph": "M", "name": "process_name", "pid": pids[key], "tid": 0,
-                               "args": {"name": key}})
-                events.append({"ph": "M", "name": "process_sort_index", "pid": pids[key], "tid": 0,
-                               "args": {"sort_index": pids[key]}})
-            events.append({"ph": "X", "name": e["label"], "cat": e["workload"], "pid": pids[key], "tid": 0,
-                           "ts": round((e["start"] - r.t0) * 1e6, 1), "dur": round((e["end"] - e["start"]) * 1e6, 1),
-                           "args": {"task": e["task"], "shape": e["shape"], "kernel_s": e["kernel_s"],
-                                    "device": e["device"], "sent_ms": round((e["sent"] - r.t0) * 1e3, 3),
-                                    **({"predicted_ms": {k: round(v * 1e3, 4) for k, v in e["predicted"].items()}}
-                                       if "predicted" in e else {})}})
+                events.append({"ph": "M", "name": "process_name", "pid": pids[key], "tid": 0, "args": {"name": key}})
+                events.append(
+                    {
+                        "ph": "M",
+                        "name": "process_sort_index",
+                        "pid": pids[key],
+                        "tid": 0,
+                        "args": {"sort_index": pids[key]},
+                    }
+                )
+            events.append(
+                {
+                    "ph": "X",
+                    "name": e["label"],
+                    "cat": e["workload"],
+                    "pid": pids[key],
+                    "tid": 0,
+                    "ts": round((e["start"] - r.t0) * 1e6, 1),
+                    "dur": round((e["end"] - e["start"]) * 1e6, 1),
+                    "args": {
+                        "task": e["task"],
+                        "shape": e["shape"],
+                        "kernel_s": e["kernel_s"],
+                        "device": e["device"],
+                        "sent_ms": round((e["sent"] - r.t0) * 1e3, 3),
+                        **(
+                            {"predicted_ms": {k: round(v * 1e3, 4) for k, v in e["predicted"].items()}}
+                            if "predicted" in e
+                            else {}
+                        ),
+                    },
+                }
+            )
     return json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}) + "\n"
 
 
@@ -119,20 +144,31 @@ def read_trace(path) -> dict:
     (seconds from the run's start; mix '-' when the run had none); a HeteroError naming a file that is not one."""
     try:
         data = json.loads(Path(path).read_text())
-        names = {e["pid"]: e["args"]["name"] for e in data["traceEvents"] if e["ph"] == "M"
-                 and e["name"] == "process_name"}
+        names = {
+            e["pid"]: e["args"]["name"] for e in data["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"
+        }
         runs: dict = {}
         for e in data["traceEvents"]:
             if e["ph"] != "X":
                 continue
-            head = names[e["pid"]].rsplit(": ", 1)[0]           # "<task set> <policy> <mix>: <device>"
+            head = names[e["pid"]].rsplit(": ", 1)[0]  # "<task set> <policy> <mix>: <device>"
             taskset, policy, mix = (head.split(" ", 2) + ["-"])[:3]
             runs.setdefault((taskset, policy, mix), []).append(
-                {"task": int(e["args"]["task"]), "device": e["args"]["device"], "start": e["ts"] / 1e6,
-                 "end": (e["ts"] + e["dur"]) / 1e6, "label": e["name"], "workload": e["cat"],
-                 **({"sent": e["args"]["sent_ms"] / 1e3} if "sent_ms" in e["args"] else {}),
-                 **({"predicted": {k: v / 1e3 for k, v in e["args"]["predicted_ms"].items()}}
-                    if "predicted_ms" in e["args"] else {})})
+                {
+                    "task": int(e["args"]["task"]),
+                    "device": e["args"]["device"],
+                    "start": e["ts"] / 1e6,
+                    "end": (e["ts"] + e["dur"]) / 1e6,
+                    "label": e["name"],
+                    "workload": e["cat"],
+                    **({"sent": e["args"]["sent_ms"] / 1e3} if "sent_ms" in e["args"] else {}),
+                    **(
+                        {"predicted": {k: v / 1e3 for k, v in e["args"]["predicted_ms"].items()}}
+                        if "predicted_ms" in e["args"]
+                        else {}
+                    ),
+                }
+            )
     except FileNotFoundError:
         raise HeteroError(f"no schedule trace at {path}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -1,4 +1,5 @@
 """The workloads, by name. One definition each, shared by every backend."""
+
 from __future__ import annotations
 
 from hetero.workloads.attention import Attention

@@ -5,6 +5,7 @@
 
 16-bit data is passed as raw 16-bit patterns (cupy float16, or uint16 holding bfloat16 bits).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,13 +13,14 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("flash_attention.cu")
 TUNING = {"FA_WARPS": 4, "FA_MT": 2, "FA_BC": 64, "FA_BC_WIDE": 32, "FA_PAD": 8, "F32_ROWS": 32, "F32_BC": 32}
-HEAD_DIMS = tuple(range(16, 129, 16))   # padded head dims compiled; D <= 128
-_MODULES: dict = {}                     # device id -> RawModule
+HEAD_DIMS = tuple(range(16, 129, 16))  # padded head dims compiled; D <= 128
+_MODULES: dict = {}  # device id -> RawModule
 
 
 def _names() -> list[str]:
-    return ([f"flash_attn_mma<{bf},{dp}>" for bf in (0, 1) for dp in HEAD_DIMS]
-            + [f"flash_attn_f32<{dp}>" for dp in HEAD_DIMS])
+    return [f"flash_attn_mma<{bf},{dp}>" for bf in (0, 1) for dp in HEAD_DIMS] + [
+        f"flash_attn_f32<{dp}>" for dp in HEAD_DIMS
+    ]
 
 
 def module():
@@ -28,8 +30,9 @@ def module():
     dev = cp.cuda.Device().id
     if dev not in _MODULES:
         defines = "".join(f"#define {k} {v}\n" for k, v in TUNING.items())
-        _MODULES[dev] = cp.RawModule(code=defines + SOURCE.read_text(), options=("-std=c++17",),
-                                     name_expressions=_names())
+        _MODULES[dev] = cp.RawModule(
+            code=defines + SOURCE.read_text(), options=("-std=c++17",), name_expressions=_names()
+        )
     return _MODULES[dev]
 
 
@@ -54,7 +57,7 @@ def prepare(q, k, v, dtype: str, causal: bool, scale: float):
         args = (q, k, v, out, cp.int32(S), cp.int32(D), scale_log2, cp.int32(int(causal)))
         grid, block, smem = (-(-S // rows), B * H), (4 * rows,), 0
     else:
-        ld = -(-D // 8) * 8   # cp.async moves 16-byte chunks: pad rows to a multiple of 8 elements
+        ld = -(-D // 8) * 8  # cp.async moves 16-byte chunks: pad rows to a multiple of 8 elements
         if ld != D:
             q, k, v = (cp.pad(x, ((0, 0), (0, 0), (0, 0), (0, ld - D))) for x in (q, k, v))
         out = cp.empty((B, H, S, D), q.dtype)

@@ -6,20 +6,35 @@ The transposed convolution runs the GEMM first (weights^T @ input, fp32 columns)
 
 `gemm` is the row-major cuBLAS call shared with the cupy backend's matmul.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("cupy_conv2d.cu")
 TUNING = {"CONV_THREADS": 256}
-NAMES = ("im2col<float>", "im2col<unsigned short>")     # template kernels NVRTC instantiates by name
+NAMES = ("im2col<float>", "im2col<unsigned short>")  # template kernels NVRTC instantiates by name
 _MODULES: dict = {}
-_CUDA_TYPE = {"float32": 0, "tf32": 0, "float16": 2, "bfloat16": 14}   # cudaDataType: R_32F, R_16F, R_16BF
-_COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _GEMM_DEFAULT = 68, 77, -1         # cublasComputeType_t, cublasGemmAlgo_t
+_CUDA_TYPE = {"float32": 0, "tf32": 0, "float16": 2, "bfloat16": 14}  # cudaDataType: R_32F, R_16F, R_16BF
+_COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _GEMM_DEFAULT = 68, 77, -1  # cublasComputeType_t, cublasGemmAlgo_t
 
 
-def gemm(a, b, c, m: int, n: int, k: int, dtype: str, trans_a=False, trans_b=False, batch=1,
-         stride_a=0, stride_b=0, stride_c=0, out_dtype: str | None = None) -> None:
+def gemm(
+    a,
+    b,
+    c,
+    m: int,
+    n: int,
+    k: int,
+    dtype: str,
+    trans_a=False,
+    trans_b=False,
+    batch=1,
+    stride_a=0,
+    stride_b=0,
+    stride_c=0,
+    out_dtype: str | None = None,
+) -> None:
     """Row-major c (m, n) = op(a) (m, k) @ op(b) (k, n), `batch` times with element strides, fp32 accumulation.
 
     cuBLAS is column-major, so this computes c^T = op(b)^T op(a)^T; op(x) = x^T when trans_x (x stored (k, m)).
@@ -29,14 +44,34 @@ def gemm(a, b, c, m: int, n: int, k: int, dtype: str, trans_a=False, trans_b=Fal
     from cupy.cuda import cublas, device
 
     handle = device.get_cublas_handle()
-    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)   # host scalars (pointer mode host)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)  # host scalars (pointer mode host)
     compute = _COMPUTE_32F_FAST_TF32 if dtype == "tf32" else _COMPUTE_32F
     t_in, t_out = _CUDA_TYPE[dtype], _CUDA_TYPE[out_dtype or dtype]
     cublas.gemmStridedBatchedEx(
-        handle, int(trans_b), int(trans_a), n, m, k, one.ctypes.data,
-        b.data.ptr, t_in, k if trans_b else n, stride_b,
-        a.data.ptr, t_in, m if trans_a else k, stride_a,
-        zero.ctypes.data, c.data.ptr, t_out, n, stride_c, batch, compute, _GEMM_DEFAULT)
+        handle,
+        int(trans_b),
+        int(trans_a),
+        n,
+        m,
+        k,
+        one.ctypes.data,
+        b.data.ptr,
+        t_in,
+        k if trans_b else n,
+        stride_b,
+        a.data.ptr,
+        t_in,
+        m if trans_a else k,
+        stride_a,
+        zero.ctypes.data,
+        c.data.ptr,
+        t_out,
+        n,
+        stride_c,
+        batch,
+        compute,
+        _GEMM_DEFAULT,
+    )
 
 
 def module():
@@ -45,8 +80,7 @@ def module():
     dev = cp.cuda.Device().id
     if dev not in _MODULES:
         defines = "".join(f"#define {k} {v}\n" for k, v in TUNING.items())
-        _MODULES[dev] = cp.RawModule(code=defines + SOURCE.read_text(), options=("-std=c++17",),
-                                     name_expressions=NAMES)
+        _MODULES[dev] = cp.RawModule(code=defines + SOURCE.read_text(), options=("-std=c++17",), name_expressions=NAMES)
     return _MODULES[dev]
 
 
@@ -54,7 +88,7 @@ def _grid(per_image: int, images: int) -> tuple:
     """(blocks, images) x threads: the kernels' grid.y is the image (at most 65,535), grid.x its elements."""
     if images > 65535:
         raise ValueError(f"cupy conv kernels take at most 65535 images a call, got N={images}")
-    if per_image >= 2 ** 31:
+    if per_image >= 2**31:
         raise ValueError(f"cupy conv kernels index one image's output in 32 bits; {per_image} elements is too many")
     threads = TUNING["CONV_THREADS"]
     return (min(-(-per_image // threads), 65535 * 8), images), (threads,)
@@ -72,7 +106,7 @@ def prepare_conv2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):
     col = cp.empty((N, crs, pq), x.dtype)
     out = cp.empty((N, K, P, Q), x.dtype)
     args = (x, col, *(cp.int32(v) for v in (C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])))
-    grid, block = _grid(C * pq, N)        # a thread per input-channel pixel of the output, writing R*S taps
+    grid, block = _grid(C * pq, N)  # a thread per input-channel pixel of the output, writing R*S taps
 
     def run():
         fn(grid, block, args)
@@ -99,8 +133,20 @@ def prepare_conv_transpose2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int])
 
     def run():
         # cols[n] (KRS, HW) = w^T (KRS, C) @ x[n] (C, HW); w stored (C, KRS)
-        gemm(w, x, cols, krs, hw, C, dtype, trans_a=True, batch=N, stride_b=C * hw, stride_c=krs * hw,
-             out_dtype="float32")
+        gemm(
+            w,
+            x,
+            cols,
+            krs,
+            hw,
+            C,
+            dtype,
+            trans_a=True,
+            batch=N,
+            stride_b=C * hw,
+            stride_c=krs * hw,
+            out_dtype="float32",
+        )
         fn(grid, block, args)
 
     run.out = out

@@ -33,6 +33,7 @@ K*C*Wph passes the small-matrix limit even for whole-image tiles.
 conv_transpose2d algorithm: per image, cols (K*R*S, H*W) = W^T (K*R*S, C) @ x (C, H*W) by sgemm, then col2im
 scatter-adds each tap into out (our code), in parallel over images.
 """
+
 from __future__ import annotations
 
 import numba
@@ -115,7 +116,7 @@ def _pack_tile(xph, C, R, S, sh, sw, dh, dw, ph_rows, ph_cols, p0, cols, col):
                 b, si = (s * dw) % sw, (s * dw) // sw
                 start = ((c * sh + a) * sw + b) * plane + (p0 + ri) * ph_cols + si
                 # 1-D views with 0-based indices: LLVM vectorizes this copy (faster than slice assignment)
-                dst = col[((c * R + r) * S + s) * cols:]
+                dst = col[((c * R + r) * S + s) * cols :]
                 src = xph[start:]
                 for j in range(cols):
                     dst[j] = src[j]
@@ -166,7 +167,7 @@ def _fill_bias(on, bias, p0, tp):
     """on[:, p0:p0+tp, :] = bias, per output channel; on (K, P, Q)."""
     K, P, Q = on.shape
     for k in range(K):
-        on[k, p0:p0 + tp] = bias[k]
+        on[k, p0 : p0 + tp] = bias[k]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
@@ -196,8 +197,22 @@ def _conv2d_kernel(x, w, bias, sh, sw, ph, pw, dh, dw, R, S, tile_rows, mode, nt
             tp = min(tile_rows, P - p0)
             if mode == DIRECT:
                 _fill_bias(out[n], bias, p0, tp)
-                _tap_gemms(xph, w, sh, sw, dh, dw, S, ph_rows, ph_cols, p0, tp * Q, True,
-                           out[n].reshape(K * P * Q)[p0 * Q:], P * Q)
+                _tap_gemms(
+                    xph,
+                    w,
+                    sh,
+                    sw,
+                    dh,
+                    dw,
+                    S,
+                    ph_rows,
+                    ph_cols,
+                    p0,
+                    tp * Q,
+                    True,
+                    out[n].reshape(K * P * Q)[p0 * Q :],
+                    P * Q,
+                )
                 continue
             cols = tp * ph_cols
             _prefetch_tile(out[n], p0, tp)
@@ -280,13 +295,13 @@ def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, out)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     nthreads = numba.get_num_threads()
     with single_threaded_scipy_blas():
-        _conv_transpose2d_kernel(x, w.reshape(C, K * R * S), _bias_or_zeros(bias, K),
-                                 sh, sw, ph, pw, dh, dw, R, S, nthreads, out)
+        _conv_transpose2d_kernel(
+            x, w.reshape(C, K * R * S), _bias_or_zeros(bias, K), sh, sw, ph, pw, dh, dw, R, S, nthreads, out
+        )
 
 
 def warmup():
     x = np.ones((1, 2, 5, 5), np.float32)
     w = np.ones((3, 2, 3, 3), np.float32)
     conv2d(x, w, None, (1, 1), (1, 1), (1, 1), np.empty((1, 3, 5, 5), np.float32))
-    conv_transpose2d(x, w.reshape(2, 3, 3, 3), None, (1, 1), (1, 1), (0, 0), (1, 1),
-                     np.empty((1, 3, 5, 5), np.float32))
+    conv_transpose2d(x, w.reshape(2, 3, 3, 3), None, (1, 1), (1, 1), (0, 0), (1, 1), np.empty((1, 3, 5, 5), np.float32))

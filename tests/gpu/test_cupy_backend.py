@@ -1,6 +1,7 @@
 """The cupy backend on a CUDA GPU: every workload and dtype against the float64 reference (outputs poisoned
 first, so an unwritten element fails), timing with the L2 flush, the device description. Skipped, with the
 reason, where CuPy or a GPU is missing; the import test runs everywhere (CI)."""
+
 import math
 import subprocess
 import sys
@@ -16,9 +17,12 @@ gpu = pytest.mark.skipif(REASON is not None, reason=f"cupy unavailable: {REASON}
 
 QUICK = [c for w, dts in CupyBackend.dtypes.items() for dt in dts for c in get(w).preset_cases("quick", dt)]
 # Head dims the quick presets miss (64, 128: the real ones; 72: padded to 80), S not a multiple of any tile.
-ATTENTION = [get("attention").case(dict(B=b, H=h, S=s, D=d, causal=c), dt)
-             for (b, h, s, d) in ((1, 2, 300, 64), (2, 1, 130, 128), (1, 1, 65, 72)) for c in (0, 1)
-             for dt in ("float32", "float16", "bfloat16")]
+ATTENTION = [
+    get("attention").case(dict(B=b, H=h, S=s, D=d, causal=c), dt)
+    for (b, h, s, d) in ((1, 2, 300, 64), (2, 1, 130, 128), (1, 1, 65, 72))
+    for c in (0, 1)
+    for dt in ("float32", "float16", "bfloat16")
+]
 
 
 def _label(c):
@@ -32,8 +36,9 @@ def _run(case, inputs=None):
     inputs = inputs or w.make_inputs(case, seed=1)
     kernel = CupyBackend().prepare(case, inputs)
     out = kernel.out
-    out.view(cp.uint16 if out.dtype.itemsize == 2 else cp.uint32).fill(0x7FC0 if out.dtype.itemsize == 2
-                                                                       else 0x7FC00000)   # NaN: poison
+    out.view(cp.uint16 if out.dtype.itemsize == 2 else cp.uint32).fill(
+        0x7FC0 if out.dtype.itemsize == 2 else 0x7FC00000
+    )  # NaN: poison
     assert kernel() > 0
     return check(kernel.result(), w.reference(case, inputs), case.dtype)
 
@@ -82,10 +87,12 @@ def test_device_description():
 
 def test_import_without_cupy():
     """`import hetero` and the backend module load where CuPy is absent, and the reason says how to get it."""
-    code = ("import sys; sys.modules['cupy'] = None\n"
-            "import hetero, hetero.backends.cupy_gpu as m\n"
-            "from hetero.backends import registry\n"
-            "assert 'cupy' not in [k for k, v in sys.modules.items() if v is not None]\n"
-            "print(m.CupyBackend.unavailable())\n")
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "import hetero, hetero.backends.cupy_gpu as m\n"
+        "from hetero.backends import registry\n"
+        "assert 'cupy' not in [k for k, v in sys.modules.items() if v is not None]\n"
+        "print(m.CupyBackend.unavailable())\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "cupy not installed (pip install 'hetero[gpu]')"

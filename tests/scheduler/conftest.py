@@ -1,4 +1,5 @@
 """One Ray session for every scheduler test that needs Ray (starting Ray costs seconds)."""
+
 import pytest
 
 

@@ -1,4 +1,5 @@
 """The driver loop (hetero.scheduler.driver) with a scripted executor: no Ray, no clock."""
+
 import pytest
 
 from hetero.errors import HeteroError
@@ -53,11 +54,11 @@ def test_a_time_shared_with_a_core_mate_is_learnt_only_where_none_is_known(tmp_p
     model = PerfModel(tmp_path / "m.json")
     st = DeviceState("numba", "numba", "cpu")
     t = tasks.mixed(1, size="quick", inputs=False).tasks[0]
-    learn(model, st, t, 0.01, alone=False)       # no sample yet: learnt all the same (the first is dropped)
+    learn(model, st, t, 0.01, alone=False)  # no sample yet: learnt all the same (the first is dropped)
     learn(model, st, t, 0.01, alone=False)
     assert model.history("numba", "cpu", t.case) is not None
     before = model.predict("numba", "cpu", t.case)
-    learn(model, st, t, 5.0, alone=False)        # known now: a shared time teaches nothing
+    learn(model, st, t, 5.0, alone=False)  # known now: a shared time teaches nothing
     assert model.predict("numba", "cpu", t.case) == before
     learn(model, st, t, 5.0, alone=True)
     assert model.predict("numba", "cpu", t.case) > before

@@ -17,11 +17,11 @@ def case(m):
 def test_history_drops_first_and_rejects_outliers():
     pm = PerfModel()
     c = case(64)
-    assert not pm.add("numba", "cpu", c, 9.0)        # first run dropped
+    assert not pm.add("numba", "cpu", c, 9.0)  # first run dropped
     for s in (1.0, 1.1, 0.9):
         assert pm.add("numba", "cpu", c, s)
-    assert not pm.add("numba", "cpu", c, 3.5)        # > 3x the recent mean after 3 samples: a glitch
-    assert not pm.add("numba", "cpu", c, 0.3)        # < 1/3 of it
+    assert not pm.add("numba", "cpu", c, 3.5)  # > 3x the recent mean after 3 samples: a glitch
+    assert not pm.add("numba", "cpu", c, 0.3)  # < 1/3 of it
     h = pm.history("numba", "cpu", c)
     assert h.count == 3 and abs(h.mean - 1.0) < 1e-9 and h.rejected == 2 and h.std > 0
     assert pm.predict("numba", "cpu", c) == h.recent
@@ -51,7 +51,7 @@ def test_fit_predicts_unseen_sizes():
     truth = 1e-9 * MM.flops(case(1024).p) + 1e-4
     assert abs(pred - truth) / truth < 0.1
     f = np.array([1e6, 1e7, 1e8])
-    a, b, c = fit_power(f, 2e-9 * f ** 1.1)
+    a, b, c = fit_power(f, 2e-9 * f**1.1)
     assert abs(b - 1.1) < 0.01 and c == 0.0
 
 
@@ -75,10 +75,28 @@ def test_save_load_roundtrip_and_corrupt_or_stale_files(tmp_path):
 
 def test_ingest_bench_csv_fills_only_unmeasured_keys(tmp_path):
     c = case(64)
-    rows = [dict(workload="matmul", shape=c.shape, dtype="float32", backend="numba", device="cpu", status="ok",
-                 median_s=0.5, flops=MM.flops(c.p)),
-            dict(workload="matmul", shape=c.shape, dtype="float32", backend="null", device="n", status="ok",
-                 median_s=0.25, flops=MM.flops(c.p))]
+    rows = [
+        dict(
+            workload="matmul",
+            shape=c.shape,
+            dtype="float32",
+            backend="numba",
+            device="cpu",
+            status="ok",
+            median_s=0.5,
+            flops=MM.flops(c.p),
+        ),
+        dict(
+            workload="matmul",
+            shape=c.shape,
+            dtype="float32",
+            backend="null",
+            device="n",
+            status="ok",
+            median_s=0.25,
+            flops=MM.flops(c.p),
+        ),
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "bench.csv", index=False)
     pm = PerfModel()
     for s in (1, 1, 1):
@@ -89,8 +107,8 @@ def test_ingest_bench_csv_fills_only_unmeasured_keys(tmp_path):
 
 def test_call_overhead_is_kept_saved_and_a_corrupt_one_rebuilds(tmp_path):
     pm = PerfModel(tmp_path / "pm.json")
-    assert pm.call_overhead("numba", "cpu") == 0.0           # unmeasured: nothing added
-    for gap in (0.004, 0.005, 0.020):                         # long gaps count too: a queue's end is their sum
+    assert pm.call_overhead("numba", "cpu") == 0.0  # unmeasured: nothing added
+    for gap in (0.004, 0.005, 0.020):  # long gaps count too: a queue's end is their sum
         pm.add_call("numba", "cpu", gap)
     assert pm.calls[("numba", "cpu")].mean == pytest.approx(0.029 / 3)
     assert 0.004 < pm.call_overhead("numba", "cpu") < 0.020

@@ -1,4 +1,5 @@
 """The scheduler on Ray with hardware-free devices: null (fixed modelled time) and numpy (the reference)."""
+
 import os
 import subprocess
 import sys
@@ -6,21 +7,21 @@ import textwrap
 
 import pytest
 
-from hetero.scheduler import policies, runtime, tasks
+from hetero.scheduler import policies, runtime, tasks, workers
 from hetero.scheduler.perfmodel import PerfModel
 
 
 @pytest.fixture(scope="module")
 def devices(ray_session):
     os.environ["HETERO_NULL_SECONDS"] = "0.002"
-    devs, notes = runtime.start_devices(["null", "numpy"])
+    devs, notes = workers.start_devices(["null", "numpy"])
     yield devs
-    runtime.stop_devices(devs)
+    workers.stop_devices(devs)
 
 
 def _all_done(res, ts):
     ids = sorted(e["task"] for e in res.events)
-    assert ids == [t.id for t in ts.tasks]          # every task exactly once
+    assert ids == [t.id for t in ts.tasks]  # every task exactly once
     assert res.checked == len(ts.tasks) and res.wrong == []
 
 
@@ -43,13 +44,13 @@ def test_a_device_runs_one_task_at_a_time_and_dmda_sends_it_at_most_commit(devic
     ts = tasks.mixed(16, size="quick")
     model = PerfModel(tmp_path / "pm.json")
     runtime.calibrate(ts, devices, model, reps=1)
-    for pol in (policies.make("dmda"), policies.make("heteroprio")):     # late binding; pulling, 2 slots
+    for pol in (policies.make("dmda"), policies.make("heteroprio")):  # late binding; pulling, 2 slots
         res = runtime.execute(ts, devices, pol, model, check="all")
         _all_done(res, ts)
         for d in devices:
             mine = sorted((e for e in res.events if e["device"] == d.state.name), key=lambda e: e["start"])
-            assert all(b["start"] >= a["end"] for a, b in zip(mine, mine[1:]))          # never two at once
-            for e in mine:   # at each sending, what the device held (sent, not ended) is at most commit
+            assert all(b["start"] >= a["end"] for a, b in zip(mine, mine[1:]))  # never two at once
+            for e in mine:  # at each sending, what the device held (sent, not ended) is at most commit
                 assert sum(1 for o in mine if o["sent"] <= e["sent"] < o["end"]) <= pol.commit
     learnt = {k: model.call_overhead(*k) for k in model.calls}
     assert learnt and all(0 < v < 1 for v in learnt.values())
@@ -77,14 +78,14 @@ def test_graphs_all_outputs_correct(devices, spec):
         assert all(starts[t.id] >= ends[d] for t in ts.tasks for d in t.deps)
 
 
-@pytest.mark.parametrize("policy", ["round-robin", "dmda", "heteroprio"])   # pushed, and pulled by free devices
+@pytest.mark.parametrize("policy", ["round-robin", "dmda", "heteroprio"])  # pushed, and pulled by free devices
 def test_dead_actor_tasks_rerun_elsewhere(ray_session, policy):
     """Fault injection: a device actor killed mid-run loses no task, runs none twice, and its row says so."""
     import ray
 
     from hetero.scheduler import summary
 
-    devs, _ = runtime.start_devices(["null", "numpy"])
+    devs, _ = workers.start_devices(["null", "numpy"])
     try:
         ts = tasks.mixed(16, size="quick")
         killed = []
@@ -96,7 +97,7 @@ def test_dead_actor_tasks_rerun_elsewhere(ray_session, policy):
                 killed.append(victim.state.name)
 
         model = PerfModel()
-        if policy != "round-robin":     # measured, so that numpy is not left to the null device as unexplored
+        if policy != "round-robin":  # measured, so that numpy is not left to the null device as unexplored
             runtime.calibrate(ts, devs, model, reps=1)
         res = runtime.execute(ts, devs, policies.make(policy), model, check="all", on_done=kill_after_three)
         _all_done(res, ts)
@@ -105,15 +106,15 @@ def test_dead_actor_tasks_rerun_elsewhere(ray_session, policy):
         assert (row["lost_devices"], row["alive_start"], row["alive_end"]) == ("null", "null,numpy", "numpy")
         later = runtime.execute(ts, devs, policies.make(policy), model, check="none")
         row = summary.summarize([later], [d.state for d in devs], model)[0]
-        assert row["alive_start"] == "numpy" and row["devices"] == "null,numpy"     # it ran without null: marked
+        assert row["alive_start"] == "numpy" and row["devices"] == "null,numpy"  # it ran without null: marked
     finally:
-        runtime.stop_devices(devs)
+        workers.stop_devices(devs)
 
 
 def test_a_calibration_keeps_what_it_measured_when_a_device_dies(ray_session, tmp_path):
     import ray
 
-    devs, _ = runtime.start_devices(["numpy", "null"])
+    devs, _ = workers.start_devices(["numpy", "null"])
     try:
         ts = tasks.mixed(4, size="quick")
         ray.kill(next(d for d in devs if d.state.name == "null").actor)
@@ -124,7 +125,7 @@ def test_a_calibration_keeps_what_it_measured_when_a_device_dies(ray_session, tm
         assert notes == ["note: device null died during calibration; continuing without it"]
         assert all(model.history("numpy", d.state.device, t.case) for d in devs[:1] for t in ts.tasks)
     finally:
-        runtime.stop_devices(devs)
+        workers.stop_devices(devs)
 
 
 def test_two_node_cluster_uses_every_node():
@@ -133,13 +134,13 @@ def test_two_node_cluster_uses_every_node():
         os.environ["HETERO_NULL_SECONDS"] = "0.001"
         import ray
         from ray.cluster_utils import Cluster
-        from hetero.scheduler import policies, runtime, tasks
+        from hetero.scheduler import policies, runtime, tasks, workers
         from hetero.scheduler.perfmodel import PerfModel
         c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, include_dashboard=False))
         c.add_node(num_cpus=1)
         c.wait_for_nodes()
-        runtime.connect(c.address)
-        devs, _ = runtime.start_devices(["null"])
+        workers.connect(c.address)
+        devs, _ = workers.start_devices(["null"])
         ts = tasks.mixed(8, size="quick")
         res = runtime.execute(ts, devs, policies.make("round-robin"), PerfModel(), check="all")
         assert sorted(d.state.name for d in devs) == ["null@0", "null@1"], [d.state.name for d in devs]
@@ -147,33 +148,69 @@ def test_two_node_cluster_uses_every_node():
         print("OK", len(res.events))
         ray.shutdown(); c.shutdown()
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "RAY_ADDRESS": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     assert "OK 8" in out.stdout, out.stderr[-2000:]
 
 
 def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
     from bench.schedule import cli
 
-    assert cli(["--devices", "null,numpy", "--tasks", "mixed:6", "--size", "quick", "--policy", "dmda,round-robin",
-                "--model", str(tmp_path / "pm.json"), "--out", str(tmp_path), "--name", "t", "--reps", "1",
-                "--from-results", "", "--repeat", "3"]) == 0
+    assert (
+        cli(
+            [
+                "--devices",
+                "null,numpy",
+                "--tasks",
+                "mixed:6",
+                "--size",
+                "quick",
+                "--policy",
+                "dmda,round-robin",
+                "--model",
+                str(tmp_path / "pm.json"),
+                "--out",
+                str(tmp_path),
+                "--name",
+                "t",
+                "--reps",
+                "1",
+                "--from-results",
+                "",
+                "--repeat",
+                "3",
+            ]
+        )
+        == 0
+    )
     import json
 
     import pandas as pd
+
     df = pd.read_csv(tmp_path / "t" / "schedule.csv")
     assert set(df.policy) == {"dmda", "round-robin"}
     assert (df.gap >= 0.99).all() and (df.wrong == 0).all()
-    assert (df.repeats == 3).all() and (df.makespan_min_s <= df.makespan_s).all() \
+    assert (
+        (df.repeats == 3).all()
+        and (df.makespan_min_s <= df.makespan_s).all()
         and (df.makespan_s <= df.makespan_max_s).all()
+    )
     # every run's gap against its own bound; the median-makespan run's gap is one of them
     assert (df.gap_min >= 0.99).all() and (df.gap_min <= df.gap_median).all() and (df.gap_median <= df.gap_max).all()
     assert ((df.gap_min <= df.gap + 1e-9) & (df.gap <= df.gap_max + 1e-9)).all()
     trace = json.loads((tmp_path / "t" / "trace.json").read_text())
     assert any(e["ph"] == "X" and e["dur"] > 0 for e in trace["traceEvents"])
     capsys.readouterr()
-    for bad, word in ((["--devices", "cuda"], "unknown device 'cuda'"), (["--devices", "null", "--policy", "x"],
-                      "unknown policy 'x'"), (["--devices", "null", "--tasks", "bogus"], "unknown task set 'bogus'")):
+    for bad, word in (
+        (["--devices", "cuda"], "unknown device 'cuda'"),
+        (["--devices", "null", "--policy", "x"], "unknown policy 'x'"),
+        (["--devices", "null", "--tasks", "bogus"], "unknown task set 'bogus'"),
+    ):
         assert cli(bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0]
@@ -201,9 +238,32 @@ def test_a_stream_run_and_its_replay(ray_session, tmp_path, capsys, monkeypatch)
     from bench.simulate import cli as simulate
 
     monkeypatch.setenv("HETERO_NULL_SECONDS", "0.002")
-    argv = ["--devices", "numpy,null", "--tasks", "mixed", "--size", "quick", "--arrivals", "poisson", "--load",
-            "0.3,0.6", "--requests", "24", "--policy", "dmda,eager", "--slo", "1", "--out", str(tmp_path),
-            "--name", "s", "--model", str(tmp_path / "m.json"), "--from-results", ""]
+    argv = [
+        "--devices",
+        "numpy,null",
+        "--tasks",
+        "mixed",
+        "--size",
+        "quick",
+        "--arrivals",
+        "poisson",
+        "--load",
+        "0.3,0.6",
+        "--requests",
+        "24",
+        "--policy",
+        "dmda,eager",
+        "--slo",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "s",
+        "--model",
+        str(tmp_path / "m.json"),
+        "--from-results",
+        "",
+    ]
     assert cli(argv) == 0
     df = pd.read_csv(tmp_path / "s" / "stream.csv")
     assert len(df) == 4 and (df.completed == 24).all() and (df.p99_s >= df.p50_s).all()

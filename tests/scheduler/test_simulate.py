@@ -1,5 +1,6 @@
 """The simulator: pooling identical devices changes no decision, profiles say how they were obtained, the CLI
 runs a mix at scale, and a committed real run is reproduced from its own durations."""
+
 import math
 from pathlib import Path
 
@@ -14,9 +15,13 @@ from hetero.scheduler.simulate import simulate
 from tests.scheduler.test_sched_policies import Table
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
-SPEED = Table({"fast": {"matmul": 4e9, "attention": 1e9, "conv2d": 2e9, "conv_transpose2d": 2e9},
-               "slow": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
-               "mm": {"matmul": 8e9}})
+SPEED = Table(
+    {
+        "fast": {"matmul": 4e9, "attention": 1e9, "conv2d": 2e9, "conv_transpose2d": 2e9},
+        "slow": {"matmul": 1e9, "attention": 2e9, "conv2d": 1e9, "conv_transpose2d": 1e9},
+        "mm": {"matmul": 8e9},
+    }
+)
 
 
 def _mix():
@@ -34,7 +39,7 @@ def test_pooling_changes_no_decision(name):
     flat = simulate(ts.tasks, _mix(), policies.make(name), SPEED, pool=False)
     assert math.isclose(pooled.makespan, flat.makespan, rel_tol=1e-12)
     kind = lambda where: sorted((t, d.split(".")[0]) for t, d in where.items())  # noqa: E731
-    assert kind(pooled.where) == kind(flat.where)     # same kind of device for every task
+    assert kind(pooled.where) == kind(flat.where)  # same kind of device for every task
     assert len(pooled.where) == 300
 
 
@@ -71,8 +76,27 @@ def test_profiles_from_results_and_models():
 
 
 def test_cli_mix_and_errors(tmp_path, capsys):
-    assert cli(["--mix", "4xh100,2xu250,1xcpu", "--mix", "2xu250", "--tasks", "mixed:500", "--tasks", "gan:2",
-                "--policy", "dmda,round-robin", "--out", str(tmp_path), "--name", "s"]) == 0
+    assert (
+        cli(
+            [
+                "--mix",
+                "4xh100,2xu250,1xcpu",
+                "--mix",
+                "2xu250",
+                "--tasks",
+                "mixed:500",
+                "--tasks",
+                "gan:2",
+                "--policy",
+                "dmda,round-robin",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "s",
+            ]
+        )
+        == 0
+    )
     import pandas as pd
 
     from hetero.results import CSV_READ
@@ -80,21 +104,30 @@ def test_cli_mix_and_errors(tmp_path, capsys):
     df = pd.read_csv(tmp_path / "s" / "simulate.csv", **CSV_READ)
     assert len(df) == 2 * 2 * 2 and (df.gap >= 1 - 1e-9).all() and df.timing.str.startswith("modeled").all()
     assert "u250: modeled: fpga_model" in capsys.readouterr().out
-    for argv, msg in ((["--mix", "3xtpu"], "device kind 'tpu'"), (["--mix", "x"], "device kind 'x'"),
-                      (["--mix", "cpu", "--policy", "fifo"], "unknown policy 'fifo'"),
-                      (["--mix", "cpu", "--tasks", "bogus"], "unknown task set 'bogus'"),
-                      (["--tasks", "mixed"], "give at least one --mix"),
-                      (["--replay", str(tmp_path)], "not a bench.schedule run folder")):
+    for argv, msg in (
+        (["--mix", "3xtpu"], "device kind 'tpu'"),
+        (["--mix", "x"], "device kind 'x'"),
+        (["--mix", "cpu", "--policy", "fifo"], "unknown policy 'fifo'"),
+        (["--mix", "cpu", "--tasks", "bogus"], "unknown task set 'bogus'"),
+        (["--tasks", "mixed"], "give at least one --mix"),
+        (["--replay", str(tmp_path)], "not a bench.schedule run folder"),
+    ):
         assert cli(argv + ["--out", str(tmp_path)]) == 2
         assert msg in capsys.readouterr().err
 
 
 # The committed schedule runs (results/HISTORY.md lists them): each is replayed from its own durations, and every
 # row, every policy on every task set and mix, must land within 15% of the makespan the run measured.
-REPLAYED = ["schedule-numba-opencl-zen5", "schedule-numba-opencl-fpga-zen5",
-            "schedule-numba-opencl-zen5-seed1", "schedule-numba-opencl-zen5-seed2",
-            "schedule-numba-opencl-zen5-seed3", "schedule-numba-opencl-zen5-seed4",
-            "schedule-numba-opencl-zen3", "schedule-numba-opencl-fpga-zen3"]
+REPLAYED = [
+    "schedule-numba-opencl-zen5",
+    "schedule-numba-opencl-fpga-zen5",
+    "schedule-numba-opencl-zen5-seed1",
+    "schedule-numba-opencl-zen5-seed2",
+    "schedule-numba-opencl-zen5-seed3",
+    "schedule-numba-opencl-zen5-seed4",
+    "schedule-numba-opencl-zen3",
+    "schedule-numba-opencl-fpga-zen3",
+]
 
 
 def test_every_committed_schedule_run_is_replayed():
@@ -119,10 +152,16 @@ def test_devices_on_one_core_share_its_speed():
     ts = tasks.mixed(2, size="quick", inputs=False)
     sup = frozenset(SPEED.speed["fast"])
     pair = lambda: [DeviceState(f"fast.{i}", "fast", "fast", 0.0, math.inf, sup) for i in range(2)]  # noqa: E731
-    one_each = lambda t, d: 1.0                                                       # noqa: E731
+    one_each = lambda t, d: 1.0  # noqa: E731
     apart = simulate(ts.tasks, pair(), policies.make("round-robin"), SPEED, actual=one_each)
-    shared = simulate(ts.tasks, pair(), policies.make("round-robin"), SPEED, actual=one_each,
-                      cores={"fast.0": "core0", "fast.1": "core0"})
+    shared = simulate(
+        ts.tasks,
+        pair(),
+        policies.make("round-robin"),
+        SPEED,
+        actual=one_each,
+        cores={"fast.0": "core0", "fast.1": "core0"},
+    )
     assert apart.makespan == pytest.approx(1.0) and shared.makespan == pytest.approx(2.0)
     assert sorted(shared.end.values()) == pytest.approx([2.0, 2.0])
 
@@ -130,6 +169,7 @@ def test_devices_on_one_core_share_its_speed():
 def test_a_time_taken_beside_a_core_mate_is_not_learnt():
     """As the runtime's perf model: only a task that had its core to itself teaches its device's speed (else the
     round-robin run, sharing numba's core with fpga-emu, taught every later policy numba at half speed)."""
+
     class Learning(Table):
         def __init__(self, speed):
             super().__init__(speed)
@@ -161,9 +201,11 @@ def test_solo_seconds_takes_out_the_time_shared():
     from hetero.scheduler.trace import solo_seconds
 
     # a: 0-3 s and b: 1-2 s on one core; c on another device. a ran alone 2 s and shared 1 s: 2.5 s of work
-    events = [{"task": 0, "device": "a", "start": 0.0, "end": 3.0},
-              {"task": 1, "device": "b", "start": 1.0, "end": 2.0},
-              {"task": 2, "device": "c", "start": 0.0, "end": 1.0}]
+    events = [
+        {"task": 0, "device": "a", "start": 0.0, "end": 3.0},
+        {"task": 1, "device": "b", "start": 1.0, "end": 2.0},
+        {"task": 2, "device": "c", "start": 0.0, "end": 1.0},
+    ]
     assert solo_seconds(events, {"a": 0, "b": 0}) == pytest.approx([2.5, 0.5, 1.0])
     assert solo_seconds(events) == pytest.approx([3.0, 1.0, 1.0])
 
@@ -178,7 +220,7 @@ def test_late_binding_keeps_work_off_a_device_slower_than_predicted():
     model = Table({"fast": SPEED.speed["fast"]})
     late = simulate(ts.tasks, two(), policies.make("dmda"), model, actual=slow_a)
     eager_commit = policies.make("dmda")
-    eager_commit.BATCH_COMMIT = None                    # every placement sent at once
+    eager_commit.BATCH_COMMIT = None  # every placement sent at once
     at_once = simulate(ts.tasks, two(), eager_commit, model, actual=slow_a)
     assert late.counts()["a"] < at_once.counts()["a"] and late.makespan < at_once.makespan
 
@@ -192,9 +234,9 @@ def test_call_overhead_holds_the_device_and_is_measured_from_gaps():
     slow = simulate(ts.tasks, one, policies.make("round-robin"), SPEED, overhead={"fast.0": 0.01})
     # all six are queued at once: each later task starts 10 ms later than the one before it did
     assert slow.makespan == pytest.approx(base.makespan + 5 * 0.01)
-    assert slow.busy == pytest.approx(base.busy)        # the overhead is not counted as work
+    assert slow.busy == pytest.approx(base.busy)  # the overhead is not counted as work
     events = [{"device": "a", "start": s, "end": e} for s, e in ((0, 1), (1.5, 2), (2.1, 3), (4, 5))]
-    assert call_overhead([events]) == {"a": pytest.approx(0.5)}   # median of the gaps 0.5, 0.1, 1.0
+    assert call_overhead([events]) == {"a": pytest.approx(0.5)}  # median of the gaps 0.5, 0.1, 1.0
 
 
 def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
@@ -203,21 +245,25 @@ def test_completion_notice_is_measured_and_delays_only_behind_a_busy_device():
     from hetero.scheduler.trace import notify_latency
 
     # parent 0 ends at 1.0 on device a, which goes straight on to task 1 (sent long before); child 2 is sent at 1.3
-    events = [{"task": 0, "device": "a", "sent": 0.0, "start": 0.0, "end": 1.0},
-              {"task": 1, "device": "a", "sent": 0.0, "start": 1.0, "end": 2.0},
-              {"task": 2, "device": "b", "sent": 1.3, "start": 1.35, "end": 2.5}]
+    events = [
+        {"task": 0, "device": "a", "sent": 0.0, "start": 0.0, "end": 1.0},
+        {"task": 1, "device": "a", "sent": 0.0, "start": 1.0, "end": 2.0},
+        {"task": 2, "device": "b", "sent": 1.3, "start": 1.35, "end": 2.5},
+    ]
     graph = [SimpleNamespace(id=0, deps=()), SimpleNamespace(id=1, deps=()), SimpleNamespace(id=2, deps=(0,))]
     assert notify_latency([events], graph) == {"a": (pytest.approx(0.3), 0.0)}
     # device c idles between 3 and 4 (4 was ready all along): the driver's turnaround, 0.2 s
-    idle = events + [{"task": 3, "device": "c", "sent": 0.0, "start": 0.0, "end": 1.0},
-                     {"task": 4, "device": "c", "sent": 1.2, "start": 1.25, "end": 2.0}]
+    idle = events + [
+        {"task": 3, "device": "c", "sent": 0.0, "start": 0.0, "end": 1.0},
+        {"task": 4, "device": "c", "sent": 1.2, "start": 1.25, "end": 2.0},
+    ]
     graph += [SimpleNamespace(id=3, deps=()), SimpleNamespace(id=4, deps=())]
     assert notify_latency([idle], graph)["c"] == (0.0, pytest.approx(0.2))
     assert notify_latency([[{k: v for k, v in e.items() if k != "sent"} for e in events]], graph) == {}
 
     one = lambda: [DeviceState("fast.0", "fast", "fast", 1e-4, 1e10, frozenset(SPEED.speed["fast"]))]  # noqa: E731
-    chain = tasks.transformer(layers=1, batches=1, size="quick", inputs=False)    # nothing ever queued behind
-    four = tasks.transformer(layers=1, batches=4, size="quick", inputs=False)     # four chains share the device
+    chain = tasks.transformer(layers=1, batches=1, size="quick", inputs=False)  # nothing ever queued behind
+    four = tasks.transformer(layers=1, batches=4, size="quick", inputs=False)  # four chains share the device
     for ts, slower in ((chain, False), (four, True)):
         base = simulate(ts.tasks, one(), policies.make("dmda"), SPEED)
         late = simulate(ts.tasks, one(), policies.make("dmda"), SPEED, notify={"fast.0": (0.05, 0.0)})
@@ -232,9 +278,22 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     from hetero.scheduler.runtime import RunResult
 
     ts = tasks.mixed(2, size="quick", inputs=False)
-    events = [{"task": t.id, "label": t.label, "workload": t.case.workload, "shape": t.case.shape, "device": "a",
-               "sent": 10.0, "start": 10.0 + i, "end": 10.5 + i, "kernel_s": 0.5, "flops": t.flops,
-               "predicted": {"a": 0.25, "b": 0.125}} for i, t in enumerate(ts.tasks)]
+    events = [
+        {
+            "task": t.id,
+            "label": t.label,
+            "workload": t.case.workload,
+            "shape": t.case.shape,
+            "device": "a",
+            "sent": 10.0,
+            "start": 10.0 + i,
+            "end": 10.5 + i,
+            "kernel_s": 0.5,
+            "flops": t.flops,
+            "predicted": {"a": 0.25, "b": 0.125},
+        }
+        for i, t in enumerate(ts.tasks)
+    ]
     text = trace.chrome_trace([RunResult("dmda", ts, "a+b", events, t0=10.0, t1=12.0)])
     (tmp_path / "trace.json").write_text(text)
     back = trace.read_trace(tmp_path / "trace.json")[(ts.name, "dmda", "a+b")]
@@ -252,8 +311,23 @@ def test_a_policy_too_slow_for_a_large_set_is_skipped_with_a_note(tmp_path, caps
     import pandas as pd
 
     limit = policies.make("heteroprio").max_sim_tasks
-    assert cli(["--mix", "u250", "--tasks", f"mixed:{limit + 1}", "--policy", "heteroprio,eager",
-                "--out", str(tmp_path), "--name", "big"]) == 0
+    assert (
+        cli(
+            [
+                "--mix",
+                "u250",
+                "--tasks",
+                f"mixed:{limit + 1}",
+                "--policy",
+                "heteroprio,eager",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "big",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert "heteroprio: skipped" in out.out + out.err
     assert list(pd.read_csv(tmp_path / "big" / "simulate.csv").policy) == ["eager"]

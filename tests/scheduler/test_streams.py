@@ -1,4 +1,5 @@
 """Streams on the simulator: queueing theory's M/M/c, and the stream helpers. No Ray."""
+
 import numpy as np
 import pytest
 
@@ -29,8 +30,14 @@ def test_a_stream_on_identical_devices_is_fcfs_mmc_request_by_request(load):
     service = np.random.default_rng(2).exponential(1 / mu, n)
     stream = streams.Stream("mm", ts.tasks, arrival, [[t.id] for t in ts.tasks])
     devs = [DeviceState(f"d{i}", "x", "x") for i in range(c)]
-    r = simulate(ts.tasks, devs, policies.make("eager"), Fixed(1 / mu), actual=lambda t, d: service[t.id],
-                 arrivals=stream.arrivals())
+    r = simulate(
+        ts.tasks,
+        devs,
+        policies.make("eager"),
+        Fixed(1 / mu),
+        actual=lambda t, d: service[t.id],
+        arrivals=stream.arrivals(),
+    )
     waits = np.array([r.start[t.id] for t in ts.tasks]) - arrival
     assert np.allclose(waits, queueing.fcfs_waits(arrival, service, c), atol=1e-9)
     assert streams.latency(stream, r.start, r.end)["completed"] == n
@@ -48,7 +55,7 @@ def test_fcfs_mmc_waits_match_erlang_c(load):
 
 
 def test_erlang_c_known_values_and_refusal():
-    assert queueing.erlang_c(1, 0.5) == pytest.approx(0.5)                # M/M/1: P(wait) = rho
+    assert queueing.erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = rho
     assert queueing.erlang_c(2, 1.0) == pytest.approx(1 / 3)
     with pytest.raises(HeteroError, match="below 1"):
         queueing.erlang_c(2, 2.0)
@@ -93,9 +100,27 @@ def test_mm1_latency_quantile_and_the_fewest_servers_for_an_slo():
 def test_plan_serve_gives_the_flop_fleet_and_the_latency_fleet(capsys):
     from bench.plan import cli
 
-    argv = ["serve", "--params", "175e9", "--users", "50e6", "--requests-per-user", "10", "--per", "day",
-            "--words-per-answer", "400", "--tokens-per-word", "1.3333333", "--device", "a100",
-            "--utilization", "0.213", "--slo-p99", "14"]
+    argv = [
+        "serve",
+        "--params",
+        "175e9",
+        "--users",
+        "50e6",
+        "--requests-per-user",
+        "10",
+        "--per",
+        "day",
+        "--words-per-answer",
+        "400",
+        "--tokens-per-word",
+        "1.3333333",
+        "--device",
+        "a100",
+        "--utilization",
+        "0.213",
+        "--slo-p99",
+        "14",
+    ]
     assert cli(argv) == 0
     out = capsys.readouterr().out
     assert "16256 x a100" in out and "M/M/c queue, p99 latency" in out and "16259 x a100" in out

@@ -7,6 +7,7 @@ registry. Importing it is cheap: a policy's module is imported when the policy i
     dmda                                 earliest predicted finish, guided on batches by the LP area relaxation
     auto                                 the default: dmda on a batch, heteroprio on a task graph (auto.py)
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,10 +15,17 @@ import importlib
 from hetero.errors import choices
 
 # name -> (module, class), in the order tables list them: the baselines first
-_WHERE = {"single": ("single", "Single"), "round-robin": ("round_robin", "RoundRobin"),
-          "random": ("random", "Random"), "eager": ("eager", "Eager"), "heft": ("heft", "Heft"),
-          "heteroprio": ("heteroprio", "HeteroPrio"), "dmda": ("dmda", "Dmda"), "auto": ("auto", "Auto")}
-ORDER = list(_WHERE)        # `--policy all`: every policy, auto (the default) last
+_WHERE = {
+    "single": ("single", "Single"),
+    "round-robin": ("round_robin", "RoundRobin"),
+    "random": ("random", "Random"),
+    "eager": ("eager", "Eager"),
+    "heft": ("heft", "Heft"),
+    "heteroprio": ("heteroprio", "HeteroPrio"),
+    "dmda": ("dmda", "Dmda"),
+    "auto": ("auto", "Auto"),
+}
+ORDER = list(_WHERE)  # `--policy all`: every policy, auto (the default) last
 DEFAULT = "auto"
 
 

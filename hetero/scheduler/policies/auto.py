@@ -7,6 +7,7 @@
   dependencies that decide the order, and earliest finish alone sends a task to a slower device whose queue is
   empty while the fast one would finish it sooner).
 """
+
 from __future__ import annotations
 
 from hetero.scheduler.policies.base import Policy
@@ -30,7 +31,7 @@ class Auto(Policy):
 
         self.inner = make(choose(tasks))
         self.inner.plan(tasks, devices, model)
-        for attr in _HOOKS:         # the driver reads them after plan()
+        for attr in _HOOKS:  # the driver reads them after plan()
             setattr(self, attr, getattr(self.inner, attr))
 
     def order(self, ready):

@@ -13,6 +13,7 @@ predicted run plus the device's call overhead) and outstanding (tasks sent, not 
 `model` has predict(backend, device, case) -> seconds | None; a task has id, case, deps, nbytes and resident
 (device name -> input bytes already there).
 """
+
 from __future__ import annotations
 
 from hetero.scheduler.costs import task_seconds
@@ -24,7 +25,7 @@ class Policy:
     # when its placement rule last changed (UTC): a replay of a run made before then simulates a different
     # policy from the one that ran, and says so (bench.simulate --replay); None: unchanged since runs were kept
     revised: str | None = None
-    pooled = False   # True: indifferent among identical devices, so the simulator may show one per pool
+    pooled = False  # True: indifferent among identical devices, so the simulator may show one per pool
     # None: every placement is final and sent to the device at once. N: a device is sent at most N tasks at a time;
     # a task placed on a device that already holds N is held back and placed again after the next task ends,
     # when the queues are known from measurements, not predictions (late binding: prediction errors do not pile
@@ -51,7 +52,7 @@ class Policy:
         first, takes one ready task (take()), until none takes any. The caller sends the pairs in order."""
         left, out = list(ready), []
         slots = {d.name: self.commit - d.outstanding for d in devices if d.alive}
-        ends = {d.name: d.queue_end for d in devices}     # place_task counts the pairs when the caller sends them
+        ends = {d.name: d.queue_end for d in devices}  # place_task counts the pairs when the caller sends them
         while left:
             took = False
             for d in sorted((d for d in devices if slots.get(d.name, 0) > 0), key=lambda d: max(d.queue_end, now)):
@@ -95,4 +96,3 @@ class Policy:
         none of the ready tasks as things stand in this pass, so the pass may end without placing them all again
         (the caller ends it once no device with a free slot wants one). True unless the policy can tell."""
         return True
-

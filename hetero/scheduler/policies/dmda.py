@@ -1,4 +1,5 @@
 """dmda: StarPU's deque-model data-aware policy, guided on batches by the LP area relaxation's shares."""
+
 from __future__ import annotations
 
 from hetero.scheduler.costs import capable, predict, task_seconds, transfer
@@ -30,9 +31,10 @@ class Dmda(Policy):
     the long tasks it is much slower at once the fast device's queue fills, while work it runs nearly as fast
     waits. Graphs keep the plain rule (there the LP ignores the dependencies that decide the order), except that a
     device sharing cores finishes no sooner than the cores have run its mates' queues too (_sliced)."""
+
     name = "dmda"
     pooled = True
-    revised = "2026-12-02T08:00+00:00"    # graphs: a shared-core device's finish counts its mates' queues
+    revised = "2026-12-02T08:00+00:00"  # graphs: a shared-core device's finish counts its mates' queues
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding:
     # every later choice is made on measured queues). On a graph, every ready task is sent at once: there a
     # device's next task is often a child released by the task just ended, and the round trip through the driver
@@ -44,7 +46,7 @@ class Dmda(Policy):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank = alpha, beta, {}
-        self.shares: Shares | None = None      # on a batch whose every kind is measured everywhere
+        self.shares: Shares | None = None  # on a batch whose every kind is measured everywhere
         self._kinds, self._members = {}, set()
         self._reset(None)
 
@@ -63,7 +65,7 @@ class Dmda(Policy):
     def plan(self, tasks, devices, model):
         graph = any(t.deps for t in tasks)
         self.rank = upward_ranks(tasks, devices, model)
-        self._kinds = {kind(t): t for t in tasks}           # a task of each kind, to price a share
+        self._kinds = {kind(t): t for t in tasks}  # a task of each kind, to price a share
         self._members = {pool_of(d) for d in devices}
         quota = {} if graph else lp_quota(tasks, devices, model)
         self.shares = Shares(quota, self._kinds, devices, self._price) if quota else None
@@ -89,7 +91,7 @@ class Dmda(Policy):
             self.shares.ended(pool_of(device))
 
     def placed(self, task, device):
-        self._resent |= task.id in self._sent       # sent again: its device died
+        self._resent |= task.id in self._sent  # sent again: its device died
         self._sent.add(task.id)
         if self.shares:
             self._raw[task.id] = predict(self._model, task, device)
@@ -101,7 +103,7 @@ class Dmda(Policy):
     def place(self, task, devices, model, now):
         c = capable(task, devices)
         k = kind(task)
-        if not self.shares:    # with shares every pool has a prediction for every kind (lp_quota)
+        if not self.shares:  # with shares every pool has a prediction for every kind (lp_quota)
             for d in c:
                 if self._predict(model, task, d, k) is None and k not in d.exploring:
                     d.exploring.add(k)
@@ -118,7 +120,7 @@ class Dmda(Policy):
         of the same workload and dtype (ended()): a pass asks for several a task end, and the model's lookup (a
         history keyed by the shape's text, or a FLOP fit) is a large part of the driver's time a task."""
         key = (d.backend, d.device, k)
-        got = self._preds.get(key, self)       # self: not asked yet (None is a prediction: unmeasured)
+        got = self._preds.get(key, self)  # self: not asked yet (None is a prediction: unmeasured)
         if got is self:
             got = self._preds[key] = predict(model, task, d)
         return got * self._drift.get(key[:2], 1.0) if got is not None else None
@@ -178,7 +180,7 @@ class Dmda(Policy):
                 if (s := sh.span(new, now)) < span - 1e-9:
                     moved, span = d, s
             if moved is not None:
-                best = moved      # charged to `owner`, the pool whose share it came from
+                best = moved  # charged to `owner`, the pool whose share it came from
         sh.charge(task, k, owner)
         return best
 
@@ -190,9 +192,14 @@ class Dmda(Policy):
         in which only such a device has a free slot (a slow device on another's cores, given no share, always
         has one), which would otherwise place `lookahead` tasks more each."""
         sh, pool = self.shares, pool_of(device)
-        if not sh or sh.work is None or self._resent or sh.work.get(pool, (0.0, 0))[1] > 0 \
-                or {pool_of(d) for d in devices} != self._members:
-            return True      # it has a share left; or a task was sent twice (a device died): EFT may place it
+        if (
+            not sh
+            or sh.work is None
+            or self._resent
+            or sh.work.get(pool, (0.0, 0))[1] > 0
+            or {pool_of(d) for d in devices} != self._members
+        ):
+            return True  # it has a share left; or a task was sent twice (a device died): EFT may place it
         ends = sh.projected(first_free(devices), now)
         span = sh.span(ends, now) - 1e-9
         alone, shared = sh.quickest(pool)
@@ -213,8 +220,9 @@ def _sliced(fin: dict, c: list, devices: list, now: float) -> dict:
     for d in c:
         if d.core_group is None:
             continue
-        mates = sum(max(0.0, e.queue_end - now) for e in devices
-                    if e is not d and e.alive and e.core_group == d.core_group)
+        mates = sum(
+            max(0.0, e.queue_end - now) for e in devices if e is not d and e.alive and e.core_group == d.core_group
+        )
         if mates:
             end, tr = fin[d.name]
             out[d.name] = (end + mates, tr)

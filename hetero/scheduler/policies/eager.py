@@ -1,4 +1,5 @@
 """eager: the first idle device that runs the task."""
+
 from __future__ import annotations
 
 from hetero.scheduler.costs import capable
@@ -7,6 +8,7 @@ from hetero.scheduler.policies.base import Policy
 
 class Eager(Policy):
     """The first idle device that runs the task; none idle: wait."""
+
     name = "eager"
     pooled = True
 

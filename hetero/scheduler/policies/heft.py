@@ -1,4 +1,5 @@
 """heft: HEFT's static plan (Topcuoglu et al. 2002), earliest predicted finish where the plan has no answer."""
+
 from __future__ import annotations
 
 from hetero.scheduler.costs import capable, estimate, finish_time, predict, transfer
@@ -10,6 +11,7 @@ class Heft(Policy):
     """HEFT (Topcuoglu et al. 2002): tasks by decreasing upward rank, each on the device with the earliest
     finish time, inserted into the first idle gap that fits. The plan is static; a device that dies, or a task
     the plan never saw, falls back to the earliest predicted finish now."""
+
     name = "heft"
 
     def __init__(self):
@@ -17,14 +19,15 @@ class Heft(Policy):
 
     def plan(self, tasks, devices, model):
         self.rank = upward_ranks(tasks, devices, model)
-        slots = {d.name: [] for d in devices}        # sorted (start, end) per device
+        slots = {d.name: [] for d in devices}  # sorted (start, end) per device
         end, where = {}, {}
         by_id = {t.id: t for t in tasks}
-        for t in sorted(tasks, key=lambda t: -self.rank[t.id]):   # rank order is a topological order
+        for t in sorted(tasks, key=lambda t: -self.rank[t.id]):  # rank order is a topological order
             best = None
             for d in capable(t, devices):
-                ready = max((end[p] + (transfer(by_id[p], d) if where[p] != d.name else 0.0)
-                             for p in t.deps), default=0.0)
+                ready = max(
+                    (end[p] + (transfer(by_id[p], d) if where[p] != d.name else 0.0) for p in t.deps), default=0.0
+                )
                 p = predict(model, t, d)
                 dur = (p if p is not None else estimate(model, t, devices)) + d.overhead
                 start = _first_gap(slots[d.name], ready, dur)
@@ -50,7 +53,6 @@ class Heft(Policy):
         return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
 
 
-
 def _first_gap(slots, ready, dur):
     t = ready
     for s, e in slots:
@@ -58,4 +60,3 @@ def _first_gap(slots, ready, dur):
             return t
         t = max(t, e)
     return t
-

@@ -4,6 +4,7 @@ After Beaumont, Eyraud-Dubois et al. (HeteroPrio, for CPU+GPU nodes; StarPU's `h
 (hetero.scheduler.runtime.execute, hetero.scheduler.simulate.simulate) asks assign() once a pass, as StarPU asks
 a pull-based scheduler's pop_task for each idle worker.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -24,6 +25,7 @@ class HeteroPrio(Policy):
     would take before it. Each device is sent one task running and one waiting, so it is never idle between
     calls and every later choice is made on measured queues. Ratios depend only on a task's kind, so a choice
     costs O(kinds^2) once the ready tasks are grouped by kind, not O(ready^2)."""
+
     name = "heteroprio"
     pulls = True
     commit = 2
@@ -38,12 +40,12 @@ class HeteroPrio(Policy):
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
 
-    def place(self, task, devices, model, now):    # the callers ask assign(); one offering tasks one by one gets EFT
+    def place(self, task, devices, model, now):  # the callers ask assign(); one offering tasks one by one gets EFT
         c = capable(task, devices)
         return min(c, key=lambda d: finish_time(model, task, d, devices, now), default=None)
 
     def assign(self, ready, devices, model, now):
-        self.seconds, self.ratios = {}, {}     # per (device name, kind), for this pass: predictions do not change
+        self.seconds, self.ratios = {}, {}  # per (device name, kind), for this pass: predictions do not change
         return super().assign(ready, devices, model, now)
 
     def _predict(self, model, t, d, k):
@@ -66,8 +68,8 @@ class HeteroPrio(Policy):
         return finish_time(model, t, d, devices, now, self._predict(model, t, d, k))
 
     def take(self, device, ready, devices, model, now):
-        first: dict = {}          # kind -> its ready task of highest rank
-        count: dict = {}          # kind -> ready tasks of it
+        first: dict = {}  # kind -> its ready task of highest rank
+        count: dict = {}  # kind -> ready tasks of it
         for t in ready:
             k = kind(t)
             count[k] = count.get(k, 0) + 1
@@ -79,15 +81,17 @@ class HeteroPrio(Policy):
             if not device.runs(t):
                 continue
             r = self._ratio(model, t, device, k, devices)
-            if r is None:             # never measured here: run it once (one kind at a time), so it is measured
+            if r is None:  # never measured here: run it once (one kind at a time), so it is measured
                 if unseen is None and k not in device.exploring:
                     unseen = t
                 continue
-            if r > 1.0:               # slower here: only if no other device would still finish it first, after
-                fin = self._finish(model, t, device, k, devices, now)    # its queue and what it would take first
-                if any(self._finish(model, t, d, k, devices, now) + ahead[d.name](q) < fin
-                       for d in devices if d is not device and d.runs(t)
-                       and (q := self._ratio(model, t, d, k, devices)) is not None):
+            if r > 1.0:  # slower here: only if no other device would still finish it first, after
+                fin = self._finish(model, t, device, k, devices, now)  # its queue and what it would take first
+                if any(
+                    self._finish(model, t, d, k, devices, now) + ahead[d.name](q) < fin
+                    for d in devices
+                    if d is not device and d.runs(t) and (q := self._ratio(model, t, d, k, devices)) is not None
+                ):
                     continue
             key = (r, -self.rank.get(t.id, 0.0))
             if best is None or key < best[0]:
@@ -102,8 +106,11 @@ class HeteroPrio(Policy):
         that ratio (the kinds it is comparatively better at), from prefix sums over its kinds by ratio."""
         out = {}
         for d in devices:
-            rows = sorted((r, count[k] * (self._predict(model, u, d, k) + d.overhead)) for k, u in first.items()
-                          if d.runs(u) and (r := self._ratio(model, u, d, k, devices)) is not None)
+            rows = sorted(
+                (r, count[k] * (self._predict(model, u, d, k) + d.overhead))
+                for k, u in first.items()
+                if d.runs(u) and (r := self._ratio(model, u, d, k, devices)) is not None
+            )
             keys, sums, total = [r for r, _ in rows], [0.0], 0.0
             for _, w in rows:
                 total += w

@@ -1,5 +1,6 @@
 """The LP area relaxation's shares for dmda on a batch: how many tasks of each kind each pool of identical
 devices should run (hetero.scheduler.lp), and the pools that time-slice shared cores."""
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,6 @@ def shared_groups(devices, pools: list) -> list[tuple[list[int], float]]:
     return [(sorted(pools.index(p) for p in group), float(n)) for group, n in shared_pools(devices).items()]
 
 
-
 def first_free(devices) -> dict:
     """pool -> its alive device whose queue drains first (what the simulator's pooled view shows of it)."""
     out: dict = {}
@@ -96,11 +96,11 @@ class Shares:
 
     def __init__(self, quota: dict, kinds: dict, devices: list, price):
         self.quota, self.kinds, self.price = quota, kinds, price
-        self.members, self.sample = {}, {}       # pool -> its device count, one of its devices
+        self.members, self.sample = {}, {}  # pool -> its device count, one of its devices
         for d in devices:
             self.members[pool_of(d)] = self.members.get(pool_of(d), 0) + 1
             self.sample.setdefault(pool_of(d), d)
-        self.groups = list(shared_pools(devices))     # sets of pools whose devices share cores
+        self.groups = list(shared_pools(devices))  # sets of pools whose devices share cores
         self.held, self.tentative, self.work, self.costs, self.quick = {}, {}, None, {}, {}
 
     def begin(self) -> None:
@@ -181,8 +181,9 @@ class Shares:
         out = {}
         for pool, d in first.items():
             w = self.work.get(pool)
-            out[pool] = max(d.queue_end, now) + ((w[0] + w[1] * self.sample[pool].overhead) / self.members[pool]
-                                                 if w else 0.0)
+            out[pool] = max(d.queue_end, now) + (
+                (w[0] + w[1] * self.sample[pool].overhead) / self.members[pool] if w else 0.0
+            )
         return out
 
     def span(self, ends: dict, now: float) -> float:
@@ -203,8 +204,10 @@ class Shares:
             for group in self.groups:
                 if pool in group:
                     mates = [(self.cost(q), self.members[q]) for q in group if q != pool and q in self.sample]
-                    shared[group] = min((a - max(0.0, max(c.get(k, 0.0) / n for c, n in mates))
-                                         for k, a in add.items()), default=math.inf)
+                    shared[group] = min(
+                        (a - max(0.0, max(c.get(k, 0.0) / n for c, n in mates)) for k, a in add.items()),
+                        default=math.inf,
+                    )
             self.quick[pool] = (min(add.values(), default=math.inf), shared)
         return self.quick[pool]
 

@@ -1,4 +1,5 @@
 """random: a device drawn uniformly among those that run the task (seeded)."""
+
 from __future__ import annotations
 
 import random as _random
@@ -14,7 +15,7 @@ class Random(Policy):
         self.rng = _random.Random(seed)
 
     def place(self, task, devices, model, now):
-        for _ in range(8):   # rejection sampling is uniform over capable devices and O(1) when most are capable
+        for _ in range(8):  # rejection sampling is uniform over capable devices and O(1) when most are capable
             d = devices[self.rng.randrange(len(devices))] if devices else None
             if d is not None and d.runs(task):
                 return d

@@ -1,4 +1,5 @@
 """round-robin: devices in turn, skipping those that cannot run the task."""
+
 from __future__ import annotations
 
 from hetero.scheduler.policies.base import Policy
