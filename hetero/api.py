@@ -1,4 +1,5 @@
 """The Python API: hetero.run(workload, backend=..., **pytorch_style_arguments) -> NumPy array."""
+
 from __future__ import annotations
 
 import numpy as np

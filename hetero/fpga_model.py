@@ -13,6 +13,7 @@ tiles of Tm x Tn (multiples of R and C):
 Convolutions are the im2col GEMM; attention is two GEMMs per head (Q K^T, P V) plus a streaming softmax of
 V elements per cycle; causal attention skips output tiles above the diagonal.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,20 +28,20 @@ MODEL_VERSION = "v1"
 class FpgaPreset:
     name: str
     board: str
-    dtype: str          # the array's arithmetic: float32 or int8
-    R: int              # PE rows
-    C: int              # PE columns
-    V: int              # SIMD lanes per PE
+    dtype: str  # the array's arithmetic: float32 or int8
+    R: int  # PE rows
+    C: int  # PE columns
+    V: int  # SIMD lanes per PE
     f_mhz: float
     dram_gbps: float
     pcie_gbps: float
     source: str
-    published_gflops: float      # the design's published throughput, GFLOP/s (GOP/s for int8)
-    published_shape: tuple = (8192, 8192, 8192)   # (M, N, K) the figure is checked at
-    published_s: float | None = None               # a published kernel time at published_shape, if any
-    Tm_mult: int = 16   # output tile = (R*Tm_mult) x (C*Tn_mult): enough work per PE to hide the pipeline
+    published_gflops: float  # the design's published throughput, GFLOP/s (GOP/s for int8)
+    published_shape: tuple = (8192, 8192, 8192)  # (M, N, K) the figure is checked at
+    published_s: float | None = None  # a published kernel time at published_shape, if any
+    Tm_mult: int = 16  # output tile = (R*Tm_mult) x (C*Tn_mult): enough work per PE to hide the pipeline
     Tn_mult: int = 16
-    depth: int = 32     # pipeline depth of a PE's multiply-add chain and the I/O modules, cycles
+    depth: int = 32  # pipeline depth of a PE's multiply-add chain and the I/O modules, cycles
     II: int = 1
     launch_us: float = 20.0
 
@@ -57,25 +58,75 @@ class FpgaPreset:
         return self.C * self.Tn_mult
 
 
-PRESETS = {p.name: p for p in (
-    # AutoSA (Wang, Guo, Cong, FPGA 2021), Table/Fig. for GEMM on Xilinx Alveo U250: fp32 13x16 PEs x 8 lanes at
-    # 300 MHz, ~939 GFLOP/s, measured kernel 2.32 ms for M=1040, N=K=1024. 4 x DDR4-2400 = 76.8 GB/s, PCIe Gen3 x16.
-    FpgaPreset("alveo-u250-fp32", "Xilinx Alveo U250", "float32", 13, 16, 8, 300, 76.8, 12.0,
-               "AutoSA (FPGA'21) fp32 GEMM 13x16x8 @ 300 MHz; 2.32 ms at 1040x1024x1024", 939.0,
-               (1040, 1024, 1024), 2.32e-3, Tm_mult=20, Tn_mult=16),
-    # AutoSA int8 GEMM on the U250: 24x8 PEs x 64 lanes at 300 MHz, ~7.3 TOPS.
-    FpgaPreset("alveo-u250-int8", "Xilinx Alveo U250", "int8", 24, 8, 64, 300, 76.8, 12.0,
-               "AutoSA (FPGA'21) int8 GEMM 24x8x64 @ 300 MHz, ~7.3 TOPS", 7300.0),
-    # T2SP (Srivastava et al., T2S-Tensor FCCM'19 / T2SP): Intel Arria 10 GX 1150 PAC, fp32 GEMM ~532 GFLOP/s at
-    # 215 MHz. The array shape is ours: 10x8x16 = 1280 DSPs' worth of MACs (the chip has 1518 DSPs).
-    # 2 x DDR4-2133 = 34 GB/s, PCIe Gen3 x8.
-    FpgaPreset("arria10-pac-fp32", "Intel Arria 10 GX PAC", "float32", 10, 8, 16, 215, 34.0, 6.0,
-               "T2SP fp32 GEMM on Arria 10 GX 1150 PAC, ~532 GFLOP/s @ 215 MHz", 532.0),
-    # T2SP on Intel Stratix 10 SX 2800 (FPGA PAC D5005): fp32 GEMM ~1790 GFLOP/s at 251 MHz using ~3600 DSPs.
-    # Array shape ours: 14x16x16 = 3584 MACs. 4 x DDR4-2400 = 76.8 GB/s, PCIe Gen3 x16.
-    FpgaPreset("stratix10-d5005-fp32", "Intel Stratix 10 D5005", "float32", 14, 16, 16, 251, 76.8, 12.0,
-               "T2SP fp32 GEMM on Stratix 10 SX 2800 (D5005), ~1790 GFLOP/s @ 251 MHz, ~3600 DSPs", 1790.0),
-)}
+PRESETS = {
+    p.name: p
+    for p in (
+        # AutoSA (Wang, Guo, Cong, FPGA 2021), Table/Fig. for GEMM on Xilinx Alveo U250: fp32 13x16 PEs x 8 lanes at
+        # 300 MHz, ~939 GFLOP/s, measured kernel 2.32 ms for M=1040, N=K=1024. 4 x DDR4-2400 = 76.8 GB/s, PCIe Gen3 x16.
+        FpgaPreset(
+            "alveo-u250-fp32",
+            "Xilinx Alveo U250",
+            "float32",
+            13,
+            16,
+            8,
+            300,
+            76.8,
+            12.0,
+            "AutoSA (FPGA'21) fp32 GEMM 13x16x8 @ 300 MHz; 2.32 ms at 1040x1024x1024",
+            939.0,
+            (1040, 1024, 1024),
+            2.32e-3,
+            Tm_mult=20,
+            Tn_mult=16,
+        ),
+        # AutoSA int8 GEMM on the U250: 24x8 PEs x 64 lanes at 300 MHz, ~7.3 TOPS.
+        FpgaPreset(
+            "alveo-u250-int8",
+            "Xilinx Alveo U250",
+            "int8",
+            24,
+            8,
+            64,
+            300,
+            76.8,
+            12.0,
+            "AutoSA (FPGA'21) int8 GEMM 24x8x64 @ 300 MHz, ~7.3 TOPS",
+            7300.0,
+        ),
+        # T2SP (Srivastava et al., T2S-Tensor FCCM'19 / T2SP): Intel Arria 10 GX 1150 PAC, fp32 GEMM ~532 GFLOP/s at
+        # 215 MHz. The array shape is ours: 10x8x16 = 1280 DSPs' worth of MACs (the chip has 1518 DSPs).
+        # 2 x DDR4-2133 = 34 GB/s, PCIe Gen3 x8.
+        FpgaPreset(
+            "arria10-pac-fp32",
+            "Intel Arria 10 GX PAC",
+            "float32",
+            10,
+            8,
+            16,
+            215,
+            34.0,
+            6.0,
+            "T2SP fp32 GEMM on Arria 10 GX 1150 PAC, ~532 GFLOP/s @ 215 MHz",
+            532.0,
+        ),
+        # T2SP on Intel Stratix 10 SX 2800 (FPGA PAC D5005): fp32 GEMM ~1790 GFLOP/s at 251 MHz using ~3600 DSPs.
+        # Array shape ours: 14x16x16 = 3584 MACs. 4 x DDR4-2400 = 76.8 GB/s, PCIe Gen3 x16.
+        FpgaPreset(
+            "stratix10-d5005-fp32",
+            "Intel Stratix 10 D5005",
+            "float32",
+            14,
+            16,
+            16,
+            251,
+            76.8,
+            12.0,
+            "T2SP fp32 GEMM on Stratix 10 SX 2800 (D5005), ~1790 GFLOP/s @ 251 MHz, ~3600 DSPs",
+            1790.0,
+        ),
+    )
+}
 DEFAULT = "alveo-u250-fp32"
 ENV_PRESET = "HETERO_FPGA_PRESET"
 
@@ -105,8 +156,12 @@ class Estimate:
         return self.kernel_s + self.pcie_s
 
     def __add__(self, other: Estimate) -> Estimate:
-        return Estimate(self.compute_s + other.compute_s, self.dram_s + other.dram_s,
-                        self.launch_s + other.launch_s, self.pcie_s + other.pcie_s)
+        return Estimate(
+            self.compute_s + other.compute_s,
+            self.dram_s + other.dram_s,
+            self.launch_s + other.launch_s,
+            self.pcie_s + other.pcie_s,
+        )
 
 
 def _itemsize(pr: FpgaPreset) -> int:
@@ -124,15 +179,17 @@ def gemm_dram_bytes(pr: FpgaPreset, M: int, N: int, K: int) -> float:
     return float(M * K * math.ceil(N / pr.Tn) + K * N * math.ceil(M / pr.Tm) + M * N) * _itemsize(pr)
 
 
-def gemm(pr: FpgaPreset, M: int, N: int, K: int, batch: int = 1, host_bytes: float | None = None,
-         tiles: int | None = None) -> Estimate:
+def gemm(
+    pr: FpgaPreset, M: int, N: int, K: int, batch: int = 1, host_bytes: float | None = None, tiles: int | None = None
+) -> Estimate:
     """`batch` GEMMs of (M, N, K) in one launch; host_bytes crosses PCIe (default: A, B in and C out)."""
     cycles = batch * gemm_cycles(pr, M, N, K, tiles)
     dram = batch * gemm_dram_bytes(pr, M, N, K)
     if host_bytes is None:
         host_bytes = batch * (float(M * K + K * N) * _itemsize(pr) + M * N * 4.0)
-    return Estimate(cycles / (pr.f_mhz * 1e6), dram / (pr.dram_gbps * 1e9), pr.launch_us * 1e-6,
-                    host_bytes / (pr.pcie_gbps * 1e9))
+    return Estimate(
+        cycles / (pr.f_mhz * 1e6), dram / (pr.dram_gbps * 1e9), pr.launch_us * 1e-6, host_bytes / (pr.pcie_gbps * 1e9)
+    )
 
 
 def conv2d(pr: FpgaPreset, p: dict, P: int, Q: int) -> Estimate:

@@ -1,4 +1,5 @@
 """hetero.run and hetero.list_backends: the Python API, with PyTorch-style argument names."""
+
 import numpy as np
 import pytest
 
@@ -32,22 +33,36 @@ def test_explicit_scale_is_used():
     np.testing.assert_allclose(flat[0, 0], np.broadcast_to(q[0, 0].mean(0), (5, 8)), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: hetero.run("gemm", a=1), "unknown workload 'gemm'"),
-    (lambda: hetero.run("matmul", backend="cuda", a=np.ones((2, 2)), b=np.ones((2, 2))), "unknown backend 'cuda'"),
-    (lambda: hetero.run("matmul", a=np.ones((2, 3)), b=np.ones((2, 3))), r"input \(2, 3\) and other \(2, 3\) cannot"),
-    (lambda: hetero.run("matmul", a=np.ones(()), b=np.ones((3, 2))), "at least 1 dimension"),
-    (lambda: hetero.run("matmul", a=np.ones((2, 2))), "needs input and other"),
-    (lambda: hetero.run("matmul", x=1, a=1, b=1), "unknown argument 'x'"),
-    (lambda: hetero.run("attention", query=np.ones((1, 1, 4, 8)), key=np.ones((1, 1, 4, 8)),
-                        value=np.ones((1, 1, 5, 8))), "value length 5"),
-    (lambda: hetero.run("conv2d", input=np.ones((1, 3, 5, 5)), weight=np.ones((2, 4, 3, 3))), "has 3 channels"),
-    (lambda: hetero.run("conv2d", input=np.ones((1, 3, 5, 5)), weight=np.ones((2, 3, 3, 3)), bias=np.ones(3)),
-     r"bias has shape \(3,\)"),
-    (lambda: hetero.run("conv2d", input=np.ones((1, 3, 5, 5)), weight=np.ones((2, 3, 3, 3)), stride=(1, 2, 3)),
-     r"integer or an \(h, w\) pair"),
-    (lambda: hetero.run("matmul", a=np.array(["x"]).reshape(1, 1), b=np.ones((1, 1))), "must be floating point"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: hetero.run("gemm", a=1), "unknown workload 'gemm'"),
+        (lambda: hetero.run("matmul", backend="cuda", a=np.ones((2, 2)), b=np.ones((2, 2))), "unknown backend 'cuda'"),
+        (
+            lambda: hetero.run("matmul", a=np.ones((2, 3)), b=np.ones((2, 3))),
+            r"input \(2, 3\) and other \(2, 3\) cannot",
+        ),
+        (lambda: hetero.run("matmul", a=np.ones(()), b=np.ones((3, 2))), "at least 1 dimension"),
+        (lambda: hetero.run("matmul", a=np.ones((2, 2))), "needs input and other"),
+        (lambda: hetero.run("matmul", x=1, a=1, b=1), "unknown argument 'x'"),
+        (
+            lambda: hetero.run(
+                "attention", query=np.ones((1, 1, 4, 8)), key=np.ones((1, 1, 4, 8)), value=np.ones((1, 1, 5, 8))
+            ),
+            "value length 5",
+        ),
+        (lambda: hetero.run("conv2d", input=np.ones((1, 3, 5, 5)), weight=np.ones((2, 4, 3, 3))), "has 3 channels"),
+        (
+            lambda: hetero.run("conv2d", input=np.ones((1, 3, 5, 5)), weight=np.ones((2, 3, 3, 3)), bias=np.ones(3)),
+            r"bias has shape \(3,\)",
+        ),
+        (
+            lambda: hetero.run("conv2d", input=np.ones((1, 3, 5, 5)), weight=np.ones((2, 3, 3, 3)), stride=(1, 2, 3)),
+            r"integer or an \(h, w\) pair",
+        ),
+        (lambda: hetero.run("matmul", a=np.array(["x"]).reshape(1, 1), b=np.ones((1, 1))), "must be floating point"),
+    ],
+)
 def test_bad_arguments_raise_one_line_errors(call, match):
     with pytest.raises(HeteroError, match=match) as info:
         call()
@@ -60,5 +75,7 @@ def test_unavailable_backend_says_why(monkeypatch):
 
     monkeypatch.setattr(NullBackend, "_unavailable", classmethod(lambda cls: "no null device plugged in"))
     with pytest.raises(hetero.BackendUnavailable, match="backend 'null' unavailable: no null device"):
-        registry.get("null").prepare(hetero.WORKLOADS["matmul"].case(dict(M=1, N=1, K=1)),
-                                     {"a": np.ones((1, 1), np.float32), "b": np.ones((1, 1), np.float32)})
+        registry.get("null").prepare(
+            hetero.WORKLOADS["matmul"].case(dict(M=1, N=1, K=1)),
+            {"a": np.ones((1, 1), np.float32), "b": np.ones((1, 1), np.float32)},
+        )

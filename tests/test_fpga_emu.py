@@ -1,4 +1,5 @@
 """fpga-emu: real results from the systolic emulation on OpenCL, modeled time, preset in the device name."""
+
 import pytest
 
 from hetero import fpga_model as fm
@@ -63,8 +64,23 @@ def test_bench_run_all_workloads_on_opencl_and_fpga_emu(tmp_path):
     from bench.run import cli
     from hetero.results import read_rows
 
-    assert cli(["--workload", "all", "--backends", "numpy,numba,opencl,fpga-emu", "--quick", "--budget", "0.02",
-                "--out", str(tmp_path), "--strict"]) == 0
+    assert (
+        cli(
+            [
+                "--workload",
+                "all",
+                "--backends",
+                "numpy,numba,opencl,fpga-emu",
+                "--quick",
+                "--budget",
+                "0.02",
+                "--out",
+                str(tmp_path),
+                "--strict",
+            ]
+        )
+        == 0
+    )
     df = read_rows(next(tmp_path.glob("*/bench.csv")))
     assert set(df.backend) >= {"numpy", "numba", "opencl", "fpga-emu"} and (df.status == "ok").all()
     assert (df[df.backend == "fpga-emu"].timing == "modeled").all()

@@ -1,4 +1,5 @@
 """fpga_model: each preset reproduces its design's published figure within 10%; the model is monotonic."""
+
 import dataclasses
 
 import pytest

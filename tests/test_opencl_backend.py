@@ -1,4 +1,5 @@
 """opencl backend: parity on the quick presets, device choice errors, the autotuner's on-disk memory."""
+
 import json
 
 import pytest

@@ -1,5 +1,6 @@
 """Every workload on every available backend against the float64 reference: presets that are not multiples of
 any tile, and hypothesis-generated shapes."""
+
 import pytest
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
@@ -37,17 +38,38 @@ def cases(draw):
     if workload == "attention":
         hkv = draw(st.integers(1, 2))
         causal = draw(st.integers(0, 1))
-        return w.case(dict(B=draw(st.integers(1, 2)), H=hkv * draw(st.integers(1, 3)), S=draw(st.integers(1, 150)),
-                           D=draw(st.integers(1, 72)), causal=causal, Hkv=hkv,
-                           L=draw(st.sampled_from([0, 0, 1, 7, 33])), Dv=draw(st.sampled_from([0, 0, 5, 40])),
-                           mask=0 if causal else draw(st.sampled_from([0, 1, 2]))))
+        return w.case(
+            dict(
+                B=draw(st.integers(1, 2)),
+                H=hkv * draw(st.integers(1, 3)),
+                S=draw(st.integers(1, 150)),
+                D=draw(st.integers(1, 72)),
+                causal=causal,
+                Hkv=hkv,
+                L=draw(st.sampled_from([0, 0, 1, 7, 33])),
+                Dv=draw(st.sampled_from([0, 0, 5, 40])),
+                mask=0 if causal else draw(st.sampled_from([0, 1, 2])),
+            )
+        )
     g = draw(st.sampled_from([1, 1, 2, 3]))
     r, s = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw, dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    params = dict(N=draw(st.integers(1, 3)), C=g * draw(st.integers(1, 4)), K=g * draw(st.integers(1, 4)), R=r,
-                  S=s, H=draw(st.integers(1, 20)) + dh * (r - 1), W=draw(st.integers(1, 20)) + dw * (s - 1),
-                  stride=sh, padding=draw(st.integers(0, 2)), dilation=dh, groups=g, stride_w=sw,
-                  padding_w=draw(st.integers(-1, 2)), dilation_w=dw)
+    params = dict(
+        N=draw(st.integers(1, 3)),
+        C=g * draw(st.integers(1, 4)),
+        K=g * draw(st.integers(1, 4)),
+        R=r,
+        S=s,
+        H=draw(st.integers(1, 20)) + dh * (r - 1),
+        W=draw(st.integers(1, 20)) + dw * (s - 1),
+        stride=sh,
+        padding=draw(st.integers(0, 2)),
+        dilation=dh,
+        groups=g,
+        stride_w=sw,
+        padding_w=draw(st.integers(-1, 2)),
+        dilation_w=dw,
+    )
     if workload == "conv_transpose2d":
         params["output_padding"] = draw(st.integers(0, max(sh, dh) - 1))
         params["output_padding_w"] = draw(st.integers(0, max(sw, dw) - 1))
@@ -106,15 +128,33 @@ def small_cases(draw):
         return w.case(dict(M=draw(small), N=draw(small), K=draw(small)))
     if workload == "attention":  # with decode/cross lengths, GQA, a value head size and masks (NaN/inf go there too)
         causal, hkv = draw(st.integers(0, 1)), draw(st.integers(1, 2))
-        return w.case(dict(B=draw(st.integers(1, 2)), H=hkv * draw(st.integers(1, 2)), S=draw(st.integers(1, 40)),
-                           D=draw(st.sampled_from([3, 8, 24])), causal=causal, Hkv=hkv,
-                           L=draw(st.sampled_from([0, 0, 1, 5])), Dv=draw(st.sampled_from([0, 0, 8])),
-                           mask=0 if causal else draw(st.integers(0, 2))))
+        return w.case(
+            dict(
+                B=draw(st.integers(1, 2)),
+                H=hkv * draw(st.integers(1, 2)),
+                S=draw(st.integers(1, 40)),
+                D=draw(st.sampled_from([3, 8, 24])),
+                causal=causal,
+                Hkv=hkv,
+                L=draw(st.sampled_from([0, 0, 1, 5])),
+                Dv=draw(st.sampled_from([0, 0, 8])),
+                mask=0 if causal else draw(st.integers(0, 2)),
+            )
+        )
     r = draw(st.sampled_from([1, 3]))
     stride = draw(st.integers(1, 2))
-    params = dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 4)), K=draw(st.integers(1, 4)), R=r, S=r,
-                  H=draw(st.integers(1, 8)) + r - 1, W=draw(st.integers(1, 8)) + r - 1, stride=stride,
-                  padding=draw(st.integers(0, 1)), dilation=1)
+    params = dict(
+        N=draw(st.integers(1, 2)),
+        C=draw(st.integers(1, 4)),
+        K=draw(st.integers(1, 4)),
+        R=r,
+        S=r,
+        H=draw(st.integers(1, 8)) + r - 1,
+        W=draw(st.integers(1, 8)) + r - 1,
+        stride=stride,
+        padding=draw(st.integers(0, 1)),
+        dilation=1,
+    )
     if workload == "conv_transpose2d":
         params["output_padding"] = draw(st.integers(0, stride - 1))
     try:
@@ -128,16 +168,25 @@ def with_nonfinite(draw):
     case = draw(small_cases())
     names = [n for n, x in get(case.workload).make_inputs(case).items() if x is not None]
     # 0 to 3 values: the first example of every run (hypothesis' simplest) is all finite, most are not.
-    spots = draw(st.lists(st.tuples(st.sampled_from(names), st.integers(0, 10**6), st.sampled_from(NONFINITE)),
-                          max_size=3))
+    spots = draw(
+        st.lists(st.tuples(st.sampled_from(names), st.integers(0, 10**6), st.sampled_from(NONFINITE)), max_size=3)
+    )
     return case, spots
 
 
 def _ours(backends):
     """hetero's own backends; a peer library is skipped, saying why."""
-    return [pytest.param(b.values[0], marks=pytest.mark.skip(reason=f"{b.values[0]} is a peer: how it treats NaN "
-                                                             "and inf is its library's choice, not ours"))
-            if registry.backend_class(b.values[0]).peer else b for b in backends]
+    return [
+        pytest.param(
+            b.values[0],
+            marks=pytest.mark.skip(
+                reason=f"{b.values[0]} is a peer: how it treats NaN and inf is its library's choice, not ours"
+            ),
+        )
+        if registry.backend_class(b.values[0]).peer
+        else b
+        for b in backends
+    ]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy meeting NaN and inf, as intended here
@@ -150,21 +199,25 @@ def test_nonfinite_inputs_propagate_as_in_the_reference(backend, drawn):
     if registry.get(backend).unsupported(case):
         return
     ok, abs_err, rel_err = parity(backend, case, nonfinite=spots)
-    assert ok, (f"{backend} {case.workload} {case.shape} with {spots}: non-finite outputs differ from the "
-                f"reference's, or finite ones by abs {abs_err:.3g}, rel {rel_err:.3g}")
+    assert ok, (
+        f"{backend} {case.workload} {case.shape} with {spots}: non-finite outputs differ from the "
+        f"reference's, or finite ones by abs {abs_err:.3g}, rel {rel_err:.3g}"
+    )
 
 
 # Cases that once went wrong: numba's fastmath attention dropped every NaN and inf of the query and key; fpga-emu's
 # softmax made a row NaN whose first score was -inf; numba and opencl skip masked keys, so a NaN value there
 # left finite outputs where the reference's (0 * NaN) are NaN.
-KNOWN = [("attention", dict(B=1, H=1, S=5, D=8), [("query", 3, float("nan"))]),
-         ("attention", dict(B=1, H=2, S=9, D=8), [("key", 2, float("inf"))]),
-         ("attention", dict(B=1, H=1, S=9, D=8), [("key", 0, float("-inf"))]),
-         ("attention", dict(B=1, H=1, S=33, D=8, causal=1), [("value", 32 * 8 + 5, float("nan"))]),
-         ("attention", dict(B=1, H=1, S=6, D=3, causal=1), [("key", 0, float("-inf")), ("key", 1, float("-inf"))]),
-         ("matmul", dict(M=5, N=7, K=9), [("a", 4, float("inf")), ("b", 20, float("-inf"))]),
-         ("conv2d", dict(N=1, C=2, H=6, W=6, K=3, R=3, S=3, padding=1), [("input", 10, float("nan"))]),
-         ("conv_transpose2d", dict(N=1, C=2, H=4, W=4, K=3, R=3, S=3, stride=2), [("weight", 5, float("inf"))])]
+KNOWN = [
+    ("attention", dict(B=1, H=1, S=5, D=8), [("query", 3, float("nan"))]),
+    ("attention", dict(B=1, H=2, S=9, D=8), [("key", 2, float("inf"))]),
+    ("attention", dict(B=1, H=1, S=9, D=8), [("key", 0, float("-inf"))]),
+    ("attention", dict(B=1, H=1, S=33, D=8, causal=1), [("value", 32 * 8 + 5, float("nan"))]),
+    ("attention", dict(B=1, H=1, S=6, D=3, causal=1), [("key", 0, float("-inf")), ("key", 1, float("-inf"))]),
+    ("matmul", dict(M=5, N=7, K=9), [("a", 4, float("inf")), ("b", 20, float("-inf"))]),
+    ("conv2d", dict(N=1, C=2, H=6, W=6, K=3, R=3, S=3, padding=1), [("input", 10, float("nan"))]),
+    ("conv_transpose2d", dict(N=1, C=2, H=4, W=4, K=3, R=3, S=3, stride=2), [("weight", 5, float("inf"))]),
+]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -1,5 +1,6 @@
 """A third-party backend, installed as a package with a `hetero.backends` entry point, shows up in bench.run
 with no change to this repository."""
+
 import json
 import os
 import subprocess
@@ -33,7 +34,8 @@ def test_plugin_package_installs_and_runs_in_bench_run(tmp_path):
     pkg = tmp_path / "src"
     (pkg / "hetero_demo_plugin").mkdir(parents=True)
     (pkg / "hetero_demo_plugin" / "__init__.py").write_text(PLUGIN)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -42,17 +44,52 @@ def test_plugin_package_installs_and_runs_in_bench_run(tmp_path):
         version = "0.1"
         [project.entry-points."hetero.backends"]
         demo = "hetero_demo_plugin:DemoBackend"
-    """))
+    """)
+    )
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(pkg)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(pkg),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    listing = subprocess.run([sys.executable, "-m", "bench.run", "--list"], capture_output=True, text=True,
-                             cwd=ROOT, env=env, timeout=300)
+    listing = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--list"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
     assert "demo" in listing.stdout and "available" in listing.stdout
-    r = subprocess.run([sys.executable, "-m", "bench.run", "--workload", "matmul", "--quick", "--backends", "demo",
-                        "--out", str(tmp_path / "out"), "--name", "p"], capture_output=True, text=True, cwd=ROOT,
-                       env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--workload",
+            "matmul",
+            "--quick",
+            "--backends",
+            "demo",
+            "--out",
+            str(tmp_path / "out"),
+            "--name",
+            "p",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(tmp_path / "out" / "p" / "bench.csv")
     demo = df[df.backend == "demo"]
@@ -61,5 +98,8 @@ def test_plugin_package_installs_and_runs_in_bench_run(tmp_path):
     # a plugin that declares no Backend.features is never handed a case that uses one (batched matmul)
     assert demo[demo.status == "skipped"].error.str.contains("batched operands").all() and len(demo) == 3
     meta = json.loads((tmp_path / "out" / "p" / "meta.json").read_text())  # which package the backend came from
-    assert meta["plugins"]["demo"] == {"target": "hetero_demo_plugin:DemoBackend",
-                                       "distribution": "hetero-demo-plugin", "version": "0.1"}
+    assert meta["plugins"]["demo"] == {
+        "target": "hetero_demo_plugin:DemoBackend",
+        "distribution": "hetero-demo-plugin",
+        "version": "0.1",
+    }

@@ -1,4 +1,5 @@
 """Workload definitions need no backend: presets, shape parsing, FLOP/byte formulas, references vs PyTorch."""
+
 import numpy as np
 import pytest
 
@@ -28,11 +29,14 @@ def test_flop_formulas():
     assert get("conv_transpose2d").flops(tconv) == 2 * 2 * 3 * 9 * 16
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("4x12x512x64", dict(B=4, H=12, S=512, D=64)),
-    ("4x12x512x64,causal=1", dict(B=4, H=12, S=512, D=64, causal=1)),
-    ("1x2x3x4,causal", dict(B=1, H=2, S=3, D=4, causal=1)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("4x12x512x64", dict(B=4, H=12, S=512, D=64)),
+        ("4x12x512x64,causal=1", dict(B=4, H=12, S=512, D=64, causal=1)),
+        ("1x2x3x4,causal", dict(B=1, H=2, S=3, D=4, causal=1)),
+    ],
+)
 def test_parse_shape(text, expected):
     assert get("attention").parse_shape(text) == expected
 
@@ -43,14 +47,17 @@ def test_malformed_shape_names_the_shape_and_the_format(text):
         get("attention").parse_shape(text)
 
 
-@pytest.mark.parametrize("name,params,match", [
-    ("matmul", dict(M=0, N=1, K=1), "M=0 must be >= 1"),
-    ("matmul", dict(M=1, N=1), "missing dimension 'K'"),
-    ("matmul", dict(M=1, N=1, K=1, Z=3), "unknown parameter 'Z'"),
-    ("attention", dict(B=1, H=1, S=4, D=4, causal=2), "causal=2 must be 0 or 1"),
-    ("conv2d", dict(N=1, C=1, H=2, W=2, K=1, R=5, S=5), "does not fit"),
-    ("conv_transpose2d", dict(N=1, C=1, H=2, W=2, K=1, R=3, S=3, stride=2, output_padding=2), "output_padding=2"),
-])
+@pytest.mark.parametrize(
+    "name,params,match",
+    [
+        ("matmul", dict(M=0, N=1, K=1), "M=0 must be >= 1"),
+        ("matmul", dict(M=1, N=1), "missing dimension 'K'"),
+        ("matmul", dict(M=1, N=1, K=1, Z=3), "unknown parameter 'Z'"),
+        ("attention", dict(B=1, H=1, S=4, D=4, causal=2), "causal=2 must be 0 or 1"),
+        ("conv2d", dict(N=1, C=1, H=2, W=2, K=1, R=5, S=5), "does not fit"),
+        ("conv_transpose2d", dict(N=1, C=1, H=2, W=2, K=1, R=3, S=3, stride=2, output_padding=2), "output_padding=2"),
+    ],
+)
 def test_invalid_cases_are_refused_with_the_reason(name, params, match):
     with pytest.raises(HeteroError, match=match):
         get(name).case(params)
@@ -92,5 +99,4 @@ def test_reference_matches_pytorch(name):
     w = get(name)
     for case in w.preset_cases("quick"):
         inputs = w.make_inputs(case)
-        np.testing.assert_allclose(w.reference(case, inputs), expected(torch, case, inputs), rtol=1e-10,
-                                   atol=1e-10)
+        np.testing.assert_allclose(w.reference(case, inputs), expected(torch, case, inputs), rtol=1e-10, atol=1e-10)

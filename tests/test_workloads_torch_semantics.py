@@ -1,6 +1,7 @@
 """hetero.run's arguments mean what PyTorch's do: scaled_dot_product_attention, conv2d, conv_transpose2d and
 torch.matmul, compared with the installed torch on small shapes (hypothesis draws shapes and arguments, valid
 and not): same result where torch returns one, a one-line HeteroError exactly where torch raises."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -56,13 +57,17 @@ def attention_args(draw):
 
     kb, vb = kv_batch(), draw(st.sampled_from(["same", "other"]))
     vb = kb if vb == "same" else kv_batch()
-    kw = dict(query=rand(rng, batch + [L, E]), key=rand(rng, kb + [S, E]), value=rand(rng, vb + [S, Ev]),
-              enable_gqa=draw(st.booleans()))
+    kw = dict(
+        query=rand(rng, batch + [L, E]),
+        key=rand(rng, kb + [S, E]),
+        value=rand(rng, vb + [S, Ev]),
+        enable_gqa=draw(st.booleans()),
+    )
     mask = draw(st.sampled_from(["none", "none", "bool", "float", "causal"]))
     if mask == "causal":
         kw["is_causal"] = True
     elif mask != "none":
-        mshape = [draw(st.sampled_from([d, 1])) for d in batch][draw(st.integers(0, len(batch))):]
+        mshape = [draw(st.sampled_from([d, 1])) for d in batch][draw(st.integers(0, len(batch))) :]
         mshape += [draw(st.sampled_from([L, 1])), draw(st.sampled_from([S, 1, S + 1]))]
         kw["attn_mask"] = rng.random(mshape) > 0.3 if mask == "bool" else rand(rng, mshape)
     if draw(st.booleans()):
@@ -76,19 +81,24 @@ def test_attention_matches_torch_or_both_refuse(kw):
     same_as_torch(F.scaled_dot_product_attention, "attention", **kw)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(dropout_p=0.1), "dropout_p=0.1 is refused"),
-    (dict(is_causal=True, attn_mask=np.ones((3, 5), bool)), "attn_mask must not be set when is_causal"),
-    (dict(attn_mask=np.ones((3, 5), np.int32)), "attn_mask dtype int32"),
-    (dict(attn_mask=np.ones(5, bool)), "attn_mask must have at least 2 dimensions"),
-    (dict(attn_mask=np.ones((3, 3), bool)), r"does not broadcast to \(\.\.\., L, S\)"),
-    (dict(key=np.ones((2, 3, 5, 8), np.float32), value=np.ones((2, 3, 5, 6), np.float32), enable_gqa=True),
-     "to divide query heads"),
-    (dict(key=np.ones((2, 2, 5, 8), np.float32), value=np.ones((2, 2, 5, 6), np.float32)), "pass enable_gqa"),
-    (dict(key=np.ones((2, 4, 5, 7), np.float32)), "key head size 7"),
-    (dict(query=np.ones((2, 4, 3, 8))), "operands must share one dtype"),
-    (dict(scale=float("nan")), "must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(dropout_p=0.1), "dropout_p=0.1 is refused"),
+        (dict(is_causal=True, attn_mask=np.ones((3, 5), bool)), "attn_mask must not be set when is_causal"),
+        (dict(attn_mask=np.ones((3, 5), np.int32)), "attn_mask dtype int32"),
+        (dict(attn_mask=np.ones(5, bool)), "attn_mask must have at least 2 dimensions"),
+        (dict(attn_mask=np.ones((3, 3), bool)), r"does not broadcast to \(\.\.\., L, S\)"),
+        (
+            dict(key=np.ones((2, 3, 5, 8), np.float32), value=np.ones((2, 3, 5, 6), np.float32), enable_gqa=True),
+            "to divide query heads",
+        ),
+        (dict(key=np.ones((2, 2, 5, 8), np.float32), value=np.ones((2, 2, 5, 6), np.float32)), "pass enable_gqa"),
+        (dict(key=np.ones((2, 4, 5, 7), np.float32)), "key head size 7"),
+        (dict(query=np.ones((2, 4, 3, 8))), "operands must share one dtype"),
+        (dict(scale=float("nan")), "must be a finite number"),
+    ],
+)
 def test_attention_refusals_name_the_argument(kw, match):
     rng = np.random.default_rng(0)
     args = dict(query=rand(rng, (2, 4, 3, 8)), key=rand(rng, (2, 4, 5, 8)), value=rand(rng, (2, 4, 5, 6))) | kw
@@ -101,8 +111,17 @@ def test_attention_fully_masked_rows_give_zero_as_in_torch():
     rng = np.random.default_rng(1)
     mask = rng.random((2, 1, 3, 5)) > 0.5
     mask[0, 0, 1] = False
-    assert same_as_torch(F.scaled_dot_product_attention, "attention", query=rand(rng, (2, 4, 3, 8)),
-                         key=rand(rng, (2, 4, 5, 8)), value=rand(rng, (2, 4, 5, 6)), attn_mask=mask) == "ran"
+    assert (
+        same_as_torch(
+            F.scaled_dot_product_attention,
+            "attention",
+            query=rand(rng, (2, 4, 3, 8)),
+            key=rand(rng, (2, 4, 5, 8)),
+            value=rand(rng, (2, 4, 5, 6)),
+            attn_mask=mask,
+        )
+        == "ran"
+    )
 
 
 def test_attention_counts_follow_the_arguments():
@@ -128,8 +147,9 @@ def conv_args(draw, transposed):
     kw = dict(stride=draw(hw), dilation=draw(hw), groups=g)
     wshape = (C, K // g if K % g == 0 else K, R, S) if transposed else (K, C // g, R, S)
     x = [draw(st.sampled_from([0, 1, 2]))] if draw(st.integers(0, 3)) else []  # batch 0 / 1-2 / unbatched
-    kw["input"] = rand(rng, x + [C + draw(st.sampled_from([0, 0, 0, 1])), draw(st.integers(1, 9)),
-                                 draw(st.integers(1, 9))])
+    kw["input"] = rand(
+        rng, x + [C + draw(st.sampled_from([0, 0, 0, 1])), draw(st.integers(1, 9)), draw(st.integers(1, 9))]
+    )
     kw["weight"] = rand(rng, wshape)
     pads = st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)))
     kw["padding"] = draw(pads if transposed else st.one_of(pads, st.sampled_from(["same", "valid"])))
@@ -159,8 +179,10 @@ def test_conv_counts_divide_by_groups():
     t = get("conv_transpose2d")
     assert t.flops(t.case(dense | {"groups": 4}).p) * 4 == t.flops(t.case(dense).p)
     rect = w.case(dict(N=1, C=3, H=64, W=256, K=8, R=4, S=4, stride=2, padding=1, stride_w=4, padding_w=0))
-    assert w.out_shape(rect.p) == (1, 8, 32, 64) and rect.shape == "1x3x64x256x8x4x4 stride=2 padding=1 " \
-                                                                  "stride_w=4 padding_w=0"
+    assert (
+        w.out_shape(rect.p) == (1, 8, 32, 64)
+        and rect.shape == "1x3x64x256x8x4x4 stride=2 padding=1 stride_w=4 padding_w=0"
+    )
 
 
 # -- matmul ---------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Life of one case, as bench.run drives it:
     seconds = kernel()                       # run once to completion; seconds on the backend's own clock
     out = kernel.result()                    # the output, copied back as a float32 NumPy array
 """
+
 from __future__ import annotations
 
 import time
@@ -24,16 +25,16 @@ from hetero.workloads import Case, get
 ALL = frozenset({"*"})  # Backend.features value: every feature of the workload (the reference, PyTorch)
 
 # How a backend's seconds were obtained; every result row carries one of these.
-MEASURED_DEVICE = "measured-device-clock"   # CUDA events, OpenCL profiling events
-MEASURED_WALL = "measured-wall-clock"       # perf_counter around a synchronous call
-MODELED = "modeled"                         # an analytical model (the emulated FPGA)
+MEASURED_DEVICE = "measured-device-clock"  # CUDA events, OpenCL profiling events
+MEASURED_WALL = "measured-wall-clock"  # perf_counter around a synchronous call
+MODELED = "modeled"  # an analytical model (the emulated FPGA)
 
 
 class Kernel:
     """One prepared launch: inputs already on the device, output allocated. Subclasses override run/result."""
 
     timing: str = MEASURED_WALL
-    transfer_s: float | None = None   # host->device copy of the inputs, seconds, when the backend measures it
+    transfer_s: float | None = None  # host->device copy of the inputs, seconds, when the backend measures it
 
     def __call__(self) -> float:
         """Run once to completion and return seconds by this kernel's clock (wall clock unless overridden)."""
@@ -65,8 +66,8 @@ class Backend:
     """Subclasses set `name` and `dtypes` and implement `_unavailable`, `device`, `_prepare`."""
 
     name: ClassVar[str]
-    peer: ClassVar[bool] = False          # a peer library (PyTorch) shown for comparison, not hetero's own code
-    dtypes: ClassVar[dict[str, tuple[str, ...]]] = {}   # workload -> dtypes this backend runs
+    peer: ClassVar[bool] = False  # a peer library (PyTorch) shown for comparison, not hetero's own code
+    dtypes: ClassVar[dict[str, tuple[str, ...]]] = {}  # workload -> dtypes this backend runs
     # workload -> the workload's FEATURES this backend runs (GQA, masks, groups, ...); ALL for every one
     features: ClassVar[dict[str, frozenset[str]]] = {}
     timing: ClassVar[str] = MEASURED_WALL
@@ -89,13 +90,17 @@ class Backend:
         if case.workload not in self.dtypes:
             return f"{case.workload} not implemented by {self.name}"
         if case.dtype not in self.dtypes[case.workload]:
-            return f"{case.dtype} {case.workload} not supported by {self.name} " \
-                   f"(supports {', '.join(self.dtypes[case.workload])})"
+            return (
+                f"{case.dtype} {case.workload} not supported by {self.name} "
+                f"(supports {', '.join(self.dtypes[case.workload])})"
+            )
         workload = get(case.workload)
         missing = sorted(workload.features(case.p) - self.features.get(case.workload, frozenset()))
         if missing and self.features.get(case.workload) is not ALL:
-            return f"{case.workload} with {', '.join(workload.FEATURES[m] for m in missing)} not implemented " \
-                   f"by {self.name}"
+            return (
+                f"{case.workload} with {', '.join(workload.FEATURES[m] for m in missing)} not implemented "
+                f"by {self.name}"
+            )
         return None
 
     def prepare(self, case: Case, inputs: dict) -> Kernel:

@@ -6,6 +6,7 @@ emulation's clock, which is kept apart as kernel.emu_wall_s.
 The accelerator is a preset (fpga_model.PRESETS), chosen by the `device` argument (bench.run --fpga-preset)
 or $HETERO_FPGA_PRESET; the emulation runs on $HETERO_OPENCL_DEVICE (default: the first OpenCL device).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -61,9 +62,12 @@ class FpgaEmuBackend(Backend):
         return fm.preset(self.device_choice or os.environ.get(fm.ENV_PRESET) or None)
 
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
-    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect", "groups"}),
-                "conv_transpose2d": frozenset({"rect", "groups"}),
-                "attention": ALL}
+    features = {
+        "matmul": frozenset({"batch"}),
+        "conv2d": frozenset({"rect", "groups"}),
+        "conv_transpose2d": frozenset({"rect", "groups"}),
+        "attention": ALL,
+    }
 
     @property
     def dtypes(self):
@@ -73,10 +77,16 @@ class FpgaEmuBackend(Backend):
     def device(self) -> Device:
         pr = self.preset
         unit = "GOP/s int8" if pr.dtype == "int8" else "GFLOP/s fp32"
-        return Device(name=f"fpga-emu:{pr.name} (model {fm.MODEL_VERSION})", kind="fpga", cores=pr.R * pr.C,
-                      peak_gflops=pr.peak_gflops, mem_gbps=pr.dram_gbps, peak_by_dtype={pr.dtype: pr.peak_gflops},
-                      peak_source=f"fpga_model {fm.MODEL_VERSION}: 2 x {pr.R}x{pr.C} PEs x {pr.V} lanes x "
-                                  f"{pr.f_mhz:g} MHz = {pr.peak_gflops:.0f} {unit}; design: {pr.source}")
+        return Device(
+            name=f"fpga-emu:{pr.name} (model {fm.MODEL_VERSION})",
+            kind="fpga",
+            cores=pr.R * pr.C,
+            peak_gflops=pr.peak_gflops,
+            mem_gbps=pr.dram_gbps,
+            peak_by_dtype={pr.dtype: pr.peak_gflops},
+            peak_source=f"fpga_model {fm.MODEL_VERSION}: 2 x {pr.R}x{pr.C} PEs x {pr.V} lanes x "
+            f"{pr.f_mhz:g} MHz = {pr.peak_gflops:.0f} {unit}; design: {pr.source}",
+        )
 
     def _prepare(self, case, inputs):
         rt = ocl.runtime(ocl.pick_device(os.environ.get(ocl.ENV_DEVICE)))

@@ -3,6 +3,7 @@
 Its output is the reference itself, so correctness checks pass; its seconds are HETERO_NULL_SECONDS (default
 1 ms), labelled modeled, never measured.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """numba: hetero's own CPU kernels, compiled by Numba (kernels/*/numba_*.py), on all or `threads` cores."""
+
 from __future__ import annotations
 
 import importlib
@@ -67,10 +68,13 @@ class NumbaBackend(Backend):
     def _attention(mod, case, inputs):
         scale, mask = scale_of(case, inputs.get("scale")), inputs.get("attn_mask")
         if mask is not None and bool(((mask < mod.MASK_FLOOR) & np.isfinite(mask)).any()):
-            raise HeteroError(f"numba: attn_mask values below {mod.MASK_FLOOR:g} (other than -inf) are not "
-                              "supported (the kernel would take them for -inf)")
-        return lambda o: mod.attention(inputs["query"], inputs["key"], inputs["value"], o, scale,
-                                       bool(case.p["causal"]), mask)
+            raise HeteroError(
+                f"numba: attn_mask values below {mod.MASK_FLOOR:g} (other than -inf) are not "
+                "supported (the kernel would take them for -inf)"
+            )
+        return lambda o: mod.attention(
+            inputs["query"], inputs["key"], inputs["value"], o, scale, bool(case.p["causal"]), mask
+        )
 
     @staticmethod
     def _conv(mod, case, inputs):

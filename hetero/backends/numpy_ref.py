@@ -3,6 +3,7 @@
 This is the baseline bench.run divides by. Its code is the workload's own reference, so any speed it has is
 NumPy's and OpenBLAS's, not ours.
 """
+
 from __future__ import annotations
 
 import numpy as np

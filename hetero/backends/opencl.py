@@ -4,6 +4,7 @@ Every device of every platform is its own device, chosen by the `device` argumen
 or $HETERO_OPENCL_DEVICE: "platform:device" ("0:0"), a flat index ("1"), or a name substring ("epyc").
 Time comes from OpenCL profiling events, summed over the kernels of one run (packing, im2col, GEMM, ...).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,11 +30,18 @@ def device_description(dev, label: str) -> Device:
         from hetero.devices import cpu_device
 
         host = cpu_device(None)
-        return Device(name=name, kind="opencl-cpu", cores=dev.max_compute_units, peak_gflops=host.peak_gflops,
-                      mem_gbps=host.mem_gbps, peak_source=f"host CPU: {host.peak_source}")
+        return Device(
+            name=name,
+            kind="opencl-cpu",
+            cores=dev.max_compute_units,
+            peak_gflops=host.peak_gflops,
+            mem_gbps=host.mem_gbps,
+            peak_source=f"host CPU: {host.peak_source}",
+        )
     kind = "opencl-gpu" if dev.type & cl.device_type.GPU else "opencl"
-    return Device(name=name, kind=kind, cores=dev.max_compute_units,
-                  peak_source="not known for this OpenCL device (no % of peak)")
+    return Device(
+        name=name, kind=kind, cores=dev.max_compute_units, peak_source="not known for this OpenCL device (no % of peak)"
+    )
 
 
 class OpenCLBackend(Backend):
@@ -41,9 +49,12 @@ class OpenCLBackend(Backend):
     timing = MEASURED_DEVICE
     dtypes = {w: ("float32",) for w in KERNELS}
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
-    features = {"matmul": frozenset({"batch"}), "conv2d": frozenset({"rect", "groups"}),
-                "conv_transpose2d": frozenset({"rect", "groups"}),
-                "attention": ALL}
+    features = {
+        "matmul": frozenset({"batch"}),
+        "conv2d": frozenset({"rect", "groups"}),
+        "conv_transpose2d": frozenset({"rect", "groups"}),
+        "attention": ALL,
+    }
 
     @classmethod
     def _unavailable(cls):

@@ -3,6 +3,7 @@
 torch: PyTorch CPU (oneDNN/MKL) on `threads` cores, wall clock. torch-cuda: PyTorch on the first CUDA GPU,
 timed with CUDA events, fp16/bf16/tf32 where the GPU has them. Install with the `peers` extra.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,14 +26,24 @@ def _torch_call(torch, case, t: dict):
         mask = t.get("attn_mask")
         mask = None if mask is None else mask.to(t["query"].dtype)
         gqa = t["key"].shape[1] != t["query"].shape[1]
-        return lambda: F.scaled_dot_product_attention(t["query"], t["key"], t["value"], attn_mask=mask,
-                                                      is_causal=bool(p["causal"]), scale=scale, enable_gqa=gqa)
+        return lambda: F.scaled_dot_product_attention(
+            t["query"], t["key"], t["value"], attn_mask=mask, is_causal=bool(p["causal"]), scale=scale, enable_gqa=gqa
+        )
     opts = {k: hw(p, k) for k in ("stride", "padding", "dilation", "output_padding") if k in p}
     if case.workload == "conv2d":
-        return lambda: F.conv2d(t["input"], t["weight"], t.get("bias"), opts["stride"], opts["padding"],
-                                opts["dilation"], p["groups"])
-    return lambda: F.conv_transpose2d(t["input"], t["weight"], t.get("bias"), opts["stride"], opts["padding"],
-                                      opts["output_padding"], p["groups"], opts["dilation"])
+        return lambda: F.conv2d(
+            t["input"], t["weight"], t.get("bias"), opts["stride"], opts["padding"], opts["dilation"], p["groups"]
+        )
+    return lambda: F.conv_transpose2d(
+        t["input"],
+        t["weight"],
+        t.get("bias"),
+        opts["stride"],
+        opts["padding"],
+        opts["output_padding"],
+        p["groups"],
+        opts["dilation"],
+    )
 
 
 class _TorchKernel(Kernel):
@@ -89,10 +100,12 @@ class TorchCUDABackend(Backend):
     name = "torch-cuda"
     peer = True
     timing = MEASURED_DEVICE
-    dtypes = {"matmul": ("float32", "tf32", "float16", "bfloat16"),
-              "attention": ("float32", "float16", "bfloat16"),
-              "conv2d": ("float32", "float16", "bfloat16"),
-              "conv_transpose2d": ("float32", "float16", "bfloat16")}
+    dtypes = {
+        "matmul": ("float32", "tf32", "float16", "bfloat16"),
+        "attention": ("float32", "float16", "bfloat16"),
+        "conv2d": ("float32", "float16", "bfloat16"),
+        "conv_transpose2d": ("float32", "float16", "bfloat16"),
+    }
     features = {w: ALL for w in _ALL}
 
     @classmethod
@@ -107,8 +120,12 @@ class TorchCUDABackend(Backend):
         import torch
 
         props = torch.cuda.get_device_properties(0)
-        return Device(name=props.name, kind="gpu", cores=props.multi_processor_count,
-                      peak_source="see the cupy backend's device description")
+        return Device(
+            name=props.name,
+            kind="gpu",
+            cores=props.multi_processor_count,
+            peak_source="see the cupy backend's device description",
+        )
 
     def _prepare(self, case, inputs):
         import torch

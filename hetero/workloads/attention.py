@@ -12,6 +12,7 @@ Params: dims B, H, S (key length), D (query/key head size) as before; options L 
 Hkv (key/value heads, 0 = H), Dv (value head size, 0 = D), mask (0 none, 1 boolean, 2 additive float).
 How PyTorch-style arguments (any batch dims, 3-D inputs, broadcasting) become this layout: attention_args.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,18 +55,33 @@ class Attention(Workload):
         Preset("gpt2-2048", _p(1, 12, 2048, 64), "GPT-2-style 12 x 64 heads at 2048 tokens, non-causal"),
         Preset("gpt2-2048-causal", _p(1, 12, 2048, 64, 1), "GPT-2-style 12 x 64 heads at 2048 tokens"),
         # Decoding one token against a KV cache: the dominant inference workload, memory-bound on K and V.
-        Preset("llama2-7b-decode-b1", _p(1, 32, 4096, 128, L=1),
-               "LLaMA-2-7B decode: 32 heads of 128, one query against a 4096-token KV cache, batch 1"),
-        Preset("llama2-7b-decode-b8", _p(8, 32, 4096, 128, L=1),
-               "LLaMA-2-7B decode at batch 8 (4096-token KV cache)"),
-        Preset("llama3-8b-decode", _p(1, 32, 8192, 128, L=1, Hkv=8),
-               "LLaMA-3-8B decode: 32 query / 8 key-value heads (GQA) of 128, 8192-token KV cache"),
-        Preset("llama3-8b-prefill", _p(1, 32, 8192, 128, 1, Hkv=8),
-               "LLaMA-3-8B prefill: 32/8 heads (GQA) of 128, 8192 tokens, causal", _GPU),
-        Preset("whisper-base-cross", _p(4, 8, 1500, 64, L=448),
-               "Whisper-base decoder cross-attention: 448 text queries on 1500 audio frames, 8 heads of 64"),
-        Preset("t5-base-cross-mask", _p(8, 12, 512, 64, L=128, mask=MASK_BOOL),
-               "T5-base cross-attention: 128 decoder queries on 512 padded encoder tokens (boolean mask)"),
+        Preset(
+            "llama2-7b-decode-b1",
+            _p(1, 32, 4096, 128, L=1),
+            "LLaMA-2-7B decode: 32 heads of 128, one query against a 4096-token KV cache, batch 1",
+        ),
+        Preset("llama2-7b-decode-b8", _p(8, 32, 4096, 128, L=1), "LLaMA-2-7B decode at batch 8 (4096-token KV cache)"),
+        Preset(
+            "llama3-8b-decode",
+            _p(1, 32, 8192, 128, L=1, Hkv=8),
+            "LLaMA-3-8B decode: 32 query / 8 key-value heads (GQA) of 128, 8192-token KV cache",
+        ),
+        Preset(
+            "llama3-8b-prefill",
+            _p(1, 32, 8192, 128, 1, Hkv=8),
+            "LLaMA-3-8B prefill: 32/8 heads (GQA) of 128, 8192 tokens, causal",
+            _GPU,
+        ),
+        Preset(
+            "whisper-base-cross",
+            _p(4, 8, 1500, 64, L=448),
+            "Whisper-base decoder cross-attention: 448 text queries on 1500 audio frames, 8 heads of 64",
+        ),
+        Preset(
+            "t5-base-cross-mask",
+            _p(8, 12, 512, 64, L=128, mask=MASK_BOOL),
+            "T5-base cross-attention: 128 decoder queries on 512 padded encoder tokens (boolean mask)",
+        ),
         # FlashAttention's benchmark: model dim 2048, head dim 128 (16 heads), batch*seq = 16k tokens.
         Preset("fa-bench-2k", _p(8, 16, 2048, 128), "FlashAttention benchmark, seq 2048, head dim 128", _GPU),
         Preset("fa-bench-2k-causal", _p(8, 16, 2048, 128, 1), "FlashAttention benchmark, causal", _GPU),
@@ -74,15 +90,27 @@ class Attention(Workload):
         Preset("quick-odd", _p(2, 3, 77, 24), "tiny, S not a multiple of any block", _QUICK),
         Preset("quick-odd-causal", _p(1, 2, 129, 40, 1), "tiny causal, S = 2^7 + 1", _QUICK),
         Preset("quick-decode-gqa", _p(2, 6, 300, 32, L=1, Hkv=2), "tiny decode, 6 query / 2 kv heads", _QUICK),
-        Preset("quick-cross-mask", _p(2, 2, 37, 16, L=9, Dv=24, mask=MASK_BOOL),
-               "tiny cross-attention, boolean mask, value head 24", _QUICK),
-        Preset("quick-causal-wide", _p(1, 4, 70, 16, 1, L=20, Hkv=1),
-               "tiny causal with L < S (top-left), multi-query", _QUICK),
+        Preset(
+            "quick-cross-mask",
+            _p(2, 2, 37, 16, L=9, Dv=24, mask=MASK_BOOL),
+            "tiny cross-attention, boolean mask, value head 24",
+            _QUICK,
+        ),
+        Preset(
+            "quick-causal-wide",
+            _p(1, 4, 70, 16, 1, L=20, Hkv=1),
+            "tiny causal with L < S (top-left), multi-query",
+            _QUICK,
+        ),
         Preset("quick-float-mask", _p(1, 2, 33, 8, L=40, mask=MASK_FLOAT), "tiny additive mask, L > S", _QUICK),
     )
 
-    FEATURES = {"cross": "query length L != key length S", "gqa": "fewer key/value heads than query heads",
-                "mask": "attn_mask", "value-dim": "value head size Dv != D"}
+    FEATURES = {
+        "cross": "query length L != key length S",
+        "gqa": "fewer key/value heads than query heads",
+        "mask": "attn_mask",
+        "value-dim": "value head size Dv != D",
+    }
 
     def features(self, p: dict) -> frozenset[str]:
         B, H, Hkv, L, S, D, Dv = shape_of(p)
@@ -107,8 +135,12 @@ class Attention(Workload):
     def make_inputs(self, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
         B, H, Hkv, L, S, D, Dv = shape_of(case.p)
         rng, dt = np.random.default_rng(seed), case.dtype
-        inputs = {"query": self.random(rng, (B, H, L, D), dt), "key": self.random(rng, (B, Hkv, S, D), dt),
-                  "value": self.random(rng, (B, Hkv, S, Dv), dt), "attn_mask": None}
+        inputs = {
+            "query": self.random(rng, (B, H, L, D), dt),
+            "key": self.random(rng, (B, Hkv, S, D), dt),
+            "value": self.random(rng, (B, Hkv, S, Dv), dt),
+            "attn_mask": None,
+        }
         if case.p["mask"] == MASK_BOOL:  # key padding: batch b attends its first n_b >= 1 keys, (B, 1, L, S)
             n = rng.integers(1, S + 1, B)
             keep = np.broadcast_to((np.arange(S) < n[:, None])[:, None, None, :], (B, 1, L, S))

@@ -3,6 +3,7 @@
 A workload is described once and used by every backend: its NumPy reference, FLOP and byte counts, seeded
 inputs and tolerances live here and in the workload's own file, never in a backend.
 """
+
 from __future__ import annotations
 
 import re
@@ -78,8 +79,10 @@ class Workload:
         full = {**self.options, **params}
         unknown = set(full) - set(self.dims) - set(self.options)
         if unknown:
-            raise HeteroError(f"{self.name}: unknown parameter {sorted(unknown)[0]!r}; "
-                              f"valid: {', '.join(self.dims + tuple(self.options))}")
+            raise HeteroError(
+                f"{self.name}: unknown parameter {sorted(unknown)[0]!r}; "
+                f"valid: {', '.join(self.dims + tuple(self.options))}"
+            )
         missing = [d for d in self.dims if d not in full]
         if missing:
             raise HeteroError(f"{self.name}: missing dimension {missing[0]!r}; give all of {'x'.join(self.dims)}")
@@ -118,8 +121,10 @@ class Workload:
     def _bad_shape(self, text: str) -> HeteroError:
         opts = ",".join(f"{k}={v}" for k, v in self.options.items())
         example = "x".join(self.dims)
-        return HeteroError(f"malformed --shape {text!r} for {self.name}; expected {example}"
-                           + (f" optionally followed by ,{opts}" if opts else ""))
+        return HeteroError(
+            f"malformed --shape {text!r} for {self.name}; expected {example}"
+            + (f" optionally followed by ,{opts}" if opts else "")
+        )
 
     def preset_cases(self, names_or_group: str, dtype: str = "float32") -> list[Case]:
         """A comma list of preset names, or a group name ('default', 'quick', 'gpu', 'all')."""
@@ -127,8 +132,7 @@ class Workload:
         out = []
         for name in filter(None, names_or_group.split(",")):
             if name in groups:
-                out += [self.case(p.params, dtype, p.name) for p in self.presets
-                        if name == "all" or name in p.groups]
+                out += [self.case(p.params, dtype, p.name) for p in self.presets if name == "all" or name in p.groups]
             else:
                 by_name = {p.name: p for p in self.presets}
                 if name not in by_name:
@@ -196,8 +200,9 @@ class Workload:
         except Exception as exc:  # e.g. ragged lists
             raise HeteroError(f"{name} is not an array ({exc})") from None
         if arr.ndim < min_ndim:
-            raise HeteroError(f"{name} must have at least {min_ndim} dimension{'s' * (min_ndim > 1)}, "
-                              f"got shape {arr.shape}")
+            raise HeteroError(
+                f"{name} must have at least {min_ndim} dimension{'s' * (min_ndim > 1)}, got shape {arr.shape}"
+            )
         if not (np.issubdtype(arr.dtype, np.floating) or (allow_bool and arr.dtype == np.bool_)):
             kinds = "boolean or floating point" if allow_bool else "floating point"
             raise HeteroError(f"{name} must be {kinds}, got {arr.dtype}")

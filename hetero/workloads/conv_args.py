@@ -5,6 +5,7 @@ stride, padding, dilation (and output_padding) are an int or an (h, w) pair; con
 the extra row/column at the bottom/right, which is done here by padding the input by one there). A 3-D input
 (C, H, W) is one unbatched image: the output drops the batch dim again.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,23 +56,29 @@ def _out_channels(name: str, C: int, wshape: tuple, g: int, transposed: bool) ->
     """K, after PyTorch's checks of the input's C channels against the weight and groups."""
     if transposed:
         if wshape[0] != C or C % g:
-            raise HeteroError(f"{name}: input has {C} channels but weight {wshape} (C, K/groups, R, S) "
-                              f"expects {wshape[0]} in {g} group(s)")
+            raise HeteroError(
+                f"{name}: input has {C} channels but weight {wshape} (C, K/groups, R, S) "
+                f"expects {wshape[0]} in {g} group(s)"
+            )
         return wshape[1] * g
     if wshape[0] % g:
         raise HeteroError(f"{name}: weight {wshape} has {wshape[0]} output channels, not divisible by groups={g}")
     if wshape[1] * g != C:
-        raise HeteroError(f"{name}: input has {C} channels but weight {wshape} (K, C/groups, R, S) "
-                          f"expects {wshape[1] * g} (groups={g})")
+        raise HeteroError(
+            f"{name}: input has {C} channels but weight {wshape} (K, C/groups, R, S) "
+            f"expects {wshape[1] * g} (groups={g})"
+        )
     return wshape[0]
 
 
-def bind(wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1, groups=1, output_padding=None,
-         **extra):
+def bind(
+    wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1, groups=1, output_padding=None, **extra
+):
     """(params or None when the output is empty, inputs, PyTorch's output shape)."""
     transposed = wl.name == "conv_transpose2d"
-    valid = "input, weight, bias, stride, padding, " + ("output_padding, groups, dilation" if transposed
-                                                          else "dilation, groups")
+    valid = "input, weight, bias, stride, padding, " + (
+        "output_padding, groups, dilation" if transposed else "dilation, groups"
+    )
     if extra or (output_padding is not None and not transposed):
         bad = sorted(extra)[0] if extra else "output_padding"
         raise HeteroError(f"{wl.name}: unknown argument {bad!r}; valid: {valid}")
@@ -96,8 +103,7 @@ def bind(wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1
         raise HeteroError(f"{wl.name}: bias has shape {b.shape}; expected ({K},) for {K} output channels")
     opts = {"stride": st, "padding": pad, "dilation": dil}
     if transposed:
-        opts["output_padding"] = _pair(wl.name, "output_padding", 0 if output_padding is None else output_padding,
-                                       0)
+        opts["output_padding"] = _pair(wl.name, "output_padding", 0 if output_padding is None else output_padding, 0)
     params = dict(N=x.shape[0], C=C, H=x.shape[2], W=x.shape[3], K=K, R=w.shape[2], S=w.shape[3], groups=g)
     for k, (h, wv) in opts.items():
         params[k], params[k + "_w"] = h, (-1 if wv == h else wv)
@@ -114,7 +120,10 @@ def bind(wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1
         shape = (params["N"], params["K"], P, Q)
         return None, {}, shape[1:] if unbatched else shape
     wl.validate(params)  # the output fits: PyTorch's "kernel size can't be greater than input" and friends
-    f32 = {"input": np.ascontiguousarray(x, np.float32), "weight": np.ascontiguousarray(w, np.float32),
-           "bias": None if b is None else np.ascontiguousarray(b, np.float32)}
+    f32 = {
+        "input": np.ascontiguousarray(x, np.float32),
+        "weight": np.ascontiguousarray(w, np.float32),
+        "bias": None if b is None else np.ascontiguousarray(b, np.float32),
+    }
     out = wl.out_shape(params)
     return params, f32, out[1:] if unbatched else out

@@ -5,6 +5,7 @@ default) is the plain 2-D GEMM with a (M, K), b (K, N). How torch.matmul's opera
 (a vector gains a unit dim that the output drops; an `other` without batch folds the batch into M, as PyTorch
 does; other broadcasts are materialised).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,15 +26,22 @@ class Matmul(Workload):
         Preset("gpt2-mlp-up", dict(M=2048, N=3072, K=768), "GPT-2 small MLP up-projection, 2 x 1024 tokens"),
         Preset("bert-qkv", dict(M=2048, N=2304, K=768), "BERT-base fused QKV projection, 16 x 128 tokens"),
         Preset("deepbench-1760x128", dict(M=1760, N=128, K=1760), "DeepBench training GEMM M=K=1760, N=128"),
-        Preset("deepbench-2560x64", dict(M=2560, N=64, K=2560), "DeepBench training GEMM M=K=2560, N=64",
-               frozenset({"extra"})),
+        Preset(
+            "deepbench-2560x64",
+            dict(M=2560, N=64, K=2560),
+            "DeepBench training GEMM M=K=2560, N=64",
+            frozenset({"extra"}),
+        ),
         Preset("llama7b-mlp-up", dict(M=4096, N=11008, K=4096), "LLaMA-7B MLP up-projection, 4096 tokens", _GPU),
         Preset("deepbench-7680x24000", dict(M=7680, N=24000, K=2560), "DeepBench training GEMM", _GPU),
         Preset("square-8192", dict(M=8192, N=8192, K=8192), "square GEMM at GPU scale", _GPU),
         Preset("quick-odd", dict(M=67, N=45, K=93), "tiny, no size a multiple of any tile", frozenset({"quick"})),
         Preset("quick-128", dict(M=128, N=96, K=160), "tiny", frozenset({"quick"})),
-        Preset("bert-attn-scores", dict(M=512, N=512, K=64, batch=48),
-               "BERT-base attention scores Q K^T as a batched matmul: 4 x 12 heads, 512 tokens, head 64"),
+        Preset(
+            "bert-attn-scores",
+            dict(M=512, N=512, K=64, batch=48),
+            "BERT-base attention scores Q K^T as a batched matmul: 4 x 12 heads, 512 tokens, head 64",
+        ),
         Preset("quick-batched", dict(M=13, N=7, K=21, batch=3), "tiny batched", frozenset({"quick"})),
     )
 
@@ -55,8 +63,7 @@ class Matmul(Workload):
         p, rng = case.p, np.random.default_rng(seed)
         a_shape, b_shape, _ = self._shapes(p)
         # Scaled so C's entries are O(1) whatever K is: low-precision dtypes stay in range.
-        return {"a": self.random(rng, a_shape, case.dtype, p["K"] ** -0.5),
-                "b": self.random(rng, b_shape, case.dtype)}
+        return {"a": self.random(rng, a_shape, case.dtype, p["K"] ** -0.5), "b": self.random(rng, b_shape, case.dtype)}
 
     def reference(self, case: Case, inputs, dtype=np.float64) -> np.ndarray:
         return np.matmul(inputs["a"].astype(dtype), inputs["b"].astype(dtype))

@@ -6,6 +6,7 @@ batch of ones), input's batch folds into M: one (batch*M, K) @ (K, N) GEMM, as P
 both operands are broadcast to the common batch and materialised. A zero-sized M, N or batch gives an empty
 output and K = 0 a zero one, as in PyTorch, with nothing to run.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,7 @@ def _operands(wl, input, other, a, b):
         raise HeteroError("matmul needs input and other (or a and b)")
     x, y = wl.tensor("input", input), wl.tensor("other", other)
     if x.ndim == 0 or y.ndim == 0:
-        raise HeteroError(f"matmul: both arguments need at least 1 dimension, got input {x.shape} and other "
-                          f"{y.shape}")
+        raise HeteroError(f"matmul: both arguments need at least 1 dimension, got input {x.shape} and other {y.shape}")
     wl.same_dtype(input=x, other=y)
     return x, y
 
@@ -38,9 +38,11 @@ def bind(wl, input=None, other=None, a=None, b=None, **extra):
     xm, ym = (x[None] if x.ndim == 1 else x), (y[:, None] if y.ndim == 1 else y)
     M, K, N = xm.shape[-2], xm.shape[-1], ym.shape[-1]
     if ym.shape[-2] != K:
-        raise HeteroError(f"matmul: input {x.shape} and other {y.shape} cannot be multiplied: input's last dim "
-                          f"({K}) must equal other's {'only' if y.ndim == 1 else 'second-to-last'} dim "
-                          f"({ym.shape[-2]})")
+        raise HeteroError(
+            f"matmul: input {x.shape} and other {y.shape} cannot be multiplied: input's last dim "
+            f"({K}) must equal other's {'only' if y.ndim == 1 else 'second-to-last'} dim "
+            f"({ym.shape[-2]})"
+        )
     try:
         batch = np.broadcast_shapes(xm.shape[:-2], ym.shape[:-2])
     except ValueError:

@@ -4,6 +4,7 @@ mask applied there), then O = P V on the array again. The (L, S) scores live in 
 Grouped-query attention costs nothing extra here: the H/Hkv query heads that share a key/value head are
 consecutive in Q (B, H, L, D), so Q is read as (B*Hkv, (H/Hkv)*L, D) and each GEMM pair runs once per key/value
 head, streaming K and V once."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,9 +32,24 @@ def prepare(rt, pr: fm.FpgaPreset, case, inputs):
 
     def enqueue():
         e1 = sys.enqueue(q, (D, 1, R * D), k, (1, D, S * D), scores, R, S, D, bhk)  # K^T: (k=d, n=j) at j*D + d
-        e2 = ocl.launch(rt, sys.prg.softmax_rows_f32, (bhk * R,), None, scores, i32(L), i32(S), i32(rep), i32(Hkv),
-                        np.float32(scale), i32(case.p["causal"]), mbuf, i32(m is not None), np.int64(mb),
-                        np.int64(mh))
+        e2 = ocl.launch(
+            rt,
+            sys.prg.softmax_rows_f32,
+            (bhk * R,),
+            None,
+            scores,
+            i32(L),
+            i32(S),
+            i32(rep),
+            i32(Hkv),
+            np.float32(scale),
+            i32(case.p["causal"]),
+            mbuf,
+            i32(m is not None),
+            np.int64(mb),
+            np.int64(mh),
+        )
         e3 = sys.enqueue(scores, (S, 1, R * S), v, (Dv, 1, S * Dv), o, R, Dv, S, bhk)
         return [e1, e2, e3]
+
     return enqueue, o, (B, H, L, Dv), fm.attention(pr, case.p)

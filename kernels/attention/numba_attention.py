@@ -26,6 +26,7 @@ its visible scores is NaN or +inf; a row whose every score is -inf (or masked ou
 (PyTorch's safe softmax); a column d of a head's output is NaN when column d of its values holds a NaN or inf
 anywhere, masked keys included (the reference multiplies every value row by its probability, and 0 * inf is NaN).
 """
+
 from __future__ import annotations
 
 import numba
@@ -52,8 +53,8 @@ BK = 256  # keys per block: s (bq, bk) is 256 KiB, within L2
 BK_DIAG = 64  # causal: key block width across the diagonal, where part of each block is masked
 MIN_TASKS = 8  # BQ is shrunk (down to 32) until there are this many tasks, so small inputs keep both cores busy
 
-_MASKED = np.float32(-3e38)    # a masked-out score (log2 units): exp2 of it minus any running max is ~0
-MASK_FLOOR = -1e29             # finite mask values below this would be taken for -inf: the backend refuses them
+_MASKED = np.float32(-3e38)  # a masked-out score (log2 units): exp2 of it minus any running max is ~0
+MASK_FLOOR = -1e29  # finite mask values below this would be taken for -inf: the backend refuses them
 
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True)
@@ -89,8 +90,7 @@ def _softmax_rows(s, nvalid, row_max, row_sum, alpha, bad):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid,
-                    bad):
+def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad):
     """Fold keys j0.. (kb (n, D), vb (n, Dv)) into the running state of queries i0.. (qs (m, D), acc (m, Dv),
     row_* (m,)); mb (m, n) is the mask block (log2 units) when has_mask; bad (m,) flags NaN/+inf rows."""
     m = qs.shape[0]
@@ -99,7 +99,7 @@ def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, 
     # Causal: query rows before r0 see none of these keys; they are left out of this block entirely.
     r0 = max(0, j0 - i0) if is_causal else 0
     mr = m - r0
-    s = sbuf[:mr * n].reshape(mr, n)  # (mr, n) scores, then probabilities
+    s = sbuf[: mr * n].reshape(mr, n)  # (mr, n) scores, then probabilities
     np.dot(qs[r0:], kb.T, s)
     if has_mask:
         for r in range(mr):
@@ -162,7 +162,7 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
         i0 = (t - bh * nqb) * bq
         m = min(bq, Sq - i0)
         qs = np.empty((m, D), np.float32)  # (m, D) queries * scale * log2(e)
-        qsrc = q[b, h, i0:i0 + m]
+        qsrc = q[b, h, i0 : i0 + m]
         for r in range(m):
             for d in range(D):
                 qs[r, d] = qsrc[r, d] * qscale
@@ -173,7 +173,7 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
         row_sum = np.zeros(m, np.float32)
         alpha = np.empty(m, np.float32)
         nvalid = np.empty(m, np.int64)
-        mrows = mask[b % mask.shape[0], h % mask.shape[1], i0:i0 + m]
+        mrows = mask[b % mask.shape[0], h % mask.shape[1], i0 : i0 + m]
         bad = np.zeros(m, np.bool_)
         kend = min(Sk, i0 + m) if is_causal else Sk
         j0 = 0
@@ -185,10 +185,26 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
                 n = min(bk, kend - j0, i0 - j0)
             else:
                 n = min(bk_diag, kend - j0)
-            _fold_key_block(qs, k[b, hk, j0:j0 + n], v[b, hk, j0:j0 + n], mrows[:, j0:j0 + n], has_mask, i0, j0,
-                            is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad)
+            _fold_key_block(
+                qs,
+                k[b, hk, j0 : j0 + n],
+                v[b, hk, j0 : j0 + n],
+                mrows[:, j0 : j0 + n],
+                has_mask,
+                i0,
+                j0,
+                is_causal,
+                sbuf,
+                pv,
+                acc,
+                row_max,
+                row_sum,
+                alpha,
+                nvalid,
+                bad,
+            )
             j0 += n
-        _write_rows(acc, row_sum, row_max, bad, poison[b, hk], out[b, h, i0:i0 + m])
+        _write_rows(acc, row_sum, row_max, bad, poison[b, hk], out[b, h, i0 : i0 + m])
 
 
 def log2_mask(mask):
@@ -219,15 +235,19 @@ def attention(q, k, v, out, scale, is_causal, mask=None):
         q, out = q.reshape(B, Hkv, rep, D), out.reshape(B, Hkv, rep, out.shape[3])
         if mask is not None:  # (Bm, Hm, 1, S) -> (Bm, Hkv or 1, rep, S)
             hm = Hkv if mask.shape[1] == H else 1
-            mask = np.ascontiguousarray(np.broadcast_to(mask.reshape(mask.shape[0], hm, -1, mask.shape[3]),
-                                                        (mask.shape[0], hm, rep, mask.shape[3])))
+            mask = np.ascontiguousarray(
+                np.broadcast_to(
+                    mask.reshape(mask.shape[0], hm, -1, mask.shape[3]), (mask.shape[0], hm, rep, mask.shape[3])
+                )
+            )
         B, H, Sq = B, Hkv, rep
     bq = BQ
     while bq > 32 and B * H * -(-Sq // bq) < MIN_TASKS:
         bq //= 2
     with single_threaded_scipy_blas():
-        _attention(q, k, v, log2_mask(mask), mask is not None, poison, out, float(scale), bool(is_causal), bq, BK,
-                   BK_DIAG)
+        _attention(
+            q, k, v, log2_mask(mask), mask is not None, poison, out, float(scale), bool(is_causal), bq, BK, BK_DIAG
+        )
 
 
 def warmup():

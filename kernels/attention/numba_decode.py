@@ -10,6 +10,7 @@ added to the scores; a row with a NaN or +inf score is NaN, a row that sees only
 probabilities 0, and poisoned value columns are added. Compiled without the no-NaN/no-inf assumptions
 (_IEEE_FAST), which still lets LLVM vectorise the reductions along D.
 """
+
 from __future__ import annotations
 
 import numba
@@ -109,5 +110,4 @@ def decode(q, k, v, out, scale, mask_log2, has_mask):
     B, H, L, D = q.shape
     Hkv = k.shape[1]
     R = H // Hkv * L
-    _decode(q.reshape(B, Hkv, R, D), k, v, mask_log2, has_mask, out.reshape(B, Hkv, R, out.shape[3]),
-            np.float32(scale))
+    _decode(q.reshape(B, Hkv, R, D), k, v, mask_log2, has_mask, out.reshape(B, Hkv, R, out.shape[3]), np.float32(scale))

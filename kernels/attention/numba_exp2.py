@@ -1,6 +1,7 @@
 """The float32 arithmetic the numba attention kernels share (numba_attention.py, numba_decode.py): scores are kept
 in log2 units (scale * log2(e) folded into the queries) so the softmax needs only exp2, done here branch-free so
 LLVM vectorises the loops that call it."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from numba.extending import intrinsic
 
 _LOG2E = math.log2(math.e)
 _MIN_EXP = np.float32(-126.0)  # exp2 of anything lower is flushed to ~1e-38; keeps the result a normal float
-_NEG_BIG = np.float32(-1e30)   # initial running max; finite, since fastmath assumes no infinities. A row whose
+_NEG_BIG = np.float32(-1e30)  # initial running max; finite, since fastmath assumes no infinities. A row whose
 # max never rises above it saw only -inf (or masked-out) scores.
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
@@ -21,9 +22,17 @@ _NAN = np.float32(np.nan)
 # fastmath less 'nnan' and 'ninf': LLVM still reassociates and vectorises, but keeps tests for NaN and inf.
 _IEEE_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Degree-5 least-squares fit of 2^f on f in [-0.5, 0.5]; relative error 2.3e-7 (float32 rounding level).
-_C0, _C1, _C2, _C3, _C4, _C5 = (np.float32(c) for c in (
-    1.0000001192092896, 0.6931469440460205, 0.24022121727466583,
-    0.05550742521882057, 0.00967546459287405, 0.0013266975292935967))
+_C0, _C1, _C2, _C3, _C4, _C5 = (
+    np.float32(c)
+    for c in (
+        1.0000001192092896,
+        0.6931469440460205,
+        0.24022121727466583,
+        0.05550742521882057,
+        0.00967546459287405,
+        0.0013266975292935967,
+    )
+)
 
 
 @intrinsic

@@ -1,5 +1,6 @@
 """attention for the opencl backend: transpose K, then one flash-style kernel with an online softmax
 (attention.cl). BQ (query rows per work-item) is tuned per device like the GEMM's tile."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,18 @@ class Attention:
     """O (BH, L, Dv) = softmax(Q K^T * scale [+ mask] [+ causal mask]) V; Q (BH, L, D), K (BHkv, S, D),
     V (BHkv, S, Dv); query head h reads key/value head h / (H / Hkv)."""
 
-    def __init__(self, rt: ocl.Runtime, BH: int, S: int, D: int, config: dict | None = None, L: int | None = None,
-                 H: int = 1, Hkv: int = 1, Dv: int | None = None):
+    def __init__(
+        self,
+        rt: ocl.Runtime,
+        BH: int,
+        S: int,
+        D: int,
+        config: dict | None = None,
+        L: int | None = None,
+        H: int = 1,
+        Hkv: int = 1,
+        Dv: int | None = None,
+    ):
         self.rt, self.BH, self.S, self.D = rt, BH, S, D
         self.L, self.H, self.Hkv, self.Dv = L or S, H, Hkv, Dv or D
         self.BQ = (config or tuned(rt))["BQ"]
@@ -42,10 +53,28 @@ class Attention:
         bm_stride = mask_shape[1] * ls if mask_shape[0] > 1 else 0
         et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.bhk), None, k, self.kt, S, Sp)
         ep = ocl.launch(self.rt, self.prg.value_poison_f32, (self.bhk,), (1,), v, self.poison, S)
-        ea = ocl.launch(self.rt, self.prg.attention_f32, (-(-self.L // self.BQ), self.BH), (1, 1),
-                        q, self.kt, v, self.poison, o, self.no_mask if mask is None else mask, L, S, Sp,
-                        np.int32(self.H), np.int32(self.Hkv), np.float32(scale), np.int32(bool(causal)),
-                        np.int32(mask is not None), np.int64(bm_stride), np.int64(hm_stride))
+        ea = ocl.launch(
+            self.rt,
+            self.prg.attention_f32,
+            (-(-self.L // self.BQ), self.BH),
+            (1, 1),
+            q,
+            self.kt,
+            v,
+            self.poison,
+            o,
+            self.no_mask if mask is None else mask,
+            L,
+            S,
+            Sp,
+            np.int32(self.H),
+            np.int32(self.Hkv),
+            np.float32(scale),
+            np.int32(bool(causal)),
+            np.int32(mask is not None),
+            np.int64(bm_stride),
+            np.int64(hm_stride),
+        )
         return [et, ep, ea]
 
 
@@ -65,8 +94,7 @@ def tuned(rt: ocl.Runtime, path=None) -> dict:
         return saved["config"]
     times = [_time_config(rt, dict(c)) for c in CANDIDATES]
     best = dict(CANDIDATES[int(np.argmin(times))])
-    ocl.save_tuning(key, {"config": best, "ms": [round(t * 1e3, 2) for t in times], "shape": list(TUNE_SHAPE)},
-                    path)
+    ocl.save_tuning(key, {"config": best, "ms": [round(t * 1e3, 2) for t in times], "shape": list(TUNE_SHAPE)}, path)
     return best
 
 

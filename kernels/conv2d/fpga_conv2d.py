@@ -1,6 +1,7 @@
 """conv2d / conv_transpose2d for fpga-emu, lowered onto the systolic array: im2col then W @ cols per image;
 transposed: cols = W^T @ x per image, then col2im (kernels in conv2d.cl). groups > 1 runs as the dense
 convolution with block-diagonal weights (opencl_conv2d.dense_weight), and the model times that dense work."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,6 +34,7 @@ def prepare(rt, pr: fm.FpgaPreset, case, inputs):
         def enqueue():
             e1 = ocl.launch(rt, prg.im2col_f32, (P * Q, crs, N), None, x, cols, i32(C), i32(H), i32(W), i32(P), i32(Q))
             return [e1, sys.enqueue(w, (crs, 1, 0), cols, (P * Q, 1, crs * P * Q), out, K, P * Q, crs, N)]
+
         return enqueue, out, shape, fm.conv2d(pr, p, P, Q)
     Ho, Wo = wl.out_hw(p)
     krs = K * R * S
@@ -40,6 +42,9 @@ def prepare(rt, pr: fm.FpgaPreset, case, inputs):
 
     def enqueue():  # W (C, K*R*S) read transposed: (m=krs, k=c) at c*krs + m
         e1 = sys.enqueue(w, (1, krs, 0), x, (H * W, 1, C * H * W), cols, krs, H * W, C, N)
-        return [e1, ocl.launch(rt, prg.col2im_f32, (Ho * Wo, K, N), None, cols, out, i32(K), i32(H), i32(W),
-                               i32(Ho), i32(Wo))]
+        return [
+            e1,
+            ocl.launch(rt, prg.col2im_f32, (Ho * Wo, K, N), None, cols, out, i32(K), i32(H), i32(W), i32(Ho), i32(Wo)),
+        ]
+
     return enqueue, out, shape, fm.conv_transpose2d(pr, p, Ho, Wo)

@@ -7,6 +7,7 @@ innermost loop running along the output row (contiguous when the W stride is 1, 
 channels per group, and every transposed convolution, run the dense kernels of numba_conv2d.py group by group
 on contiguous copies of the group's channels.
 """
+
 from __future__ import annotations
 
 import numba
@@ -55,9 +56,9 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, out):
     kg = K // groups
     part = np.empty((out.shape[0], kg) + out.shape[2:], np.float32)
     for g in range(groups):
-        xg = np.ascontiguousarray(x[:, g * Cg:(g + 1) * Cg])
-        dense.conv2d(xg, w[g * kg:(g + 1) * kg], b[g * kg:(g + 1) * kg], stride, padding, dilation, part)
-        out[:, g * kg:(g + 1) * kg] = part
+        xg = np.ascontiguousarray(x[:, g * Cg : (g + 1) * Cg])
+        dense.conv2d(xg, w[g * kg : (g + 1) * kg], b[g * kg : (g + 1) * kg], stride, padding, dilation, part)
+        out[:, g * kg : (g + 1) * kg] = part
 
 
 def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, groups, out):
@@ -67,10 +68,11 @@ def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, grou
     b = dense._bias_or_zeros(bias, kg * groups)
     part = np.empty((out.shape[0], kg) + out.shape[2:], np.float32)
     for g in range(groups):
-        xg = np.ascontiguousarray(x[:, g * cg:(g + 1) * cg])
-        dense.conv_transpose2d(xg, w[g * cg:(g + 1) * cg], b[g * kg:(g + 1) * kg], stride, padding,
-                               output_padding, dilation, part)
-        out[:, g * kg:(g + 1) * kg] = part
+        xg = np.ascontiguousarray(x[:, g * cg : (g + 1) * cg])
+        dense.conv_transpose2d(
+            xg, w[g * cg : (g + 1) * cg], b[g * kg : (g + 1) * kg], stride, padding, output_padding, dilation, part
+        )
+        out[:, g * kg : (g + 1) * kg] = part
 
 
 def warmup():

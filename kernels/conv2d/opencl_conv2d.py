@@ -6,6 +6,7 @@ The workloads' presets have no bias; a bias is refused with a message rather tha
 groups > 1 runs as the dense convolution with block-diagonal weights (dense_weight): exact, at groups times the
 multiply-adds of a grouped kernel, and timed as such.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,7 +35,7 @@ def dense_weight(w: np.ndarray, groups: int, transposed: bool) -> np.ndarray:
     rows, cols = w.shape[0] // groups, w.shape[1]  # per group: output (or input) channels x the other
     dense = np.zeros((w.shape[0], cols * groups) + w.shape[2:], np.float32)
     for g in range(groups):
-        dense[g * rows:(g + 1) * rows, g * cols:(g + 1) * cols] = w[g * rows:(g + 1) * rows]
+        dense[g * rows : (g + 1) * rows, g * cols : (g + 1) * cols] = w[g * rows : (g + 1) * rows]
     return dense
 
 
@@ -49,9 +50,23 @@ def _conv2d(rt, case, x, w, out):
 
     def enqueue():
         ea = g.pack_a(Operand(w, K, kd, 1))
-        eb = ocl.launch(rt, prg.pack_im2col_f32, (g.Nt * g.TN, kd, N), None, x, g.bp, np.int32(C), np.int32(H),
-                        np.int32(W), np.int32(P), np.int32(Q), np.int32(g.TN), np.int64(d_batch))
+        eb = ocl.launch(
+            rt,
+            prg.pack_im2col_f32,
+            (g.Nt * g.TN, kd, N),
+            None,
+            x,
+            g.bp,
+            np.int32(C),
+            np.int32(H),
+            np.int32(W),
+            np.int32(P),
+            np.int32(Q),
+            np.int32(g.TN),
+            np.int64(d_batch),
+        )
         return [ea, eb, g.multiply(a_batched=False, b_batched=True, c_buf=out, ldc=P * Q, s_c=K * P * Q)]
+
     return enqueue
 
 
@@ -66,9 +81,23 @@ def _conv_transpose2d(rt, case, x, w, out):
 
     def enqueue():
         events = g.enqueue(Operand(w, krs, 1, krs), Operand(x, H * W, 1, H * W, C * H * W), cols, H * W, krs * H * W)
-        events.append(ocl.launch(rt, prg.col2im_f32, (Ho * Wo, K, N), None, cols, out, np.int32(K), np.int32(H),
-                                 np.int32(W), np.int32(Ho), np.int32(Wo)))
+        events.append(
+            ocl.launch(
+                rt,
+                prg.col2im_f32,
+                (Ho * Wo, K, N),
+                None,
+                cols,
+                out,
+                np.int32(K),
+                np.int32(H),
+                np.int32(W),
+                np.int32(Ho),
+                np.int32(Wo),
+            )
+        )
         return events
+
     return enqueue
 
 

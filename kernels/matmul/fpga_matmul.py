@@ -1,6 +1,7 @@
 """The fpga-emu GEMM: fpga_systolic.cl's R x C x V systolic array (the preset's shape) on any OpenCL device,
 plus matmul's launcher. int8 uses symmetric per-tensor quantization: q = round(x / s), s = max|x| / 127,
 integer multiply-adds, result dequantized as s_a * s_b * acc (float32)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,9 +29,22 @@ class Systolic:
         g = (-(-M // self.pr.R), -(-N // self.pr.C), batch)
         # One PE array per work-group: PoCL otherwise packs many work-items, each with its R x C x V
         # register file on the worker thread's stack, into one group and overflows it (segfault at 512^3).
-        return ocl.launch(self.rt, self.prg.systolic_gemm, g, (1, 1, 1), a, b, c,
-                          np.int32(M), np.int32(N), np.int32(K), *(np.int64(x) for x in (sam, sak, sbk, sbn, sa, sb)),
-                          np.int32(ldc), np.int64(s_c), np.float32(scale))
+        return ocl.launch(
+            self.rt,
+            self.prg.systolic_gemm,
+            g,
+            (1, 1, 1),
+            a,
+            b,
+            c,
+            np.int32(M),
+            np.int32(N),
+            np.int32(K),
+            *(np.int64(x) for x in (sam, sak, sbk, sbn, sa, sb)),
+            np.int32(ldc),
+            np.int64(s_c),
+            np.float32(scale),
+        )
 
 
 def quantize(x: np.ndarray) -> tuple[np.ndarray, float]:

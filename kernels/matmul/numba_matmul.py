@@ -5,6 +5,7 @@ Our code only validates and dispatches. We tried nothing cleverer on purpose: Op
 sgemm runs near the CPU's peak, and a hand-written Numba GEMM reaches a fraction of it (REFERENCES.md).
 The point of this entry is that Numba-compiled code (attention, conv2d) can use the same GEMM for its blocks.
 """
+
 from __future__ import annotations
 
 import numba

@@ -3,6 +3,7 @@
 Gemm is the building block the conv launchers reuse (batched, any operand strides). tuned() picks the
 tile (TM, VW, NV) per device by timing a few candidates on a 512^3 GEMM once, and remembers it on disk.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ class Operand:
     rows: int
     s_row: int
     s_k: int
-    s_batch: int = 0   # 0: the same matrix for every batch (conv weights)
+    s_batch: int = 0  # 0: the same matrix for every batch (conv weights)
 
 
 class Gemm:
@@ -43,9 +44,21 @@ class Gemm:
 
     def _pack(self, op: Operand, dst, T: int, tiles: int):
         batch = self.batch if op.s_batch else 1
-        return ocl.launch(self.rt, self.prg.pack_f32, (tiles * T, self.K, batch), None, op.buf, dst,
-                          np.int32(op.rows), np.int32(self.K), np.int32(T), np.int64(op.s_batch),
-                          np.int64(op.s_row), np.int64(op.s_k), np.int64(tiles * T * self.K))
+        return ocl.launch(
+            self.rt,
+            self.prg.pack_f32,
+            (tiles * T, self.K, batch),
+            None,
+            op.buf,
+            dst,
+            np.int32(op.rows),
+            np.int32(self.K),
+            np.int32(T),
+            np.int64(op.s_batch),
+            np.int64(op.s_row),
+            np.int64(op.s_k),
+            np.int64(tiles * T * self.K),
+        )
 
     def pack_a(self, a: Operand):
         return self._pack(a, self.ap, self.TM, self.Mt)
@@ -57,14 +70,26 @@ class Gemm:
         """The GEMM on already packed panels (self.ap, self.bp); returns its event."""
         sa = self.Mt * self.TM * self.K if a_batched else 0
         sb = self.Nt * self.TN * self.K if b_batched else 0
-        return ocl.launch(self.rt, self.prg.matmul_f32, (self.Mt, self.Nt, self.batch), (1, 1, 1),
-                          self.ap, self.bp, c_buf, np.int32(self.M), np.int32(self.N), np.int32(self.K),
-                          np.int32(ldc), np.int64(sa), np.int64(sb), np.int64(s_c))
+        return ocl.launch(
+            self.rt,
+            self.prg.matmul_f32,
+            (self.Mt, self.Nt, self.batch),
+            (1, 1, 1),
+            self.ap,
+            self.bp,
+            c_buf,
+            np.int32(self.M),
+            np.int32(self.N),
+            np.int32(self.K),
+            np.int32(ldc),
+            np.int64(sa),
+            np.int64(sb),
+            np.int64(s_c),
+        )
 
     def enqueue(self, a: Operand, b: Operand, c_buf, ldc: int, s_c: int) -> list:
         """Pack A and B, multiply into c_buf (row stride ldc, batch stride s_c); returns the three events."""
-        return [self.pack_a(a), self.pack_b(b),
-                self.multiply(bool(a.s_batch), bool(b.s_batch), c_buf, ldc, s_c)]
+        return [self.pack_a(a), self.pack_b(b), self.multiply(bool(a.s_batch), bool(b.s_batch), c_buf, ldc, s_c)]
 
 
 def _time_config(rt: ocl.Runtime, cfg: dict, reps: int = 3) -> float:
@@ -87,8 +112,10 @@ def tuned(rt: ocl.Runtime, path=None) -> dict:
         return saved["config"]
     times = {i: _time_config(rt, dict(c)) for i, c in enumerate(CANDIDATES)}
     best = dict(CANDIDATES[min(times, key=times.get)])
-    gflops = {f"TM{c['TM']}_VW{c['VW']}_NV{c['NV']}": round(2 * np.prod(TUNE_SHAPE) / times[i] / 1e9, 1)
-              for i, c in enumerate(CANDIDATES)}
+    gflops = {
+        f"TM{c['TM']}_VW{c['VW']}_NV{c['NV']}": round(2 * np.prod(TUNE_SHAPE) / times[i] / 1e9, 1)
+        for i, c in enumerate(CANDIDATES)
+    }
     ocl.save_tuning(key, {"config": best, "gflops": gflops, "shape": list(TUNE_SHAPE)}, path)
     return best
 
