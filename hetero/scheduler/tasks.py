@@ -8,6 +8,7 @@ the driver once and shared through Ray's object store.
 `size="quick"` gives tiny shapes of the same structure (tests); `inputs=False` builds the tasks without their
 arrays (the simulator needs only shapes, and mixed:100000 would not fit in memory).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,10 +28,10 @@ class Task:
     case: Case
     label: str
     deps: tuple[int, ...] = ()
-    const: str = ""          # key of the constant inputs (own inputs or weights) in TaskSet.consts
-    adapt: str = "own"       # own | rows | heads-to-rows | split-qkv | image: how dep outputs become inputs
-    nbytes: float = 0.0      # input bytes
-    resident: dict = field(default_factory=dict)   # device name -> input bytes already there (runtime fills)
+    const: str = ""  # key of the constant inputs (own inputs or weights) in TaskSet.consts
+    adapt: str = "own"  # own | rows | heads-to-rows | split-qkv | image: how dep outputs become inputs
+    nbytes: float = 0.0  # input bytes
+    resident: dict = field(default_factory=dict)  # device name -> input bytes already there (runtime fills)
 
     @property
     def flops(self) -> float:
@@ -41,7 +42,7 @@ class Task:
 class TaskSet:
     name: str
     tasks: list[Task]
-    consts: dict               # key -> dict of float32 arrays
+    consts: dict  # key -> dict of float32 arrays
     independent: bool
 
 
@@ -57,7 +58,7 @@ def build_inputs(task: Task, const: dict, deps: list) -> dict:
         return const
     x = deps[0]
     p = task.case.p
-    if task.adapt == "split-qkv":     # (B*S, 3*H*D) -> q, k, v each (B, H, S, D)
+    if task.adapt == "split-qkv":  # (B*S, 3*H*D) -> q, k, v each (B, H, S, D)
         qkv = x.reshape(p["B"], p["S"], 3, p["H"], p["D"]).transpose(2, 0, 3, 1, 4)
         return {n: np.ascontiguousarray(qkv[i]) for i, n in enumerate(("query", "key", "value"))}
     if task.adapt == "heads-to-rows":  # (B, H, S, D) -> (B*S, H*D)
@@ -108,7 +109,7 @@ def mixed(n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs
 
 # -- graphs -------------------------------------------------------------------------------------------
 def _weights(rng, shape, fan_in) -> np.ndarray:
-    return (rng.standard_normal(shape, dtype=np.float32) * fan_in ** -0.5).astype(np.float32)
+    return (rng.standard_normal(shape, dtype=np.float32) * fan_in**-0.5).astype(np.float32)
 
 
 def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:
@@ -147,7 +148,7 @@ def transformer(layers: int = 4, batches: int = 4, seed: int = 0, size: str = "f
 def gan(batches: int = 4, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:
     """DCGAN-shaped: z (N, C, 4, 4) -> 3 transposed convs (4x4, stride 2) to an image -> 3 strided convs."""
     N, ch = (2, (8, 6, 4, 3)) if size == "quick" else (64, (256, 128, 64, 3))
-    dch = (3,) + tuple(reversed(ch[:-1]))    # discriminator 3 -> 64 -> 128 -> 256 (mirrors the generator)
+    dch = (3,) + tuple(reversed(ch[:-1]))  # discriminator 3 -> 64 -> 128 -> 256 (mirrors the generator)
     rng = np.random.default_rng(seed)
     ct, cv = get("conv_transpose2d"), get("conv2d")
     geo = dict(R=4, S=4, stride=2, padding=1)
@@ -156,8 +157,7 @@ def gan(batches: int = 4, seed: int = 0, size: str = "full", inputs: bool = True
         consts[f"G{i}"] = {"weight": _weights(rng, (ch[i], ch[i + 1], 4, 4), ch[i] * 16), "bias": None}
         consts[f"D{i}"] = {"weight": _weights(rng, (dch[i + 1], dch[i], 4, 4), dch[i] * 16), "bias": None}
     for b in range(batches):
-        consts[f"z{b}"] = {"input": rng.standard_normal((N, ch[0], 4, 4), dtype=np.float32),
-                           **consts["G0"]}
+        consts[f"z{b}"] = {"input": rng.standard_normal((N, ch[0], 4, 4), dtype=np.float32), **consts["G0"]}
         prev, hw = None, 4
         for i in range(3):
             case = ct.case(dict(N=N, C=ch[i], H=hw, W=hw, K=ch[i + 1], output_padding=0, **geo))
