@@ -215,7 +215,7 @@ def test_matmul_counts_follow_the_batch():
 def test_scheduler_task_sets_carry_the_new_cases_with_their_counts():
     from hetero.scheduler import tasks
 
-    ts = tasks.mixed(400, inputs=False)  # shapes only: drawn from the default presets and their halves
+    ts = tasks.models(400, inputs=False)  # shapes only: drawn from every default preset and their halves
     used = set().union(*(get(t.case.workload).features(t.case.p) for t in ts.tasks))
     assert {"cross", "gqa", "mask", "groups", "rect", "batch"} <= used
     for t in ts.tasks:

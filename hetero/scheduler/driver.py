@@ -132,6 +132,7 @@ class Driver:
     def run(self, executor) -> Record:
         """Place and run every task once; returns what ran where and when."""
         self.check_capable()
+        self.policy.streaming = bool(self.arrivals)
         self.policy.plan(self.tasks, self.devices, self.model)
         self.commit = self.policy.commit if self.late_binding and not self.policy.pulls else None
         self.pools = Pools(self.devices) if self.pool and self.policy.pooled else None

@@ -110,7 +110,18 @@ def stream(
         s.overhead = model.call_overhead(s.backend, s.device)
     rows, runs = [], []
     for load in loads:
-        st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True)
+        st, rate = streams.make(
+            spec,
+            n,
+            states,
+            model,
+            load,
+            arrivals,
+            seed,
+            size,
+            inputs=True,
+            before=lambda ts: runtime.calibrate(ts, workers, model, missing_only=True, warn=note),
+        )
         if folder is not None:
             streams.write_trace_file(arrivals_file(folder, st.name, load), st)
         for name in names:

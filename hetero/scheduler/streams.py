@@ -69,13 +69,13 @@ class Stream:
 
 
 def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool = False) -> tuple:
-    """(task set, request -> task ids) for `n` requests of a task set: mixed (one task each), transformer (one
+    """(task set, request -> task ids) for `n` requests of a task set: mixed or models (one task each), transformer (one
     layer's five tasks each) or gan (one generator and discriminator step, six tasks each)."""
     name = spec.partition(":")[0]
     if name not in tasksets.SETS:
         raise choices("task set", name, list(tasksets.SETS))
-    if name == "mixed":
-        ts = tasksets.mixed(n, seed=seed, size=size, inputs=inputs)
+    if name in ("mixed", "models"):
+        ts = tasksets.mixed(n, seed=seed, size=size, inputs=inputs, features=name == "models")
     elif name == "transformer":
         ts = tasksets.transformer(layers=1, batches=n, seed=seed, size=size, inputs=inputs)
     else:
@@ -148,15 +148,19 @@ def make(
     seed: int = 0,
     size: str = "full",
     inputs: bool = False,
+    before=None,
 ) -> tuple[Stream, float]:
     """A stream of `n` requests of task set `spec` at `load` times the mix's capacity; (stream, rate a second).
-    arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored)."""
+    arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored).
+    before(task set): called before the capacity is derived (the runtime calibrates the stream's kinds there)."""
     name = spec.partition(":")[0]
     if arrivals.startswith("trace:"):
         times = np.array([t for t, _ in read_trace(arrivals[6:])[:n]])
         ts, members = requests(spec, len(times), seed, size, inputs)
         return Stream(f"{name}:{len(times)}", ts.tasks, times, members, ts.consts), len(times) / max(times[-1], 1e-12)
     ts, members = requests(spec, n, seed, size, inputs)
+    if before is not None:
+        before(ts)
     rate = load * capacity(ts.tasks, members, devices, model)
     return Stream(f"{name}:{n}", ts.tasks, arrival_times(arrivals, n, rate, seed), members, ts.consts), rate
 

@@ -78,20 +78,28 @@ def _smaller(w: Workload, params: dict) -> dict:
     return p
 
 
-def _pool(size: str) -> list[Case]:
+def _pool(size: str, features: bool = False) -> list[Case]:
+    """The cases a batch draws from: each workload's default presets and their halves (quick: its quick presets).
+    Without `features`, only the plain layouts (no decode or cross attention, GQA, masks, groups, H/W pairs,
+    batched matmul): `mixed` draws from the same cases as every committed run of it, so a replay rebuilds the very
+    tasks the run had; `models` draws from every preset of current models."""
     cases = []
     for name in MIXED_WORKLOADS:
         w = get(name)
-        if size == "quick":  # the plain layouts only: a fixed small mix (decode, GQA, groups come in "full")
-            cases += [c for c in w.preset_cases("quick") if not w.features(c.p)]
+        keep = [c for c in w.preset_cases("quick" if size == "quick" else "default") if features or not w.features(c.p)]
+        if size == "quick":
+            cases += keep
             continue
-        for c in w.preset_cases("default"):
+        for c in keep:
             cases += [c, w.case(_smaller(w, c.p), preset=f"{c.preset}-half")]
     return cases
 
 
-def mixed(n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs: bool = True) -> TaskSet:
-    pool = [c for c in _pool(size) if workloads is None or c.workload in workloads]
+def mixed(
+    n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs: bool = True, features: bool = False
+) -> TaskSet:
+    """`n` independent tasks drawn (seeded) from _pool: a batch. features: from every preset (`models:N`)."""
+    pool = [c for c in _pool(size, features) if workloads is None or c.workload in workloads]
     if not pool:
         raise HeteroError("mixed: no workload left to draw from")
     labels = [f"{c.workload} {c.preset or c.shape}" for c in pool]
@@ -104,7 +112,13 @@ def mixed(n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs
         if inputs:
             consts[key] = get(case.workload).make_inputs(case, seed * 100003 + i)
         tasks.append(Task(i, case, labels[j], const=key, nbytes=nbytes[j]))
-    return TaskSet(f"mixed:{n}", tasks, consts, independent=True)
+    return TaskSet(f"{'models' if features else 'mixed'}:{n}", tasks, consts, independent=True)
+
+
+def models(n: int = 40, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:
+    """A batch drawn from every preset of current models: decode and cross attention, GQA, masks, depthwise and
+    grouped convs, non-square strides, batched matmul, besides mixed's plain layouts."""
+    return mixed(n, seed, size, inputs=inputs, features=True)
 
 
 # -- graphs -------------------------------------------------------------------------------------------
@@ -171,7 +185,7 @@ def gan(batches: int = 4, seed: int = 0, size: str = "full", inputs: bool = True
     return TaskSet(f"gan:{batches}", tasks, consts if inputs else {}, independent=False)
 
 
-SETS = {"mixed": (mixed, 40), "transformer": (transformer, 4), "gan": (gan, 4)}
+SETS = {"mixed": (mixed, 40), "models": (models, 40), "transformer": (transformer, 4), "gan": (gan, 4)}
 
 
 def make(spec: str, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:

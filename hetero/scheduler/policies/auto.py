@@ -1,7 +1,7 @@
 """auto: the policy right for the shape of the work, chosen by rule when the run plans.
 
 - a batch of independent tasks: dmda, whose LP shares give each device the kinds it is comparatively best at and
-  whose earliest-finish rule balances the end;
+  whose earliest-finish rule balances the end (on a stream of requests, earliest finish alone);
 - a task graph: heteroprio, where each free device takes the ready task it is comparatively best at, highest
   upward rank first, so the critical path is not left waiting on a slow device (on graphs the LP ignores the
   dependencies that decide the order, and earliest finish alone sends a task to a slower device whose queue is
@@ -30,6 +30,7 @@ class Auto(Policy):
         from hetero.scheduler.policies import make
 
         self.inner = make(choose(tasks))
+        self.inner.streaming = self.streaming
         self.inner.plan(tasks, devices, model)
         for attr in _HOOKS:  # the driver reads them after plan()
             setattr(self, attr, getattr(self.inner, attr))

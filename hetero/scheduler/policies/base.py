@@ -22,6 +22,9 @@ from hetero.scheduler.device import DeviceState
 
 class Policy:
     name = "policy"
+    # True when the driver releases tasks over time (a stream of requests, set before plan()): plan() still sees
+    # every task, but a plan for the whole set at once (dmda's LP shares) does not fit requests yet to arrive
+    streaming = False
     # when its placement rule last changed (UTC): a replay of a run made before then simulates a different
     # policy from the one that ran, and says so (bench.simulate --replay); None: unchanged since runs were kept
     revised: str | None = None

@@ -67,7 +67,7 @@ class Dmda(Policy):
         self.rank = upward_ranks(tasks, devices, model)
         self._kinds = {kind(t): t for t in tasks}  # a task of each kind, to price a share
         self._members = {pool_of(d) for d in devices}
-        quota = {} if graph else lp_quota(tasks, devices, model)
+        quota = {} if graph or self.streaming else lp_quota(tasks, devices, model)
         self.shares = Shares(quota, self._kinds, devices, self._price) if quota else None
         self._reset(model)
         self.commit = None if graph else self.BATCH_COMMIT
