@@ -12,24 +12,11 @@ from collections import Counter
 from hetero.scheduler import actors, bounds, policies, runtime, streams, summary
 from hetero.scheduler.simulate import simulate
 
-SIM_COLUMNS = [
-    "mix",
-    "taskset",
-    "policy",
-    "devices",
-    "tasks",
-    "makespan_s",
-    "tasks_per_s",
-    "gflops",
-    "speedup_vs_round_robin",
-    "bound_s",
-    "gap",
-    "sim_wall_s",
-    "utilization",
-    "task_counts",
-    "timing",
-    "profiles",
-]
+# bench.simulate's batch rows (simulate.csv); one string, not a one-name-a-line list beside summary.COLUMNS
+SIM_COLUMNS = (  # noqa: SIM905
+    "mix taskset policy devices tasks makespan_s tasks_per_s gflops speedup_vs_round_robin bound_s gap sim_wall_s "
+    "utilization task_counts timing profiles"
+).split()
 
 
 def median_run(runs: list):
@@ -100,54 +87,39 @@ def stream(
     folder=None,
 ) -> tuple[list[dict], list]:
     """Streams of `n` requests of `spec` run on the Ray devices, each policy placing requests as they arrive, per
-    load (a fraction of the capacity the perf model predicts, streams.capacity): (one row per load and policy
-    with the latency statistics of streams.COLUMNS, every run; a run's task set is named '<stream>@<load>').
-    folder: where each stream's arrival times are kept (replay.arrivals_file), for its replay."""
+    load (a fraction of the capacity the perf model predicts, streams.capacity): (streams.sweep's rows, every
+    run; a run's task set is named '<stream>@<load>'). The stream's kinds are calibrated first. folder: where
+    each stream's arrival times are kept (replay.arrivals_file), for its replay."""
     from hetero.scheduler.replay import arrivals_file
 
     states = [w.state for w in workers]
     for s in states:  # the capacity counts each task's per-call overhead, as the queue ends do
         s.overhead = model.call_overhead(s.backend, s.device)
-    rows, runs = [], []
-    for load in loads:
-        st, rate = streams.make(
-            spec,
-            n,
-            states,
-            model,
-            load,
-            arrivals,
-            seed,
-            size,
-            inputs=True,
-            before=lambda ts: runtime.calibrate(ts, workers, model, missing_only=True, warn=note),
-        )
+    runs = []
+
+    def make_stream(load):
+        calibrate = lambda ts: runtime.calibrate(ts, workers, model, missing_only=True, warn=note)  # noqa: E731
+        st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True, before=calibrate)
         if folder is not None:
             streams.write_trace_file(arrivals_file(folder, st.name, load), st)
-        for name in names:
-            ts = st.taskset()
-            ts.name = f"{st.name}@{load:g}"
-            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed, arrivals=st.arrivals())
-            r.mix = mix
-            model.save()
-            start = {e["task"]: e["start"] - r.t0 for e in r.events}
-            end = {e["task"]: e["end"] - r.t0 for e in r.events}
-            row = dict(
-                taskset=st.name,
-                mix=mix,
-                policy=name,
-                load=load,
-                rate_per_s=rate,
-                **streams.latency(st, start, end, slo),
-                timing="measured (wall clock)",
-            )
+        return st, rate
+
+    def run(st, load, name):
+        ts = st.taskset()
+        ts.name = f"{st.name}@{load:g}"
+        r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed, arrivals=st.arrivals())
+        r.mix = mix
+        model.save()
+        runs.append(r)
+        if r.retries or r.wrong:
             note(
-                f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s, "
-                f"{r.retries} retries" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else "")
+                f"{ts.name} [{mix}] {name}: {r.retries} retries" + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else "")
             )
-            rows.append(row)
-            runs.append(r)
-    return rows, runs
+        start = {e["task"]: e["start"] - r.t0 for e in r.events}
+        end = {e["task"]: e["end"] - r.t0 for e in r.events}
+        return start, end, dict(timing="measured (wall clock)")
+
+    return streams.sweep(mix, loads, names, make_stream, run, slo, note), runs
 
 
 def simulated(

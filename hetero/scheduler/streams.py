@@ -214,6 +214,28 @@ def write_trace_file(path: Path, stream: Stream) -> None:
         w.writerows((f"{a:.9f}", kind) for a in stream.arrival)
 
 
+def sweep(mix: str, loads: list[float], names: list[str], make_stream, run, slo=None, note=print) -> list[dict]:
+    """One row per (load, policy), with the latency statistics of COLUMNS: make_stream(load) -> (stream, rate a
+    second); run(stream, load, policy name) -> (start, end: task id -> seconds, the row's other fields)."""
+    rows = []
+    for load in loads:
+        st, rate = make_stream(load)
+        for name in names:
+            start, end, fields = run(st, load, name)
+            row = dict(
+                taskset=st.name,
+                mix=mix,
+                policy=name,
+                load=load,
+                rate_per_s=rate,
+                **latency(st, start, end, slo),
+                **fields,
+            )
+            note(f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s")
+            rows.append(row)
+    return rows
+
+
 def simulated(
     spec: str,
     n: int,
@@ -228,23 +250,12 @@ def simulated(
     size: str = "full",
     note=print,
 ) -> list[dict]:
-    """One row per (load, policy): a stream of `n` requests of `spec` simulated on `devices` (every time
-    modeled), with its latency statistics (COLUMNS)."""
-    rows = []
-    for load in loads:
-        st, rate = make(spec, n, devices, model, load, arrivals, seed, size)
-        for name in names:
-            r = simulate(st.tasks, devices, make_policy(name, seed), model, arrivals=st.arrivals())
-            row = dict(
-                taskset=st.name,
-                mix=mix,
-                policy=name,
-                load=load,
-                rate_per_s=rate,
-                **latency(st, r.start, r.end, slo),
-                sim_wall_s=r.wall_s,
-                timing="modeled",
-            )
-            note(f"{mix} {st.name} {name} load {load}: p99 {row['p99_s']:.4g} s, simulated in {r.wall_s:.2f} s")
-            rows.append(row)
-    return rows
+    """Streams of `n` requests of `spec` simulated on `devices` (every time modeled): sweep's rows."""
+
+    def run(st, load, name):
+        r = simulate(st.tasks, devices, make_policy(name, seed), model, arrivals=st.arrivals())
+        return r.start, r.end, dict(sim_wall_s=r.wall_s, timing="modeled")
+
+    return sweep(
+        mix, loads, names, lambda load: make(spec, n, devices, model, load, arrivals, seed, size), run, slo, note
+    )
