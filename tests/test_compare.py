@@ -14,6 +14,7 @@ from bench.compare import cli
 from hetero.compare import FALLBACK, SAMPLES, bootstrap_ratio_ci, compare_runs, load_run
 from hetero.results import write_rows, write_samples
 from hetero.runner import COLUMNS
+from hetero.workloads import get
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -235,6 +236,7 @@ def test_two_real_quick_runs_compare(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)["rows"]
-    assert len(rows) == 4 and all(r["basis"] == SAMPLES and r["n_base"] >= 5 for r in rows)
+    quick = len(get("matmul").preset_cases("quick"))  # rows: every quick matmul preset on numpy and null
+    assert len(rows) == 2 * quick and all(r["basis"] == SAMPLES and r["n_base"] >= 5 for r in rows)
     # null's modeled time is the same constant in both runs: compared (modeled with modeled), and the same
     assert {r["verdict"] for r in rows if r["backend"] == "null"} == {"same"}

@@ -92,7 +92,11 @@ class TorchCPUBackend(Backend):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        t = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in inputs.items()}
+        # torch may write into what it is given: a read-only array (a broadcast view, say) is copied first
+        t = {
+            k: (torch.from_numpy(v if v.flags.writeable else v.copy()) if isinstance(v, np.ndarray) else v)
+            for k, v in inputs.items()
+        }
         return _TorchKernel(torch, _torch_call(torch, case, t))
 
 
