@@ -146,3 +146,30 @@ def stream_table(rows, slo) -> str:
             k = knee(rs, slo)
             lines.append(f"knee {mix} {ts} {pol}: " + (f"load {k}" if k is not None else f"no load meets p99 {slo} s"))
     return "\n".join(lines)
+
+
+def model_arguments(p) -> None:
+    """--model and --from-results: the perf model a scheduling program reads and learns into."""
+    p.add_argument(
+        "--model",
+        default=None,
+        help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
+        "user cache folder: ~/.cache/hetero on Linux)",
+    )
+    p.add_argument(
+        "--from-results",
+        default="results",
+        help="ingest <dir>/*/bench.csv into the model (default results; '' to skip)",
+    )
+
+
+def load_model(args, note):
+    """The perf model of --model, with --from-results' bench.csv medians ingested."""
+    from pathlib import Path
+
+    from hetero.scheduler.perfmodel import PerfModel
+
+    model = PerfModel.load(Path(args.model) if args.model else None, warn=note)
+    if args.from_results:
+        model.ingest_results(args.from_results, warn=note)
+    return model

@@ -10,12 +10,13 @@ RAY_ADDRESS=head:6379 python -m bench.schedule ...                          # ev
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from bench.cli import (
     Parser,
     csv_list,
+    load_model,
     main,
+    model_arguments,
     nonneg_int,
     output_args,
     parse_loads,
@@ -50,21 +51,11 @@ def parser() -> Parser:
         "--tasks",
         action="append",
         default=[],
-        help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)",
+        help="mixed[:N], models[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:40)",
     )
     p.add_argument("--size", default="full", help="full (default) or quick (tiny shapes, for tests)")
     p.add_argument("--check", default="sample", help="all | sample (default: 8 tasks per run) | none")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
-        "user cache folder: ~/.cache/hetero on Linux)",
-    )
-    p.add_argument(
-        "--from-results",
-        default="results",
-        help="ingest <dir>/*/bench.csv into the model (default results; '' to skip)",
-    )
+    model_arguments(p)
     p.add_argument("--reps", type=positive_int, default=3, help="calibration runs per task kind and device (default 3)")
     p.add_argument(
         "--repeat",
@@ -130,14 +121,11 @@ def _validate(args) -> tuple[list[str], list[str]]:
 
 def _run(argv=None) -> int:
     from hetero.scheduler import actors, runtime, tasks, workers
-    from hetero.scheduler.perfmodel import PerfModel
 
     args = parser().parse_args(argv)
     devs, pols = _validate(args)
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    model = PerfModel.load(Path(args.model) if args.model else None, warn=note)
-    if args.from_results:
-        model.ingest_results(args.from_results, warn=note)
+    model = load_model(args, note)
     sets = [tasks.make(s, seed=args.seed, size=args.size) for s in args.tasks]
     workers.connect(args.address, resources={r: 1 for d, r in actors.RESOURCE.items() if d in devs})
     fleet, notes = workers.start_devices(devs, args.share_cores, args.strict, warn=note)

@@ -19,7 +19,9 @@ from pathlib import Path
 from bench.cli import (
     Parser,
     csv_list,
+    load_model,
     main,
+    model_arguments,
     nonneg_int,
     output_args,
     parse_loads,
@@ -52,21 +54,11 @@ def parser() -> Parser:
         "--tasks",
         action="append",
         default=[],
-        help="mixed[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)",
+        help="mixed[:N], models[:N], transformer[:layers], gan[:batches] (repeatable; default mixed:1000)",
     )
     p.add_argument("--policy", default="dmda", help=f"comma list of {', '.join(ORDER)}, or all (default dmda)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="task draw / random policy seed (default 0)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="perf model file (default $HETERO_PERFMODEL, else perfmodel.json in $HETERO_CACHE_DIR or the "
-        "user cache folder: ~/.cache/hetero on Linux)",
-    )
-    p.add_argument(
-        "--from-results",
-        default="results",
-        help="ingest <dir>/*/bench.csv into the model (default results; '' to skip)",
-    )
+    model_arguments(p)
     stream_arguments(p)
     p.add_argument(
         "--replay",
@@ -89,15 +81,6 @@ def _policies(text: str) -> list[str]:
     return names
 
 
-def _load_model(args, note):
-    from hetero.scheduler.perfmodel import PerfModel
-
-    model = PerfModel.load(Path(args.model) if args.model else None, warn=note)
-    if args.from_results:
-        model.ingest_results(args.from_results, warn=note)
-    return model
-
-
 def _simulate(args, note) -> int:
     from hetero.scheduler import experiment, profiles, tasks
 
@@ -108,7 +91,7 @@ def _simulate(args, note) -> int:
     check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
     pols = _policies(args.policy)
     sets = [tasks.make(s, seed=args.seed, inputs=False) for s in (args.tasks or ["mixed:1000"])]
-    model = _load_model(args, note)
+    model = load_model(args, note)
     rows, sources = [], {}
     for text, mix in mixes:
         states, pmodel, profs = profiles.build(mix, model)
@@ -143,7 +126,7 @@ def _stream(args, note) -> int:
     check_fits(f"simulating {n} tasks on {devices} devices", simulation_bytes(n, devices), args.force)
     loads = parse_loads(args.load)
     pols = _policies(args.policy)
-    model = _load_model(args, note)
+    model = load_model(args, note)
     rows, sources = [], {}
     for text in args.mix:
         states, pmodel, profs = profiles.build(profiles.parse_mix(text), model)
