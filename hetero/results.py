@@ -84,12 +84,19 @@ class RunFolder:
     def __init__(self, out, name: str | None, replace: bool = False, default: str = "%Y%m%d-%H%M%S"):
         if name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
             raise HeteroError(f"--name {name!r} may hold only letters, digits, '.', '_' and '-'")
-        self.out, self.replace = Path(out), replace
+        self.out, self.replace, self.named = Path(out), replace, name is not None
         self.final = self.out / (name or dt.datetime.now().strftime(default))
         self.path: Path | None = None
         _check_out(self.out)
+        if not self.named:  # a default (dated) name taken by a run in the same second: the next free .2, .3, ...
+            self._next_free()
         if self.final.exists() and not replace:
             raise HeteroError(f"{self.final} exists; pick another --name, remove it, or give --replace")
+
+    def _next_free(self) -> None:
+        stem, k = self.final.name.rsplit(".", 1)[0], 2
+        while self.final.exists():
+            self.final, k = self.out / f"{stem}.{k}", k + 1
 
     def create(self) -> Path:
         try:
@@ -97,8 +104,7 @@ class RunFolder:
             if self.replace and self.final.exists():
                 self.path = Path(tempfile.mkdtemp(dir=self.out, prefix=f".{self.final.name}.new-"))
             else:
-                self.final.mkdir()
-                self.path = self.final
+                self._mkdir()
         except FileExistsError:  # another run took the name since the check
             raise HeteroError(f"{self.final} exists; pick another --name, remove it, or give --replace") from None
         except OSError as exc:
@@ -106,6 +112,17 @@ class RunFolder:
                 f"--out {self.out}: cannot create {self.final} ({exc.strerror or exc}); give a folder you can write"
             ) from None
         return self.path
+
+    def _mkdir(self) -> None:
+        while True:
+            try:
+                self.final.mkdir()
+                break
+            except FileExistsError:
+                if self.named:
+                    raise
+                self._next_free()  # a dated default name another run took since the check
+        self.path = self.final
 
     def commit(self) -> Path:
         """Swap a replacement into place (the earlier run is removed only once the new one is in)."""

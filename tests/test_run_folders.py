@@ -78,3 +78,12 @@ def test_replay_writes_under_out_and_leaves_the_run_read_alone(tmp_path, capsys)
     assert (tmp_path / "out" / "r" / "replay.csv").exists() and (tmp_path / "out" / "r" / "meta.json").exists()
     assert simulate(["--replay", str(run_dir), "--out", str(tmp_path / "out"), "--name", "r"]) == 2
     assert "exists" in _err(capsys)
+
+
+def test_a_default_name_taken_in_the_same_second_gets_the_next_free_suffix(tmp_path):
+    from hetero.results import RunFolder
+
+    first = RunFolder(tmp_path, None, default="run-fixed").create()
+    second = RunFolder(tmp_path, None, default="run-fixed").create()
+    third = RunFolder(tmp_path, None, default="run-fixed").create()
+    assert [p.name for p in (first, second, third)] == ["run-fixed", "run-fixed.2", "run-fixed.3"]
