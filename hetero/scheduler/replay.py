@@ -89,6 +89,7 @@ def replay(
     notify: dict | None = None,
     cores: dict | None = None,
     arrivals: list | None = None,
+    planned: dict | None = None,
 ) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
@@ -96,9 +97,11 @@ def replay(
     (the set's other runs, one event list each), else the mean over the devices that ran it; each task then
     holds its device `overhead` longer (call_overhead of the mix's runs), which the policies also count, as the
     runtime's learnt one. Devices that shared cores (cores, as simulate's) share them again, each kind taking its
-    solo_seconds mean alone. arrivals: a stream's, as the run released them."""
+    solo_seconds mean alone. arrivals: a stream's, as the run released them. planned: device name -> the call
+    overhead the run's policy priced that device with (its perf model's, trace `planned_overhead`), which the
+    replayed policy prices it with too where given: a static plan such as HEFT's changes with it."""
     for d in states:
-        d.overhead = (overhead or {}).get(d.name, d.overhead)
+        d.overhead = (planned or {}).get(d.name, (overhead or {}).get(d.name, d.overhead))
     times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)
     return simulate(
         tasks,
@@ -179,6 +182,7 @@ def replay_run(run: Path) -> list[dict]:
             overhead,
             notify,
             {s.name: s.core_group for s in here if s.core_group is not None},
+            planned=planned_overhead(own),
         )
         rows.append(
             dict(
@@ -194,6 +198,12 @@ def replay_run(run: Path) -> list[dict]:
             )
         )
     return rows
+
+
+def planned_overhead(events: list[dict]) -> dict:
+    """device name -> the call overhead the run's policy priced it with, from the run's events (runs that did not
+    record it: none)."""
+    return {e["device"]: e["planned_overhead"] for e in events if "planned_overhead" in e}
 
 
 def same_policy(policy, meta: dict) -> bool:
@@ -263,6 +273,7 @@ def replay_stream_run(run: Path) -> list[dict]:
             notify_latency(mine, ts.tasks),
             {s.name: s.core_group for s in here if s.core_group is not None},
             st.arrivals(),
+            planned_overhead(runs.get((key, r["policy"], r["mix"]), [])),
         )
         got = streams.latency(st, sim.start, sim.end)
         rows.append(

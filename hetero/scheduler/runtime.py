@@ -44,6 +44,7 @@ class RunResult:
     alive_start: list = field(default_factory=list)  # names of the devices alive when it started
     alive_end: list = field(default_factory=list)  # and when it ended
     basis: dict = field(default_factory=dict)  # what the plan's predictions rested on: PerfModel.basis -> count
+    planned_overhead: dict = field(default_factory=dict)  # device name -> call overhead (s) the policy priced
 
     @property
     def makespan(self) -> float:
@@ -91,6 +92,8 @@ def execute(
         for st in states:
             b = model.basis(st.backend, st.device, case)
             res.basis[b] = res.basis.get(b, 0) + 1
+    # and the call overhead each device's queue was priced with (a static plan such as HEFT's hangs on it too)
+    res.planned_overhead = {s.name: s.overhead for s in states}
     executor = RayExecutor(taskset, live, model, res, believed, on_done)
     rec = Driver(taskset.tasks, states, policy, model, arrivals=arrivals).run(executor)
     res.retries, res.dead = rec.retries, rec.dead
@@ -186,6 +189,7 @@ class RayExecutor:
                 "kernel_s": stats["kernel_s"],
                 "flops": t.flops,
                 "predicted": self.believed[t.case],
+                "planned_overhead": self.res.planned_overhead.get(name, 0.0),
             }
         )
         if self.on_done:

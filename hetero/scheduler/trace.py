@@ -96,7 +96,8 @@ def chrome_trace(results) -> str:
     """traceEvents with ph 'X' (complete events), one process per (task set, policy, mix, device) named
     '<task set> <policy> <mix>: <device>'; ts/dur in µs from the run's start; args.sent_ms is when the driver
     sent the task (ms from the run's start): start minus sent is its wait in the device's queue; args.predicted_ms
-    is what the perf model predicted for the task on each device when the policy planned."""
+    is what the perf model predicted for the task on each device when the policy planned, and
+    args.planned_overhead_ms the call overhead the policy priced the task's device with."""
     events, pids = [], {}
     for r in results:
         for e in sorted(r.events, key=lambda e: e["start"]):
@@ -133,6 +134,11 @@ def chrome_trace(results) -> str:
                             if "predicted" in e
                             else {}
                         ),
+                        **(
+                            {"planned_overhead_ms": round(e["planned_overhead"] * 1e3, 4)}
+                            if "planned_overhead" in e
+                            else {}
+                        ),
                     },
                 }
             )
@@ -165,6 +171,11 @@ def read_trace(path) -> dict:
                     **(
                         {"predicted": {k: v / 1e3 for k, v in e["args"]["predicted_ms"].items()}}
                         if "predicted_ms" in e["args"]
+                        else {}
+                    ),
+                    **(
+                        {"planned_overhead": e["args"]["planned_overhead_ms"] / 1e3}
+                        if "planned_overhead_ms" in e["args"]
                         else {}
                     ),
                 }

@@ -195,6 +195,26 @@ def test_heteroprio_leaves_a_task_to_a_much_faster_device_that_would_finish_it_f
     assert pol.take(d[1], ts.tasks, d, m, 0.0) is None
 
 
+def test_heteroprio_keeps_a_task_off_a_slower_device_whose_tasks_overran_their_predictions():
+    """The guard on graphs: 'acc' (half cpu's speed) would finish the task first while cpu is busy, until its
+    tasks have run twice as long as predicted; then cpu's queue wins and acc declines."""
+    m = Table({"cpu": {"matmul": 2e9}, "acc": {"matmul": 1e9}})
+    ts = tasks.mixed(2, size="quick", workloads=("matmul",))
+    t = ts.tasks[0]
+    d = devs("cpu", "acc", model=m)
+    pol = policies.make("heteroprio")
+    pol.plan(ts.tasks, d, m)
+    on_cpu = m.predict("cpu", "cpu", t.case)
+    d[0].queue_end, d[0].outstanding = 1.5 * on_cpu, 1  # cpu finishes it at 2.5x its time; acc at 2x
+    assert pol.take(d[1], [t], d, m, 0.0) is t
+    pol.placed(ts.tasks[1], d[1])
+    pol.ended(ts.tasks[1], d[1], 2 * m.predict("acc", "acc", ts.tasks[1].case))  # ran 2x its prediction
+    pol.assign([], d, m, 0.0)  # a new pass
+    assert pol.slip == {"acc": pytest.approx(1.0)} and pol.take(d[1], [t], d, m, 0.0) is None
+    pol.ended(t, d[0], None)  # a time taken beside a core mate says nothing of the prediction
+    assert pol.slip == {"acc": pytest.approx(1.0)}
+
+
 def test_lp_groups_bound_the_work_of_devices_that_share_cores():
     from hetero.scheduler.lp import area_allocation
 

@@ -295,6 +295,7 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
             "kernel_s": 0.5,
             "flops": t.flops,
             "predicted": {"a": 0.25, "b": 0.125},
+            "planned_overhead": 0.002,
         }
         for i, t in enumerate(ts.tasks)
     ]
@@ -302,12 +303,30 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     (tmp_path / "trace.json").write_text(text)
     back = trace.read_trace(tmp_path / "trace.json")[(ts.name, "dmda", "a+b")]
     assert [e["predicted"] for e in back] == [{"a": 0.25, "b": 0.125}] * 2
+    assert [e["planned_overhead"] for e in back] == [0.002] * 2
     times = RunTimes([back], ts.tasks)
     case = ts.tasks[0].case
     assert times.predict("x", "a", case) == 0.25 and times.predict("x", "b", case) == 0.125
     assert times.actual(ts.tasks[0], DeviceState("a", "x", "a")) == pytest.approx(0.5)
     plain = RunTimes([[{k: v for k, v in e.items() if k != "predicted"} for e in back]], ts.tasks)
     assert plain.predict("x", "a", case) == pytest.approx(0.5) and plain.predict("x", "b", case) is None
+
+
+def test_replay_prices_devices_with_the_overhead_the_run_planned_with():
+    """The replayed policy prices each device's calls as the run's policy did (the trace's planned_overhead), while
+    a device with no planned figure is priced with the measured one."""
+    from hetero.scheduler.replay import planned_overhead, replay
+
+    ts = tasks.mixed(2, size="quick", inputs=False)
+    sup = frozenset(SPEED.speed["fast"])
+    states = [DeviceState(n, "fast", n, 0.0, math.inf, sup) for n in ("a", "b")]
+    events = [
+        {"task": t.id, "device": "a", "start": i, "end": i + 0.5, "planned_overhead": 0.25}
+        for i, t in enumerate(ts.tasks)
+    ]
+    assert planned_overhead(events) == {"a": 0.25} and planned_overhead([{"device": "a"}]) == {}
+    sim = replay(ts.tasks, states, policies.make("dmda"), events, overhead={"a": 0.01, "b": 0.02}, planned={"a": 0.25})
+    assert [d.overhead for d in states] == [0.25, 0.02] and len(sim.where) == len(ts.tasks)
 
 
 def test_a_policy_too_slow_for_a_large_set_is_skipped_with_a_note(tmp_path, capsys):
