@@ -28,6 +28,10 @@ TIMING = (
     "real: measured wall clock; sim: modeled from the run's mean durations, per-task overhead, completion "
     "notice and core sharing"
 )
+STREAM_TIMING = (
+    "real: measured wall clock; sim: modeled from the run's durations (each task's own where it ran on that "
+    "device, else its kind's mean), per-task overhead, completion notice and core sharing"
+)
 
 
 class RunTimes:
@@ -36,12 +40,17 @@ class RunTimes:
     the mean it would have taken alone on its cores (`actual`, solo_seconds; its mean duration where no two
     devices shared a core)."""
 
-    def __init__(self, runs: list[list[dict]], tasks, fallback: RunTimes | None = None, cores: dict | None = None):
+    def __init__(
+        self, runs: list[list[dict]], tasks, fallback: RunTimes | None = None, cores: dict | None = None, own=False
+    ):
         self.fallback = fallback  # for kinds these runs never put on a device
         case_of = {t.id: t.case for t in tasks}
         acc: dict = {}
+        self.took: dict = {}  # own: (device name, task id) -> seconds alone that task took there in the run
         for events in runs:
             for e, alone in zip(events, solo_seconds(events, cores)):
+                if own:
+                    self.took[(e["device"], e["task"])] = alone
                 s = acc.setdefault((e["device"], case_of[e["task"]]), [0.0, 0.0, 0])
                 s[0] += e["end"] - e["start"]
                 s[1] += alone
@@ -69,9 +78,15 @@ class RunTimes:
         self.mean[(device, case)] = seconds if was is None else (1 - RECENT) * was + RECENT * seconds
 
     def actual(self, task, dev: DeviceState) -> float | None:
-        """Its mean alone in these runs, else in the fallback's, else what the perf model predicted for it (a
+        """What the task itself took alone on the device in the run (`own` runs, where it ran there), else its
+        kind's mean alone in these runs, else in the fallback's, else what the perf model predicted for it (a
         mean of earlier runs), rather than the simulator's last resort, the mean over every device that ran the
-        kind: that put fpga-emu's 7.5-s emulations of an attention into opencl's time for it."""
+        kind: that put fpga-emu's 7.5-s emulations of an attention into opencl's time for it. A task's own time
+        keeps the run's spread (a slow spell of the machine, a task slowed by the driver's work on its core),
+        which decides a stream's tail latency; a kind's mean would smooth it away."""
+        t = self.took.get((dev.device, task.id))
+        if t is not None:
+            return t
         key = (dev.device, task.case)
         t = self.alone.get(key)
         if t is None and self.fallback is not None:
@@ -90,10 +105,12 @@ def replay(
     cores: dict | None = None,
     arrivals: list | None = None,
     planned: dict | None = None,
+    own_times: bool = False,
 ) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
-    over `events` (the run's own: a shared machine runs faster in some runs than others), else over `others`
+    over `events` (the run's own: a shared machine runs faster in some runs than others; with `own_times`, each
+    task what it took in `events` where it lands on the device it ran on), else over `others`
     (the set's other runs, one event list each), else the mean over the devices that ran it; each task then
     holds its device `overhead` longer (call_overhead of the mix's runs), which the policies also count, as the
     runtime's learnt one. Devices that shared cores (cores, as simulate's) share them again, each kind taking its
@@ -102,7 +119,7 @@ def replay(
     replayed policy prices it with too where given: a static plan such as HEFT's changes with it."""
     for d in states:
         d.overhead = (planned or {}).get(d.name, (overhead or {}).get(d.name, d.overhead))
-    times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores)
+    times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores, own=own_times)
     return simulate(
         tasks,
         states,
@@ -274,6 +291,7 @@ def replay_stream_run(run: Path) -> list[dict]:
             {s.name: s.core_group for s in here if s.core_group is not None},
             st.arrivals(),
             planned_overhead(runs.get((key, r["policy"], r["mix"]), [])),
+            own_times=True,  # a stream's tail latency is the spread of its tasks' times, which a mean smooths away
         )
         got = streams.latency(st, sim.start, sim.end)
         rows.append(
@@ -289,7 +307,7 @@ def replay_stream_run(run: Path) -> list[dict]:
                 sim_p99_s=got["p99_s"],
                 p50_err_pct=100 * (got["p50_s"] / r["p50_s"] - 1),
                 p99_err_pct=100 * (got["p99_s"] / r["p99_s"] - 1),
-                timing=TIMING,
+                timing=STREAM_TIMING,
             )
         )
     return rows

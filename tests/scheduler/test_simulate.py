@@ -312,6 +312,22 @@ def test_replay_plans_from_the_predictions_the_run_recorded(tmp_path):
     assert plain.predict("x", "a", case) == pytest.approx(0.5) and plain.predict("x", "b", case) is None
 
 
+def test_a_stream_replay_gives_each_task_its_own_time_where_it_ran():
+    """With own_times a task that lands on the device it ran on takes what it took there (a stream's tail is that
+    spread); elsewhere, or without own_times, its kind's mean."""
+    from hetero.scheduler.replay import RunTimes
+
+    ts = tasks.mixed(2, size="quick", inputs=False)
+    for t in ts.tasks:
+        t.case = ts.tasks[0].case  # one kind, two tasks: 0.1 s and 0.3 s
+    events = [{"task": t.id, "device": "a", "start": 0.0, "end": s} for t, s in zip(ts.tasks, (0.1, 0.3))]
+    a, b = DeviceState("a", "x", "a"), DeviceState("b", "x", "b")
+    own, mean = RunTimes([events], ts.tasks, own=True), RunTimes([events], ts.tasks)
+    assert [own.actual(t, a) for t in ts.tasks] == pytest.approx([0.1, 0.3])
+    assert [mean.actual(t, a) for t in ts.tasks] == pytest.approx([0.2, 0.2])
+    assert own.actual(ts.tasks[0], b) is None
+
+
 def test_replay_prices_devices_with_the_overhead_the_run_planned_with():
     """The replayed policy prices each device's calls as the run's policy did (the trace's planned_overhead), while
     a device with no planned figure is priced with the measured one."""
