@@ -65,6 +65,13 @@ def parser() -> Parser:
         "round, so a slow spell of the machine hits them alike); the row is the median-makespan "
         "run and says the spread, and the median and range of the runs' own gaps (default 1)",
     )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="every run starts from the perf model as calibration left it, learning nothing from the other "
+        "runs: the first run a new user gets (with a deleted --model, the kinds' short calibration and "
+        "--from-results' kernel medians are all it knows); with --repeat, the median of such first runs",
+    )
     p.add_argument("--address", default=None, help="join this Ray cluster (default: env RAY_ADDRESS, else local)")
     p.add_argument("--share-cores", action="store_true", help="let CPU-backed devices share cores")
     p.add_argument("--strict", action="store_true", help="an unavailable device is an error")
@@ -102,6 +109,8 @@ def _validate(args) -> tuple[list[str], list[str]]:
     for flag, value in (("--reps", args.reps), ("--repeat", args.repeat)):
         if value < 1:
             raise HeteroError(f"{flag} {value} must be >= 1")
+    if args.cold and args.arrivals:
+        raise HeteroError("--cold compares first runs of batches and graphs; drop it or --arrivals")
     if args.size not in ("full", "quick"):
         raise choices("--size", args.size, ["full", "quick"])
     args.run_folder = run_folder(args, "schedule-%Y%m%d-%H%M%S") if args.command == "run" else None
@@ -182,7 +191,7 @@ def _measure(args, sets, workers, pols, model, note) -> int:
                 note(f"note: mix {label} cannot run every task of {ts.name} here; skipped")
                 continue
             mine, runs, wrong = experiment.compare(
-                ts, here, pols, model, args.repeat, args.check, args.seed, label, note
+                ts, here, pols, model, args.repeat, args.check, args.seed, label, note, args.cold
             )
             bad, rows, results = bad + wrong, rows + mine, results + runs
             write_rows(folder / "schedule.csv", rows, summary.COLUMNS)

@@ -133,6 +133,7 @@ SCHEDULE = {
     "gap_median": POSITIVE,
     "gap_min": POSITIVE,
     "gap_max": POSITIVE,
+    "model_knew": TEXT,
 }
 SIMULATE = {
     "mix": REQ_TEXT,

@@ -5,6 +5,7 @@ own bound (the machine's noise moves both, run by run)."""
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from collections import Counter
@@ -34,16 +35,22 @@ def compare(
     seed: int = 0,
     mix: str = "",
     note=print,
+    cold: bool = False,
 ) -> tuple[list[dict], list, int]:
-    """(one summary row per policy, each policy's median run, wrong outputs over all runs)."""
+    """(one summary row per policy, each policy's median run, wrong outputs over all runs). cold: every run
+    starts from a copy of `model` as it is now (after calibration), learning into the copy only, so no run
+    knows what another measured: each is the first run a new user gets."""
     every: dict = {name: [] for name in names}
     bad = 0
+    start = copy.deepcopy(model) if cold else None
     for k in range(repeat):
         for name in names:
-            r = runtime.execute(ts, workers, policies.make(name, seed), model, check, seed=seed)
+            m = copy.deepcopy(start) if cold else model
+            r = runtime.execute(ts, workers, policies.make(name, seed), m, check, seed=seed)
             r.mix = mix
             every[name].append(r)
-            model.save()
+            if not cold:
+                model.save()
             note(
                 f"{ts.name} [{mix}] {name}"
                 + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
@@ -66,6 +73,7 @@ def compare(
             gap_median=statistics.median(gaps) if gaps else None,
             gap_min=gaps[0] if gaps else None,
             gap_max=gaps[-1] if gaps else None,
+            model_knew="calibration only" if cold else "every earlier run",
         )
     return rows, runs, bad
 

@@ -43,6 +43,7 @@ COLUMNS = [
     "gap_median",
     "gap_min",
     "gap_max",
+    "model_knew",  # what the perf model knew when each run started (bench.schedule --cold: calibration only)
 ]
 
 

@@ -216,6 +216,28 @@ def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
         assert len(err) == 1 and word in err[0]
 
 
+def test_cold_runs_each_start_from_the_calibrated_model(ray_session, tmp_path, capsys):
+    """bench.schedule --cold: no run learns from another, and the saved model keeps only the calibration."""
+    import json
+
+    import pandas as pd
+
+    from bench.schedule import cli
+
+    common = ["--devices", "null,numpy", "--tasks", "mixed:6", "--size", "quick", "--reps", "1"]
+    common += ["--model", str(tmp_path / "pm.json"), "--from-results", ""]
+    assert cli(["calibrate", *common]) == 0
+    calibrated = json.loads((tmp_path / "pm.json").read_text())["entries"]
+    argv = [*common, "--policy", "dmda,single", "--cold", "--repeat", "2", "--out", str(tmp_path), "--name", "c"]
+    assert cli(argv) == 0
+    assert json.loads((tmp_path / "pm.json").read_text())["entries"] == calibrated
+    df = pd.read_csv(tmp_path / "c" / "schedule.csv")
+    assert set(df.model_knew) == {"calibration only"} and (df.repeats == 2).all()
+    capsys.readouterr()
+    assert cli([*common, "--cold", "--arrivals", "poisson"]) == 2
+    assert "--cold" in capsys.readouterr().err
+
+
 def test_a_task_that_ran_beside_a_core_mate_is_told_apart():
     """runtime._overlapped: numba and fpga-emu pinned to one core, opencl on its own. A numba task from 1.0 to
     2.0 s shared the core if fpga-emu's last task ended after 1.0 s or one of its tasks was sent before 2.0 s."""
