@@ -144,10 +144,11 @@ def simulated(
         runs = {}
         for name in names:
             pol = policies.make(name, seed)
-            if pol.max_sim_tasks and len(ts.tasks) > pol.max_sim_tasks:
+            limit = pol.sim_limit(ts.tasks)
+            if limit and len(ts.tasks) > limit:
                 note(
                     f"{text} {ts.name} {name}: skipped; it looks at every ready task for each free device, "
-                    f"too slow to simulate past {pol.max_sim_tasks} tasks"
+                    f"too slow to simulate past {limit} tasks"
                 )
                 continue
             r = runs[name] = simulate(ts.tasks, states, pol, model)

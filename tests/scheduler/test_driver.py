@@ -69,7 +69,7 @@ def test_every_policy_in_the_registry_is_made_by_its_name():
         assert policies.make(name).name == name
 
 
-def test_auto_runs_dmda_on_a_batch_and_heteroprio_on_a_graph():
+def test_auto_runs_dmda_on_a_batch_and_heteroprio_on_a_graph():  # and on a stream: below
     from hetero.scheduler.simulate import simulate
     from tests.scheduler.test_sched_policies import MODEL, devs
 
@@ -80,3 +80,17 @@ def test_auto_runs_dmda_on_a_batch_and_heteroprio_on_a_graph():
         a = simulate(ts.tasks, devs("cpu", "gpu"), auto, MODEL)
         b = simulate(ts.tasks, devs("cpu", "gpu"), same, MODEL)
         assert type(auto.inner).__name__.lower() == inner and a.where == b.where and a.makespan == b.makespan
+        assert auto.sim_limit(ts.tasks) == same.max_sim_tasks
+
+
+def test_auto_runs_heteroprio_on_a_stream():
+    from hetero.scheduler.simulate import simulate
+    from tests.scheduler.test_sched_policies import MODEL, devs
+
+    ts = tasks.make("mixed:20", size="quick", inputs=False)
+    arrivals = [(0.01 * i, [t]) for i, t in enumerate(ts.tasks)]
+    auto, same = policies.make(), policies.make("heteroprio")
+    a = simulate(ts.tasks, devs("cpu", "gpu"), auto, MODEL, arrivals=arrivals)
+    b = simulate(ts.tasks, devs("cpu", "gpu"), same, MODEL, arrivals=arrivals)
+    assert type(auto.inner).__name__ == "HeteroPrio" and a.end == b.end
+    assert auto.sim_limit(ts.tasks, streaming=True) == same.max_sim_tasks

@@ -128,11 +128,9 @@ def test_plan_serve_gives_the_flop_fleet_and_the_latency_fleet(capsys):
 
 def test_on_a_stream_dmda_places_by_earliest_finish_without_the_batch_lp_shares():
     """LP shares planned over every request of a stream would keep a device to its share of requests yet to
-    arrive while another idles; on a stream dmda takes none, and auto runs that dmda."""
+    arrive while another idles; on a stream dmda takes none."""
     devs = [DeviceState("a", "x", "x"), DeviceState("b", "y", "y")]
     st, _ = streams.make("mixed", 200, devs, Fixed(1.0), load=0.5, size="quick")
-    for name in ("dmda", "auto"):
-        pol = policies.make(name)
-        r = simulate(st.tasks, devs, pol, Fixed(1.0), arrivals=st.arrivals())
-        inner = getattr(pol, "inner", pol)
-        assert inner.streaming and inner.shares is None and len(r.end) == 200
+    pol = policies.make("dmda")
+    r = simulate(st.tasks, devs, pol, Fixed(1.0), arrivals=st.arrivals())
+    assert pol.streaming and pol.shares is None and len(r.end) == 200

@@ -50,6 +50,10 @@ class Policy:
     def plan(self, tasks, devices, model) -> None:
         pass
 
+    def sim_limit(self, tasks, streaming: bool = False) -> int | None:
+        """max_sim_tasks for these tasks, known before plan() (auto's depends on what it will choose)."""
+        return self.max_sim_tasks
+
     def assign(self, ready: list, devices: list, model, now: float) -> list:
         """Pulling policies: rounds in which each device with a free slot, the one whose queue drains first
         first, takes one ready task (take()), until none takes any. The caller sends the pairs in order."""
