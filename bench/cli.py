@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from hetero.errors import HeteroError
@@ -17,7 +19,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(run: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str = "bench") -> int:
+    """Run a program: a HeteroError is one line on stderr and exit 2; Ctrl-C or a SIGTERM (a job killed, a
+    timeout) ends it as an interruption, so its `finally` blocks stop Ray's devices and it exits 130."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         return run(argv)
     except HeteroError as exc:
@@ -26,6 +36,9 @@ def main(run: Callable[[list[str] | None], int], argv: list[str] | None = None, 
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; files already written are complete", file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
 
 
 def output_args(p: argparse.ArgumentParser, default_name: str) -> None:

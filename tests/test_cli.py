@@ -144,3 +144,21 @@ def test_list_shows_backends_with_reasons_and_presets():
     r = bench("--list")
     assert r.returncode == 0
     assert "numpy" in r.stdout and "bert-base-512" in r.stdout and "dcgan-d2" in r.stdout
+
+
+def test_a_sigterm_ends_a_program_as_an_interruption():
+    """A killed job (SIGTERM) runs the program's `finally` blocks and exits 130 with one line, like Ctrl-C."""
+    script = (
+        "import os, signal, sys, time\n"
+        "from bench.cli import main\n"
+        "def run(argv):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(10)\n"
+        "    finally:\n"
+        "        print('cleaned up')\n"
+        "sys.exit(main(run, [], prog='demo'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 130 and "cleaned up" in out.stdout
+    assert out.stderr.strip() == "demo: interrupted; files already written are complete"
