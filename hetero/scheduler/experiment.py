@@ -109,7 +109,7 @@ def stream(
         calibrate = lambda ts: runtime.calibrate(ts, workers, model, missing_only=True, warn=note)  # noqa: E731
         st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True, before=calibrate)
         if folder is not None:
-            streams.write_trace_file(arrivals_file(folder, st.name, load), st)
+            streams.write_trace_file(arrivals_file(folder, st.name, load, mix), st)
         return st, rate
 
     def run(st, load, name):

@@ -256,9 +256,14 @@ STREAM_COLUMNS = [
 ]
 
 
-def arrivals_file(run: Path, name: str, load: float) -> Path:
-    """Where a stream run keeps a stream's arrival times (streams.write_trace_file), per task set and load."""
-    return run / f"arrivals-{name.replace(':', '-')}-load{load:g}.csv"
+def arrivals_file(run: Path, name: str, load: float, mix: str = "") -> Path:
+    """Where a stream run keeps a stream's arrival times (streams.write_trace_file), per task set, device mix
+    (each mix has its own capacity, so its own rate at a load) and load. Runs before mixes were told apart
+    kept one file per task set and load: that one where the mix's is missing."""
+    stem = f"arrivals-{name.replace(':', '-')}"
+    path = run / f"{stem}-{mix}-load{load:g}.csv"
+    old = run / f"{stem}-load{load:g}.csv"
+    return old if mix and not path.exists() and old.exists() else path if mix else old
 
 
 def replay_stream_run(run: Path) -> list[dict]:
@@ -275,7 +280,7 @@ def replay_stream_run(run: Path) -> list[dict]:
     rows = []
     for r in table.to_dict("records"):
         ts, members = streams.requests(r["taskset"], int(r["taskset"].partition(":")[2]), seed, size)
-        times = np.array([t for t, _ in streams.read_trace(arrivals_file(run, r["taskset"], r["load"]))])
+        times = np.array([t for t, _ in streams.read_trace(arrivals_file(run, r["taskset"], r["load"], r["mix"]))])
         st = streams.Stream(r["taskset"], ts.tasks, times, members)
         here = [s for s in states if s.backend in r["mix"].split("+")]
         key = f"{r['taskset']}@{r['load']:g}"

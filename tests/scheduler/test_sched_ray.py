@@ -261,8 +261,8 @@ def test_a_stream_run_and_its_replay(ray_session, tmp_path, capsys, monkeypatch)
 
     monkeypatch.setenv("HETERO_NULL_SECONDS", "0.002")
     argv = [
-        "--devices",
-        "numpy,null",
+        "--mixes",
+        "numpy;numpy+null",
         "--tasks",
         "mixed",
         "--size",
@@ -288,8 +288,11 @@ def test_a_stream_run_and_its_replay(ray_session, tmp_path, capsys, monkeypatch)
     ]
     assert cli(argv) == 0
     df = pd.read_csv(tmp_path / "s" / "stream.csv")
-    assert len(df) == 4 and (df.completed == 24).all() and (df.p99_s >= df.p50_s).all()
+    assert len(df) == 8 and (df.completed == 24).all() and (df.p99_s >= df.p50_s).all()
     assert "knee numpy+null mixed:24 dmda" in capsys.readouterr().out
+    # each mix has its own capacity, so its own arrival rate at a load, kept in its own file
+    one, two = (tmp_path / "s" / f"arrivals-mixed-24-{m}-load0.3.csv" for m in ("numpy", "numpy+null"))
+    assert one.read_text() != two.read_text()
     assert simulate(["--replay", str(tmp_path / "s"), "--out", str(tmp_path), "--name", "r"]) == 0
     rep = pd.read_csv(tmp_path / "r" / "replay.csv")
-    assert len(rep) == 4 and rep.sim_p99_s.gt(0).all() and "p99_err_pct" in rep
+    assert len(rep) == 8 and rep.sim_p99_s.gt(0).all() and "p99_err_pct" in rep
