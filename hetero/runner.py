@@ -39,6 +39,7 @@ COLUMNS = [
     "gflops",
     "gbps",
     "pct_peak",
+    "pct_stream",
     "baseline",
     "speedup",
     "best_peer",
@@ -54,10 +55,15 @@ COLUMNS = [
     "bytes",
     "peak_gflops",
     "mem_gbps",
+    "stream_gbps",
     "peak_source",
     "threads",
     "error",
 ]
+
+
+# Device kinds whose kernels read the host's DRAM: their GB/s is compared with the STREAM triad measured in the run.
+HOST_MEMORY = frozenset({"cpu", "opencl-cpu"})
 
 
 @dataclass
@@ -68,6 +74,7 @@ class RunConfig:
     min_reps: int = MIN_REPS
     seed: int = 0
     strict: bool = False
+    stream_gbps: float | None = None  # STREAM triad measured in this run (measure_stream), for host-memory rows
     compile_s: dict = field(default_factory=dict)  # backend -> seconds spent in warmup() (JIT), filled by run
     warmup_errors: dict = field(default_factory=dict)  # backend -> why its warm-up failed
 
@@ -112,6 +119,7 @@ def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: Ru
         samples=list(m.samples),
         gbps=row["bytes"] / m.median / 1e9,
         pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None,
+        pct_stream=100 * row["bytes"] / m.median / 1e9 / row["stream_gbps"] if row["stream_gbps"] else None,
     )
     return row
 
@@ -133,6 +141,7 @@ def _row(case: Case, backend: Backend, cfg: RunConfig) -> dict:
         bytes=workload.bytes_moved(p, ITEMSIZE[case.dtype]),
         peak_gflops=dev.peak_for(case.dtype),
         mem_gbps=dev.mem_gbps,
+        stream_gbps=cfg.stream_gbps if dev.kind in HOST_MEMORY else None,
         peak_source=dev.peak_source,
         threads=backend.threads,
         compile_s=cfg.compile_s.get(backend.name),
@@ -175,6 +184,17 @@ def run(
                 on_row(row)
     add_ratios(rows, cfg.baseline)
     return rows
+
+
+def measure_stream(backends: list[Backend], cfg: RunConfig, mib: int = 128) -> None:
+    """cfg.stream_gbps = the median STREAM triad (GB/s, three streams of `mib` MiB, every core) measured now, when
+    a backend computes in host memory: the bandwidth a memory-bound kernel's GB/s is a percentage of (pct_stream),
+    measured in the same run because a shared VM's bandwidth drifts from run to run."""
+    if not any(b.device().kind in HOST_MEMORY for b in backends):
+        return
+    from hetero.cpu_probe import triad_gbps
+
+    cfg.stream_gbps = float(np.median(triad_gbps(mib, reps=5)))
 
 
 def warm_up(backends: list[Backend], cfg: RunConfig) -> None:

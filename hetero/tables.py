@@ -22,6 +22,7 @@ def _cells(r: dict) -> list[str]:
         _num(r.get("median_s") and r["median_s"] * 1e3, ".3f"),
         _num(r.get("gflops"), ".1f"),
         _num(r.get("pct_peak"), ".0f"),
+        _num(r.get("pct_stream"), ".0f"),
         _num(r.get("speedup"), ".2f"),
         _num(r.get("vs_best_peer"), ".2f"),
         TIMING_SHORT.get(r.get("timing"), r.get("timing") or "-"),
@@ -29,7 +30,19 @@ def _cells(r: dict) -> list[str]:
     ]
 
 
-HEADER = ["shape", "backend", "status", "median ms", "GFLOP/s", "% peak", "speedup", "vs peer", "timing", "rel err"]
+HEADER = [
+    "shape",
+    "backend",
+    "status",
+    "median ms",
+    "GFLOP/s",
+    "% peak",
+    "% STREAM",
+    "speedup",
+    "vs peer",
+    "timing",
+    "rel err",
+]
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
@@ -62,6 +75,7 @@ def format_table(rows: list[dict]) -> str:
         blocks.append("\n".join(out + notes))
     legend = (
         "timing: device = measured on the device's clock, wall = measured wall clock, MODELED = from a model; "
-        "ok~ = IQR/median > 10%"
+        "ok~ = IQR/median > 10%; % STREAM = the workload's bytes / median time, over the STREAM triad measured in this "
+        "run (host-memory devices; memory-bound kernels: a read-only stream can pass 100%)"
     )
     return "\n\n".join(blocks + [legend])

@@ -79,6 +79,7 @@ BENCH = {
     "gbps": Col(),
     # % of the device's stated peak; past 1000% it is no measurement (and planning refuses past 100%)
     "pct_peak": Col(hi=1000.0),
+    "pct_stream": Col(hi=1000.0),
     "baseline": TEXT,
     "speedup": POSITIVE,
     "best_peer": TEXT,
@@ -94,6 +95,7 @@ BENCH = {
     "bytes": Col(),
     "peak_gflops": POSITIVE,
     "mem_gbps": POSITIVE,
+    "stream_gbps": POSITIVE,
     "peak_source": TEXT,
     "threads": Col("integer", lo=1),
     "error": TEXT,

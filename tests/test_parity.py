@@ -227,3 +227,24 @@ def test_known_nonfinite_cases(backend, workload, params, spots):
     case = get(workload).case(params)
     ok, abs_err, rel_err = parity(backend, case, nonfinite=spots)
     assert ok, f"{backend} {case.workload} {case.shape} with {spots}: abs {abs_err:.3g}, rel {rel_err:.3g}"
+
+
+# The grouped direct kernel's paths (kernels/conv2d/numba_grouped.py): 3x3 at stride 1 over flattened planes (with
+# dilation along either axis, and several input channels a group), any other kernel or stride a row at a time.
+GROUPED = {
+    "dw3x3": dict(N=2, C=6, H=9, W=13, K=6, R=3, S=3, padding=1, groups=6),
+    "dw3x3-dilated": dict(N=1, C=3, H=11, W=10, K=6, R=3, S=3, padding=2, dilation=2, dilation_w=1, groups=3),
+    "grouped3x3": dict(N=2, C=8, H=7, W=19, K=12, R=3, S=3, padding=1, padding_w=0, groups=2),
+    "dw5x5": dict(N=1, C=4, H=12, W=9, K=4, R=5, S=5, padding=2, groups=4),
+    "dw3x3-s2": dict(N=2, C=5, H=15, W=17, K=5, R=3, S=3, stride=2, padding=1, stride_w=1, groups=5),
+}
+
+
+@pytest.mark.parametrize("backend", backend_params(exclude=("cupy", "torch-cuda")))
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_grouped_conv_paths_match_reference(backend, name):
+    case = get("conv2d").case(GROUPED[name])
+    if registry.get(backend).unsupported(case):
+        pytest.skip(registry.get(backend).unsupported(case))
+    ok, abs_err, rel_err = parity(backend, case)
+    assert ok, f"{backend} {case.shape}: max abs err {abs_err:.3g}, rel {rel_err:.3g}"

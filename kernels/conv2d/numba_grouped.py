@@ -1,9 +1,9 @@
 """Grouped conv2d and conv_transpose2d for the numba backend (groups > 1), NCHW, float32.
 
 Few channels per group (depthwise: one) make the per-group GEMMs too thin for sgemm, so conv2d with at most
-DIRECT_MAX_CG input channels per group is a direct convolution, our own Numba loops: the input is zero-padded
-once, then each (image, output channel) task sums its group's channels and taps, one output row at a time, the
-innermost loop running along the output row (contiguous when the W stride is 1, so LLVM vectorises it). More
+DIRECT_MAX_CG input channels per group is a direct convolution, our own Numba loops (_direct): each (image, group)
+task zero-pads its group's input planes into a buffer of its own, then sums each output channel from them, every
+innermost loop contiguous and indexed from 0 so that LLVM vectorises it. More
 channels per group, and every transposed convolution, run the dense kernels of numba_conv2d.py group by group
 on contiguous copies of the group's channels.
 """
@@ -19,29 +19,110 @@ from hetero.kernels.conv2d import numba_conv2d as dense
 DIRECT_MAX_CG = 16  # input channels per group up to which the direct kernel beats per-group GEMMs
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _row_taps(acc, src, w, k, c, r, sw, dw, Q):
+    """acc (Q,) += the S taps of weight row w[k, c, r] along the input row src, at W stride sw and dilation dw.
+    Stride 1 has loops of its own: with a unit stride LLVM knows the loads are contiguous and vectorises them."""
+    S = w.shape[3]
+    if S == 3 and sw == 1:  # the common 3-wide kernel: three taps a pass, acc loaded and stored once per three FMAs
+        w0, w1, w2 = w[k, c, r, 0], w[k, c, r, 1], w[k, c, r, 2]
+        s1, s2 = src[dw:], src[2 * dw :]
+        for q in range(Q):
+            acc[q] += w0 * src[q] + w1 * s1[q] + w2 * s2[q]
+        return
+    for s in range(S):
+        wv = w[k, c, r, s]
+        tap = src[s * dw :]
+        if sw == 1:
+            for q in range(Q):
+                acc[q] += wv * tap[q]
+        else:
+            for q in range(Q):
+                acc[q] += wv * tap[q * sw]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _pad_planes(x, n, c0, ph, pw, xp):
+    """xp (Cg, Hp, Wp) = planes c0.. of image n of x (N, C, H, W), zero-padded by ph rows and pw columns."""
+    Cg, Hp, Wp = xp.shape
+    H, W = x.shape[2], x.shape[3]
+    xp[:] = 0
+    for c in range(Cg):
+        for i in range(H):
+            src, dst = x[n, c0 + c, i], xp[c, ph + i, pw:]  # a slice from pw: see _plane3x3 on offsets
+            for j in range(W):
+                dst[j] = src[j]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _plane3x3(acc, plane, w, k, c, Wp, n, dh, dw, first, b):
+    """Stride 1, 3x3: acc[:n] = b + (first) or += the nine taps of w[k, c] over one zero-padded input plane. Plane
+    and acc are flattened with the padded row length Wp: output (p, q) is acc[p * Wp + q] and tap (r, s) reads the
+    constant offset r*dh*Wp + s*dw, so one loop of n = (P - 1)*Wp + Q iterations covers the plane (the Wp - Q
+    columns past each row's end are computed and dropped). A loop along one output row (56 long, say) would leave
+    LLVM's vector loop a remainder as long as itself, done in scalars."""
+    w00, w01, w02 = w[k, c, 0, 0], w[k, c, 0, 1], w[k, c, 0, 2]
+    w10, w11, w12 = w[k, c, 1, 0], w[k, c, 1, 1], w[k, c, 1, 2]
+    w20, w21, w22 = w[k, c, 2, 0], w[k, c, 2, 1], w[k, c, 2, 2]
+    # One slice per tap, each indexed from 0: an index i + offset could be negative as far as Numba knows, and its
+    # wrap-around test in the loop stops LLVM from vectorising it.
+    r1, r2 = dh * Wp, 2 * dh * Wp
+    a0, a1, a2 = plane, plane[dw:], plane[2 * dw :]
+    b0, b1, b2 = plane[r1:], plane[r1 + dw :], plane[r1 + 2 * dw :]
+    c0, c1, c2 = plane[r2:], plane[r2 + dw :], plane[r2 + 2 * dw :]
+    if first:
+        for i in range(n):
+            acc[i] = b
+    for i in range(n):
+        acc[i] += (w00 * a0[i] + w01 * a1[i] + w02 * a2[i] + w10 * b0[i] + w11 * b1[i]) + (
+            w12 * b2[i] + w20 * c0[i] + w21 * c1[i] + w22 * c2[i]
+        )
+
+
+@numba.njit(fastmath=True, cache=True)
+def _channel(xp, w, k, b, sh, sw, dh, dw, acc, o):
+    """o (P, Q) = output channel k from its group's padded planes xp (Cg, Hp, Wp): 3x3 at stride 1 a plane at a
+    time (_plane3x3, acc (P * Wp,)), any other kernel or stride one output row at a time (_row_taps, acc (Q,))."""
+    P, Q = o.shape
+    Cg, Hp, Wp = xp.shape
+    R = w.shape[2]
+    if R == 3 and w.shape[3] == 3 and sh == 1 and sw == 1:
+        flat = xp.reshape(Cg, Hp * Wp)
+        for c in range(Cg):
+            _plane3x3(acc, flat[c], w, k, c, Wp, (P - 1) * Wp + Q, dh, dw, c == 0, b)
+        for p in range(P):
+            row, src = o[p], acc[p * Wp :]
+            for q in range(Q):
+                row[q] = src[q]
+        return
+    for p in range(P):
+        for q in range(Q):
+            acc[q] = b
+        for c in range(Cg):
+            for r in range(R):
+                _row_taps(acc, xp[c, p * sh + r * dh], w, k, c, r, sw, dw, Q)
+        for q in range(Q):
+            o[p, q] = acc[q]
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
-def _direct(xp, w, bias, sh, sw, dh, dw, groups, out):
-    """xp (N, C, Hp, Wp) zero-padded input, w (K, C/groups, R, S), bias (K,), out (N, K, P, Q)."""
-    N = xp.shape[0]
-    K, Cg, R, S = w.shape
+def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
+    """x (N, C, H, W), w (K, C/groups, R, S), bias (K,), out (N, K, P, Q). One task per (image, group): its C/groups
+    input planes are zero-padded into a task-local (C/groups, H + 2ph, W + 2pw) buffer (in L2, so the input is read
+    from memory once and no padded copy of the whole input is written), then each of the group's output channels
+    is summed from it one output row at a time (_channel)."""
+    N, C, H, W = x.shape
+    K, Cg = w.shape[0], w.shape[1]
     P, Q = out.shape[2], out.shape[3]
     kg = K // groups
-    for t in prange(N * K):
-        n, k = t // K, t % K
-        c0 = (k // kg) * Cg
-        o = out[n, k]
-        for p in range(P):
-            row = o[p]
-            for q in range(Q):
-                row[q] = bias[k]
-            for c in range(Cg):
-                for r in range(R):
-                    src = xp[n, c0 + c, p * sh + r * dh]
-                    for s in range(S):
-                        wv = w[k, c, r, s]
-                        off = s * dw
-                        for q in range(Q):
-                            row[q] += wv * src[off + q * sw]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    for t in prange(N * groups):
+        n, g = t // groups, t % groups
+        xp = np.empty((Cg, Hp, Wp), np.float32)
+        _pad_planes(x, n, g * Cg, ph, pw, xp)
+        acc = np.empty(max(P * Wp, Q), np.float32)
+        for k in range(g * kg, (g + 1) * kg):
+            _channel(xp, w, k, bias[k], sh, sw, dh, dw, acc, out[n, k])
 
 
 def conv2d(x, w, bias, stride, padding, dilation, groups, out):
@@ -49,9 +130,7 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, out):
     K, Cg = w.shape[0], w.shape[1]
     b = dense._bias_or_zeros(bias, K)
     if Cg <= DIRECT_MAX_CG:
-        (ph, pw) = padding
-        xp = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))))
-        _direct(xp, w, b, stride[0], stride[1], dilation[0], dilation[1], groups, out)
+        _direct(x, w, b, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups, out)
         return
     kg = K // groups
     part = np.empty((out.shape[0], kg) + out.shape[2:], np.float32)
