@@ -7,8 +7,8 @@ value row (R axpys of length Dv). No BLAS call: at R <= DECODE_ROWS a GEMM call 
 the products. The (R, S) scores stay in the task's buffer between the two streams (S floats a row, in L2).
 Same rules as numba_attention.py, in the same log2 units: an additive mask in log2 units (_MASKED for -inf) is
 added to the scores; a row with a NaN or +inf score is NaN, a row that sees only -inf (masked-out) scores has
-probabilities 0, and poisoned value columns are added. Compiled without the no-NaN/no-inf assumptions
-(_IEEE_FAST), which still lets LLVM vectorise the reductions along D.
+probabilities 0, and a NaN or inf value poisons its column through the products themselves. Compiled without
+the no-NaN/no-inf assumptions (_IEEE_FAST), which still lets LLVM vectorise the reductions along D.
 """
 
 from __future__ import annotations
@@ -44,29 +44,73 @@ def _probabilities(s, r, S):
     return _ONE / total
 
 
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _scores(qs, kb, s):
+    """s (R, S) = qs (R, D) @ kb (S, D)^T, K streamed once: each key row meets four query rows at a time (four
+    dot products share its loads, and their four reductions overlap), then the rows left over one at a time."""
+    R, D = qs.shape
+    for j in range(kb.shape[0]):
+        krow = kb[j]
+        r = 0
+        while r + 4 <= R:
+            q0, q1, q2, q3 = qs[r], qs[r + 1], qs[r + 2], qs[r + 3]
+            a0 = a1 = a2 = a3 = _ZERO
+            for d in range(D):
+                kd = krow[d]
+                a0 += q0[d] * kd
+                a1 += q1[d] * kd
+                a2 += q2[d] * kd
+                a3 += q3[d] * kd
+            s[r, j], s[r + 1, j], s[r + 2, j], s[r + 3, j] = a0, a1, a2, a3
+            r += 4
+        for rr in range(r, R):
+            qr = qs[rr]
+            acc = _ZERO
+            for d in range(D):
+                acc += qr[d] * krow[d]
+            s[rr, j] = acc
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _weighted_values(s, vb, o):
+    """o (R, Dv) = s (R, S) @ vb (S, Dv), V streamed once, four value rows a pass so each output row is loaded
+    and stored once per four FMAs. Every probability is finite (NaN rows were zeroed), so a NaN or inf value
+    makes its column non-finite in every row by itself (p * inf is inf or, at p = 0, NaN), as in the reference."""
+    R = s.shape[0]
+    S, Dv = vb.shape
+    j = 0
+    while j + 4 <= S:
+        v0, v1, v2, v3 = vb[j], vb[j + 1], vb[j + 2], vb[j + 3]
+        for r in range(R):
+            p0, p1, p2, p3 = s[r, j], s[r, j + 1], s[r, j + 2], s[r, j + 3]
+            orow = o[r]
+            for d in range(Dv):
+                orow[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d])
+        j += 4
+    for jj in range(j, S):
+        vrow = vb[jj]
+        for r in range(R):
+            p = s[r, jj]
+            orow = o[r]
+            for d in range(Dv):
+                orow[d] += p * vrow[d]
+
+
 @numba.njit(parallel=True, fastmath=_IEEE_FAST, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _decode(q, k, v, mask, has_mask, out, scale):
     """q (B, Hkv, R, D) query rows per key/value head, k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, R, S)
-    in log2 units (read only when has_mask), out (B, Hkv, R, Dv). Value columns holding a NaN or inf are found
-    while V streams past (poison), not in a pass of their own."""
+    in log2 units (read only when has_mask), out (B, Hkv, R, Dv). One task per (batch, key/value head)."""
     B, Hkv, R, D = q.shape
     S, Dv = k.shape[2], v.shape[3]
     qscale = np.float32(scale * _LOG2E)
     for t in prange(B * Hkv):
         b, h = t // Hkv, t % Hkv
-        kb, vb = k[b, h], v[b, h]
         qs = np.empty((R, D), np.float32)
         for r in range(R):
             for d in range(D):
                 qs[r, d] = q[b, h, r, d] * qscale
         s = np.empty((R, S), np.float32)
-        for j in range(S):  # stream K once
-            krow = kb[j]
-            for r in range(R):
-                acc = _ZERO
-                for d in range(D):
-                    acc += qs[r, d] * krow[d]
-                s[r, j] = acc
+        _scores(qs, k[b, h], s)
         if has_mask:
             mrows = mask[b % mask.shape[0], h % mask.shape[1]]
             for r in range(R):
@@ -78,19 +122,10 @@ def _decode(q, k, v, mask, has_mask, out, scale):
             if not inv[r] < np.inf:  # NaN row: its probabilities take no part
                 s[r, :S] = _ZERO
         o = np.zeros((R, Dv), np.float32)
-        poison = np.zeros(Dv, np.float32)  # NaN where the column holds a NaN or inf (0 * inf is NaN), else 0
-        for j in range(S):  # stream V once
-            vrow = vb[j]
-            for d in range(Dv):
-                if not abs(vrow[d]) < np.inf:
-                    poison[d] = _NAN
-            for r in range(R):
-                p = s[r, j]
-                for d in range(Dv):
-                    o[r, d] += p * vrow[d]
+        _weighted_values(s, v[b, h], o)
         for r in range(R):
             for d in range(Dv):
-                out[b, h, r, d] = o[r, d] * inv[r] + poison[d]
+                out[b, h, r, d] = o[r, d] * inv[r]
 
 
 def stack_mask(mask, H: int, Hkv: int, L: int):
