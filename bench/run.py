@@ -18,7 +18,7 @@ from hetero.blas_env import avx2_on_avx512_note, blas_report
 from hetero.errors import HeteroError, choices
 from hetero.memory import case_bytes, check_fits
 from hetero.results import metadata, write_metadata, write_rows, write_samples
-from hetero.runner import COLUMNS, RunConfig, measure_stream, run, warm_up
+from hetero.runner import COLUMNS, RunConfig, run, warm_up
 from hetero.tables import format_table
 from hetero.timing import WARMUP_S
 from hetero.workloads import DTYPES, WORKLOADS, get
@@ -169,6 +169,7 @@ def _run(argv=None) -> int:
         seed=args.seed,
         budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
         warmup_s=0.01 if args.quick else WARMUP_S,
+        stream_mib=32 if args.quick else 128,
     )
     folder = out.create()
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
@@ -194,7 +195,6 @@ def _run(argv=None) -> int:
     for c in cases:
         by_workload.setdefault(c.workload, []).append(c)
     for group in by_workload.values():  # one write per workload: an interrupt keeps every finished workload
-        measure_stream(backends, cfg, 32 if args.quick else 128)
         rows += run(group, backends, cfg, on_row)
         write_samples(folder / "samples.csv", rows)
         write_rows(folder / "bench.csv", rows, COLUMNS)

@@ -74,7 +74,8 @@ class RunConfig:
     min_reps: int = MIN_REPS
     seed: int = 0
     strict: bool = False
-    stream_gbps: float | None = None  # STREAM triad measured in this run (measure_stream), for host-memory rows
+    stream_mib: int = 0  # MiB per STREAM-triad array measured before each case (0: none; measure_stream)
+    stream_gbps: float | None = None  # the last such measurement, for host-memory rows
     compile_s: dict = field(default_factory=dict)  # backend -> seconds spent in warmup() (JIT), filled by run
     warmup_errors: dict = field(default_factory=dict)  # backend -> why its warm-up failed
 
@@ -177,6 +178,7 @@ def run(
         workload = get(case.workload)
         inputs = workload.make_inputs(case, cfg.seed)
         ref = workload.reference(case, inputs)  # float64, once per case
+        measure_stream(backends, cfg)
         for backend in backends:
             row = run_one(case, backend, inputs, ref, cfg)
             rows.append(row)
@@ -186,15 +188,15 @@ def run(
     return rows
 
 
-def measure_stream(backends: list[Backend], cfg: RunConfig, mib: int = 128) -> None:
-    """cfg.stream_gbps = the median STREAM triad (GB/s, three streams of `mib` MiB, every core) measured now, when
-    a backend computes in host memory: the bandwidth a memory-bound kernel's GB/s is a percentage of (pct_stream),
-    measured in the same run because a shared VM's bandwidth drifts from run to run."""
-    if not any(b.device().kind in HOST_MEMORY for b in backends):
+def measure_stream(backends: list[Backend], cfg: RunConfig) -> None:
+    """cfg.stream_gbps = the median STREAM triad (GB/s, three streams of cfg.stream_mib MiB, every core) measured
+    now, when a backend computes in host memory: the bandwidth a memory-bound kernel's GB/s is a percentage of
+    (pct_stream), measured next to each case because a shared VM's bandwidth drifts within a run."""
+    if not cfg.stream_mib or not any(b.device().kind in HOST_MEMORY for b in backends):
         return
     from hetero.cpu_probe import triad_gbps
 
-    cfg.stream_gbps = float(np.median(triad_gbps(mib, reps=5)))
+    cfg.stream_gbps = float(np.median(triad_gbps(cfg.stream_mib, reps=5)))
 
 
 def warm_up(backends: list[Backend], cfg: RunConfig) -> None:

@@ -71,6 +71,11 @@ def test_quick_run_writes_a_pandas_loadable_file_and_prints_a_table(tmp_path):
         "timing",
     } <= set(df.columns)
     assert set(df[df.backend == "null"].timing) == {"modeled"}
+    # % of the STREAM triad measured in the run: for rows in host memory (numpy), not for the null device
+    host, null = df[df.backend == "numpy"], df[df.backend == "null"]
+    assert (host.stream_gbps > 0).all() and (host.pct_stream > 0).all() and null.pct_stream.isna().all()
+    assert (host.pct_stream - 100 * host.bytes / host.median_s / 1e9 / host.stream_gbps).abs().max() < 1e-6
+    assert "% STREAM" in r.stdout
     meta = (tmp_path / "t" / "meta.json").read_text()
     assert '"complete": true' in meta and '"libraries"' in meta and '"git_commit"' in meta
     meta = json.loads(meta)
