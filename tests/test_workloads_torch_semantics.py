@@ -33,8 +33,8 @@ def same_as_torch(torch_fn, workload, backend="numpy", **kwargs):
         return f"refused: {exc}"
     try:
         got = hetero.run(workload, backend=backend, **kwargs)
-    except HeteroError as exc:  # torch's transposed conv returns an empty output of size 0 for a batch > 1 but
-        # refuses it for batch 1 ("Output size is too small"); hetero refuses both alike
+    except HeteroError as exc:  # an empty transposed-conv output that torch hands to oneDNN only because it runs
+        # on several threads (1x1 kernel, stride 1, batch 2-15): hetero refuses it, as torch does on one thread
         assert want.size == 0 and "leaves no output" in str(exc), str(exc)
         return "refused where torch returned an empty output"
     assert got.shape == want.shape
@@ -101,6 +101,7 @@ def test_attention_matches_torch_or_both_refuse(kw):
         (dict(key=np.ones((2, 4, 5, 7), np.float32)), "key head size 7"),
         (dict(query=np.ones((2, 4, 3, 8))), "operands must share one dtype"),
         (dict(scale=float("nan")), "must be a finite number"),
+        (dict(scale=float("-inf")), "must be a finite number"),
     ],
 )
 def test_attention_refusals_name_the_argument(kw, match):
@@ -109,6 +110,34 @@ def test_attention_refusals_name_the_argument(kw, match):
     with pytest.raises(HeteroError, match=match) as info:
         hetero.run("attention", **args)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(is_causal=True), dict(scale=3.0), dict(attn_mask="float")],
+    ids=["plain", "causal", "scale", "mask"],
+)
+def test_attention_head_size_zero_runs_as_in_torch(backend, kw):
+    """E=0: PyTorch's scores are empty dot products, 0 whatever the scale; the output averages the values."""
+    rng = np.random.default_rng(2)
+    if kw.get("attn_mask") == "float":
+        kw = dict(attn_mask=rand(rng, (3, 5)))
+    args = dict(query=rand(rng, (2, 4, 3, 0)), key=rand(rng, (2, 4, 5, 0)), value=rand(rng, (2, 4, 5, 6))) | kw
+    assert same_as_torch(F.scaled_dot_product_attention, "attention", backend=backend, **args) == "ran"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("L", [3, 1], ids=["flash", "decode"])
+def test_attention_very_negative_additive_mask_as_in_torch(backend, L):
+    """Finite mask values far below -1e29 weigh as PyTorch weighs them (only -inf is a False of a boolean mask):
+    rows whose every finite value lies out there, -inf and the float32 minimum beside them."""
+    rng = np.random.default_rng(4)
+    mask = rand(rng, (L, 5)) * np.float32(1e36) - np.float32(1e35)
+    mask[0, 1] = -np.inf
+    mask[-1] = [-1e35, -1e35, -np.inf, -3e38, -2e35]
+    args = dict(query=rand(rng, (2, 4, L, 8)), key=rand(rng, (2, 4, 5, 8)), value=rand(rng, (2, 4, 5, 6)))
+    assert same_as_torch(F.scaled_dot_product_attention, "attention", backend=backend, attn_mask=mask, **args) == "ran"
 
 
 def test_attention_fully_masked_rows_give_zero_as_in_torch():
@@ -174,6 +203,22 @@ def test_conv2d_matches_torch_or_both_refuse(kw):
 @given(kw=conv_args(True))
 def test_conv_transpose2d_matches_torch_or_both_refuse(kw):
     same_as_torch(F.conv_transpose2d, "conv_transpose2d", **kw)
+
+
+@pytest.mark.parametrize(
+    "n,weight,kw,expect",
+    [
+        (2, (2, 3, 2, 2), dict(padding=1), "ran"),  # batch > 1: oneDNN returns (2, 3, 0, 0)
+        (3, (2, 3, 4, 4), dict(padding=(2, 0)), "ran"),  # (3, 3, 0, 4)
+        (1, (2, 2, 2, 2), dict(padding=1, groups=2), "ran"),  # batch 1 with groups: oneDNN too
+        (1, (2, 3, 2, 2), dict(padding=1), "refused"),  # batch 1, no groups, 2x2: PyTorch's own kernel refuses
+        (2, (2, 3, 2, 2), dict(padding=2), "refused"),  # a negative size: refused at any batch
+    ],
+)
+def test_conv_transpose2d_empty_output_as_in_torch(n, weight, kw, expect):
+    rng = np.random.default_rng(5)
+    args = dict(input=rand(rng, (n, 2, 1, 1)), weight=rand(rng, weight), stride=1, **kw)
+    assert same_as_torch(F.conv_transpose2d, "conv_transpose2d", **args).split(":")[0] == expect
 
 
 def test_conv_counts_divide_by_groups():

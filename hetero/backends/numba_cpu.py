@@ -8,7 +8,6 @@ import numpy as np
 
 from hetero.backends.base import ALL, Backend, Device, HostKernel
 from hetero.devices import cpu_device
-from hetero.errors import HeteroError
 from hetero.threads import set_blas_threads, set_numba_threads
 from hetero.workloads import get
 from hetero.workloads.attention import scale_of
@@ -67,11 +66,6 @@ class NumbaBackend(Backend):
     @staticmethod
     def _attention(mod, case, inputs):
         scale, mask = scale_of(case, inputs.get("scale")), inputs.get("attn_mask")
-        if mask is not None and bool(((mask < mod.MASK_FLOOR) & np.isfinite(mask)).any()):
-            raise HeteroError(
-                f"numba: attn_mask values below {mod.MASK_FLOOR:g} (other than -inf) are not "
-                "supported (the kernel would take them for -inf)"
-            )
         return lambda o: mod.attention(
             inputs["query"], inputs["key"], inputs["value"], o, scale, bool(case.p["causal"]), mask
         )

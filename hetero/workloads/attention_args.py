@@ -116,7 +116,8 @@ def bind(
         raise HeteroError("attention: attn_mask must not be set when is_causal=True (PyTorch refuses both)")
     if scale is not None and (
         isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale)
-    ):
+    ):  # PyTorch takes NaN and inf, but what it returns then depends on which of its kernels runs (its math path
+        # folds sqrt(scale) into q and k, its CPU flash path scales q.k): there is no one answer to match
         raise HeteroError(f"attention: scale={scale!r} must be a finite number or None")
     L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     if k.shape[-1] != E:
@@ -129,10 +130,12 @@ def bind(
     H = batch[-1] if batch else 1
     if 0 in out_shape or S == 0:  # nothing attended: PyTorch returns zeros (or an empty tensor)
         return None, {}, out_shape
+    if E == 0:  # PyTorch's scores are empty dot products, 0 whatever the scale: the case runs as E = 1 with zero
+        # query and key at scale 1, which gives every backend the same 0 scores (mask added)
+        q, k, scale, E = np.zeros(q.shape[:-1] + (1,), q.dtype), np.zeros(k.shape[:-1] + (1,), k.dtype), 1.0, 1
     qn = np.ascontiguousarray(np.broadcast_to(q, batch + (L, E)), np.float32).reshape(-1, H, L, E)
-    if E == 0:
-        raise HeteroError(f"attention: query and key head size E=0 is not supported (query {q.shape})")
-    inputs = {"query": qn, "key": _kv(k, batch, hkv), "value": _kv(v, batch, hkv), "attn_mask": mask, "scale": scale}
+    kn = _kv(k, batch, hkv)
+    inputs = {"query": qn, "key": kn, "value": _kv(v, batch, hkv), "attn_mask": mask, "scale": scale}
     params = dict(
         B=qn.shape[0],
         H=H,

@@ -71,6 +71,22 @@ def _out_channels(name: str, C: int, wshape: tuple, g: int, transposed: bool) ->
     return wshape[0]
 
 
+def _empty_as_onednn(wl, p: dict, opts: dict) -> bool:
+    """A transposed conv whose output is 0 rows or columns (not fewer) is an empty tensor where PyTorch (float32,
+    CPU) hands it to oneDNN, and "Output size is too small" where its own kernel runs. oneDNN gets it, whatever
+    the thread count (its rule in ConvParams::use_mkldnn), when output_padding < stride on both axes, the conv is
+    strided, dilated, has a batch of 16 or a kernel other than 1x1, and it has groups, a kernel over 3x3, a
+    batch over 1 or more than 20480 input values. opts: the (h, w) pairs of stride, dilation, output_padding."""
+    P, Q = wl.out_hw(p)
+    st, dil, op = opts["stride"], opts["dilation"], opts["output_padding"]
+    if min(P, Q) != 0 or any(o >= s for o, s in zip(op, st)):
+        return False
+    N, R, S = p["N"], p["R"], p["S"]
+    if not (max(st) > 1 or max(dil) > 1 or N >= 16 or (R, S) != (1, 1)):
+        return False
+    return p["groups"] > 1 or (R > 3 and S > 3) or N > 1 or N * p["C"] * p["H"] * p["W"] > 20480
+
+
 def bind(
     wl, input=None, weight=None, bias=None, stride=1, padding=0, dilation=1, groups=1, output_padding=None, **extra
 ):
@@ -118,6 +134,9 @@ def bind(
         if min(P, Q) < 0:
             raise HeteroError(f"{wl.name}: padding {pad} leaves a negative output size ({P}, {Q})")
         shape = (params["N"], params["K"], P, Q)
+        return None, {}, shape[1:] if unbatched else shape
+    if transposed and _empty_as_onednn(wl, params, opts):
+        shape = (params["N"], K, *wl.out_hw(params))
         return None, {}, shape[1:] if unbatched else shape
     wl.validate(params)  # the output fits: PyTorch's "kernel size can't be greater than input" and friends
     f32 = {

@@ -54,7 +54,8 @@ BK_DIAG = 64  # causal: key block width across the diagonal, where part of each 
 MIN_TASKS = 8  # BQ is shrunk (down to 32) until there are this many tasks, so small inputs keep both cores busy
 
 _MASKED = np.float32(-3e38)  # a masked-out score (log2 units): exp2 of it minus any running max is ~0
-MASK_FLOOR = -1e29  # finite mask values below this would be taken for -inf: the backend refuses them
+# A mask row whose largest finite value (log2 units) is below MASK_FLOOR is shifted up to it (log2_mask).
+MASK_FLOOR = -1e29
 
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True)
@@ -208,11 +209,20 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
 
 
 def log2_mask(mask):
-    """The additive float32 mask (Bm, Hm, L, S) in the kernel's log2 units, -inf as _MASKED; None -> a dummy."""
+    """The additive float32 mask (Bm, Hm, L, S) in the kernel's log2 units, -inf as _MASKED; None -> a dummy.
+
+    The kernels take a row whose running max stays at _NEG_BIG (-1e30) for one that saw only -inf, so a row whose
+    finite values all lie below MASK_FLOOR is shifted (softmax does not change when a row moves as a whole) until
+    its largest is MASK_FLOOR: still so far below 0 that float32 drops the scores added to it, as the reference
+    (float64) and PyTorch do at such values, and every difference between two float32 mask values that far out
+    is kept. Values more than 1e38 below their row's largest are clipped to -1e38: they take no weight either way."""
     if mask is None:
         return np.zeros((1, 1, 1, 1), np.float32)
-    scaled = np.maximum(mask.astype(np.float32) * np.float32(_LOG2E), np.float32(-1e38))
-    return np.ascontiguousarray(np.where(np.isneginf(mask), _MASKED, scaled), np.float32)
+    m = mask.astype(np.float64) * _LOG2E
+    top = np.where(np.isfinite(m), m, -np.inf).max(axis=-1, keepdims=True)  # (Bm, Hm, L, 1)
+    m += np.where(np.isfinite(top) & (top < MASK_FLOOR), MASK_FLOOR - top, 0.0)
+    m = np.maximum(m, -1e38)
+    return np.ascontiguousarray(np.where(np.isneginf(mask), _MASKED, m), np.float32)
 
 
 def attention(q, k, v, out, scale, is_causal, mask=None):
