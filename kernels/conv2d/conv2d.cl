@@ -1,4 +1,4 @@
-// conv2d / conv_transpose2d helpers, float32, NCHW, groups=1; stride, padding and dilation along H and W
+// conv2d / conv_transpose2d helpers, float32, NCHW; stride, padding and dilation along H and W
 // (#defines ST_H, ST_W, PAD_H, PAD_W, DIL_H, DIL_W, and the kernel size R, S). Convolutions are lowered onto a GEMM:
 //   conv2d:            out_n (K, P*Q)  = W (K, C*R*S)    @ cols_n (C*R*S, P*Q)   cols = im2col(x_n)
 //   conv_transpose2d:  cols_n (K*R*S, H*W) = W^T (K*R*S, C) @ x_n (C, H*W)       out_n = col2im(cols_n)
@@ -50,3 +50,30 @@ __kernel void col2im_f32(__global const float* restrict cols, __global float* re
   }
   out[((long)n * K + k) * Ho * Wo + oyx] = acc;
 }
+
+// direct_grouped_f32: out (N, K, P, Q) = conv2d of x (N, C, H, W) with grouped weights w (K, CG, R, S), for few
+// input channels a group (#define CG; KG = K / groups): each output sums its group's CG*R*S taps, no GEMM and
+// none of the zero blocks of the dense form. Padded taps multiply 0, as the reference does (0 * inf is NaN).
+// Work-item (q, p, n*K + k): consecutive q are consecutive outputs, the dimension the compiler vectorises.
+#ifdef CG
+__kernel void direct_grouped_f32(__global const float* restrict x, __global const float* restrict w,
+                                 __global float* restrict out, int C, int H, int W, int K, int P, int Q) {
+  int q = get_global_id(0), p = get_global_id(1), nk = get_global_id(2);
+  if (q >= Q) return;
+  int n = nk / K, k = nk % K;
+  __global const float* xg = x + ((long)n * C + (k / KG) * CG) * H * W;
+  __global const float* wk = w + (long)k * CG * R * S;
+  float acc = 0.0f;
+  for (int c = 0; c < CG; c++) {
+    for (int r = 0; r < R; r++) {
+      int y = p * ST_H - PAD_H + r * DIL_H;
+      for (int s = 0; s < S; s++) {
+        int xx = q * ST_W - PAD_W + s * DIL_W;
+        float xv = (y >= 0 && y < H && xx >= 0 && xx < W) ? xg[((long)c * H + y) * W + xx] : 0.0f;
+        acc += wk[(c * R + r) * S + s] * xv;
+      }
+    }
+  }
+  out[((long)nk * P + p) * Q + q] = acc;
+}
+#endif

@@ -3,8 +3,9 @@
 conv2d: im2col written straight into the GEMM's packed-B panels (pack_im2col_f32), weights (K, C*R*S) as A.
 conv_transpose2d: cols_n (K*R*S, H*W) = W^T @ x_n by the GEMM, then col2im_f32 gathers each output pixel.
 The workloads' presets have no bias; a bias is refused with a message rather than silently ignored.
-groups > 1 runs as the dense convolution with block-diagonal weights (dense_weight): exact, at groups times the
-multiply-adds of a grouped kernel, and timed as such.
+conv2d with groups > 1 and at most DIRECT_MAX_CG input channels a group (depthwise, ResNeXt) is a direct
+convolution (direct_grouped_f32); other grouped convs run as the dense convolution with block-diagonal weights
+(dense_weight): exact, at groups times the multiply-adds of a grouped kernel, and timed as such.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hetero.workloads import get
 from hetero.workloads.conv2d import hw
 
 SOURCE = Path(__file__).with_name("conv2d.cl")
+DIRECT_MAX_CG = 16  # input channels a group up to which grouped conv2d is direct, not a block-diagonal GEMM
 
 
 def defines(p: dict) -> dict:
@@ -70,6 +72,15 @@ def _conv2d(rt, case, x, w, out):
     return enqueue
 
 
+def _direct_grouped(rt, case, x, w, out):
+    p = case.p
+    N, C, H, W, K = (p[d] for d in "NCHWK")
+    P, Q = get(case.workload).out_hw(p)
+    prg = rt.program(SOURCE, defines(p) | dict(CG=C // p["groups"], KG=K // p["groups"]))
+    sizes = (np.int32(C), np.int32(H), np.int32(W), np.int32(K), np.int32(P), np.int32(Q))
+    return lambda: [ocl.launch(rt, prg.direct_grouped_f32, (Q, P, N * K), None, x, w, out, *sizes)]
+
+
 def _conv_transpose2d(rt, case, x, w, out):
     p = case.p
     N, C, H, W, K = (p[d] for d in "NCHWK")
@@ -106,8 +117,10 @@ def prepare(rt: ocl.Runtime, case, inputs: dict):
         raise HeteroError(f"opencl {case.workload}: bias is not supported yet (pass bias=None)")
     shape = get(case.workload).out_shape(case.p)
     groups = case.p.get("groups", 1)
+    direct = case.workload == "conv2d" and groups > 1 and case.p["C"] // groups <= DIRECT_MAX_CG
     x = rt.buffer(inputs["input"])
-    w = rt.buffer(dense_weight(inputs["weight"], groups, case.workload == "conv_transpose2d"))
+    wt = inputs["weight"] if direct else dense_weight(inputs["weight"], groups, case.workload == "conv_transpose2d")
+    w = rt.buffer(np.ascontiguousarray(wt, np.float32))
     out = rt.buffer(nbytes=int(np.prod(shape)) * 4)
-    make = _conv2d if case.workload == "conv2d" else _conv_transpose2d
+    make = _direct_grouped if direct else _conv2d if case.workload == "conv2d" else _conv_transpose2d
     return make(rt, case, x, w, out), out, shape
