@@ -22,6 +22,19 @@ __kernel void transpose_k_f32(__global const float* restrict K, __global float* 
   Kt[((long)bh * D + d) * Sp + j] = j < S ? K[((long)bh * S + j) * D + d] : 0.0f;
 }
 
+// transpose8_k_f32: the same transpose in 8x8 blocks (D a multiple of 8, Sp of 8 already): work-item (jb, db, bh)
+// reads 8 consecutive values of 8 key rows as float8 and writes them as float8 runs of 8 keys, so neither side
+// of the copy is a strided access of single floats (the simple kernel above reads K a float per row).
+__kernel void transpose8_k_f32(__global const float* restrict K, __global float* restrict Kt, int S, int Sp) {
+  int j0 = get_global_id(0) * 8, d0 = get_global_id(1) * 8, bh = get_global_id(2);
+  float b[8][8];
+  for (int t = 0; t < 8; t++)
+    vstore8(j0 + t < S ? vload8(0, K + ((long)bh * S + j0 + t) * D + d0) : (float8)(0.0f), 0, b[t]);
+  __global float* dst = Kt + ((long)bh * D + d0) * Sp + j0;
+  for (int u = 0; u < 8; u++)
+    vstore8((float8)(b[0][u], b[1][u], b[2][u], b[3][u], b[4][u], b[5][u], b[6][u], b[7][u]), 0, dst + (long)u * Sp);
+}
+
 // value_poison_f32: P (B*Hkv, DVAL) = NaN where column d of key/value head bhk's V (S, DVAL) holds a NaN or inf,
 // else 0. The reference multiplies every value row by its probability, masked keys included, and 0 * inf is NaN:
 // such a column is non-finite in every output row of the query heads reading it. Tested on the bits, which

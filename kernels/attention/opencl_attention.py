@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hetero import opencl_util as ocl
+from hetero.kernels.attention.numba_decode import DECODE_ROWS, stack_mask
 from hetero.workloads.attention import scale_of, shape_of
 
 SOURCE = Path(__file__).with_name("attention.cl")
@@ -51,7 +52,12 @@ class Attention:
         ls = self.L * self.S
         hm_stride = ls if mask_shape[1] > 1 else 0
         bm_stride = mask_shape[1] * ls if mask_shape[0] > 1 else 0
-        et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.bhk), None, k, self.kt, S, Sp)
+        if self.D % 8 == 0:
+            et = ocl.launch(
+                self.rt, self.prg.transpose8_k_f32, (self.Sp // 8, self.D // 8, self.bhk), None, k, self.kt, S, Sp
+            )
+        else:
+            et = ocl.launch(self.rt, self.prg.transpose_k_f32, (self.Sp, self.D, self.bhk), None, k, self.kt, S, Sp)
         ep = ocl.launch(self.rt, self.prg.value_poison_f32, (self.bhk,), (1,), v, self.poison, S)
         ea = ocl.launch(
             self.rt,
@@ -102,8 +108,15 @@ def prepare(rt: ocl.Runtime, case, inputs: dict):
     B, H, Hkv, L, S, D, Dv = shape_of(case.p)
     q, k, v = (rt.buffer(inputs[n]) for n in ("query", "key", "value"))  # (B, H, L, D), (B, Hkv, S, D|Dv)
     o = rt.buffer(nbytes=B * H * L * Dv * 4)
-    att = Attention(rt, B * H, S, D, L=L, H=H, Hkv=Hkv, Dv=Dv)
-    scale = scale_of(case, inputs.get("scale"))
     m = inputs.get("attn_mask")  # (Bm, Hm, L, S) additive, -inf where masked out
+    config, Hq, Lq = None, H, L
+    if not case.p["causal"] and H // Hkv * L <= DECODE_ROWS:
+        # Decoding: the H/Hkv query heads of a key/value head become the rows of one work-item, (B, Hkv, rows, D)
+        # is the same memory as (B, H, L, D), and BQ fits the rows: K and V are read once, no row is padding.
+        Hq, Lq = Hkv, H // Hkv * L
+        config = dict(BQ=1 << (Lq - 1).bit_length())
+        m = stack_mask(m, H, Hkv, L)
+    att = Attention(rt, B * Hq, S, D, config, L=Lq, H=Hq, Hkv=Hkv, Dv=Dv)
+    scale = scale_of(case, inputs.get("scale"))
     mbuf, mshape = (None, (1, 1)) if m is None else (rt.buffer(np.ascontiguousarray(m, np.float32)), m.shape[:2])
     return (lambda: att.enqueue(q, k, v, o, scale, bool(case.p["causal"]), mbuf, mshape)), o, (B, H, L, Dv)
