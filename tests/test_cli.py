@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from hetero.errors import HeteroError
 from hetero.results import read_rows, read_samples
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,3 +168,17 @@ def test_a_sigterm_ends_a_program_as_an_interruption():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 130 and "cleaned up" in out.stdout
     assert out.stderr.strip() == "demo: interrupted; files already written are complete"
+
+
+def test_one_run_takes_presets_of_several_workloads():
+    """--preset names from different workloads: each workload runs its own (the speed targets' one run)."""
+    from bench.run import parser, pick_cases
+
+    args = parser().parse_args(["--workload", "attention,conv2d", "--preset", "llama3-8b-decode,resnext50-32x4d"])
+    assert [(c.workload, c.preset) for c in pick_cases(args)] == [
+        ("attention", "llama3-8b-decode"),
+        ("conv2d", "resnext50-32x4d"),
+    ]
+    args = parser().parse_args(["--workload", "attention,conv2d", "--preset", "llama3-8b-decode,nonesuch"])
+    with pytest.raises(HeteroError, match="nonesuch"):
+        pick_cases(args)
