@@ -157,6 +157,18 @@ def _knows(workload: str, name: str) -> bool:
     return name == "all" or any(name == pr.name or name in pr.groups for pr in get(workload).presets)
 
 
+def run_config(args) -> RunConfig:
+    """The run's settings from its arguments: --quick shortens the timing budgets and the STREAM-triad arrays."""
+    return RunConfig(
+        baseline=args.baseline,
+        strict=args.strict,
+        seed=args.seed,
+        budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
+        warmup_s=0.01 if args.quick else WARMUP_S,
+        stream_mib=32 if args.quick else 128,
+    )
+
+
 def _run(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.list:
@@ -176,14 +188,7 @@ def _run(argv=None) -> int:
         args.threads,
         {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset},
     )
-    cfg = RunConfig(
-        baseline=args.baseline,
-        strict=args.strict,
-        seed=args.seed,
-        budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
-        warmup_s=0.01 if args.quick else WARMUP_S,
-        stream_mib=32 if args.quick else 128,
-    )
+    cfg = run_config(args)
     folder = out.create()
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
     # as typed: the interpreter's own argv, or the argv given to cli() (tests, other programs) as its module
