@@ -72,10 +72,12 @@ def mmc_waits(n: int, lam: float, mu: float, c: int, seed: int = 0):
     return _mmc_sample(n, lam, mu, c, seed)
 
 
-def latency_tail(c: int, lam: float, mu: float, t: float) -> float:
+def latency_tail(c: int, lam: float, mu: float, t: float, pw: float | None = None) -> float:
     """P(latency > t) in M/M/c FCFS, latency = wait + service: (1 - C) e^(-mu t) + C P(E1 + E2 > t), with
-    E1 ~ Exp(g = c mu - lam) the wait of one who waits and E2 ~ Exp(mu) the service, independent."""
-    pw, g = erlang_c(c, lam / mu), c * mu - lam
+    E1 ~ Exp(g = c mu - lam) the wait of one who waits and E2 ~ Exp(mu) the service, independent.
+    pw: C(c, lam / mu) if the caller has it (Erlang C's recursion is O(c), and a quantile asks for the tail
+    at a hundred t)."""
+    pw, g = erlang_c(c, lam / mu) if pw is None else pw, c * mu - lam
     both = (
         (1 + mu * t) * math.exp(-mu * t)
         if abs(g - mu) < 1e-12 * mu
@@ -86,12 +88,13 @@ def latency_tail(c: int, lam: float, mu: float, t: float) -> float:
 
 def latency_quantile(c: int, lam: float, mu: float, p: float) -> float:
     """The p-quantile of M/M/c latency (bisection on latency_tail)."""
+    pw = erlang_c(c, lam / mu)
     lo, hi = 0.0, 1.0 / mu
-    while latency_tail(c, lam, mu, hi) > 1 - p:
+    while latency_tail(c, lam, mu, hi, pw) > 1 - p:
         hi *= 2
     for _ in range(100):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if latency_tail(c, lam, mu, mid) > 1 - p else (lo, mid)
+        lo, hi = (mid, hi) if latency_tail(c, lam, mu, mid, pw) > 1 - p else (lo, mid)
     return hi
 
 

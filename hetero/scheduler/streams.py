@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hetero.errors import HeteroError, choices
+from hetero.scheduler import bulk
 from hetero.scheduler import tasks as tasksets
 from hetero.scheduler.bounds import area_bound
 from hetero.scheduler.policies import make as make_policy
@@ -48,15 +49,33 @@ COLUMNS = [
 ]
 
 
-@dataclass
 class Stream:
-    """A stream's tasks, and per request its arrival time and tasks' ids (its first tasks have no deps)."""
+    """A stream's tasks, and per request its arrival time and tasks' ids (its first tasks have no deps).
+    A stream of one task a request (mixed, models) may come as a tasks.Draw instead: request i is then task i,
+    and its Task objects are made when first asked for, which a simulation over arrays (bulk.py) never does."""
 
-    name: str
-    tasks: list
-    arrival: np.ndarray  # (requests,) seconds from the stream's start, ascending
-    members: list  # request -> [task ids]
-    consts: dict = field(default_factory=dict)  # the tasks' constant inputs (TaskSet.consts), to run them
+    def __init__(self, name: str, tasks, arrival, members=None, consts=None, draw: tasksets.Draw | None = None):
+        self.name, self._tasks, self._members, self.draw = name, tasks, members, draw
+        # (requests,) seconds from the stream's start, ascending (make() sets them once the rate is known)
+        self.arrival = np.asarray(arrival if arrival is not None else [], dtype=float)
+        self.consts = consts or {}  # the tasks' constant inputs (TaskSet.consts), to run them
+
+    @property
+    def requests(self) -> int:
+        return len(self.draw.kind) if self.draw is not None else len(self._members)
+
+    @property
+    def members(self) -> list:
+        """request -> [task ids]"""
+        if self._members is None:
+            self._members = [[i] for i in range(len(self.draw.kind))]
+        return self._members
+
+    @property
+    def tasks(self) -> list:
+        if self._tasks is None:
+            self._tasks = [self.draw.task(i, j) for i, j in enumerate(self.draw.kind.tolist())]
+        return self._tasks
 
     def taskset(self) -> tasksets.TaskSet:
         """The stream's tasks as a TaskSet the runtime runs (hetero.scheduler.runtime.execute)."""
@@ -114,11 +133,11 @@ def read_trace(path) -> list[tuple[float, str]]:
     return sorted(rows)
 
 
-def capacity(tasks, members: list, devices, model) -> float:
+def capacity(stream: Stream, devices, model) -> float:
     """Requests a second the mix sustains at the model's predictions (each task's plus the device's per-call
     overhead): requests / the LP area bound of all their tasks, over pools of identical devices (so that
     thousands of devices cost no more than a few kinds)."""
-    kinds = Counter(t.case for t in tasks)
+    kinds = _counts(stream)
     pools: dict = {}
     for d in devices:
         pools.setdefault(pool_of(d), []).append(d)
@@ -129,7 +148,18 @@ def capacity(tasks, members: list, devices, model) -> float:
             "the perf model predicts no time for some task on every device: calibrate first "
             "(python -m bench.schedule calibrate) or pick devices that run the set"
         )
-    return len(members) / bound
+    return stream.requests / bound
+
+
+def _counts(stream: Stream) -> Counter:
+    """case -> tasks of it in the stream, in the order the cases first come."""
+    if stream.draw is None:
+        return Counter(t.case for t in stream.tasks)
+    kinds, first, count = np.unique(stream.draw.kind, return_index=True, return_counts=True)
+    out: Counter = Counter()
+    for i in np.argsort(first, kind="stable"):
+        out[stream.draw.cases[kinds[i]]] += int(count[i])
+    return out
 
 
 def _time(model, d, case) -> float:
@@ -154,29 +184,42 @@ def make(
     arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored).
     before(task set): called before the capacity is derived (the runtime calibrates the stream's kinds there)."""
     name = spec.partition(":")[0]
-    if arrivals.startswith("trace:"):
-        times = np.array([t for t, _ in read_trace(arrivals[6:])[:n]])
-        ts, members = requests(spec, len(times), seed, size, inputs)
-        return Stream(f"{name}:{len(times)}", ts.tasks, times, members, ts.consts), len(times) / max(times[-1], 1e-12)
-    ts, members = requests(spec, n, seed, size, inputs)
-    if before is not None:
-        before(ts)
-    rate = load * capacity(ts.tasks, members, devices, model)
-    return Stream(f"{name}:{n}", ts.tasks, arrival_times(arrivals, n, rate, seed), members, ts.consts), rate
+    trace = arrivals.startswith("trace:")
+    times = np.array([t for t, _ in read_trace(arrivals[6:])[:n]]) if trace else None
+    n = len(times) if trace else n
+    if name in ("mixed", "models") and not inputs and before is None:  # one task a request: no Task objects yet
+        dr = tasksets.draw(n, seed, size, features=name == "models")
+        st = Stream(f"{name}:{n}", None, times, draw=dr)
+    else:
+        ts, members = requests(spec, n, seed, size, inputs)
+        if before is not None:
+            before(ts)
+        st = Stream(f"{name}:{n}", ts.tasks, times, members, ts.consts)
+    if trace:
+        return st, n / max(times[-1], 1e-12)
+    rate = load * capacity(st, devices, model)
+    st.arrival = arrival_times(arrivals, n, rate, seed)
+    return st, rate
 
 
-def latency(stream: Stream, start: dict, end: dict, slo: float | None = None) -> dict:
-    """Per-request statistics of a run of the stream (start, end: task id -> seconds on the run's clock):
-    latency = the request's last task's end - its arrival; wait = its first task's start - its arrival."""
-    lat, wait = [], []
-    for a, ids in zip(stream.arrival, stream.members):
-        if all(i in end for i in ids):
-            lat.append(max(end[i] for i in ids) - a)
-            wait.append(min(start[i] for i in ids) - a)
-    lat, wait = np.array(lat), np.array(wait)
-    span = max(end.values(), default=0.0) - float(stream.arrival[0]) if len(stream.arrival) else 0.0
-    out = dict(
-        requests=len(stream.members),
+def latency(stream: Stream, start, end, slo: float | None = None) -> dict:
+    """Per-request statistics of a run of the stream: latency = the request's last task's end - its arrival;
+    wait = its first task's start - its arrival. start, end: task id -> seconds on the run's clock, or (requests,)
+    arrays of each request's first start and last end (nan: not completed; a simulation over arrays gives these)."""
+    if isinstance(end, dict):
+        latest = max(end.values(), default=0.0)
+        first, last = np.full(stream.requests, np.nan), np.full(stream.requests, np.nan)
+        for r, ids in enumerate(stream.members):
+            if all(i in end for i in ids):
+                first[r], last[r] = min(start[i] for i in ids), max(end[i] for i in ids)
+    else:
+        first, last = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+        latest = float(np.nanmax(last)) if np.isfinite(last).any() else 0.0
+    done = ~np.isnan(last)
+    lat, wait = last[done] - stream.arrival[done], first[done] - stream.arrival[done]
+    span = latest - float(stream.arrival[0]) if len(stream.arrival) else 0.0
+    return dict(
+        requests=stream.requests,
         completed=len(lat),
         throughput_per_s=len(lat) / span if span > 0 else None,
         p50_s=_q(lat, 50),
@@ -188,7 +231,6 @@ def latency(stream: Stream, start: dict, end: dict, slo: float | None = None) ->
         slo_s=slo,
         over_slo=int((lat > slo).sum()) if slo is not None else None,
     )
-    return out
 
 
 def _q(x: np.ndarray, p: float):
@@ -253,7 +295,11 @@ def simulated(
     """Streams of `n` requests of `spec` simulated on `devices` (every time modeled): sweep's rows."""
 
     def run(st, load, name):
-        r = simulate(st.tasks, devices, make_policy(name, seed), model, arrivals=st.arrivals())
+        wall, policy = time.perf_counter(), make_policy(name, seed)
+        got = bulk.run_stream(st, devices, policy, model) if bulk.eligible(st, devices, policy) else None
+        if got is not None:  # the same times as simulate's, over arrays
+            return got[0], got[1], dict(sim_wall_s=time.perf_counter() - wall, timing="modeled")
+        r = simulate(st.tasks, devices, policy, model, arrivals=st.arrivals())
         return r.start, r.end, dict(sim_wall_s=r.wall_s, timing="modeled")
 
     return sweep(

@@ -95,24 +95,43 @@ def _pool(size: str, features: bool = False) -> list[Case]:
     return cases
 
 
-def mixed(
-    n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs: bool = True, features: bool = False
-) -> TaskSet:
-    """`n` independent tasks drawn (seeded) from _pool: a batch. features: from every preset (`models:N`)."""
+@dataclass
+class Draw:
+    """A batch of independent tasks as arrays: task i is a task of cases[kind[i]] with id i (what `mixed` draws,
+    before any Task object exists: a simulated stream of a million requests needs no more)."""
+
+    name: str
+    cases: list[Case]
+    labels: list[str]
+    nbytes: list[float]  # per case: its input bytes
+    kind: np.ndarray  # (n,) int, index into cases
+
+    def task(self, i: int, j: int, const: str = "") -> Task:
+        return Task(i, self.cases[j], self.labels[j], const=const, nbytes=self.nbytes[j])
+
+
+def draw(n: int = 40, seed: int = 0, size: str = "full", workloads=None, features: bool = False) -> Draw:
+    """`n` independent tasks' kinds drawn (seeded) from _pool (`mixed` builds its tasks from them)."""
     pool = [c for c in _pool(size, features) if workloads is None or c.workload in workloads]
     if not pool:
         raise HeteroError("mixed: no workload left to draw from")
     labels = [f"{c.workload} {c.preset or c.shape}" for c in pool]
-    nbytes = [_nbytes(c) for c in pool]
-    rng = np.random.default_rng(seed)
+    kinds = np.random.default_rng(seed).integers(0, len(pool), n)
+    return Draw(f"{'models' if features else 'mixed'}:{n}", pool, labels, [_nbytes(c) for c in pool], kinds)
+
+
+def mixed(
+    n: int = 40, seed: int = 0, size: str = "full", workloads=None, inputs: bool = True, features: bool = False
+) -> TaskSet:
+    """`n` independent tasks drawn (seeded) from _pool: a batch. features: from every preset (`models:N`)."""
+    dr = draw(n, seed, size, workloads, features)
     tasks, consts = [], {}
-    for i, j in enumerate(rng.integers(0, len(pool), n).tolist()):
-        case = pool[j]
+    for i, j in enumerate(dr.kind.tolist()):
         key = f"in{i}"
         if inputs:
-            consts[key] = get(case.workload).make_inputs(case, seed * 100003 + i)
-        tasks.append(Task(i, case, labels[j], const=key, nbytes=nbytes[j]))
-    return TaskSet(f"{'models' if features else 'mixed'}:{n}", tasks, consts, independent=True)
+            consts[key] = get(dr.cases[j].workload).make_inputs(dr.cases[j], seed * 100003 + i)
+        tasks.append(dr.task(i, j, key))
+    return TaskSet(dr.name, tasks, consts, independent=True)
 
 
 def models(n: int = 40, seed: int = 0, size: str = "full", inputs: bool = True) -> TaskSet:

@@ -84,9 +84,11 @@ class Dmda(Policy):
             ratio = min(DRIFT_CLIP, max(1 / DRIFT_CLIP, seconds / raw))
             self._drift[drop] = (1 - DRIFT) * self._drift.get(drop, 1.0) + DRIFT * ratio
         # the model learnt this kind's time on the device, and with it its FLOP fit for the workload and dtype,
-        # which predicts the kinds it has not measured: those predictions change, the rest only by the drift
-        same = self._family(kind(task))
-        self._preds = {key: v for key, v in self._preds.items() if key[:2] != drop or self._family(key[2]) != same}
+        # which predicts the kinds it has not measured: those predictions change, the rest only by the drift.
+        # A model that does not learn (no add(): the simulator's profiles) changes none.
+        if hasattr(self._model, "add"):
+            same = self._family(kind(task))
+            self._preds = {k: v for k, v in self._preds.items() if k[:2] != drop or self._family(k[2]) != same}
         if self.shares:
             self.shares.ended(pool_of(device))
 
