@@ -2,8 +2,8 @@
 and float for float, with no Python object per task or event (tests/scheduler/test_bulk.py runs both).
 
 It holds where the driver loop (driver.py), dmda (policies/dmda.py) and the clock (simulate.py) reduce to a few
-arrays: every request is one task with no deps (mixed, models), the policy is dmda (or auto, which runs dmda on
-them) with every kind predicted on every pool that runs it, and no device shares cores, dies or has durations
+arrays: every request is one task with no deps (mixed, models), the policy is dmda with every kind predicted
+on every pool that runs it, and no device shares cores, dies or has durations
 apart from the model's. Then:
 - dmda places a stream by earliest finish alone (no LP shares, no drift, no late binding), each request at its
   arrival, requests arriving together highest upward rank first (a task's mean predicted time);
@@ -25,10 +25,9 @@ START, END = 0, 1  # event kinds; the kernel passes them as np.int64 (a literal 
 
 def eligible(stream, devices, policy) -> bool:
     """Whether `policy` on `stream` is a case run_stream simulates (see the module docstring)."""
-    from hetero.scheduler.policies.auto import Auto
     from hetero.scheduler.policies.dmda import Dmda
 
-    if stream.draw is None or not isinstance(policy, (Dmda, Auto)):
+    if stream.draw is None or type(policy) is not Dmda:
         return False
     return all(d.alive and d.core_group is None for d in devices)
 

@@ -297,11 +297,22 @@ def simulated(
     def run(st, load, name):
         wall, policy = time.perf_counter(), make_policy(name, seed)
         got = bulk.run_stream(st, devices, policy, model) if bulk.eligible(st, devices, policy) else None
+
         if got is not None:  # the same times as simulate's, over arrays
             return got[0], got[1], dict(sim_wall_s=time.perf_counter() - wall, timing="modeled")
         r = simulate(st.tasks, devices, policy, model, arrivals=st.arrivals())
         return r.start, r.end, dict(sim_wall_s=r.wall_s, timing="modeled")
 
+    keep = []
+    for name in names:  # a stream's requests hold at least one task each
+        limit = make_policy(name, seed).sim_limit((), streaming=True)
+        if limit and n > limit:
+            note(
+                f"{spec}:{n} [{mix}] {name}: skipped; it looks at every ready task for each free device, too slow "
+                f"to simulate past {limit} tasks"
+            )
+        else:
+            keep.append(name)
     return sweep(
-        mix, loads, names, lambda load: make(spec, n, devices, model, load, arrivals, seed, size), run, slo, note
+        mix, loads, keep, lambda load: make(spec, n, devices, model, load, arrivals, seed, size), run, slo, note
     )

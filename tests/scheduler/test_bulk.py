@@ -40,7 +40,7 @@ def general(st, devs, name, model):
     return np.array([r.start[i] for i in range(n)]), np.array([r.end[i] for i in range(n)]), r, index
 
 
-@pytest.mark.parametrize("name", ["dmda", "auto"])
+@pytest.mark.parametrize("name", ["dmda"])
 @pytest.mark.parametrize("arrivals,load", [("poisson", 0.6), ("poisson", 0.97), ("constant", 0.9)])
 def test_bulk_gives_the_general_simulators_times_and_devices(name, arrivals, load):
     devs, model = mix(), Table()
@@ -70,6 +70,7 @@ def test_what_bulk_leaves_to_the_general_simulator():
     devs, model = mix(), Table()
     st, _ = streams.make("mixed", 50, devs, model, 0.5, size="quick")
     assert not bulk.eligible(st, devs, policies.make("eager"))
+    assert not bulk.eligible(st, devs, policies.make("auto"))  # heteroprio on a stream
     assert not bulk.eligible(st, mix(core_group="node0"), policies.make("dmda"))
     graph, _ = streams.make("gan", 5, devs, model, 0.5, size="quick")
     assert not bulk.eligible(graph, devs, policies.make("dmda"))

@@ -134,3 +134,16 @@ def test_on_a_stream_dmda_places_by_earliest_finish_without_the_batch_lp_shares(
     pol = policies.make("dmda")
     r = simulate(st.tasks, devs, pol, Fixed(1.0), arrivals=st.arrivals())
     assert pol.streaming and pol.shares is None and len(r.end) == 200
+
+
+def test_a_simulated_stream_skips_a_policy_too_slow_for_its_size_with_a_note():
+    """heteroprio (and auto, which runs it on a stream) looks at every ready task for each free device: past its
+    max_sim_tasks it is skipped, saying so, while the other policies run."""
+    devs = [DeviceState("a", "x", "x"), DeviceState("b", "y", "y")]
+    limit = policies.make("heteroprio").max_sim_tasks
+    notes = []
+    rows = streams.simulated(
+        "mixed", limit + 1, "a+b", devs, Fixed(1e-3), ["auto", "round-robin"], [0.5], size="quick", note=notes.append
+    )
+    assert [r["policy"] for r in rows] == ["round-robin"]
+    assert any("auto: skipped" in n and str(limit) in n for n in notes)
