@@ -118,7 +118,8 @@ def test_fpga_emu_int8_preset_only():
     if backend_class("fpga-emu").unavailable():
         pytest.skip(backend_class("fpga-emu").unavailable())
     case = get("matmul").preset_cases("quick-odd", "int8")[0]
-    assert "not supported by fpga-emu" in registry.get("fpga-emu").unsupported(case)
+    reason = registry.get("fpga-emu").unsupported(case)
+    assert "not supported by fpga-emu" in reason and "--fpga-preset alveo-u250-int8" in reason
     assert registry.get("fpga-emu", device="alveo-u250-int8").unsupported(case) is None
 
 

@@ -73,8 +73,15 @@ class FpgaEmuBackend(Backend):
     @property
     def dtypes(self):
         if self.preset.dtype == "int8":  # an int8 array: the int8 workloads (exact int32 products; workloads.quant)
-            return {"matmul": ("int8",), "conv2d": ("int8",)}
+            return {w: ("int8",) for w in fm.INT8_WORKLOADS}
         return {w: ("float32",) for w in KERNELS}
+
+    def unsupported(self, case):
+        """Backend.unsupported, naming the preset that runs int8 where this one cannot."""
+        reason = super().unsupported(case)
+        if reason and case.dtype == "int8" and self.preset.dtype != "int8" and case.workload in fm.INT8_WORKLOADS:
+            reason += f" with preset {self.preset.name}; an int8 preset runs it (--fpga-preset {fm.INT8_PRESET})"
+        return reason
 
     def device(self) -> Device:
         pr = self.preset
