@@ -26,9 +26,8 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-MR, NR = 8, 2  # tile: MR rows x NR zmm (16 int32 columns each): 16 accumulators of the 32 zmm registers
-NB = 16 * NR
 VNNI = bool(llvm.get_host_cpu_features().get("avx512vnni", False))
+AVX2 = bool(llvm.get_host_cpu_features().get("avx2", False))
 # LLVM 21 retyped the VNNI intrinsics' byte operands from <16 x i32> to <64 x i8>.
 _BYTE_OPERANDS = llvm.llvm_version_info >= (21,)
 
@@ -37,56 +36,86 @@ def _data(context, builder, ty, value):
     return context.make_array(ty)(context, builder, value).data
 
 
-@intrinsic
-def _tile(typingctx, ap, a0, bp, b0, kq, cp, c0, ldc, corr, n0):
-    """cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NB, k < 4*kq.
+# Per ISA: lanes (int32 per vector), MR x NR vectors of accumulators, k per lane per step, the LLVM intrinsic.
+# Either way a step reads 4 bytes of each of A's MR rows and NR*lanes*4 bytes of B: the packing shares one shape.
+ISAS = {
+    "vnni": dict(lanes=16, MR=8, NR=2, k_step=4, name="llvm.x86.avx512.vpdpbusd.512"),  # u8 x s8, 16 zmm acc
+    "avx2": dict(lanes=8, MR=6, NR=2, k_step=2, name="llvm.x86.avx2.pmadd.wd"),  # s16 x s16 pairs, 12 ymm acc
+}
 
-    ap: flat uint8 row panel (A + 128) from a0, rows of MR*4 bytes; bp: flat int8 column panel from b0, rows of
-    NB*4 bytes; cp and corr: flat int32. One pointer per operand keeps the loop within the integer registers."""
-    sig = types.void(ap, a0, bp, b0, kq, cp, c0, ldc, corr, n0)
 
-    def codegen(context, builder, sig, args):
-        a_p, b_p, c_p, r_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 5, 8))
-        a0_, b0_, kq_, c0_, ldc_, n0_ = (args[i] for i in (1, 3, 4, 6, 7, 9))
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        v16 = ir.VectorType(i32, 16)
-        opv = ir.VectorType(ir.IntType(8), 64) if _BYTE_OPERANDS else v16
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v16, [v16, opv, opv]), "llvm.x86.avx512.vpdpbusd.512"
-        )
-        acc = [[cgutils.alloca_once_value(builder, ir.Constant(v16, None)) for _ in range(NR)] for _ in range(MR)]
-        for row in acc:
-            for slot in row:
-                builder.store(ir.Constant(v16, [0] * 16), slot)
-        zero16 = ir.Constant(ir.VectorType(i32, 16), [0] * 16)
-        with cgutils.for_range(builder, kq_) as loop:
-            k = loop.index
-            base = builder.add(b0_, builder.mul(k, ir.Constant(i64, NB * 4)))
-            bv = []
-            for j in range(NR):
-                p = builder.gep(b_p, [builder.add(base, ir.Constant(i64, 64 * j))])
-                bv.append(builder.bitcast(builder.load(builder.bitcast(p, v16.as_pointer()), align=1), opv))
-            for i in range(MR):
-                at = builder.add(a0_, builder.add(builder.mul(k, ir.Constant(i64, 4 * MR)), ir.Constant(i64, 4 * i)))
-                word = builder.load(builder.bitcast(builder.gep(a_p, [at]), i32.as_pointer()), align=1)
-                av = builder.shuffle_vector(
-                    builder.insert_element(ir.Constant(v16, None), word, ir.Constant(i32, 0)),
-                    ir.Constant(v16, None),
-                    zero16,
-                )
-                av = builder.bitcast(av, opv)
-                for j in range(NR):
-                    builder.store(builder.call(fn, [builder.load(acc[i][j]), av, bv[j]]), acc[i][j])
-        for i in range(MR):
-            for j in range(NR):
-                off = builder.add(n0_, ir.Constant(i64, 16 * j))
-                cv = builder.load(builder.bitcast(builder.gep(r_p, [off]), v16.as_pointer()), align=4)
-                at = builder.add(c0_, builder.add(builder.mul(ldc_, ir.Constant(i64, i)), ir.Constant(i64, 16 * j)))
-                dst = builder.bitcast(builder.gep(c_p, [at]), v16.as_pointer())
-                builder.store(builder.sub(builder.load(acc[i][j]), cv), dst, align=4)
-        return context.get_dummy_value()
+def _make_tile(isa: str):
+    """The microkernel for `isa` (ISAS) as a Numba intrinsic:
+    cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NR*lanes, over `steps` steps.
 
-    return sig, codegen
+    ap: the flat row panel from byte a0, rows of MR*4 bytes; bp: the flat column panel from byte b0, rows of
+    NR*lanes*4 bytes; cp, corr: flat int32. One pointer per operand keeps the loop within the integer registers."""
+    cfg = ISAS[isa]
+    L, mr, nr = cfg["lanes"], cfg["MR"], cfg["NR"]
+
+    @intrinsic
+    def tile(typingctx, ap, a0, bp, b0, steps, cp, c0, ldc, corr, n0):
+        sig = types.void(ap, a0, bp, b0, steps, cp, c0, ldc, corr, n0)
+
+        def codegen(context, builder, sig, args):
+            a_p, b_p, c_p, r_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 5, 8))
+            a_p, b_p = (builder.bitcast(x, ir.IntType(8).as_pointer()) for x in (a_p, b_p))
+            a0_, b0_, steps_, c0_, ldc_, n0_ = (args[i] for i in (1, 3, 4, 6, 7, 9))
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            vacc = ir.VectorType(i32, L)
+            opv = ir.VectorType(ir.IntType(8 if isa == "vnni" else 16), 4 * L // (1 if isa == "vnni" else 2))
+            if isa == "vnni" and not _BYTE_OPERANDS:
+                opv = vacc
+            fn = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vacc, [vacc, opv, opv] if isa == "vnni" else [opv, opv]),
+                cfg["name"],
+            )
+            acc = [[cgutils.alloca_once(builder, vacc) for _ in range(nr)] for _ in range(mr)]
+            for slot in (s for row in acc for s in row):
+                builder.store(ir.Constant(vacc, [0] * L), slot)
+            with cgutils.for_range(builder, steps_) as loop:
+                k = loop.index
+                base = builder.add(b0_, builder.mul(k, ir.Constant(i64, nr * L * 4)))
+                bv = []
+                for j in range(nr):
+                    ptr = builder.gep(b_p, [builder.add(base, ir.Constant(i64, 4 * L * j))])
+                    bv.append(builder.bitcast(builder.load(builder.bitcast(ptr, vacc.as_pointer()), align=1), opv))
+                for i in range(mr):
+                    at = builder.add(
+                        a0_, builder.add(builder.mul(k, ir.Constant(i64, 4 * mr)), ir.Constant(i64, 4 * i))
+                    )
+                    word = builder.load(builder.bitcast(builder.gep(a_p, [at]), i32.as_pointer()), align=1)
+                    one = builder.insert_element(ir.Constant(vacc, None), word, ir.Constant(i32, 0))
+                    av = builder.bitcast(
+                        builder.shuffle_vector(one, ir.Constant(vacc, None), ir.Constant(vacc, [0] * L)), opv
+                    )
+                    for j in range(nr):
+                        old = builder.load(acc[i][j])
+                        new = (
+                            builder.call(fn, [old, av, bv[j]])
+                            if isa == "vnni"
+                            else builder.add(old, builder.call(fn, [av, bv[j]]))
+                        )
+                        builder.store(new, acc[i][j])
+            for i in range(mr):
+                for j in range(nr):
+                    rv = builder.gep(r_p, [builder.add(n0_, ir.Constant(i64, L * j))])
+                    cv = builder.load(builder.bitcast(rv, vacc.as_pointer()), align=4)
+                    at = builder.add(c0_, builder.add(builder.mul(ldc_, ir.Constant(i64, i)), ir.Constant(i64, L * j)))
+                    dst = builder.bitcast(builder.gep(c_p, [at]), vacc.as_pointer())
+                    builder.store(builder.sub(builder.load(acc[i][j]), cv), dst, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_tile = _make_tile("vnni")
+_tile16 = _make_tile("avx2")
+MR, NB = ISAS["vnni"]["MR"], ISAS["vnni"]["NR"] * ISAS["vnni"]["lanes"]
+MR16, NB16 = ISAS["avx2"]["MR"], ISAS["avx2"]["NR"] * ISAS["avx2"]["lanes"]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -133,6 +162,46 @@ def _gemm_vnni(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
+def _pack16(a, b, Mp, Kp, Np):
+    """The AVX2 layout: Ap (Mp/MR16, Kp/2, MR16, 2) and Bp (Np/NB16, Kp/2, NB16, 2) int16, A not offset."""
+    M, K = a.shape
+    N = b.shape[1]
+    ap = np.empty((Mp // MR16, Kp // 2, MR16, 2), np.int16)
+    for ip in prange(Mp // MR16):
+        for k2 in range(Kp // 2):
+            for i in range(MR16):
+                for t in range(2):
+                    k, m = 2 * k2 + t, ip * MR16 + i
+                    ap[ip, k2, i, t] = a[m, k] if m < M and k < K else np.int16(0)
+    bp = np.empty((Np // NB16, Kp // 2, NB16, 2), np.int16)
+    for jp in prange(Np // NB16):
+        for k2 in range(Kp // 2):
+            for t in range(2):
+                k = 2 * k2 + t
+                for j in range(NB16):
+                    n = jp * NB16 + j
+                    bp[jp, k2, j, t] = b[k, n] if k < K and n < N else np.int16(0)
+    return ap, bp
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gemm_avx2(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: VPMADDWD on int16 pairs
+    M, K = a.shape
+    N = b.shape[1]
+    Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
+    ap, bp = _pack16(a, b, Mp, Kp, Np)
+    corr = np.zeros(Np, np.int32)
+    cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
+    af, bf, cf = ap.reshape(-1), bp.reshape(-1), cp.reshape(-1)
+    steps = Kp // 2
+    for jp in prange(Np // NB16):
+        for i0 in range(0, Mp, MR16):
+            _tile16(af, i0 * Kp * 2, bf, jp * Kp * NB16 * 2, steps, cf, i0 * Np + jp * NB16, Np, corr, jp * NB16)
+    if cp.shape[0] != M or cp.shape[1] != N:
+        out[:, :] = cp[:M, :N]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _gemm_plain(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: int32 loops, vectorized by LLVM
     M, K = a.shape
     N = b.shape[1]
@@ -147,7 +216,7 @@ def _gemm_plain(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: i
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out (M, N) int32 = a (M, K) int8 @ b (K, N) int8, all C-contiguous."""
-    (_gemm_vnni if VNNI else _gemm_plain)(a, b, out)
+    (_gemm_vnni if VNNI else _gemm_avx2 if AVX2 else _gemm_plain)(a, b, out)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -165,12 +234,18 @@ def warmup() -> None:
 
 
 @numba.njit(nogil=True)
-def _tile_probe(ap, bp, corr, cp, kq):  # one tile, outside prange: what tile_asm() disassembles
-    _tile(ap, 0, bp, 0, kq, cp, 0, NB, corr, 0)
+def _probe_vnni(ap, bp, corr, cp):  # one tile, outside prange: what tile_asm() disassembles
+    _tile(ap, 0, bp, 0, 1, cp, 0, NB, corr, 0)
 
 
-def tile_asm() -> str:
-    """The machine code of the microkernel as compiled for this CPU (VPDPBUSD where it has AVX-512 VNNI)."""
-    ap, bp = np.zeros(4 * MR, np.uint8), np.zeros(4 * NB, np.int8)
-    _tile_probe(ap, bp, np.zeros(NB, np.int32), np.zeros(MR * NB, np.int32), 1)
-    return "".join(_tile_probe.inspect_asm().values())
+@numba.njit(nogil=True)
+def _probe_avx2(ap, bp, corr, cp):
+    _tile16(ap, 0, bp, 0, 1, cp, 0, NB16, corr, 0)
+
+
+def tile_asm(isa: str = "vnni") -> str:
+    """The machine code of `isa`'s microkernel as compiled for this CPU (which must have the ISA)."""
+    probe = {"vnni": _probe_vnni, "avx2": _probe_avx2}[isa]
+    ap, bp = np.zeros(4 * 8, np.uint8), np.zeros(4 * 32, np.int8)
+    probe(ap, bp, np.zeros(32, np.int32), np.zeros(8 * 32, np.int32))
+    return "".join(probe.inspect_asm().values())
