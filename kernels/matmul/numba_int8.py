@@ -126,22 +126,36 @@ def _pack(a, b, Mp, Kp, Np):
     au = a.view(np.uint8)
     ap = np.empty((Mp // MR, Kp // 4, MR, 4), np.uint8)
     for ip in prange(Mp // MR):
-        for k4 in range(Kp // 4):
-            for i in range(MR):
-                for t in range(4):  # no division in the loop: an index past A's end is its zero, 128
-                    k, m = 4 * k4 + t, ip * MR + i
-                    ap[ip, k4, i, t] = au[m, k] ^ np.uint8(0x80) if m < M and k < K else np.uint8(0x80)
+        full = (ip + 1) * MR <= M
+        for i in range(MR):
+            m = ip * MR + i
+            for k4 in range(Kp // 4):
+                if full and 4 * k4 + 3 < K:  # the interior: four bytes, no test each
+                    for t in range(4):
+                        ap[ip, k4, i, t] = au[m, 4 * k4 + t] ^ np.uint8(0x80)
+                else:  # an index past A's end is its zero, 128
+                    for t in range(4):
+                        k = 4 * k4 + t
+                        ap[ip, k4, i, t] = au[m, k] ^ np.uint8(0x80) if m < M and k < K else np.uint8(0x80)
     bp = np.empty((Np // NB, Kp // 4, NB, 4), np.int8)
     corr = np.zeros(Np, np.int32)
     for jp in prange(Np // NB):
+        full = (jp + 1) * NB <= N
         for k4 in range(Kp // 4):
-            for t in range(4):
-                k = 4 * k4 + t
+            k = 4 * k4
+            if full and k + 3 < K:  # the interior: four rows of NB columns interleaved, no test each
                 for j in range(NB):
                     n = jp * NB + j
-                    v = b[k, n] if k < K and n < N else np.int8(0)
-                    bp[jp, k4, j, t] = v
-                    corr[n] += np.int32(v) * 128
+                    v0, v1, v2, v3 = b[k, n], b[k + 1, n], b[k + 2, n], b[k + 3, n]
+                    bp[jp, k4, j, 0], bp[jp, k4, j, 1], bp[jp, k4, j, 2], bp[jp, k4, j, 3] = v0, v1, v2, v3
+                    corr[n] += (np.int32(v0) + np.int32(v1) + np.int32(v2) + np.int32(v3)) * 128
+            else:
+                for t in range(4):
+                    for j in range(NB):
+                        n = jp * NB + j
+                        v = b[k + t, n] if k + t < K and n < N else np.int8(0)
+                        bp[jp, k4, j, t] = v
+                        corr[n] += np.int32(v) * 128
     return ap, bp, corr
 
 
