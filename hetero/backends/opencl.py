@@ -35,6 +35,7 @@ def device_description(dev, label: str) -> Device:
             kind="opencl-cpu",
             cores=dev.max_compute_units,
             peak_gflops=host.peak_gflops,
+            peak_by_dtype=host.peak_by_dtype,
             mem_gbps=host.mem_gbps,
             peak_source=f"host CPU: {host.peak_source}",
         )
