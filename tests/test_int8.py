@@ -176,3 +176,11 @@ def test_runner_row_is_wrong_when_one_accumulator_is_off():
     inputs, ref, _ = case_io(case, RunConfig())
     row = run_one(case, OffByOne(), inputs, ref, RunConfig())
     assert row["status"] == "wrong" and row["max_abs_err"] == 1
+
+
+def test_cupy_int8_path_choice_needs_no_gpu():
+    """cuBLAS's int8 GEMM where every dimension is a multiple of 4 (its int8 kernels' rule), __dp4a otherwise."""
+    from hetero.kernels.matmul import cupy_int8
+
+    assert cupy_int8.path(1056, 1024, 1024) == "cublas"
+    assert [cupy_int8.path(*s) for s in ((67, 45, 93), (64, 64, 1030), (64, 62, 64))] == ["dp4a"] * 3
