@@ -17,7 +17,8 @@ from hetero.workloads import check, get, quant
 
 INT8_CASES = [c for w in quant.INT8 for c in get(w).preset_cases("quick", "int8")] + [
     get("matmul").case(dict(M=70, N=100, K=1030), "int8"),  # K past 1024 and not a multiple of 4; M, N untiled
-    get("conv2d").case(dict(N=2, C=20, H=9, W=9, K=33, R=3, S=3, padding=1), "int8"),
+    get("conv2d").case(dict(N=2, C=20, H=9, W=9, K=33, R=3, S=3, padding=1), "int8"),  # numba: the GEMM way
+    get("conv2d").case(dict(N=1, C=32, H=7, W=6, K=8, R=3, S=2, stride=2, groups=2), "int8"),  # GEMM, grouped
 ]
 
 
