@@ -53,13 +53,7 @@ def parser() -> Parser:
         help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)",
     )
     p.add_argument("--dtype", default="float32", help=f"comma list of {', '.join(DTYPES)} (default: float32)")
-    p.add_argument(
-        "--quant",
-        default="channel",
-        choices=SCHEMES,
-        help="int8 scales: channel (weights per output channel, activations per row or image; the default) "
-        "or tensor (one per operand); both quant_err columns are reported either way",
-    )
+    p.add_argument("--quant", default="channel", choices=SCHEMES, help="int8 scales: channel or tensor (docs/int8.md)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
     p.add_argument(
         "--budget", type=nonneg_float, default=None, help="seconds of repetitions per measurement (default 0.3)"
@@ -152,6 +146,17 @@ def pick_cases(args) -> list:
     return cases
 
 
+def run_config(args) -> RunConfig:
+    return RunConfig(
+        baseline=args.baseline,
+        strict=args.strict,
+        seed=args.seed,
+        quant=args.quant,
+        budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
+        warmup_s=0.01 if args.quick else WARMUP_S,
+    )
+
+
 def _run(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.list:
@@ -171,14 +176,7 @@ def _run(argv=None) -> int:
         args.threads,
         {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset},
     )
-    cfg = RunConfig(
-        baseline=args.baseline,
-        strict=args.strict,
-        seed=args.seed,
-        quant=args.quant,
-        budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
-        warmup_s=0.01 if args.quick else WARMUP_S,
-    )
+    cfg = run_config(args)
     folder = out.create()
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}
     # as typed: the interpreter's own argv, or the argv given to cli() (tests, other programs) as its module

@@ -44,6 +44,18 @@ ISAS = {
 }
 
 
+def _store(builder, acc, c_p, c0, ldc, r_p, n0):
+    """The tile's epilogue: c[c0 + i*ldc + j*lanes ...] = acc[i][j] - corr[n0 + j*lanes ...], a vector each."""
+    i64, vacc = ir.IntType(64), acc[0][0].type.pointee
+    for i, row in enumerate(acc):
+        for j, slot in enumerate(row):
+            rv = builder.gep(r_p, [builder.add(n0, ir.Constant(i64, vacc.count * j))])
+            cv = builder.load(builder.bitcast(rv, vacc.as_pointer()), align=4)
+            at = builder.add(c0, builder.add(builder.mul(ldc, ir.Constant(i64, i)), ir.Constant(i64, vacc.count * j)))
+            dst = builder.bitcast(builder.gep(c_p, [at]), vacc.as_pointer())
+            builder.store(builder.sub(builder.load(slot), cv), dst, align=4)
+
+
 def _make_tile(isa: str):
     """The microkernel for `isa` (ISAS) as a Numba intrinsic:
     cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NR*lanes, over `steps` steps.
@@ -98,13 +110,7 @@ def _make_tile(isa: str):
                             else builder.add(old, builder.call(fn, [av, bv[j]]))
                         )
                         builder.store(new, acc[i][j])
-            for i in range(mr):
-                for j in range(nr):
-                    rv = builder.gep(r_p, [builder.add(n0_, ir.Constant(i64, L * j))])
-                    cv = builder.load(builder.bitcast(rv, vacc.as_pointer()), align=4)
-                    at = builder.add(c0_, builder.add(builder.mul(ldc_, ir.Constant(i64, i)), ir.Constant(i64, L * j)))
-                    dst = builder.bitcast(builder.gep(c_p, [at]), vacc.as_pointer())
-                    builder.store(builder.sub(builder.load(acc[i][j]), cv), dst, align=4)
+            _store(builder, acc, c_p, c0_, ldc_, r_p, n0_)
             return context.get_dummy_value()
 
         return sig, codegen
