@@ -22,6 +22,7 @@ from hetero.runner import COLUMNS, RunConfig, run, warm_up
 from hetero.tables import format_table
 from hetero.timing import WARMUP_S
 from hetero.workloads import DTYPES, WORKLOADS, get
+from hetero.workloads.quant import SCHEMES
 
 
 def parser() -> Parser:
@@ -52,6 +53,7 @@ def parser() -> Parser:
         help="explicit shape, e.g. 4x12x512x64,causal=1 (repeatable; replaces --preset)",
     )
     p.add_argument("--dtype", default="float32", help=f"comma list of {', '.join(DTYPES)} (default: float32)")
+    p.add_argument("--quant", default="channel", choices=SCHEMES, help="int8 scales: channel or tensor (docs/int8.md)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and short timing budgets (CI, smoke tests)")
     p.add_argument(
         "--budget", type=nonneg_float, default=None, help="seconds of repetitions per measurement (default 0.3)"
@@ -163,6 +165,7 @@ def run_config(args) -> RunConfig:
         baseline=args.baseline,
         strict=args.strict,
         seed=args.seed,
+        quant=args.quant,
         budget_s=args.budget if args.budget is not None else (0.05 if args.quick else 0.3),
         warmup_s=0.01 if args.quick else WARMUP_S,
         stream_mib=32 if args.quick else 128,

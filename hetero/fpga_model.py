@@ -128,6 +128,8 @@ PRESETS = {
     )
 }
 DEFAULT = "alveo-u250-fp32"
+INT8_PRESET = "alveo-u250-int8"  # the preset named where an int8 case meets a float32 array
+INT8_WORKLOADS = ("matmul", "conv2d")  # what the int8 presets' arrays run (fpga-emu)
 ENV_PRESET = "HETERO_FPGA_PRESET"
 
 

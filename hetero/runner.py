@@ -17,7 +17,7 @@ from hetero.backends.base import Backend
 from hetero.errors import HeteroError
 from hetero.ratios import add_ratios
 from hetero.timing import MIN_REPS, WARMUP_S, measure
-from hetero.workloads import Case, check, get
+from hetero.workloads import Case, check, get, quant
 from hetero.workloads.base import ITEMSIZE
 
 COLUMNS = [
@@ -32,6 +32,9 @@ COLUMNS = [
     "correct",
     "max_abs_err",
     "max_rel_err",
+    "quant",
+    "quant_err",
+    "quant_err_tensor",
     "median_s",
     "iqr_s",
     "reps",
@@ -76,6 +79,7 @@ class RunConfig:
     strict: bool = False
     stream_mib: int = 0  # MiB per STREAM-triad array measured before each case (0: none; measure_stream)
     stream_gbps: float | None = None  # the last such measurement, for host-memory rows
+    quant: str = "channel"  # int8 cases: how inputs are quantized (workloads.quant.SCHEMES)
     compile_s: dict = field(default_factory=dict)  # backend -> seconds spent in warmup() (JIT), filled by run
     warmup_errors: dict = field(default_factory=dict)  # backend -> why its warm-up failed
 
@@ -175,12 +179,12 @@ def run(
     """All (case, backend) rows, ratios filled in. on_row is called after each row (progress bars)."""
     rows = []
     for case in cases:
-        workload = get(case.workload)
-        inputs = workload.make_inputs(case, cfg.seed)
-        ref = workload.reference(case, inputs)  # float64, once per case
+        inputs, ref, extra = case_io(case, cfg)
         measure_stream(backends, cfg)
         for backend in backends:
             row = run_one(case, backend, inputs, ref, cfg)
+            if row["status"] != "skipped":
+                row.update(extra)
             rows.append(row)
             if on_row:
                 on_row(row)
@@ -197,6 +201,23 @@ def measure_stream(backends: list[Backend], cfg: RunConfig) -> None:
     from hetero.cpu_probe import triad_gbps
 
     cfg.stream_gbps = float(np.median(triad_gbps(cfg.stream_mib, reps=5)))
+
+
+def case_io(case: Case, cfg: RunConfig) -> tuple[dict, np.ndarray, dict]:
+    """(what the backends are given, what their output must equal, columns every row of the case gets).
+
+    float cases: the seeded inputs and their float64 reference. int8: the inputs quantized under cfg.quant and
+    the exact integer product, plus quant_err (cfg.quant's) and quant_err_tensor (per-tensor scales), the
+    dequantized product's error against the float reference (workloads.quant)."""
+    workload = get(case.workload)
+    inputs = workload.make_inputs(case, cfg.seed)
+    ref = workload.reference(case, inputs)  # float64, once per case
+    if case.dtype != "int8" or case.workload not in quant.INT8:
+        return inputs, ref, {}
+    qz = quant.quantize(case, inputs, cfg.quant)
+    err = quant.accuracy(case, ref, inputs)
+    extra = dict(quant=cfg.quant, quant_err=err[cfg.quant], quant_err_tensor=err["tensor"])
+    return qz.inputs, quant.int_reference(case, qz), extra
 
 
 def warm_up(backends: list[Backend], cfg: RunConfig) -> None:

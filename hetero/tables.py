@@ -13,7 +13,8 @@ def _num(v, fmt: str) -> str:
     return format(v, fmt)
 
 
-def _cells(r: dict) -> list[str]:
+def _cells(r: dict, quant: bool = False) -> list[str]:
+    """A row's cells; int8 blocks (quant) add what quantizing cost: quant_err under the run's scales and per tensor."""
     status = r["status"] if r["status"] != "ok" else ("ok~" if r.get("noisy") else "ok")
     return [
         r["shape"],
@@ -27,7 +28,7 @@ def _cells(r: dict) -> list[str]:
         _num(r.get("vs_best_peer"), ".2f"),
         TIMING_SHORT.get(r.get("timing"), r.get("timing") or "-"),
         _num(r.get("max_rel_err"), ".1e"),
-    ]
+    ] + ([_num(r.get("quant_err"), ".2e"), _num(r.get("quant_err_tensor"), ".2e")] if quant else [])
 
 
 HEADER = [
@@ -43,6 +44,7 @@ HEADER = [
     "timing",
     "rel err",
 ]
+QUANT_HEADER = ["quant err", "per tensor"]  # int8: relative RMS error of the dequantized result (workloads.quant)
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
@@ -58,11 +60,14 @@ def format_table(rows: list[dict]) -> str:
         groups.setdefault((r["workload"], r["dtype"]), []).append(r)
     for (workload, dtype), group in groups.items():
         baseline = group[0].get("baseline") or "-"
-        body = [_cells(r) for r in group]
-        widths = [max(len(x) for x in col) for col in zip(HEADER, *body)]
+        quant = any(r.get("quant_err") is not None for r in group)
+        header = HEADER + QUANT_HEADER if quant else HEADER
+        body = [_cells(r, quant) for r in group]
+        widths = [max(len(x) for x in col) for col in zip(header, *body)]
+        scales = f"; int8 exact, quant err with {group[0].get('quant') or '-'} scales" if quant else ""
         out = [
-            f"{workload} ({dtype}); speedup vs {baseline}; 'vs peer' = best peer's time / this time",
-            _line(HEADER, widths),
+            f"{workload} ({dtype}); speedup vs {baseline}; 'vs peer' = best peer's time / this time{scales}",
+            _line(header, widths),
             _line(["-" * w for w in widths], widths),
         ]
         prev = None

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from hetero.backends import registry
-from hetero.workloads import Case, check, get
+from hetero.workloads import Case, check, get, quant
 
 
 def available_backends(include_hidden: bool = False) -> list[tuple[str, str | None]]:
@@ -23,10 +23,16 @@ def available_backends(include_hidden: bool = False) -> list[tuple[str, str | No
 
 
 def parity(
-    backend: str, case: Case, seed: int = 0, nonfinite: Iterable[tuple[str, int, float]] = (), **backend_kwargs
+    backend: str,
+    case: Case,
+    seed: int = 0,
+    nonfinite: Iterable[tuple[str, int, float]] = (),
+    scheme: str = "channel",
+    **backend_kwargs,
 ) -> tuple[bool, float, float]:
     """(correct, max_abs_err, max_rel_err) of `backend` on `case` against the reference (see workloads.check:
-    non-finite exactly where the reference is, the rest within tolerance).
+    non-finite exactly where the reference is, the rest within tolerance; int8: the inputs quantized under
+    `scheme`, the output equal to their integer product).
 
     nonfinite: (input name, flat index, value) to write into the seeded inputs first, e.g. ("key", 7, nan);
     an index past the input's end wraps around."""
@@ -36,8 +42,12 @@ def parity(
         x = inputs[name].copy()
         x.reshape(-1)[index % x.size] = value
         inputs[name] = x
-    with np.errstate(invalid="ignore", over="ignore"):  # the reference meeting NaN and inf is the point here
-        ref = workload.reference(case, inputs)
+    if case.dtype == "int8":  # the int8 operands and their exact integer product (workloads.quant)
+        qz = quant.quantize(case, inputs, scheme)
+        inputs, ref = qz.inputs, quant.int_reference(case, qz)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):  # the reference meeting NaN and inf is the point here
+            ref = workload.reference(case, inputs)
     kernel = registry.get(backend, **backend_kwargs).prepare(case, inputs)
     kernel()
     return check(kernel.result(), ref, case.dtype)

@@ -12,6 +12,7 @@ import pytest
 
 from hetero.kernels.attention import cupy_attention
 from hetero.kernels.conv2d import cupy_conv2d
+from hetero.kernels.matmul import cupy_int8
 
 
 def _nvcc() -> str | None:
@@ -33,6 +34,7 @@ needs_nvcc = pytest.mark.skipif(
 LAUNCHERS = {
     "attention": (cupy_attention.SOURCE, cupy_attention.TUNING, cupy_attention._names()),
     "conv2d": (cupy_conv2d.SOURCE, cupy_conv2d.TUNING, cupy_conv2d.NAMES),
+    "matmul_int8": (cupy_int8.SOURCE, cupy_int8.TUNING, cupy_int8.NAMES),
 }
 
 

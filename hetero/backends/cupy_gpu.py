@@ -91,7 +91,8 @@ class CupyBackend(Backend):
     name = "cupy"
     timing = MEASURED_DEVICE
     dtypes = {
-        "matmul": ("float32", "tf32", "float16", "bfloat16"),
+        # int8: int8 operands, exact int32 products (kernels/matmul/cupy_int8.py; workloads.quant)
+        "matmul": ("float32", "tf32", "float16", "bfloat16", "int8"),
         "attention": _ALL16,
         "conv2d": _ALL16,
         "conv_transpose2d": _ALL16,
@@ -175,6 +176,10 @@ class CupyBackend(Backend):
         from hetero.kernels.conv2d import cupy_conv2d
 
         p, w, dt = case.p, get(case.workload), case.dtype
+        if case.workload == "matmul" and dt == "int8":
+            from hetero.kernels.matmul import cupy_int8
+
+            return cupy_int8.prepare(dev["a"], dev["b"], p["M"], p["N"], p["K"])
         if case.workload == "matmul":
             a, b = dev["a"], dev["b"]
             out = cp.empty((p["M"], p["N"]), a.dtype)
@@ -204,7 +209,9 @@ class CupyBackend(Backend):
 
 
 def _widen(cp, d):
-    """Device array (float32, float16, or bfloat16 bits in uint16) -> float32."""
+    """Device array (float32, float16, or bfloat16 bits in uint16) -> float32; int32 (int8 cases) as it is."""
+    if d.dtype == cp.int32:
+        return d
     if d.dtype == cp.uint16:
         return (d.astype(cp.uint32) << 16).view(cp.float32)
     return d.astype(cp.float32, copy=False)

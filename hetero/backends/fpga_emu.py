@@ -28,8 +28,9 @@ KERNELS = {
 class FpgaKernel(Kernel):
     timing = MODELED
 
-    def __init__(self, rt, enqueue, out_buf, shape, estimate: fm.Estimate):
+    def __init__(self, rt, enqueue, out_buf, shape, estimate: fm.Estimate, out_dtype: str = "float32"):
         self.rt, self.enqueue, self.out_buf, self.shape, self.estimate = rt, enqueue, out_buf, shape, estimate
+        self.out_dtype = out_dtype
         self.transfer_s = estimate.pcie_s
         self.emu_wall_s = None
 
@@ -46,7 +47,7 @@ class FpgaKernel(Kernel):
     def result(self):
         import numpy as np
 
-        return self.rt.read(np.empty(self.shape, np.float32), self.out_buf)
+        return self.rt.read(np.empty(self.shape, self.out_dtype), self.out_buf)
 
 
 class FpgaEmuBackend(Backend):
@@ -71,8 +72,16 @@ class FpgaEmuBackend(Backend):
 
     @property
     def dtypes(self):
-        dt = ("int8",) if self.preset.dtype == "int8" else ("float32",)
-        return {"matmul": dt, **({} if dt == ("int8",) else {w: dt for w in KERNELS if w != "matmul"})}
+        if self.preset.dtype == "int8":  # an int8 array: the int8 workloads (exact int32 products; workloads.quant)
+            return {w: ("int8",) for w in fm.INT8_WORKLOADS}
+        return {w: ("float32",) for w in KERNELS}
+
+    def unsupported(self, case):
+        """Backend.unsupported, naming the preset that runs int8 where this one cannot."""
+        reason = super().unsupported(case)
+        if reason and case.dtype == "int8" and self.preset.dtype != "int8" and case.workload in fm.INT8_WORKLOADS:
+            reason += f" with preset {self.preset.name}; an int8 preset runs it (--fpga-preset {fm.INT8_PRESET})"
+        return reason
 
     def device(self) -> Device:
         pr = self.preset
@@ -92,4 +101,4 @@ class FpgaEmuBackend(Backend):
         rt = ocl.runtime(ocl.pick_device(os.environ.get(ocl.ENV_DEVICE)))
         mod = importlib.import_module(KERNELS[case.workload])
         enqueue, out_buf, shape, estimate = mod.prepare(rt, self.preset, case, inputs)
-        return FpgaKernel(rt, enqueue, out_buf, shape, estimate)
+        return FpgaKernel(rt, enqueue, out_buf, shape, estimate, "int32" if case.dtype == "int8" else "float32")

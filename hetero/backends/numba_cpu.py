@@ -22,9 +22,16 @@ KERNELS = {
 }
 
 
+# int8 (int8 operands, exact int32 products; workloads.quant): workload -> kernel module
+INT8_KERNELS = {
+    "matmul": "hetero.kernels.matmul.numba_int8",
+    "conv2d": "hetero.kernels.conv2d.numba_conv2d_int8",
+}
+
+
 class NumbaBackend(Backend):
     name = "numba"
-    dtypes = {w: ("float32",) for w in KERNELS}
+    dtypes = {w: ("float32", "int8") if w in INT8_KERNELS else ("float32",) for w in KERNELS}
     features = {w: ALL for w in KERNELS}
 
     @classmethod
@@ -47,13 +54,15 @@ class NumbaBackend(Backend):
 
     def warmup(self) -> None:
         self._configure()
-        for module in dict.fromkeys([*KERNELS.values(), "hetero.kernels.conv2d.numba_grouped"]):
+        for module in dict.fromkeys([*KERNELS.values(), *INT8_KERNELS.values(), "hetero.kernels.conv2d.numba_grouped"]):
             importlib.import_module(module).warmup()
 
     def _prepare(self, case, inputs):
         self._configure()
-        mod = importlib.import_module(KERNELS[case.workload])
         p = case.p
+        if case.dtype == "int8":
+            return self._int8(case, inputs)
+        mod = importlib.import_module(KERNELS[case.workload])
         out = np.empty(get(case.workload).out_shape(p), np.float32)
         if case.workload == "matmul":
             fn = lambda o: mod.matmul(inputs["a"], inputs["b"], o)  # noqa: E731
@@ -62,6 +71,15 @@ class NumbaBackend(Backend):
         else:
             fn = self._conv(mod, case, inputs)
         return HostKernel(fn, out)
+
+    @staticmethod
+    def _int8(case, inputs):
+        mod, p = importlib.import_module(INT8_KERNELS[case.workload]), case.p
+        out = np.empty(get(case.workload).out_shape(p), np.int32)
+        if case.workload == "matmul":
+            return HostKernel(lambda o: mod.matmul(inputs["a"], inputs["b"], o), out)
+        st, pad, dil = (hw(p, k) for k in ("stride", "padding", "dilation"))
+        return HostKernel(lambda o: mod.conv2d(inputs["input"], inputs["weight"], st, pad, dil, p["groups"], o), out)
 
     @staticmethod
     def _attention(mod, case, inputs):

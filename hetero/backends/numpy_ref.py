@@ -12,11 +12,16 @@ from hetero.backends.base import ALL, Backend, Device, HostKernel
 from hetero.devices import cpu_device
 from hetero.threads import set_blas_threads
 from hetero.workloads import get
+from hetero.workloads.quant import INT8
 
 
 class NumpyBackend(Backend):
     name = "numpy"
-    dtypes = {w: ("float32",) for w in ("matmul", "attention", "conv2d", "conv_transpose2d")}
+    # int8: the exact integer product (the float64 reference of int8 operands: every sum exact), as int32
+    dtypes = {
+        w: ("float32", "int8") if w in INT8 else ("float32",)
+        for w in ("matmul", "attention", "conv2d", "conv_transpose2d")
+    }
     features = {w: ALL for w in dtypes}
 
     def device(self) -> Device:
@@ -26,7 +31,9 @@ class NumpyBackend(Backend):
         set_blas_threads(self.threads)
         workload = get(case.workload)
 
-        def fn(out):
-            out[...] = workload.reference(case, inputs, np.float32)
+        int8 = case.dtype == "int8"
 
-        return HostKernel(fn, np.empty(workload.out_shape(case.p), np.float32))
+        def fn(out):
+            out[...] = workload.reference(case, inputs, np.float64 if int8 else np.float32)
+
+        return HostKernel(fn, np.empty(workload.out_shape(case.p), np.int32 if int8 else np.float32))

@@ -35,6 +35,7 @@ def device_description(dev, label: str) -> Device:
             kind="opencl-cpu",
             cores=dev.max_compute_units,
             peak_gflops=host.peak_gflops,
+            peak_by_dtype=host.peak_by_dtype,
             mem_gbps=host.mem_gbps,
             peak_source=f"host CPU: {host.peak_source}",
         )
@@ -44,10 +45,14 @@ def device_description(dev, label: str) -> Device:
     )
 
 
+# int8 (int8 operands, exact int32 products; workloads.quant): workload -> launcher module
+INT8_KERNELS = {"matmul": "hetero.kernels.matmul.opencl_int8", "conv2d": "hetero.kernels.conv2d.opencl_conv2d"}
+
+
 class OpenCLBackend(Backend):
     name = "opencl"
     timing = MEASURED_DEVICE
-    dtypes = {w: ("float32",) for w in KERNELS}
+    dtypes = {w: ("float32", "int8") if w in INT8_KERNELS else ("float32",) for w in KERNELS}
     # What the kernels do beyond the plain layout; the rest is refused with its reason (Backend.unsupported).
     features = {
         "matmul": frozenset({"batch"}),
@@ -76,13 +81,17 @@ class OpenCLBackend(Backend):
 
     def _prepare(self, case, inputs):
         rt = self._runtime()
-        mod = importlib.import_module(KERNELS[case.workload])
+        mod = importlib.import_module((INT8_KERNELS if case.dtype == "int8" else KERNELS)[case.workload])
         enqueue, out_buf, shape = mod.prepare(rt, case, inputs)
-        return make_kernel(rt, enqueue, out_buf, shape, MEASURED_DEVICE)
+        out_dtype = "int32" if case.dtype == "int8" else "float32"
+        return make_kernel(rt, enqueue, out_buf, shape, MEASURED_DEVICE, out_dtype=out_dtype)
 
 
-def make_kernel(rt: ocl.Runtime, enqueue, out_buf, out_shape, timing: str, transfer_s: float | None = None):
-    """A Kernel whose call runs `enqueue()` (-> its events) and returns their summed device seconds."""
+def make_kernel(
+    rt: ocl.Runtime, enqueue, out_buf, out_shape, timing: str, transfer_s: float | None = None, out_dtype="float32"
+):
+    """A Kernel whose call runs `enqueue()` (-> its events) and returns their summed device seconds; its result is
+    float32, or int32 for int8 cases (the exact accumulators)."""
     import numpy as np
 
     class _K(Kernel):
@@ -93,7 +102,7 @@ def make_kernel(rt: ocl.Runtime, enqueue, out_buf, out_shape, timing: str, trans
             enqueue()[-1].wait()
 
         def result(self):
-            return rt.read(np.empty(out_shape, np.float32), out_buf)
+            return rt.read(np.empty(out_shape, out_dtype), out_buf)
 
     k = _K()
     k.timing, k.transfer_s = timing, transfer_s

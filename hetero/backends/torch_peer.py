@@ -19,6 +19,10 @@ _ALL = ("matmul", "attention", "conv2d", "conv_transpose2d")
 def _torch_call(torch, case, t: dict):
     """The PyTorch function call for `case` on tensors `t` (same names as the workload's inputs)."""
     F, p = torch.nn.functional, case.p
+    if case.workload == "matmul" and case.dtype == "int8":  # int8 x int8 -> int32 (oneDNN, VNNI where the CPU has it)
+        if t["a"].dim() == 2:
+            return lambda: torch._int_mm(t["a"], t["b"])
+        return lambda: torch.stack([torch._int_mm(x, y) for x, y in zip(t["a"], t["b"])])
     if case.workload == "matmul":
         return lambda: torch.matmul(t["a"], t["b"])
     if case.workload == "attention":
@@ -67,13 +71,15 @@ class _TorchKernel(Kernel):
             self.sync()
 
     def result(self) -> np.ndarray:
-        return self.out.float().cpu().numpy()
+        out = self.out if self.out.dtype == self.torch.int32 else self.out.float()  # int8 cases: exact int32
+        return out.cpu().numpy()
 
 
 class TorchCPUBackend(Backend):
     name = "torch"
     peer = True
-    dtypes = {w: ("float32",) for w in _ALL}
+    # int8: matmul through torch._int_mm; PyTorch has no int8 x int8 -> int32 convolution to compare with
+    dtypes = {w: ("float32", "int8") if w == "matmul" else ("float32",) for w in _ALL}
     features = {w: ALL for w in _ALL}
 
     @classmethod

@@ -15,7 +15,9 @@ from hetero.errors import HeteroError, choices
 
 # Relative tolerance per dtype, applied as |out - ref| <= tol * (|ref| + rms(ref)): the rms term keeps
 # elements whose reference is near zero from failing on rounding that is tiny next to the output's scale.
-TOLERANCE = {"float32": 2e-4, "tf32": 5e-3, "float16": 1e-2, "bfloat16": 4e-2, "int8": 5e-2}
+# int8: none. Its kernels return the int32 products of int8 operands, exact, checked against the integer
+# reference (workloads.quant); what quantizing cost is reported apart (quant_err), never a gate.
+TOLERANCE = {"float32": 2e-4, "tf32": 5e-3, "float16": 1e-2, "bfloat16": 4e-2, "int8": 0.0}
 DTYPES = tuple(TOLERANCE)
 ITEMSIZE = {"float32": 4, "tf32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 

@@ -77,3 +77,20 @@ __kernel void direct_grouped_f32(__global const float* restrict x, __global cons
   out[((long)nk * P + p) * Q + q] = acc;
 }
 #endif
+
+// add_bias_f32: out (N, K, PQ) += bias (K,), after the convolution (the GEMMs write out whole). Work-item (pq, k, n).
+__kernel void add_bias_f32(__global float* restrict out, __global const float* restrict bias, int K, int PQ) {
+  int pq = get_global_id(0), k = get_global_id(1), n = get_global_id(2);
+  out[((long)n * K + k) * PQ + pq] += bias[k];
+}
+
+// im2col_i8: x (N, C, H, W) int8 -> cols (N, P*Q, C*R*S) int8, a row per output pixel: the int8 GEMMs' operand
+// B^T (matmul_int8.cl) or B read with strides (the systolic array). Work-item (crs, pq, n).
+__kernel void im2col_i8(__global const char* restrict x, __global char* restrict cols, int C, int H, int W, int P,
+                        int Q) {
+  int crs = get_global_id(0), pq = get_global_id(1), n = get_global_id(2);
+  int c = crs / (R * S), rs = crs % (R * S);
+  int y = (pq / Q) * ST_H - PAD_H + (rs / S) * DIL_H, xx = (pq % Q) * ST_W - PAD_W + (rs % S) * DIL_W;
+  bool inside = y >= 0 && y < H && xx >= 0 && xx < W;
+  cols[((long)n * P * Q + pq) * C * R * S + crs] = inside ? x[(((long)n * C + c) * H + y) * W + xx] : 0;
+}

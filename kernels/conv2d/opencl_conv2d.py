@@ -2,10 +2,11 @@
 
 conv2d: im2col written straight into the GEMM's packed-B panels (pack_im2col_f32), weights (K, C*R*S) as A.
 conv_transpose2d: cols_n (K*R*S, H*W) = W^T @ x_n by the GEMM, then col2im_f32 gathers each output pixel.
-The workloads' presets have no bias; a bias is refused with a message rather than silently ignored.
+A bias is added by one more pass over the output (add_bias_f32), after the convolution, which writes it whole.
 conv2d with groups > 1 and at most DIRECT_MAX_CG input channels a group (depthwise, ResNeXt) is a direct
 convolution (direct_grouped_f32); other grouped convs run as the dense convolution with block-diagonal weights
 (dense_weight): exact, at groups times the multiply-adds of a grouped kernel, and timed as such.
+int8 conv2d: im2col_i8 writes cols_n (P*Q, C*R*S), one row per output pixel, which is the int8 GEMM's B^T.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hetero import opencl_util as ocl
-from hetero.errors import HeteroError
+from hetero.kernels.matmul.opencl_int8 import Gemm8
 from hetero.kernels.matmul.opencl_matmul import Gemm, Operand
 from hetero.workloads import get
 from hetero.workloads.conv2d import hw
@@ -35,7 +36,7 @@ def dense_weight(w: np.ndarray, groups: int, transposed: bool) -> np.ndarray:
     if groups == 1:
         return w
     rows, cols = w.shape[0] // groups, w.shape[1]  # per group: output (or input) channels x the other
-    dense = np.zeros((w.shape[0], cols * groups) + w.shape[2:], np.float32)
+    dense = np.zeros((w.shape[0], cols * groups) + w.shape[2:], w.dtype)
     for g in range(groups):
         dense[g * rows : (g + 1) * rows, g * cols : (g + 1) * cols] = w[g * rows : (g + 1) * rows]
     return dense
@@ -112,15 +113,42 @@ def _conv_transpose2d(rt, case, x, w, out):
     return enqueue
 
 
+def _conv2d_int8(rt, case, x, w, out):
+    """int8: cols_n (P*Q, C*R*S) = im2col_i8(x_n), then out_n (K, P*Q) int32 = W (K, C*R*S) @ cols_n^T (Gemm8)."""
+    p = case.p
+    N, C, H, W, K = (p[d] for d in "NCHWK")
+    P, Q = get(case.workload).out_hw(p)
+    crs, i32 = C * p["R"] * p["S"], np.int32
+    prg, g = rt.program(SOURCE, defines(p)), Gemm8(rt, K, P * Q, crs, batch=N)
+    cols = rt.buffer(nbytes=N * P * Q * crs)
+
+    def enqueue():
+        e = ocl.launch(rt, prg.im2col_i8, (crs, P * Q, N), None, x, cols, i32(C), i32(H), i32(W), i32(P), i32(Q))
+        return [e] + g.enqueue(w, (0, crs, 1), cols, (P * Q * crs, crs, 1), out)
+
+    return enqueue
+
+
+def with_bias(rt: ocl.Runtime, case, enqueue, out, shape: tuple, bias):
+    """`enqueue`, followed (when bias is given) by out (N, K, P*Q) += bias (K,); returns the new enqueue."""
+    if bias is None:
+        return enqueue
+    N, K = shape[:2]
+    pq = int(np.prod(shape[2:]))
+    prg, b = rt.program(SOURCE, defines(case.p)), rt.buffer(np.ascontiguousarray(bias, np.float32))
+    return lambda: enqueue() + [ocl.launch(rt, prg.add_bias_f32, (pq, K, N), None, out, b, np.int32(K), np.int32(pq))]
+
+
 def prepare(rt: ocl.Runtime, case, inputs: dict):
-    if inputs.get("bias") is not None:
-        raise HeteroError(f"opencl {case.workload}: bias is not supported yet (pass bias=None)")
     shape = get(case.workload).out_shape(case.p)
     groups = case.p.get("groups", 1)
-    direct = case.workload == "conv2d" and groups > 1 and case.p["C"] // groups <= DIRECT_MAX_CG
+    int8 = case.dtype == "int8"
+    direct = not int8 and case.workload == "conv2d" and groups > 1 and case.p["C"] // groups <= DIRECT_MAX_CG
     x = rt.buffer(inputs["input"])
     wt = inputs["weight"] if direct else dense_weight(inputs["weight"], groups, case.workload == "conv_transpose2d")
-    w = rt.buffer(np.ascontiguousarray(wt, np.float32))
+    w = rt.buffer(np.ascontiguousarray(wt, np.int8 if int8 else np.float32))
     out = rt.buffer(nbytes=int(np.prod(shape)) * 4)
+    if int8:  # the int32 accumulators; the bias is added after dequantizing (workloads.quant)
+        return _conv2d_int8(rt, case, x, w, out), out, shape
     make = _direct_grouped if direct else _conv2d if case.workload == "conv2d" else _conv_transpose2d
-    return make(rt, case, x, w, out), out, shape
+    return with_bias(rt, case, make(rt, case, x, w, out), out, shape, inputs.get("bias")), out, shape

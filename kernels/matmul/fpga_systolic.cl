@@ -1,13 +1,19 @@
+#if INT_OUT
+#define OUT int
+#else
+#define OUT float
+#endif
 // A systolic-array GEMM in FPGA style (Kung & Leiserson 1978), emulated on any OpenCL device.
 // One work-item plays one R x C array of PEs computing one R x C tile of C[b] = scale * A[b] @ B[b].
 // Each cycle, A's V-wide vectors shift one PE right along each row and B's shift one PE down each column;
 // row i is fed A(m0+i, k-block t-i) and column j B(k-block t-j, n0+j) (skewed, so matching operands meet in
 // PE (i, j)), and every PE adds the V-lane dot product of the two registers it holds. A tile takes
 // ceil(K/V) + R + C - 2 cycles: the fill and drain that fpga_model.py charges per tile.
-// #defines: R, C, V (array shape), TYPE (float or char), ACC (float or int).
+// #defines: R, C, V (array shape), TYPE (float or char), ACC (float or int), INT_OUT (1: C gets the int32
+// accumulators as they are, exact, and scale is unused; 0: C gets scale * acc as float).
 // A (M, K): element (m, k) at m*sam + k*sak; B (K, N): (k, n) at k*sbk + n*sbn; batch strides sa, sb, sc.
 __kernel void systolic_gemm(__global const TYPE* restrict A, __global const TYPE* restrict B,
-                            __global float* restrict Cm, int M, int N, int K,
+                            __global OUT* restrict Cm, int M, int N, int K,
                             long sam, long sak, long sbk, long sbn, long sa, long sb, int ldc, long sc,
                             float scale) {
   int m0 = get_global_id(0) * R, n0 = get_global_id(1) * C, bt = get_global_id(2);
@@ -51,7 +57,11 @@ __kernel void systolic_gemm(__global const TYPE* restrict A, __global const TYPE
   }
   for (int i = 0; i < R && m0 + i < M; i++)
     for (int j = 0; j < C && n0 + j < N; j++)
+#if INT_OUT
+      Cm[bt * sc + (long)(m0 + i) * ldc + n0 + j] = acc[i][j];
+#else
       Cm[bt * sc + (long)(m0 + i) * ldc + n0 + j] = scale * (float)acc[i][j];
+#endif
 }
 
 // softmax_rows_f32: scores (rows of length S, in place) -> softmax(scale * s + mask) with the causal mask,

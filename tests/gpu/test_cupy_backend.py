@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hetero.backends.cupy_gpu import CupyBackend
-from hetero.workloads import check, get
+from hetero.workloads import check, get, quant
 
 REASON = CupyBackend.unavailable()
 gpu = pytest.mark.skipif(REASON is not None, reason=f"cupy unavailable: {REASON}")
@@ -23,6 +23,10 @@ ATTENTION = [
     for c in (0, 1)
     for dt in ("float32", "float16", "bfloat16")
 ]
+# int8 matmul: both paths (cuBLAS where every dimension is a multiple of 4, __dp4a otherwise)
+INT8 = [
+    get("matmul").case(dict(M=m, N=n, K=k), "int8") for (m, n, k) in ((256, 128, 512), (67, 45, 93), (64, 64, 1030))
+]
 
 
 def _label(c):
@@ -34,17 +38,21 @@ def _run(case, inputs=None):
 
     w = get(case.workload)
     inputs = inputs or w.make_inputs(case, seed=1)
+    ref = None
+    if case.dtype == "int8":  # int8 operands, and their exact integer product as the reference
+        qz = quant.quantize(case, inputs)
+        inputs, ref = qz.inputs, quant.int_reference(case, qz)
     kernel = CupyBackend().prepare(case, inputs)
     out = kernel.out
     out.view(cp.uint16 if out.dtype.itemsize == 2 else cp.uint32).fill(
         0x7FC0 if out.dtype.itemsize == 2 else 0x7FC00000
     )  # NaN: poison
     assert kernel() > 0
-    return check(kernel.result(), w.reference(case, inputs), case.dtype)
+    return check(kernel.result(), w.reference(case, inputs) if ref is None else ref, case.dtype)
 
 
 @gpu
-@pytest.mark.parametrize("case", QUICK + ATTENTION, ids=_label)
+@pytest.mark.parametrize("case", QUICK + ATTENTION + INT8, ids=_label)
 def test_matches_reference(case):
     reason = CupyBackend().unsupported(case)
     if reason:  # a new argument the CUDA kernels do not take yet (GQA, masks, groups, ...): refused, with why

@@ -1,0 +1,89 @@
+"""int8 conv2d for the numba backend, NCHW: out (N, K, P, Q) int32 = the exact integer convolution of int8 input
+(N, C, H, W) and weight (K, C/groups, R, S); any stride, padding, dilation and groups.
+
+Two ways, by channels per group (cg = C/groups):
+  GEMM    ungrouped, or cg >= DIRECT_BELOW: per image and group, im2col cols (cg*R*S, P*Q) int8 (our Numba
+          code, parallel over its rows, zeros where a tap falls in the padding), then out[n, group] (K/g, P*Q) =
+          W_g (K/g, cg*R*S) @ cols on kernels/matmul/numba_int8.py's GEMM, written in place: no transpose after.
+  DIRECT  grouped with fewer channels a group (depthwise): per group a GEMM of K/g rows (1 when depthwise) and a
+          reduction of a few taps, padded to the GEMM's tiles; instead each (image, output channel) accumulates
+          its taps over the output plane in int32, in parallel. (An ungrouped conv with few channels, a first
+          layer's 3, still has all K output channels for the GEMM's rows.)
+The bias is not the kernel's: int8 cases add it in float after dequantizing (workloads.quant).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from hetero.kernels.matmul.numba_int8 import gemm
+
+DIRECT_BELOW = 16  # channels per group under which a grouped convolution runs direct
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _im2col(x, n, c0, cg, R, S, sh, sw, ph, pw, dh, dw, P, Q, cols):
+    """cols (cg*R*S, P*Q): row (c, r, s), column (p, q) = x[n, c0 + c, p*sh - ph + r*dh, q*sw - pw + s*dw]."""
+    H, W = x.shape[2], x.shape[3]
+    for row in prange(cg * R * S):
+        c, rs = row // (R * S), row % (R * S)
+        r, s = rs // S, rs % S
+        for p in range(P):
+            h = p * sh - ph + r * dh
+            for q in range(Q):
+                w = q * sw - pw + s * dw
+                inside = 0 <= h < H and 0 <= w < W
+                cols[row, p * Q + q] = x[n, c0 + c, h, w] if inside else np.int8(0)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _direct(x, w, sh, sw, ph, pw, dh, dw, groups, out):
+    """out (N, K, P, Q) = conv2d(x, w), one (image, output channel) plane per task, taps accumulated in int32."""
+    N, K, P, Q = out.shape
+    cg, R, S = w.shape[1], w.shape[2], w.shape[3]
+    H, W = x.shape[2], x.shape[3]
+    kg = K // groups
+    for nk in prange(N * K):
+        n, k = nk // K, nk % K
+        c0 = (k // kg) * cg
+        acc = np.zeros((P, Q), np.int32)
+        for c in range(cg):
+            for r in range(R):
+                for s in range(S):
+                    wv = np.int32(w[k, c, r, s])
+                    for p in range(P):
+                        h = p * sh - ph + r * dh
+                        if 0 <= h < H:
+                            for q in range(Q):
+                                ww = q * sw - pw + s * dw
+                                if 0 <= ww < W:
+                                    acc[p, q] += wv * np.int32(x[n, c0 + c, h, ww])
+        out[n, k] = acc
+
+
+def conv2d(x, w, stride, padding, dilation, groups, out) -> None:
+    """out (N, K, P, Q) int32 = conv2d(x int8 (N, C, H, W), w int8 (K, C/groups, R, S)); stride etc. (h, w)."""
+    N, K, P, Q = out.shape
+    cg, R, S = w.shape[1:]
+    if groups > 1 and cg < DIRECT_BELOW:
+        _direct(x, w, *stride, *padding, *dilation, groups, out)
+        return
+    kg = K // groups
+    cols = np.empty((cg * R * S, P * Q), np.int8)
+    acc = np.empty((kg, P * Q), np.int32)
+    for g in range(groups):
+        wg = np.ascontiguousarray(w[g * kg : (g + 1) * kg].reshape(kg, cg * R * S))  # (K/g, cg*R*S)
+        for n in range(N):
+            _im2col(x, n, g * cg, cg, R, S, *stride, *padding, *dilation, P, Q, cols)
+            dst = out[n, g * kg : (g + 1) * kg].reshape(kg, P * Q)  # contiguous: the GEMM writes it in place
+            gemm(wg, cols, dst if dst.flags.c_contiguous else acc)
+            if not dst.flags.c_contiguous:
+                out[n, g * kg : (g + 1) * kg] = acc.reshape(kg, P, Q)
+
+
+def warmup() -> None:
+    for groups in (1, 2):  # the GEMM way, then the direct one
+        x, w = np.ones((1, 2, 5, 5), np.int8), np.ones((2, 2 // groups, 3, 3), np.int8)
+        conv2d(x, w, (1, 1), (1, 1), (1, 1), groups, np.empty((1, 2, 5, 5), np.int32))

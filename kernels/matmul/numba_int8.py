@@ -1,0 +1,271 @@
+"""int8 GEMM for the numba backend: C (M, N) int32 = A (M, K) int8 @ B (K, N) int8, exact (int32 accumulation).
+
+Our own kernel, no library. On CPUs with AVX-512 VNNI (Zen 4, Ice Lake and later) the inner product is VPDPBUSD,
+which multiplies 4 unsigned bytes by 4 signed bytes and adds the 4 products into each of 16 int32 lanes: 64
+multiply-adds per instruction. A is signed, so it is offset to unsigned (a + 128, a XOR 0x80) and the excess is
+taken off once per column: sum_k (a + 128) * b = a @ b + 128 * colsum(B).
+
+Layout (packed once per call):
+  Ap (Mp/MR, Kp/4, MR, 4) uint8: A + 128 in panels of MR rows, M padded to a multiple of MR and K of 4 (the pad
+     128 is a zero of A); each (panel, k4) row holds the 4 bytes of each of the MR rows that one step broadcasts
+  Bp (Np/NB, Kp/4, NB, 4) int8: panels of NB = 16*NR columns; each (k4, panel) row is NR zmm of 4 bytes per lane
+  C is computed into Cp (Mp, Np) and the valid (M, N) copied out.
+Microkernel (_tile, in LLVM IR): an MR x NB tile of C in MR*NR zmm accumulators, over all of K: per 4 values of
+k, NR loads of Bp, MR 4-byte broadcasts of Ap, MR*NR VPDPBUSD. Threads take column panels (prange), each panel
+(Kp*NB bytes) staying in the core's L1/L2 while row tiles stream past it.
+Without VNNI, _gemm_plain's int32 loops are left to LLVM (VPMADDWD/VPMULLD on AVX2).
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+VNNI = bool(llvm.get_host_cpu_features().get("avx512vnni", False))
+AVX2 = bool(llvm.get_host_cpu_features().get("avx2", False))
+# LLVM 21 retyped the VNNI intrinsics' byte operands from <16 x i32> to <64 x i8>.
+_BYTE_OPERANDS = llvm.llvm_version_info >= (21,)
+
+
+def _data(context, builder, ty, value):
+    return context.make_array(ty)(context, builder, value).data
+
+
+# Per ISA: lanes (int32 per vector), MR x NR vectors of accumulators, k per lane per step, the LLVM intrinsic.
+# Either way a step reads 4 bytes of each of A's MR rows and NR*lanes*4 bytes of B: the packing shares one shape.
+ISAS = {
+    "vnni": dict(lanes=16, MR=8, NR=2, k_step=4, name="llvm.x86.avx512.vpdpbusd.512"),  # u8 x s8, 16 zmm acc
+    "avx2": dict(lanes=8, MR=6, NR=2, k_step=2, name="llvm.x86.avx2.pmadd.wd"),  # s16 x s16 pairs, 12 ymm acc
+}
+
+
+def _store(builder, acc, c_p, c0, ldc, r_p, n0):
+    """The tile's epilogue: c[c0 + i*ldc + j*lanes ...] = acc[i][j] - corr[n0 + j*lanes ...], a vector each."""
+    i64, vacc = ir.IntType(64), acc[0][0].type.pointee
+    for i, row in enumerate(acc):
+        for j, slot in enumerate(row):
+            rv = builder.gep(r_p, [builder.add(n0, ir.Constant(i64, vacc.count * j))])
+            cv = builder.load(builder.bitcast(rv, vacc.as_pointer()), align=4)
+            at = builder.add(c0, builder.add(builder.mul(ldc, ir.Constant(i64, i)), ir.Constant(i64, vacc.count * j)))
+            dst = builder.bitcast(builder.gep(c_p, [at]), vacc.as_pointer())
+            builder.store(builder.sub(builder.load(slot), cv), dst, align=4)
+
+
+def _make_tile(isa: str):
+    """The microkernel for `isa` (ISAS) as a Numba intrinsic:
+    cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NR*lanes, over `steps` steps.
+
+    ap: the flat row panel from byte a0, rows of MR*4 bytes; bp: the flat column panel from byte b0, rows of
+    NR*lanes*4 bytes; cp, corr: flat int32. One pointer per operand keeps the loop within the integer registers."""
+    cfg = ISAS[isa]
+    L, mr, nr = cfg["lanes"], cfg["MR"], cfg["NR"]
+
+    @intrinsic
+    def tile(typingctx, ap, a0, bp, b0, steps, cp, c0, ldc, corr, n0):
+        sig = types.void(ap, a0, bp, b0, steps, cp, c0, ldc, corr, n0)
+
+        def codegen(context, builder, sig, args):
+            a_p, b_p, c_p, r_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 5, 8))
+            a_p, b_p = (builder.bitcast(x, ir.IntType(8).as_pointer()) for x in (a_p, b_p))
+            a0_, b0_, steps_, c0_, ldc_, n0_ = (args[i] for i in (1, 3, 4, 6, 7, 9))
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            vacc = ir.VectorType(i32, L)
+            opv = ir.VectorType(ir.IntType(8 if isa == "vnni" else 16), 4 * L // (1 if isa == "vnni" else 2))
+            if isa == "vnni" and not _BYTE_OPERANDS:
+                opv = vacc
+            fn = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vacc, [vacc, opv, opv] if isa == "vnni" else [opv, opv]),
+                cfg["name"],
+            )
+            acc = [[cgutils.alloca_once(builder, vacc) for _ in range(nr)] for _ in range(mr)]
+            for slot in (s for row in acc for s in row):
+                builder.store(ir.Constant(vacc, [0] * L), slot)
+            with cgutils.for_range(builder, steps_) as loop:
+                k = loop.index
+                base = builder.add(b0_, builder.mul(k, ir.Constant(i64, nr * L * 4)))
+                bv = []
+                for j in range(nr):
+                    ptr = builder.gep(b_p, [builder.add(base, ir.Constant(i64, 4 * L * j))])
+                    bv.append(builder.bitcast(builder.load(builder.bitcast(ptr, vacc.as_pointer()), align=1), opv))
+                for i in range(mr):
+                    at = builder.add(
+                        a0_, builder.add(builder.mul(k, ir.Constant(i64, 4 * mr)), ir.Constant(i64, 4 * i))
+                    )
+                    word = builder.load(builder.bitcast(builder.gep(a_p, [at]), i32.as_pointer()), align=1)
+                    one = builder.insert_element(ir.Constant(vacc, None), word, ir.Constant(i32, 0))
+                    av = builder.bitcast(
+                        builder.shuffle_vector(one, ir.Constant(vacc, None), ir.Constant(vacc, [0] * L)), opv
+                    )
+                    for j in range(nr):
+                        old = builder.load(acc[i][j])
+                        new = (
+                            builder.call(fn, [old, av, bv[j]])
+                            if isa == "vnni"
+                            else builder.add(old, builder.call(fn, [av, bv[j]]))
+                        )
+                        builder.store(new, acc[i][j])
+            _store(builder, acc, c_p, c0_, ldc_, r_p, n0_)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_tile = _make_tile("vnni")
+_tile16 = _make_tile("avx2")
+MR, NB = ISAS["vnni"]["MR"], ISAS["vnni"]["NR"] * ISAS["vnni"]["lanes"]
+MR16, NB16 = ISAS["avx2"]["MR"], ISAS["avx2"]["NR"] * ISAS["avx2"]["lanes"]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _pack(a, b, Mp, Kp, Np):
+    """(Ap, Bp, corr): the module docstring's layout; corr (Np,) = 128 * colsum(B)."""
+    M, K = a.shape
+    N = b.shape[1]
+    au = a.view(np.uint8)
+    ap = np.empty((Mp // MR, Kp // 4, MR, 4), np.uint8)
+    for ip in prange(Mp // MR):
+        full = (ip + 1) * MR <= M
+        for i in range(MR):
+            m = ip * MR + i
+            for k4 in range(Kp // 4):
+                if full and 4 * k4 + 3 < K:  # the interior: four bytes, no test each
+                    for t in range(4):
+                        ap[ip, k4, i, t] = au[m, 4 * k4 + t] ^ np.uint8(0x80)
+                else:  # an index past A's end is its zero, 128
+                    for t in range(4):
+                        k = 4 * k4 + t
+                        ap[ip, k4, i, t] = au[m, k] ^ np.uint8(0x80) if m < M and k < K else np.uint8(0x80)
+    bp = np.empty((Np // NB, Kp // 4, NB, 4), np.int8)
+    corr = np.zeros(Np, np.int32)
+    for jp in prange(Np // NB):
+        full = (jp + 1) * NB <= N
+        for k4 in range(Kp // 4):
+            k = 4 * k4
+            if full and k + 3 < K:  # the interior: four rows of NB columns interleaved, no test each
+                for j in range(NB):
+                    n = jp * NB + j
+                    v0, v1, v2, v3 = b[k, n], b[k + 1, n], b[k + 2, n], b[k + 3, n]
+                    bp[jp, k4, j, 0], bp[jp, k4, j, 1], bp[jp, k4, j, 2], bp[jp, k4, j, 3] = v0, v1, v2, v3
+                    corr[n] += (np.int32(v0) + np.int32(v1) + np.int32(v2) + np.int32(v3)) * 128
+            else:
+                for t in range(4):
+                    for j in range(NB):
+                        n = jp * NB + j
+                        v = b[k + t, n] if k + t < K and n < N else np.int8(0)
+                        bp[jp, k4, j, t] = v
+                        corr[n] += np.int32(v) * 128
+    return ap, bp, corr
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gemm_vnni(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32
+    M, K = a.shape
+    N = b.shape[1]
+    Mp, Kp, Np = -(-M // MR) * MR, -(-K // 4) * 4, -(-N // NB) * NB
+    ap, bp, corr = _pack(a, b, Mp, Kp, Np)
+    cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
+    af, bf, cf = ap.reshape(-1), bp.reshape(-1), cp.reshape(-1)
+    kq = Kp // 4
+    for jp in prange(Np // NB):
+        for i0 in range(0, Mp, MR):
+            _tile(af, i0 * Kp, bf, jp * kq * NB * 4, kq, cf, i0 * Np + jp * NB, Np, corr, jp * NB)
+    if cp.shape[0] != M or cp.shape[1] != N:
+        out[:, :] = cp[:M, :N]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _pack16(a, b, Mp, Kp, Np):
+    """The AVX2 layout: Ap (Mp/MR16, Kp/2, MR16, 2) and Bp (Np/NB16, Kp/2, NB16, 2) int16, A not offset."""
+    M, K = a.shape
+    N = b.shape[1]
+    ap = np.empty((Mp // MR16, Kp // 2, MR16, 2), np.int16)
+    for ip in prange(Mp // MR16):
+        for k2 in range(Kp // 2):
+            for i in range(MR16):
+                for t in range(2):
+                    k, m = 2 * k2 + t, ip * MR16 + i
+                    ap[ip, k2, i, t] = a[m, k] if m < M and k < K else np.int16(0)
+    bp = np.empty((Np // NB16, Kp // 2, NB16, 2), np.int16)
+    for jp in prange(Np // NB16):
+        for k2 in range(Kp // 2):
+            for t in range(2):
+                k = 2 * k2 + t
+                for j in range(NB16):
+                    n = jp * NB16 + j
+                    bp[jp, k2, j, t] = b[k, n] if k < K and n < N else np.int16(0)
+    return ap, bp
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gemm_avx2(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: VPMADDWD on int16 pairs
+    M, K = a.shape
+    N = b.shape[1]
+    Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
+    ap, bp = _pack16(a, b, Mp, Kp, Np)
+    corr = np.zeros(Np, np.int32)
+    cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
+    af, bf, cf = ap.reshape(-1), bp.reshape(-1), cp.reshape(-1)
+    steps = Kp // 2
+    for jp in prange(Np // NB16):
+        for i0 in range(0, Mp, MR16):
+            _tile16(af, i0 * Kp * 2, bf, jp * Kp * NB16 * 2, steps, cf, i0 * Np + jp * NB16, Np, corr, jp * NB16)
+    if cp.shape[0] != M or cp.shape[1] != N:
+        out[:, :] = cp[:M, :N]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gemm_plain(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: int32 loops, vectorized by LLVM
+    M, K = a.shape
+    N = b.shape[1]
+    for i in prange(M):
+        row = np.zeros(N, np.int32)
+        for k in range(K):
+            aik = np.int32(a[i, k])
+            for j in range(N):
+                row[j] += aik * np.int32(b[k, j])
+        out[i, :] = row
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out (M, N) int32 = a (M, K) int8 @ b (K, N) int8, all C-contiguous."""
+    (_gemm_vnni if VNNI else _gemm_avx2 if AVX2 else _gemm_plain)(a, b, out)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """a (M, K) @ b (K, N), or batched: a (batch, M, K) @ b (batch, K, N); int8 in, int32 out."""
+    if a.ndim == 2:
+        gemm(a, b, out)
+        return
+    for i in range(a.shape[0]):
+        gemm(a[i], b[i], out[i])
+
+
+def warmup() -> None:
+    a = np.ones((9, 5), np.int8)
+    matmul(a, np.ascontiguousarray(a.T), np.empty((9, 9), np.int32))
+
+
+@numba.njit(nogil=True)
+def _probe_vnni(ap, bp, corr, cp):  # one tile, outside prange: what tile_asm() disassembles
+    _tile(ap, 0, bp, 0, 1, cp, 0, NB, corr, 0)
+
+
+@numba.njit(nogil=True)
+def _probe_avx2(ap, bp, corr, cp):
+    _tile16(ap, 0, bp, 0, 1, cp, 0, NB16, corr, 0)
+
+
+def tile_asm(isa: str = "vnni") -> str:
+    """The machine code of `isa`'s microkernel as compiled for this CPU (which must have the ISA)."""
+    probe = {"vnni": _probe_vnni, "avx2": _probe_avx2}[isa]
+    ap, bp = np.zeros(4 * 8, np.uint8), np.zeros(4 * 32, np.int8)
+    probe(ap, bp, np.zeros(32, np.int32), np.zeros(8 * 32, np.int32))
+    return "".join(probe.inspect_asm().values())
