@@ -121,7 +121,20 @@ def _section(title: str, machine: str, legend: str, tables: list, images: list) 
     md = [f"## {title}", "", f"Machine: {machine}", ""] + ([legend, ""] if legend else [])
     for _, table in tables:
         md += [to_markdown(table), ""]
-    return md + images + ([""] if images else [])
+    return md + ([" ".join(images), ""] if images else [])
+
+
+def _by_policy(table):
+    """A schedule summary as one row per (task set, mix) and a column per policy, each cell 'makespan (gap)'."""
+    table = table.reset_index()
+    num = lambda v, f: f.format(v) if isinstance(v, (int, float)) else str(v)  # noqa: E731  ('-': not known)
+    cell = [f"{num(m, '{:#.3g}')} ({num(g, '{:.2f}')})" for m, g in zip(table.makespan_s, table.gap)]
+    wide = table.assign(cell=cell).pivot(index=["taskset", "mix"], columns="policy", values="cell")
+    order = list(dict.fromkeys(table.policy))
+    keys = list(dict.fromkeys(zip(table.taskset, table.mix)))
+    return (
+        wide.reindex(index=keys, columns=order).fillna("-").reset_index().rename_axis(columns=None).set_index("taskset")
+    )
 
 
 def _readme(results: Path, df, sched, sims, images, streams=None) -> str:
@@ -155,8 +168,8 @@ def _readme(results: Path, df, sched, sims, images, streams=None) -> str:
         md += _section(
             f"{run} (bench.schedule)",
             run_machine(results, run),
-            legend,
-            [t for t in schedules if t[0].startswith(f"{run}:")],
+            legend + " Each cell: makespan in s (gap); every column of each row: the run's schedule.csv.",
+            [(title, _by_policy(t)) for title, t in schedules if title.startswith(f"{run}:")],
             pics(run),
         )
     for run in dict.fromkeys(streams.run) if streams is not None and not streams.empty else ():
@@ -211,9 +224,19 @@ def _run(argv=None) -> int:
         + _gantts(results, list(dict.fromkeys(sched.run)) if not sched.empty else [])
         + (_latency(streams, results) if not streams.empty else [])
     )
+    if images:
+        _prune_plots(results / "plots", images)
     atomic_write(results / "README.md", _readme(results, df, sched, sims, images, streams))
     print(f"\nwrote {results / 'README.md'}" + (f" and {len(images)} plots in {results / 'plots'}" if images else ""))
     return 0
+
+
+def _prune_plots(folder: Path, images: list) -> None:
+    """Remove the PNGs of runs that left results/: plots/ shows the current runs only (git keeps the rest)."""
+    drawn = {line.split("](plots/", 1)[1].rstrip(")") for _, line in images}
+    for png in folder.glob("*.png"):
+        if png.name not in drawn:
+            png.unlink()
 
 
 def cli(argv=None) -> int:

@@ -103,11 +103,14 @@ def stream(
     states = [w.state for w in workers]
     for s in states:  # the capacity counts each task's per-call overhead, as the queue ends do
         s.overhead = model.call_overhead(s.backend, s.device)
-    runs = []
+    runs, known = [], {}  # known: the mix's capacity, derived once (before the first load's runs teach the model)
 
     def make_stream(load):
         calibrate = lambda ts: runtime.calibrate(ts, workers, model, missing_only=True, warn=note)  # noqa: E731
-        st, rate = streams.make(spec, n, states, model, load, arrivals, seed, size, inputs=True, before=calibrate)
+        st, rate = streams.make(
+            spec, n, states, model, load, arrivals, seed, size, True, calibrate, known.get("capacity")
+        )
+        known.setdefault("capacity", rate / load)
         if folder is not None:
             streams.write_trace_file(arrivals_file(folder, st.name, load, mix), st)
         return st, rate

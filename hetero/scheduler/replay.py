@@ -57,10 +57,15 @@ class RunTimes:
                 s[2] += 1
         self.mean = {k: total / n for k, (total, _, n) in acc.items()}
         self.alone = {k: total / n for k, (_, total, n) in acc.items()}
-        self.recorded: dict = {}  # what the run's perf model predicted when its policy planned, where recorded
+        # what the run's perf model predicted for a kind on a device the first time its policy placed one (where
+        # recorded): the model the run started from. The replay then learns from each simulated task as the run
+        # learnt (add), so a run that began knowing little (bench.schedule --cold) is replayed from that, not
+        # from what it knew at its end.
+        self.recorded: dict = {}
         for events in runs:
-            for e in events:
-                self.recorded.update({(d, case_of[e["task"]]): s for d, s in e.get("predicted", {}).items()})
+            for e in sorted(events, key=lambda e: e.get("sent", e["start"])):
+                for d, s in e.get("predicted", {}).items():
+                    self.recorded.setdefault((d, case_of[e["task"]]), s)
         self.mean.update(self.recorded)
 
     def predict(self, backend: str, device: str, case) -> float | None:
@@ -284,7 +289,8 @@ def replay_stream_run(run: Path) -> list[dict]:
         st = streams.Stream(r["taskset"], ts.tasks, times, members)
         here = [s for s in states if s.backend in r["mix"].split("+")]
         key = f"{r['taskset']}@{r['load']:g}"
-        mine = [evs for (name, pol, m), evs in runs.items() if name.startswith(r["taskset"] + "@") and m == r["mix"]]
+        keys = [k for k in runs if k[0].startswith(r["taskset"] + "@") and k[2] == r["mix"]]
+        mine = [runs[k] for k in keys]
         sim = replay(
             ts.tasks,
             here,
@@ -292,7 +298,7 @@ def replay_stream_run(run: Path) -> list[dict]:
             runs.get((key, r["policy"], r["mix"]), []),
             mine,
             call_overhead(mine),
-            notify_latency(mine, ts.tasks),
+            notify_latency(mine, ts.tasks, [_released(run, r["taskset"], k[0], r["mix"], members) for k in keys]),
             {s.name: s.core_group for s in here if s.core_group is not None},
             st.arrivals(),
             planned_overhead(runs.get((key, r["policy"], r["mix"]), [])),
@@ -316,3 +322,11 @@ def replay_stream_run(run: Path) -> list[dict]:
             )
         )
     return rows
+
+
+def _released(run: Path, name: str, key: str, mix: str, members: list) -> dict:
+    """task id -> when the stream released its request (run clock), for the run of task set `key`
+    ('<stream>@<load>'); members: request -> its task ids."""
+    path = arrivals_file(run, name, float(key.partition("@")[2]), mix)
+    times = [t for t, _ in streams.read_trace(path)] if path.exists() else []
+    return {i: t for t, ids in zip(times, members) for i in ids}

@@ -94,20 +94,34 @@ def execute(
             res.basis[b] = res.basis.get(b, 0) + 1
     # and the call overhead each device's queue was priced with (a static plan such as HEFT's hangs on it too)
     res.planned_overhead = {s.name: s.overhead for s in states}
-    executor = RayExecutor(taskset, live, model, res, believed, on_done)
+    checked = _to_check(taskset, check, sample, seed)
+    executor = RayExecutor(taskset, live, model, res, believed, on_done, checked)
     rec = Driver(taskset.tasks, states, policy, model, arrivals=arrivals).run(executor)
     res.retries, res.dead = rec.retries, rec.dead
     res.alive_end = [s.name for s in states if s.alive]
     res.t1 = max(e["end"] for e in res.events)
-    _check(res, taskset, executor.out_ref, executor.args, check, sample, seed)
+    _check(res, taskset, executor.out_ref, executor.args, checked)
     return res
+
+
+def _to_check(taskset: TaskSet, mode: str, sample: int, seed: int) -> list[int]:
+    """Ids of the tasks whose outputs are checked against the reference after the run: every one (`all`), a
+    seeded sample of `sample` (`sample`) or none."""
+    ids = [t.id for t in taskset.tasks]
+    if mode == "none":
+        return []
+    if mode == "sample" and len(ids) > sample:
+        return sorted(np.random.default_rng(seed).choice(ids, sample, replace=False).tolist())
+    return ids
 
 
 class RayExecutor:
     """The driver's executor on Ray: a task is an actor call whose output stays in the object store (a dependent
     task gets its ObjectRef); the driver's own time between waits is the run's overhead (RunResult.spent)."""
 
-    def __init__(self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict, on_done=None):
+    def __init__(
+        self, taskset: TaskSet, devices: list[Worker], model, res: RunResult, believed: dict, on_done=None, checked=()
+    ):
         self.model = model
         self.by_name = {d.state.name: d for d in devices}
         states = [d.state for d in devices]
@@ -117,7 +131,8 @@ class RayExecutor:
         }
         self.const_refs = _const_refs(taskset)
         self.res, self.believed, self.on_done = res, believed, on_done
-        self.out_ref, self.args = {}, {}
+        self.checked = set(checked)
+        self.out_ref, self.args = Outputs(taskset.tasks, self.checked), {}  # task id -> output ref, argument refs
         self.inflight: dict = {}  # stats ref -> (task, device name, out ref, sent)
         self.last_end: dict = {}  # device name -> end (actor clock) of its last finished task
         self.in_submit = [0.0, 0.0]  # (wall, CPU) seconds in Ray's .remote() calls since the last wait
@@ -135,7 +150,8 @@ class RayExecutor:
         self.res.submit_s += wall - sub[0]
         self.in_submit[0] += wall - sub[0]
         self.in_submit[1] += cpu - sub[1]
-        self.args[t.id] = a
+        if t.id in self.checked:
+            self.args[t.id] = a
         self.inflight[s] = (t, st.name, o, time.time())
 
     def wait(self, until: float | None = None) -> list:
@@ -175,7 +191,7 @@ class RayExecutor:
             raise HeteroError(f"task {t.id} ({t.label}) failed on device {name}: {_cause(exc)}") from None
         alone = not _overlapped(name, stats, self.mates, self.last_end, self.inflight)
         self._learn_overhead(st, sent, stats)
-        self.out_ref[t.id] = o
+        self.out_ref.finished(t.id, o)
         self.res.events.append(
             {
                 "task": t.id,
@@ -207,6 +223,32 @@ class RayExecutor:
         self.last_end[st.name] = max(prev or 0.0, stats["end"])
 
 
+class Outputs(dict):
+    """task id -> the ref of its output in Ray's object store, kept while needed. The store holds
+    OBJECT_STORE_BYTES; a stream of 200 mixed requests makes 1.3 GB of outputs, and an overfull store spills to
+    disk, stalling every device for seconds. An output is kept while a child has not finished with it (a child
+    sent to a device that dies is sent again) and for the check after the run (`checked` tasks and their
+    parents, whose outputs the check rebuilds inputs from); Ray frees an object once no ref to it is left."""
+
+    def __init__(self, tasks, checked: set):
+        super().__init__()
+        self.deps = {t.id: t.deps for t in tasks}
+        self.keep = set(checked) | {d for t in tasks if t.id in checked for d in t.deps}
+        self.children_left: dict = {}
+        for t in tasks:
+            for d in t.deps:
+                self.children_left[d] = self.children_left.get(d, 0) + 1
+
+    def finished(self, task_id: int, ref) -> None:
+        """The task's output `ref` has arrived: keep it if needed, and drop its parents' no one needs now."""
+        if self.children_left.get(task_id) or task_id in self.keep:
+            self[task_id] = ref
+        for d in self.deps[task_id]:
+            self.children_left[d] -= 1
+            if not self.children_left[d] and d not in self.keep:
+                self.pop(d, None)
+
+
 def _overlapped(name: str, stats: dict, mates: dict, last_end: dict, inflight: dict) -> bool:
     """Whether a device pinned to the same cores as `name` may have computed while its task ran (stats["start"]
     to stats["end"]): a mate's last task ended after it started, or a mate had a task sent before it ended
@@ -231,14 +273,9 @@ def _const_refs(taskset: TaskSet) -> dict:
     return cached[1]
 
 
-def _check(res: RunResult, taskset: TaskSet, out_ref, args, mode: str, sample: int, seed: int) -> None:
+def _check(res: RunResult, taskset: TaskSet, out_ref, args, ids: list[int]) -> None:
     import ray
 
-    ids = [t.id for t in taskset.tasks]
-    if mode == "none":
-        return
-    if mode == "sample" and len(ids) > sample:
-        ids = sorted(np.random.default_rng(seed).choice(ids, sample, replace=False).tolist())
     by_id = {t.id: t for t in taskset.tasks}
     with one_blas_thread():  # else OpenBLAS's idle threads spin into the next run, on the devices' cores
         for i in ids:

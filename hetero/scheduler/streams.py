@@ -78,8 +78,17 @@ class Stream:
         return self._tasks
 
     def taskset(self) -> tasksets.TaskSet:
-        """The stream's tasks as a TaskSet the runtime runs (hetero.scheduler.runtime.execute)."""
-        return tasksets.TaskSet(self.name, self.tasks, self.consts, independent=False)
+        """The stream's tasks as a TaskSet the runtime runs (hetero.scheduler.runtime.execute); one object, so
+        that every policy's run reads the constant inputs the first put into Ray's object store (runtime's
+        _const_refs), rather than each putting them again just before its first request."""
+        if getattr(self, "_taskset", None) is None:
+            self._taskset = tasksets.TaskSet(self.name, self.tasks, self.consts, independent=False)
+        return self._taskset
+
+    def release(self) -> None:
+        """Let the runtime's copies of the stream's constant inputs go (Ray frees them once no ref is left)."""
+        if getattr(self, "_taskset", None) is not None:
+            self._taskset._const_refs = None
 
     def arrivals(self) -> list:
         """[(time, [tasks with no deps])], the driver's `arrivals`."""
@@ -94,7 +103,7 @@ def requests(spec: str, n: int, seed: int = 0, size: str = "full", inputs: bool 
     if name not in tasksets.SETS:
         raise choices("task set", name, list(tasksets.SETS))
     if name in ("mixed", "models"):
-        ts = tasksets.mixed(n, seed=seed, size=size, inputs=inputs, features=name == "models")
+        ts = tasksets.mixed(n, seed=seed, size=size, inputs=inputs, features=name == "models", per_kind=True)
     elif name == "transformer":
         ts = tasksets.transformer(layers=1, batches=n, seed=seed, size=size, inputs=inputs)
     else:
@@ -179,10 +188,13 @@ def make(
     size: str = "full",
     inputs: bool = False,
     before=None,
+    capacity_per_s: float | None = None,
 ) -> tuple[Stream, float]:
     """A stream of `n` requests of task set `spec` at `load` times the mix's capacity; (stream, rate a second).
     arrivals 'trace:FILE' takes times from the file (its kinds must be `spec`'s; load is ignored).
-    before(task set): called before the capacity is derived (the runtime calibrates the stream's kinds there)."""
+    before(task set): called before the capacity is derived (the runtime calibrates the stream's kinds there).
+    capacity_per_s: the mix's capacity, where already derived (a sweep's loads must be fractions of one
+    capacity: the perf model learns during the runs of each load)."""
     name = spec.partition(":")[0]
     trace = arrivals.startswith("trace:")
     times = np.array([t for t, _ in read_trace(arrivals[6:])[:n]]) if trace else None
@@ -197,7 +209,7 @@ def make(
         st = Stream(f"{name}:{n}", ts.tasks, times, members, ts.consts)
     if trace:
         return st, n / max(times[-1], 1e-12)
-    rate = load * capacity(st, devices, model)
+    rate = load * (capacity_per_s or capacity(st, devices, model))
     st.arrival = arrival_times(arrivals, n, rate, seed)
     return st, rate
 
@@ -275,6 +287,7 @@ def sweep(mix: str, loads: list[float], names: list[str], make_stream, run, slo=
             )
             note(f"{st.name} [{mix}] {name} load {load:g}: p50 {row['p50_s']:.4g} s, p99 {row['p99_s']:.4g} s")
             rows.append(row)
+        st.release()  # its inputs leave Ray's object store (the runs the caller keeps would pin them)
     return rows
 
 

@@ -59,17 +59,18 @@ def _median(values: list) -> float:
     return sorted(values)[len(values) // 2] if values else 0.0
 
 
-def notify_latency(runs: list[list[dict]], tasks) -> dict:
+def notify_latency(runs: list[list[dict]], tasks, released: list[dict] | None = None) -> dict:
     """device name -> (busy, idle) medians over `runs` (empty without send times):
     busy: from a task's end to the driver sending a child it released (its last parent), over tasks followed on
     their device by a task already sent: Ray storing the output beside the next task, then telling the driver,
     which places; 0 without task graphs.
     idle: from a task's end to the driver sending the next task to that device, over next tasks sent after it
     ended though their inputs were ready before: the driver's turnaround for an idle device (every task of
-    eager pays it)."""
+    eager pays it). released: per run, task id -> when a stream released it (run clock): a request is not ready
+    before it arrives."""
     deps = {t.id: t.deps for t in tasks}
     lags: dict = {}
-    for events in runs:
+    for events, arrived in zip(runs, released or [{}] * len(runs)):
         by = {e["task"]: e for e in events}
         busy_after = set()  # tasks whose device had the next task waiting when they ended
         per = _by_device(events)
@@ -86,7 +87,10 @@ def notify_latency(runs: list[list[dict]], tasks) -> dict:
                 lags.setdefault(by[p]["device"], ([], []))[0].append(max(0.0, sent - by[p]["end"]))
         for name, evs in per.items():
             for a, b in zip(evs, evs[1:]):
-                ready = max((by[p]["end"] for p in deps.get(b["task"], ()) if p in by), default=-math.inf)
+                ready = max(
+                    (by[p]["end"] for p in deps.get(b["task"], ()) if p in by),
+                    default=arrived.get(b["task"], -math.inf),
+                )
                 if b.get("sent", -math.inf) >= a["end"] and ready <= a["end"]:
                     lags.setdefault(name, ([], []))[1].append(b["sent"] - a["end"])
     return {name: (_median(b), _median(i)) for name, (b, i) in lags.items()}

@@ -94,3 +94,26 @@ def test_auto_runs_heteroprio_on_a_stream():
     b = simulate(ts.tasks, devs("cpu", "gpu"), same, MODEL, arrivals=arrivals)
     assert type(auto.inner).__name__ == "HeteroPrio" and a.end == b.end
     assert auto.sim_limit(ts.tasks, streaming=True) == same.max_sim_tasks
+
+
+def test_outputs_keep_what_a_child_or_the_check_needs_and_drop_the_rest():
+    from hetero.scheduler.runtime import Outputs
+
+    ts = tasks.transformer(layers=2, batches=1, size="quick", inputs=False)  # a chain of 10 tasks
+    child = {d: t.id for t in ts.tasks for d in t.deps}
+    checked = {ts.tasks[-1].id}
+    out = Outputs(ts.tasks, checked)
+    for t in ts.tasks:  # in dependency order
+        for d in t.deps:
+            assert d in out, f"task {t.id} needs output {d}"
+        out.finished(t.id, f"ref{t.id}")
+        kept = set(out)
+        assert kept <= checked | set(ts.tasks[-1].deps) | {i for i in kept if child.get(i, -1) > t.id}
+    assert set(out) == checked | set(ts.tasks[-1].deps)
+
+
+def test_a_streams_requests_of_one_kind_share_their_inputs():
+    from hetero.scheduler import streams
+
+    ts, members = streams.requests("mixed:60", 60, size="quick", inputs=True)
+    assert len(members) == 60 and len(ts.consts) == len({t.case for t in ts.tasks}) < 60

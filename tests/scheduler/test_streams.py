@@ -147,3 +147,26 @@ def test_a_simulated_stream_skips_a_policy_too_slow_for_its_size_with_a_note():
     )
     assert [r["policy"] for r in rows] == ["round-robin"]
     assert any("auto: skipped" in n and str(limit) in n for n in notes)
+
+
+def test_the_committed_stream_run_replays_within_15_percent_below_its_knees(tmp_path):
+    """Every row of the committed stream run at a load below its (mix, policy)'s knee (the highest load whose
+    measured p99 met the SLO): the replay's p99 within 15% of the measured. Above the knee a queue grows with
+    each request, and its p99 is decided by a few placements."""
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    from bench.simulate import cli
+
+    name = "stream-numba-opencl-fpga-zen4"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "results" / name, tmp_path / name)
+    assert cli(["--replay", str(tmp_path / name), "--out", str(tmp_path), "--name", "replay"]) == 0
+    rows = pd.read_csv(tmp_path / "replay" / "replay.csv").merge(
+        pd.read_csv(tmp_path / name / "stream.csv")[["mix", "policy", "load", "slo_s"]], on=["mix", "policy", "load"]
+    )
+    met = rows[rows.real_p99_s <= rows.slo_s]
+    knee = met.groupby(["mix", "policy"]).load.max().rename("knee")
+    below = rows.join(knee, on=["mix", "policy"]).query("load < knee")
+    assert len(below) >= 5 and (below.p99_err_pct.abs() <= 15).all(), below.to_string()
