@@ -105,7 +105,7 @@ def _stream_section(results: Path, streams, run: str, images: list) -> list[str]
         "",
         f"Machine: {run_machine(results, run)}",
         "",
-        to_markdown(g[[c for c in cols if c in g]].set_index("taskset").round(4)),
+        to_markdown(g[[c for c in cols if c in g]].set_index("taskset").round(4).astype(object).fillna("-")),
         "",
     ]
     slo = g["slo_s"].dropna()
