@@ -225,8 +225,8 @@ class RayExecutor:
 
 class Outputs(dict):
     """task id -> the ref of its output in Ray's object store, kept while needed. The store holds
-    OBJECT_STORE_BYTES; a stream of 200 mixed requests makes 1.3 GB of outputs, and an overfull store spills to
-    disk, stalling every device for seconds. An output is kept while a child has not finished with it (a child
+    OBJECT_STORE_BYTES, less than a long stream's outputs, and an overfull store spills to disk, stalling every
+    device for seconds. An output is kept while a child has not finished with it (a child
     sent to a device that dies is sent again) and for the check after the run (`checked` tasks and their
     parents, whose outputs the check rebuilds inputs from); Ray frees an object once no ref to it is left."""
 

@@ -59,6 +59,7 @@ class Stream:
         # (requests,) seconds from the stream's start, ascending (make() sets them once the rate is known)
         self.arrival = np.asarray(arrival if arrival is not None else [], dtype=float)
         self.consts = consts or {}  # the tasks' constant inputs (TaskSet.consts), to run them
+        self._taskset: tasksets.TaskSet | None = None  # taskset()'s, made once
 
     @property
     def requests(self) -> int:
@@ -81,13 +82,13 @@ class Stream:
         """The stream's tasks as a TaskSet the runtime runs (hetero.scheduler.runtime.execute); one object, so
         that every policy's run reads the constant inputs the first put into Ray's object store (runtime's
         _const_refs), rather than each putting them again just before its first request."""
-        if getattr(self, "_taskset", None) is None:
+        if self._taskset is None:
             self._taskset = tasksets.TaskSet(self.name, self.tasks, self.consts, independent=False)
         return self._taskset
 
     def release(self) -> None:
         """Let the runtime's copies of the stream's constant inputs go (Ray frees them once no ref is left)."""
-        if getattr(self, "_taskset", None) is not None:
+        if self._taskset is not None:
             self._taskset._const_refs = None
 
     def arrivals(self) -> list:

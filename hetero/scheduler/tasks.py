@@ -130,8 +130,8 @@ def mixed(
     per_kind: bool = False,
 ) -> TaskSet:
     """`n` independent tasks drawn (seeded) from _pool: a batch. features: from every preset (`models:N`).
-    per_kind: tasks of one kind share one set of inputs (a stream's requests: 200 of them would hold 1.8 GB of
-    inputs, against the 262 MB of the pool's kinds)."""
+    per_kind: tasks of one kind share one set of inputs (a stream's requests: each with its own, a long stream
+    overfills Ray's object store, which then spills to disk)."""
     dr = draw(n, seed, size, workloads, features)
     tasks, consts = [], {}
     for i, j in enumerate(dr.kind.tolist()):
