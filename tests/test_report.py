@@ -115,7 +115,10 @@ def test_report_has_device_mix_tables_gantt_and_simulations(results, capsys):
 
     _schedule_run(results / "sched")
     assert simulate(["--mix", "2xu250,cpu", "--tasks", "mixed:50", "--out", str(results), "--name", "sim"]) == 0
+    (results / "plots").mkdir(exist_ok=True)
+    (results / "plots" / "gone-gantt-mixed-4-a-b.png").write_bytes(b"a plot of a run no longer in results/")
     assert cli(["--results", str(results)]) == 0
+    assert not (results / "plots" / "gone-gantt-mixed-4-a-b.png").exists()  # plots show the current runs only
     readme = (results / "README.md").read_text()
     # one table per schedule run, a row per (task set, mix), a column per policy: a one-device mix has only dmda
     rows = {line.split(" | ")[1]: line for line in readme.splitlines() if line.startswith("| mixed:4 |")}
