@@ -234,13 +234,16 @@ def test_known_nonfinite_cases(backend, workload, params, spots):
 
 
 # The grouped direct kernel's paths (kernels/conv2d/numba_grouped.py): 3x3 at stride 1 over flattened planes (with
-# dilation along either axis, and several input channels a group), any other kernel or stride a row at a time.
+# dilation along either axis, and several input channels a group), any other kernel or stride a row at a time
+# (a W stride above 1 from column-phase-split rows).
 GROUPED = {
     "dw3x3": dict(N=2, C=6, H=9, W=13, K=6, R=3, S=3, padding=1, groups=6),
     "dw3x3-dilated": dict(N=1, C=3, H=11, W=10, K=6, R=3, S=3, padding=2, dilation=2, dilation_w=1, groups=3),
     "grouped3x3": dict(N=2, C=8, H=7, W=19, K=12, R=3, S=3, padding=1, padding_w=0, groups=2),
     "dw5x5": dict(N=1, C=4, H=12, W=9, K=4, R=5, S=5, padding=2, groups=4),
     "dw3x3-s2": dict(N=2, C=5, H=15, W=17, K=5, R=3, S=3, stride=2, padding=1, stride_w=1, groups=5),
+    "dw3x3-s2w": dict(N=2, C=5, H=15, W=17, K=5, R=3, S=3, stride=2, padding=1, groups=5),
+    "dw5x3-s3-dilated": dict(N=1, C=4, H=13, W=23, K=8, R=5, S=3, stride=3, padding=2, dilation_w=2, groups=4),
 }
 
 

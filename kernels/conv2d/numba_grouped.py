@@ -41,6 +41,33 @@ def _row_taps(acc, src, w, k, c, r, sw, dw, Q):
                 acc[q] += wv * tap[q * sw]
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _phase_taps(acc, row, w, k, c, r, sw, dw, Q):
+    """acc (Q,) += the S taps of weight row w[k, c, r] at W stride sw > 1, along one input row split by column
+    phase, row (sw, Wq): input column j is row[j % sw, j // sw], so tap s of output q, column q*sw + s*dw, is
+    row[(s*dw) % sw, q + (s*dw) // sw]: contiguous in q, where reading the row itself would stride by sw."""
+    for s in range(w.shape[3]):
+        wv = w[k, c, r, s]
+        off = s * dw
+        tap = row[off % sw, off // sw :]
+        for q in range(Q):
+            acc[q] += wv * tap[q]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _split_phases(xp, xs):
+    """xs (Cg, Hp, sw, Wq) = xp (Cg, Hp, Wp) with each row's columns split by phase j % sw (zeros past Wp)."""
+    Cg, Hp, Wp = xp.shape
+    sw, Wq = xs.shape[2], xs.shape[3]
+    for c in range(Cg):
+        for i in range(Hp):
+            for f in range(sw):
+                dst = xs[c, i, f]
+                for m in range(Wq):
+                    j = m * sw + f
+                    dst[m] = xp[c, i, j] if j < Wp else 0.0
+
+
 @numba.njit(fastmath=True, cache=True)
 def _pad_planes(x, n, c0, ph, pw, xp):
     """xp (Cg, Hp, Wp) = planes c0.. of image n of x (N, C, H, W), zero-padded by ph rows and pw columns."""
@@ -80,9 +107,10 @@ def _plane3x3(acc, plane, w, k, c, Wp, n, dh, dw, first, b):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _channel(xp, w, k, b, sh, sw, dh, dw, acc, o):
+def _channel(xp, xs, w, k, b, sh, sw, dh, dw, acc, o):
     """o (P, Q) = output channel k from its group's padded planes xp (Cg, Hp, Wp): 3x3 at stride 1 a plane at a
-    time (_plane3x3, acc (P * Wp,)), any other kernel or stride one output row at a time (_row_taps, acc (Q,))."""
+    time (_plane3x3, acc (P * Wp,)), any other kernel or stride one output row at a time (acc (Q,)): at W stride
+    1 from xp (_row_taps), above it from the same planes split by column phase, xs (Cg, Hp, sw, Wq) (_phase_taps)."""
     P, Q = o.shape
     Cg, Hp, Wp = xp.shape
     R = w.shape[2]
@@ -100,7 +128,10 @@ def _channel(xp, w, k, b, sh, sw, dh, dw, acc, o):
             acc[q] = b
         for c in range(Cg):
             for r in range(R):
-                _row_taps(acc, xp[c, p * sh + r * dh], w, k, c, r, sw, dw, Q)
+                if sw == 1:
+                    _row_taps(acc, xp[c, p * sh + r * dh], w, k, c, r, sw, dw, Q)
+                else:
+                    _phase_taps(acc, xs[c, p * sh + r * dh], w, k, c, r, sw, dw, Q)
         for q in range(Q):
             o[p, q] = acc[q]
 
@@ -109,8 +140,8 @@ def _channel(xp, w, k, b, sh, sw, dh, dw, acc, o):
 def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
     """x (N, C, H, W), w (K, C/groups, R, S), bias (K,), out (N, K, P, Q). One task per (image, group): its C/groups
     input planes are zero-padded into a task-local (C/groups, H + 2ph, W + 2pw) buffer (in L2, so the input is read
-    from memory once and no padded copy of the whole input is written), then each of the group's output channels
-    is summed from it one output row at a time (_channel)."""
+    from memory once and no padded copy of the whole input is written), and at a W stride above 1 also split by
+    column phase, then each of the group's output channels is summed from it (_channel)."""
     N, C, H, W = x.shape
     K, Cg = w.shape[0], w.shape[1]
     P, Q = out.shape[2], out.shape[3]
@@ -120,9 +151,12 @@ def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
         n, g = t // groups, t % groups
         xp = np.empty((Cg, Hp, Wp), np.float32)
         _pad_planes(x, n, g * Cg, ph, pw, xp)
+        xs = np.empty((Cg, Hp, sw, (Wp + sw - 1) // sw if sw > 1 else 0), np.float32)
+        if sw > 1:
+            _split_phases(xp, xs)
         acc = np.empty(max(P * Wp, Q), np.float32)
         for k in range(g * kg, (g + 1) * kg):
-            _channel(xp, w, k, bias[k], sh, sw, dh, dw, acc, out[n, k])
+            _channel(xp, xs, w, k, bias[k], sh, sw, dh, dw, acc, out[n, k])
 
 
 def conv2d(x, w, bias, stride, padding, dilation, groups, out):
