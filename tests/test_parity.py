@@ -214,9 +214,11 @@ KNOWN = [
     ("attention", dict(B=1, H=1, S=9, D=8), [("key", 0, float("-inf"))]),
     ("attention", dict(B=1, H=1, S=33, D=8, causal=1), [("value", 32 * 8 + 5, float("nan"))]),
     ("attention", dict(B=1, H=1, S=6, D=3, causal=1), [("key", 0, float("-inf")), ("key", 1, float("-inf"))]),
-    # decoding (numba_decode): five query rows on one key/value head (four at a time, then one), a key count
-    # that is not a multiple of four; a NaN value in a key padded away by the boolean mask
+    # decoding (numba_decode): five query rows on one key/value head (four at a time, then one, value rows four a
+    # pass), a key count that is not a multiple of four; three query rows (value rows two a pass) with an inf
+    # value inside a pair; a NaN value in a key padded away by the boolean mask
     ("attention", dict(B=1, H=5, S=10, D=8, L=1, Hkv=1), [("value", 9 * 8 + 2, float("inf"))]),
+    ("attention", dict(B=1, H=3, S=9, D=8, L=1, Hkv=1), [("value", 5 * 8 + 3, float("inf"))]),
     ("attention", dict(B=2, H=2, S=7, D=8, L=1, mask=1), [("value", 6 * 8 + 1, float("nan"))]),
     ("matmul", dict(M=5, N=7, K=9), [("a", 4, float("inf")), ("b", 20, float("-inf"))]),
     ("conv2d", dict(N=1, C=2, H=6, W=6, K=3, R=3, S=3, padding=1), [("input", 10, float("nan"))]),

@@ -20,6 +20,7 @@ from numba import prange
 from hetero.kernels.attention.numba_exp2 import _IEEE_FAST, _LOG2E, _NAN, _NEG_BIG, _ONE, _ZERO, _exp2, _fmax
 
 DECODE_ROWS = 8  # query rows per key/value head up to which this kernel runs instead of the flash kernel
+PAIR_ROWS = 4  # query rows up to which the value stream is read two rows a pass (_weighted_values)
 
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True, inline="always")
@@ -73,27 +74,50 @@ def _scores(qs, kb, s):
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True)
 def _weighted_values(s, vb, o):
-    """o (R, Dv) = s (R, S) @ vb (S, Dv), V streamed once, four value rows a pass so each output row is loaded
-    and stored once per four FMAs. Every probability is finite (NaN rows were zeroed), so a NaN or inf value
-    makes its column non-finite in every row by itself (p * inf is inf or, at p = 0, NaN), as in the reference."""
-    R = s.shape[0]
-    S, Dv = vb.shape
-    j = 0
-    while j + 4 <= S:
-        v0, v1, v2, v3 = vb[j], vb[j + 1], vb[j + 2], vb[j + 3]
-        for r in range(R):
-            p0, p1, p2, p3 = s[r, j], s[r, j + 1], s[r, j + 2], s[r, j + 3]
-            orow = o[r]
-            for d in range(Dv):
-                orow[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d])
-        j += 4
-    for jj in range(j, S):
+    """o (R, Dv) = s (R, S) @ vb (S, Dv), V streamed once. Up to PAIR_ROWS query rows, two value rows a pass:
+    the loads then run down V nearly in address order, which the hardware prefetcher streams at the read speed
+    of the memory, where four rows a pass (four streams 4*Dv floats apart) fall well short of it; more query
+    rows, four value rows a pass, so each output row is loaded and stored once per four FMAs. Every probability
+    is finite (NaN rows were zeroed), so a NaN or inf value makes its column non-finite in every row by itself
+    (p * inf is inf or, at p = 0, NaN), as in the reference."""
+    j = _values_pairs(s, vb, o) if s.shape[0] <= PAIR_ROWS else _values_quads(s, vb, o)
+    for jj in range(j, vb.shape[0]):  # the value rows left over, one at a time
         vrow = vb[jj]
-        for r in range(R):
+        for r in range(s.shape[0]):
             p = s[r, jj]
             orow = o[r]
-            for d in range(Dv):
+            for d in range(vb.shape[1]):
                 orow[d] += p * vrow[d]
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True, inline="always")
+def _values_pairs(s, vb, o):
+    """o += s @ vb two value rows a pass; returns the first row not yet added."""
+    j = 0
+    while j + 2 <= vb.shape[0]:
+        v0, v1 = vb[j], vb[j + 1]
+        for r in range(s.shape[0]):
+            p0, p1 = s[r, j], s[r, j + 1]
+            orow = o[r]
+            for d in range(vb.shape[1]):
+                orow[d] += p0 * v0[d] + p1 * v1[d]
+        j += 2
+    return j
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True, inline="always")
+def _values_quads(s, vb, o):
+    """o += s @ vb four value rows a pass; returns the first row not yet added."""
+    j = 0
+    while j + 4 <= vb.shape[0]:
+        v0, v1, v2, v3 = vb[j], vb[j + 1], vb[j + 2], vb[j + 3]
+        for r in range(s.shape[0]):
+            p0, p1, p2, p3 = s[r, j], s[r, j + 1], s[r, j + 2], s[r, j + 3]
+            orow = o[r]
+            for d in range(vb.shape[1]):
+                orow[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d])
+        j += 4
+    return j
 
 
 @numba.njit(parallel=True, fastmath=_IEEE_FAST, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
