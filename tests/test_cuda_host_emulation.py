@@ -1,7 +1,8 @@
 """The CUDA conv kernels (kernels/conv2d/cupy_conv2d.cu) run on the CPU: g++ compiles them with a shim that loops
 over the launch's blocks and threads, which suits kernels with no shared memory or warp operations. Their output,
-with the GEMM done in NumPy, is checked against the workloads' references, so the indexing is tested where no GPU
-is; the GPU tests (tests/gpu) check the real launch. Skipped without g++."""
+with the launcher's planned GEMMs (one a group, at element offsets) done in NumPy, is checked against the workloads'
+references, so the indexing is tested where no GPU is; the GPU tests (tests/gpu) check the real launch. Skipped
+without g++."""
 
 import ctypes
 import shutil
@@ -29,17 +30,18 @@ template <class F> static void launch(unsigned gx, unsigned gy, unsigned bx, F f
   for (unsigned y = 0; y < gy; ++y) for (unsigned x = 0; x < gx; ++x) for (unsigned t = 0; t < bx; ++t) {
     blockIdx.x = x; blockIdx.y = y; threadIdx.x = t; f(); }
 }
+#define GEO int sh, int sw, int ph, int pw, int dh, int dw
 extern "C" void run_im2col(const float* x, float* col, int gx, int gy, int bx, int C, int H, int W, int R, int S,
-                           int P, int Q, int st, int pad, int dil) {
-  launch(gx, gy, bx, [&] { im2col<float>(x, col, C, H, W, R, S, P, Q, st, pad, dil); });
+                           int P, int Q, GEO) {
+  launch(gx, gy, bx, [&] { im2col<float>(x, col, C, H, W, R, S, P, Q, sh, sw, ph, pw, dh, dw); });
 }
 extern "C" void run_im2col16(const unsigned short* x, unsigned short* col, int gx, int gy, int bx, int C, int H,
-                             int W, int R, int S, int P, int Q, int st, int pad, int dil) {
-  launch(gx, gy, bx, [&] { im2col<unsigned short>(x, col, C, H, W, R, S, P, Q, st, pad, dil); });
+                             int W, int R, int S, int P, int Q, GEO) {
+  launch(gx, gy, bx, [&] { im2col<unsigned short>(x, col, C, H, W, R, S, P, Q, sh, sw, ph, pw, dh, dw); });
 }
 extern "C" void run_col2im(const float* cols, float* out, int gx, int gy, int bx, int K, int H, int W, int R, int S,
-                           int Ho, int Wo, int st, int pad, int dil) {
-  launch(gx, gy, bx, [&] { col2im_gather(cols, out, K, H, W, R, S, Ho, Wo, st, pad, dil); });
+                           int Ho, int Wo, GEO) {
+  launch(gx, gy, bx, [&] { col2im_gather(cols, out, K, H, W, R, S, Ho, Wo, sh, sw, ph, pw, dh, dw); });
 }
 """
 
@@ -72,6 +74,18 @@ def _launch(per_image: int, images: int, blocks: int | None) -> tuple:
     return (gx if blocks is None else blocks), gy, bx
 
 
+def _gemms(a, b, c, calls: list[dict], batch: int, trans_a=False) -> None:
+    """cupy_conv2d._run_gemms in NumPy: each planned row-major GEMM at its element offsets and batch strides."""
+    fa, fb, fc = a.reshape(-1), b.reshape(-1), c.reshape(-1)
+    for g in calls:
+        m, n, k = g["m"], g["n"], g["k"]
+        op_a = fa[g["a"] : g["a"] + m * k].reshape((k, m) if trans_a else (m, k)).astype(np.float64)
+        op_a = op_a.T if trans_a else op_a
+        for i in range(batch):
+            rows = fb[g["b"] + i * g["stride_b"] :][: k * n].reshape(k, n)
+            fc[g["c"] + i * g["stride_c"] :][: m * n] = (op_a @ rows).reshape(-1)
+
+
 BASE = dict(N=2, C=3, H=5, W=7, K=4, R=3, S=3, stride=1, padding=0, dilation=1)
 SHAPES = [
     BASE,
@@ -79,6 +93,9 @@ SHAPES = [
     BASE | dict(padding=2, dilation=2),
     BASE | dict(R=1, S=1),
     BASE | dict(N=3, C=5, H=9, W=6, R=2, S=4, stride=3, padding=1),
+    # groups (depthwise, and two input channels a group) and a different stride, padding, dilation along W
+    BASE | dict(C=4, K=4, groups=4, padding=1),
+    BASE | dict(C=6, K=9, groups=3, H=8, W=11, stride=2, stride_w=1, padding=1, padding_w=0, dilation_w=2),
 ]
 
 
@@ -92,10 +109,11 @@ def test_im2col_then_gemm_is_conv2d(lib, p, blocks):
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     P, Q = wl.out_hw(case.p)
-    geo = (C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])
+    geo = (C, H, W, R, S, P, Q, *cupy_conv2d.geometry(case.p))
     col = np.full((N, C * R * S, P * Q), np.nan, np.float32)  # NaN: a position never written shows
     lib.run_im2col(_ptr(x), _ptr(col), *_args(*_launch(C * P * Q, N, blocks), *geo))
-    out = np.einsum("kc,ncj->nkj", w.reshape(K, -1).astype(np.float64), col).reshape(N, K, P, Q)
+    out = np.full((N, K, P, Q), np.nan)
+    _gemms(w, col, out, cupy_conv2d.conv2d_gemms(N, K, C, R * S, P * Q, p.get("groups", 1)), N)
     np.testing.assert_allclose(out, wl.reference(case, inp), atol=1e-4)
     # the 16-bit instance copies bit patterns to the same places
     x16 = x.astype(np.float16)
@@ -105,17 +123,23 @@ def test_im2col_then_gemm_is_conv2d(lib, p, blocks):
 
 
 @pytest.mark.parametrize("blocks", [None, 1])
-@pytest.mark.parametrize("p", SHAPES[:3] + [BASE | dict(stride=2, padding=1, output_padding=1)], ids=range(4))
+@pytest.mark.parametrize(
+    "p",
+    SHAPES[:3] + SHAPES[-2:] + [BASE | dict(stride=2, padding=1, output_padding=1, output_padding_w=0)],
+    ids=range(6),
+)
 def test_gemm_then_col2im_is_conv_transpose2d(lib, p, blocks):
     wl = get("conv_transpose2d")
     case = Case("conv_transpose2d", tuple((p | {"output_padding": p.get("output_padding", 0)}).items()))
     inp = wl.make_inputs(case)
     x, w = inp["input"], inp["weight"]
     N, C, H, W = x.shape
-    _, K, R, S = w.shape
+    _, kg, R, S = w.shape
+    K = kg * p.get("groups", 1)
     Ho, Wo = wl.out_hw(case.p)
-    cols = np.ascontiguousarray(np.einsum("ck,ncj->nkj", w.reshape(C, -1), x.reshape(N, C, -1)), np.float32)
+    cols = np.full((N, K * R * S, H * W), np.nan, np.float32)
+    _gemms(w, x, cols, cupy_conv2d.conv_transpose2d_gemms(N, K, C, R * S, H * W, p.get("groups", 1)), N, True)
     out = np.full((N, K, Ho, Wo), np.nan, np.float32)
-    geo = (K, H, W, R, S, Ho, Wo, p["stride"], p["padding"], p["dilation"])
+    geo = (K, H, W, R, S, Ho, Wo, *cupy_conv2d.geometry(case.p))
     lib.run_col2im(_ptr(cols), _ptr(out), *_args(*_launch(K * Ho * Wo, N, blocks), *geo))
     np.testing.assert_allclose(out, wl.reference(case, inp), atol=1e-4)

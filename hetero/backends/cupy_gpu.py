@@ -1,7 +1,10 @@
 """cupy: hetero's own GPU kernels through CuPy on the first CUDA device (pip install 'hetero[gpu]').
 
-matmul: cuBLAS (GemmEx) in float32, tf32, float16, bfloat16. attention: the fused flash-style CUDA C kernel in
-kernels/attention/flash_attention.cu. conv2d / conv_transpose2d: im2col / col2im kernels around cuBLAS GEMMs.
+matmul: cuBLAS (GemmEx) in float32, tf32, float16, bfloat16, batched. attention: the fused flash-style CUDA C
+kernel in kernels/attention/flash_attention.cu; decode and cross lengths, GQA, masks and a value head size take
+the unfused float32 path (kernels/attention/xp_attention.py: cuBLAS GEMMs and CuPy's softmax). conv2d /
+conv_transpose2d: im2col / col2im kernels around cuBLAS GEMMs (one a group), any stride, padding and dilation
+along H and W.
 Times come from CUDA events around each repetition, after an L2 flush; with nvidia-ml-py, joules per run too.
 """
 
@@ -11,7 +14,7 @@ import time
 
 import numpy as np
 
-from hetero.backends.base import MEASURED_DEVICE, Backend, Device, Kernel
+from hetero.backends.base import ALL, MEASURED_DEVICE, Backend, Device, Kernel
 from hetero.workloads import get
 from hetero.workloads.attention import scale_of
 
@@ -97,10 +100,18 @@ class CupyBackend(Backend):
         "conv2d": _ALL16,
         "conv_transpose2d": _ALL16,
     }
-    # The CUDA kernels know the plain layouts only: decode/cross lengths, GQA, masks, a value head size, conv
-    # groups, different H/W strides and batched matmul are refused with their reason (Backend.unsupported) until
-    # kernels for them are written and checked on a GPU.
-    features: dict = {}
+    features = {
+        "matmul": frozenset({"batch"}),  # float dtypes; int8 is refused batched (unsupported)
+        "attention": ALL,
+        "conv2d": frozenset({"rect", "groups"}),
+        "conv_transpose2d": frozenset({"rect", "groups"}),
+    }
+
+    def unsupported(self, case):
+        """Backend.unsupported; int8 matmul (cupy_int8) takes one pair of 2-D operands."""
+        if case.workload == "matmul" and case.dtype == "int8" and case.p.get("batch", 1) > 1:
+            return "batched int8 matmul not implemented by cupy (kernels/matmul/cupy_int8.py takes 2-D operands)"
+        return super().unsupported(case)
 
     @classmethod
     def _unavailable(cls):
@@ -181,14 +192,9 @@ class CupyBackend(Backend):
 
             return cupy_int8.prepare(dev["a"], dev["b"], p["M"], p["N"], p["K"])
         if case.workload == "matmul":
-            a, b = dev["a"], dev["b"]
-            out = cp.empty((p["M"], p["N"]), a.dtype)
-
-            def launch():
-                cupy_conv2d.gemm(a, b, out, p["M"], p["N"], p["K"], dt)
-
-            launch.out = out
-            return launch
+            return _batched_gemm(cp, dev["a"], dev["b"], p, dt)
+        if case.workload == "attention" and w.features(p):
+            return _general_attention(cp, case, inputs, dev)
         if case.workload == "attention":
             return cupy_attention.prepare(
                 dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]), scale_of(case, inputs.get("scale"))
@@ -206,6 +212,39 @@ class CupyBackend(Backend):
 
         launch.out = out
         return launch
+
+
+def _batched_gemm(cp, a, b, p: dict, dtype: str):
+    """matmul of a (batch, M, K) and b (batch, K, N), or one 2-D pair: one strided-batched cuBLAS call."""
+    from hetero.kernels.conv2d import cupy_conv2d
+
+    M, N, K, batch = p["M"], p["N"], p["K"], p.get("batch", 1)
+    out = cp.empty(((batch,) if batch > 1 else ()) + (M, N), a.dtype)
+
+    def launch():
+        cupy_conv2d.gemm(a, b, out, M, N, K, dtype, batch=batch, stride_a=M * K, stride_b=K * N, stride_c=M * N)
+
+    launch.out = out
+    return launch
+
+
+def _general_attention(cp, case, inputs, dev):
+    """SDPA with what the fused kernel does not take (decode/cross lengths, GQA, attn_mask, Dv != D): the
+    unfused float32 path, 16-bit inputs widened inside the timed launch; output float32."""
+    from hetero.kernels.attention import xp_attention
+
+    q, k, v = (dev[n] for n in ("query", "key", "value"))
+    mask = inputs.get("attn_mask")
+    mask = None if mask is None else cp.asarray(mask, cp.float32)  # additive, kept in float32 at every dtype
+    out = cp.empty(q.shape[:3] + (v.shape[3],), cp.float32)
+    causal, scale = bool(case.p["causal"]), scale_of(case, inputs.get("scale"))
+
+    def launch():
+        wide = [_widen(cp, x) for x in (q, k, v)]
+        xp_attention.attention(cp, *wide, mask, causal, scale, out)
+
+    launch.out = out
+    return launch
 
 
 def _widen(cp, d):

@@ -9,10 +9,12 @@
 
 // x (N, C, H, W) -> col (N, C*R*S, P*Q); zeros where a tap falls in the padding. Grid (blocks, N): a thread
 // per (c, p, q) of image blockIdx.y writes that pixel's R*S taps, threads of one tap writing consecutive q.
+// Stride, padding and dilation along H (sh, ph, dh) and W (sw, pw, dw). Groups need nothing here: a group's
+// channels are consecutive, so its rows of col are too, and the launcher gives each group its own GEMM.
 template <typename T>
 __global__ void __launch_bounds__(CONV_THREADS)
 im2col(const T* __restrict__ x, T* __restrict__ col, int C, int H, int W, int R, int S, int P, int Q,
-       int stride, int pad, int dil) {
+       int sh, int sw, int ph, int pw, int dh, int dw) {
     const int pq = P * Q, rs = R * S;
     const T* xn = x + (long long)blockIdx.y * C * H * W;
     T* coln = col + (long long)blockIdx.y * C * rs * pq;
@@ -20,12 +22,12 @@ im2col(const T* __restrict__ x, T* __restrict__ col, int C, int H, int W, int R,
         const int c = i / pq, j = i - c * pq, p = j / Q, q = j - p * Q;
         const T* xc = xn + (long long)c * H * W;
         T* out = coln + (long long)c * rs * pq + j;          // row c*R*S + r*S + s, column j
-        const int h0 = p * stride - pad, w0 = q * stride - pad;
+        const int h0 = p * sh - ph, w0 = q * sw - pw;
         for (int r = 0; r < R; ++r) {
-            const int h = h0 + r * dil;
+            const int h = h0 + r * dh;
             const bool row_in = h >= 0 && h < H;
             for (int s = 0; s < S; ++s) {
-                const int w = w0 + s * dil;
+                const int w = w0 + s * dw;
                 out[(long long)(r * S + s) * pq] = (row_in && w >= 0 && w < W) ? xc[h * W + w] : (T)0;
             }
         }
@@ -34,9 +36,10 @@ im2col(const T* __restrict__ x, T* __restrict__ col, int C, int H, int W, int R,
 
 // cols (N, K*R*S, H*W) float32 -> out (N, K, Ho, Wo) float32: each output pixel gathers the taps that land on it
 // (the transposed convolution's scatter, written as a gather so no atomics are needed). Grid (blocks, N).
+// Stride, padding and dilation along H and W as im2col's; groups only change the GEMM before it.
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 col2im_gather(const float* __restrict__ cols, float* __restrict__ out, int K, int H, int W, int R, int S,
-              int Ho, int Wo, int stride, int pad, int dil) {
+              int Ho, int Wo, int sh, int sw, int ph, int pw, int dh, int dw) {
     const int hw = H * W, howo = Ho * Wo;
     const float* colsn = cols + (long long)blockIdx.y * K * R * S * hw;
     float* outn = out + (long long)blockIdx.y * K * howo;
@@ -45,15 +48,11 @@ col2im_gather(const float* __restrict__ cols, float* __restrict__ out, int K, in
         const float* base = colsn + (long long)k * R * S * hw;
         float acc = 0.f;
         for (int r = 0; r < R; ++r) {
-            const int hh = oh + pad - r * dil;
-            if (hh < 0 || hh % stride) continue;
-            const int ih = hh / stride;
-            if (ih >= H) continue;
+            const int hh = oh + ph - r * dh, ih = hh / sh;  // one division; the remainder from it
+            if (hh < 0 || hh != ih * sh || ih >= H) continue;
             for (int s = 0; s < S; ++s) {
-                const int ww = ow + pad - s * dil;
-                if (ww < 0 || ww % stride) continue;
-                const int iw = ww / stride;
-                if (iw >= W) continue;
+                const int ww = ow + pw - s * dw, iw = ww / sw;
+                if (ww < 0 || ww != iw * sw || iw >= W) continue;
                 acc += base[(long long)(r * S + s) * hw + ih * W + iw];
             }
         }

@@ -94,59 +94,93 @@ def _grid(per_image: int, images: int) -> tuple:
     return (min(-(-per_image // threads), 65535 * 8), images), (threads,)
 
 
+def geometry(p: dict) -> tuple[int, ...]:
+    """(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w): the kernels' trailing arguments (*_w = -1: as along H)."""
+    both = [(p[n], p[n] if p.get(n + "_w", -1) == -1 else p[n + "_w"]) for n in ("stride", "padding", "dilation")]
+    return tuple(v for pair in both for v in pair)
+
+
+def conv2d_gemms(N: int, K: int, C: int, rs: int, pq: int, groups: int) -> list[dict]:
+    """The GEMMs after im2col, one a group, in elements: out[n, group g's K/G rows] (K/G, PQ) = w[g] (K/G, C/G*RS)
+    @ col[n, group g's C/G*RS rows] (C/G*RS, PQ), batched over the N images."""
+    kg, crs = K // groups, C // groups * rs
+    return [
+        dict(m=kg, n=pq, k=crs, a=g * kg * crs, b=g * crs * pq, c=g * kg * pq, stride_b=C * rs * pq, stride_c=K * pq)
+        for g in range(groups)
+    ]
+
+
+def conv_transpose2d_gemms(N: int, K: int, C: int, rs: int, hw: int, groups: int) -> list[dict]:
+    """The GEMMs before col2im, one a group, in elements: cols[n, group g's K/G*RS rows] (K/G*RS, HW) =
+    w[g]^T (K/G*RS, C/G) @ x[n, group g's C/G channels] (C/G, HW), w stored (C, K/G*RS), batched over images."""
+    cg, krs = C // groups, K // groups * rs
+    return [
+        dict(m=krs, n=hw, k=cg, a=g * cg * krs, b=g * cg * hw, c=g * krs * hw, stride_b=C * hw, stride_c=K * rs * hw)
+        for g in range(groups)
+    ]
+
+
+def _run_gemms(a, b, c, calls: list[dict], dtype: str, batch: int, **kw) -> None:
+    """Each planned GEMM on flat views of a, b, c at its element offsets (cuBLAS reads from the view's pointer)."""
+    fa, fb, fc = a.reshape(-1), b.reshape(-1), c.reshape(-1)
+    for g in calls:
+        gemm(
+            fa[g["a"] :],
+            fb[g["b"] :],
+            fc[g["c"] :],
+            g["m"],
+            g["n"],
+            g["k"],
+            dtype,
+            batch=batch,
+            stride_b=g["stride_b"],
+            stride_c=g["stride_c"],
+            **kw,
+        )
+
+
 def prepare_conv2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):
-    """A callable computing conv2d of device arrays x (N, C, H, W) and w (K, C, R, S); result in `.out`."""
+    """A callable computing conv2d of device arrays x (N, C, H, W) and w (K, C/groups, R, S); result in `.out`."""
     import cupy as cp
 
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     P, Q = out_hw
-    crs, pq = C * R * S, P * Q
+    pq = P * Q
     fn = module().get_function("im2col<float>" if x.dtype == cp.float32 else "im2col<unsigned short>")
-    col = cp.empty((N, crs, pq), x.dtype)
+    col = cp.empty((N, C * R * S, pq), x.dtype)
     out = cp.empty((N, K, P, Q), x.dtype)
-    args = (x, col, *(cp.int32(v) for v in (C, H, W, R, S, P, Q, p["stride"], p["padding"], p["dilation"])))
+    args = (x, col, *(cp.int32(v) for v in (C, H, W, R, S, P, Q, *geometry(p))))
     grid, block = _grid(C * pq, N)  # a thread per input-channel pixel of the output, writing R*S taps
+    calls = conv2d_gemms(N, K, C, R * S, pq, p.get("groups", 1))
 
     def run():
         fn(grid, block, args)
-        # out[n] (K, PQ) = w (K, CRS) @ col[n] (CRS, PQ)
-        gemm(w, col, out, K, pq, crs, dtype, batch=N, stride_b=crs * pq, stride_c=K * pq)
+        _run_gemms(w, col, out, calls, dtype, N)
 
     run.out = out
     return run
 
 
 def prepare_conv_transpose2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):
-    """conv_transpose2d of x (N, C, H, W) with w (C, K, R, S): fp32 columns, then col2im; result in `.out`."""
+    """conv_transpose2d of x (N, C, H, W) with w (C, K/groups, R, S): fp32 columns, then col2im; result in
+    `.out`."""
     import cupy as cp
 
     N, C, H, W = x.shape
-    _, K, R, S = w.shape
+    _, kg, R, S = w.shape
+    K = kg * p.get("groups", 1)
     Ho, Wo = out_hw
-    krs, hw = K * R * S, H * W
+    hw = H * W
     fn = module().get_function("col2im_gather")
-    cols = cp.empty((N, krs, hw), cp.float32)
+    cols = cp.empty((N, K * R * S, hw), cp.float32)
     out = cp.empty((N, K, Ho, Wo), cp.float32)
-    args = (cols, out, *(cp.int32(v) for v in (K, H, W, R, S, Ho, Wo, p["stride"], p["padding"], p["dilation"])))
+    args = (cols, out, *(cp.int32(v) for v in (K, H, W, R, S, Ho, Wo, *geometry(p))))
     grid, block = _grid(K * Ho * Wo, N)
+    calls = conv_transpose2d_gemms(N, K, C, R * S, hw, p.get("groups", 1))
 
     def run():
-        # cols[n] (KRS, HW) = w^T (KRS, C) @ x[n] (C, HW); w stored (C, KRS)
-        gemm(
-            w,
-            x,
-            cols,
-            krs,
-            hw,
-            C,
-            dtype,
-            trans_a=True,
-            batch=N,
-            stride_b=C * hw,
-            stride_c=krs * hw,
-            out_dtype="float32",
-        )
+        _run_gemms(w, x, cols, calls, dtype, N, trans_a=True, out_dtype="float32")
         fn(grid, block, args)
 
     run.out = out
