@@ -113,6 +113,38 @@ def test_rows_that_see_no_key_are_zero(backend):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", backend_params(exclude=("cupy", "torch-cuda", "null")))
+@pytest.mark.parametrize("bad", [None, ("key", float("nan")), ("key", float("inf")), ("query", float("nan"))])
+def test_key_blocks_masked_from_every_row(backend, bad):
+    """Keys past 300 of 700 hidden from every query (boolean key padding), so a key block of numba's (256 keys)
+    sees no visible score: the same answer as the reference. A NaN or inf key there still makes rows NaN, and so
+    does a NaN query in a row that sees no key at all (a NaN or +inf score plus a masked -inf is NaN in the
+    reference, as in PyTorch's math attention)."""
+    import numpy as np
+
+    import hetero
+
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((2, 2, 16, 8), (2, 2, 700, 8), (2, 2, 700, 8)))
+    mask = np.broadcast_to(np.arange(700) < 300, (2, 1, 16, 700)).copy()
+    if bad and bad[0] == "key":
+        k[1, 0, 600, 3] = bad[1]
+    elif bad:  # batch 1 sees no key at all, and its query row 3 holds a NaN
+        mask[1] = False
+        q[1, 0, 3, 2] = bad[1]
+    args = dict(query=q, key=k, value=v, attn_mask=mask)
+    try:
+        got = hetero.run("attention", backend=backend, **args)
+    except HeteroError as exc:
+        assert "not implemented by" in str(exc)
+        return
+    with np.errstate(invalid="ignore"):
+        want = hetero.run("attention", backend="numpy", **args)
+    assert np.isnan(want[1, 0]).any() == (bad is not None)  # inf: the rows whose q[:, 3] > 0 (inf - inf)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 # Non-finite inputs: small shapes from few kernel geometries (each OpenCL build is per geometry), and up to three
 # NaN/inf values written into the inputs. Every backend must give non-finite outputs exactly where the
 # reference does and match it elsewhere (hetero.workloads.check). Cases total 200 a backend.

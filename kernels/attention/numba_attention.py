@@ -17,8 +17,9 @@ Beyond self-attention (the case layout of hetero/workloads/attention.py): query 
 h // (H // Hkv) (grouped-query attention); the value head size Dv may differ from D; an additive mask
 (Bm, Hm, L, S) is pre-multiplied by log2(e) and added to each score block, its -inf entries turned into
 _MASKED, far below the running max's start, so they take no weight and a row that sees no key at all keeps that
-start and is written as 0, as PyTorch does. Decoding (one query per head) with grouped heads stacks the H/Hkv
-query heads of a key/value head as the rows of one task, so each task streams its K and V once.
+start and is written as 0, as PyTorch does; a key block the mask hides from every row of a query block is not
+visited (where q and k are finite, so no NaN score is skipped). Decoding (one query per head) with grouped heads
+stacks the H/Hkv query heads of a key/value head as the rows of one task, so each task streams its K and V once.
 
 Non-finite inputs give non-finite outputs where the reference's are (fastmath assumes there are none, so the
 rules are applied explicitly, in code compiled without the no-NaN/no-inf assumptions): a row is NaN when one of
@@ -132,6 +133,27 @@ def _value_poison(v, out):
 
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _all_masked(mb) -> bool:
+    """Whether every entry of the mask block mb (m, n) (log2 units) is _MASKED: no row sees any of its keys."""
+    for r in range(mb.shape[0]):
+        for j in range(mb.shape[1]):
+            if mb[r, j] != _MASKED:
+                return False
+    return True
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
+def _finite(x) -> bool:
+    """Whether a 2-D float32 block holds no NaN or inf: x * 0 is 0 for finite x and NaN otherwise, and a sum of
+    such products vectorises (no no-NaN assumption lets LLVM fold it away)."""
+    acc = _ZERO
+    for r in range(x.shape[0]):
+        for d in range(x.shape[1]):
+            acc += x[r, d] * _ZERO
+    return acc == _ZERO
+
+
+@numba.njit(fastmath=_IEEE_FAST, cache=True)
 def _write_rows(acc, row_sum, row_max, bad, poison, dst):
     """dst (m, Dv) = acc / row_sum plus the poisoned columns; NaN in bad rows; a row that saw no score above -inf
     has probabilities 0 (PyTorch's safe softmax), so it is 0 plus the poisoned columns (0 * inf = NaN)."""
@@ -149,7 +171,9 @@ def _write_rows(acc, row_sum, row_max, bad, poison, dst):
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, bk_diag):
     """q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, L, S) in log2 units (read only when
-    has_mask), poison (B, Hkv, Dv) from _value_poison, out (B, H, L, Dv)."""
+    has_mask), poison (B, Hkv, Dv) from _value_poison, out (B, H, L, Dv). A key block the mask hides from every
+    row of the query block is skipped where the block's keys and the query rows are finite (a NaN or inf score
+    plus a masked -inf is NaN in the reference)."""
     B, H, Sq, D = q.shape
     Hkv, Sk, Dv = k.shape[1], k.shape[2], v.shape[3]
     rep = H // Hkv
@@ -175,6 +199,7 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
         alpha = np.empty(m, np.float32)
         nvalid = np.empty(m, np.int64)
         mrows = mask[b % mask.shape[0], h % mask.shape[1], i0 : i0 + m]
+        skip = has_mask and _finite(qsrc)  # masked key blocks may be skipped (below)
         bad = np.zeros(m, np.bool_)
         kend = min(Sk, i0 + m) if is_causal else Sk
         j0 = 0
@@ -186,6 +211,9 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
                 n = min(bk, kend - j0, i0 - j0)
             else:
                 n = min(bk_diag, kend - j0)
+            if skip and _all_masked(mrows[:, j0 : j0 + n]) and _finite(k[b, hk, j0 : j0 + n]):
+                j0 += n  # p = 0 for every score of the block, none of them NaN
+                continue
             _fold_key_block(
                 qs,
                 k[b, hk, j0 : j0 + n],
@@ -215,14 +243,30 @@ def log2_mask(mask):
     finite values all lie below MASK_FLOOR is shifted (softmax does not change when a row moves as a whole) until
     its largest is MASK_FLOOR: still so far below 0 that float32 drops the scores added to it, as the reference
     (float64) and PyTorch do at such values, and every difference between two float32 mask values that far out
-    is kept. Values more than 1e38 below their row's largest are clipped to -1e38: they take no weight either way."""
+    is kept. Values more than 1e38 below their row's largest are clipped to -1e38: they take no weight either way.
+    NaN and +inf stay as they are. Converted per call (it is an input), in parallel over rows."""
     if mask is None:
         return np.zeros((1, 1, 1, 1), np.float32)
-    m = mask.astype(np.float64) * _LOG2E
-    top = np.where(np.isfinite(m), m, -np.inf).max(axis=-1, keepdims=True)  # (Bm, Hm, L, 1)
-    m += np.where(np.isfinite(top) & (top < MASK_FLOOR), MASK_FLOOR - top, 0.0)
-    m = np.maximum(m, -1e38)
-    return np.ascontiguousarray(np.where(np.isneginf(mask), _MASKED, m), np.float32)
+    m = np.ascontiguousarray(mask, np.float32)
+    out = np.empty(m.shape, np.float32)
+    _log2_mask_rows(m.reshape(-1, m.shape[-1]), out.reshape(-1, m.shape[-1]))
+    return out
+
+
+@numba.njit(parallel=True, cache=True)  # no fastmath: NaN and inf keep their IEEE meaning here
+def _log2_mask_rows(mask, out):
+    """log2_mask on rows: mask (rows, S) float32 -> out (rows, S), in float64 arithmetic."""
+    for i in prange(mask.shape[0]):
+        top = -np.inf  # the row's largest finite value, log2 units
+        for j in range(mask.shape[1]):
+            v = np.float64(mask[i, j]) * _LOG2E
+            if np.isfinite(v) and v > top:
+                top = v
+        shift = MASK_FLOOR - top if np.isfinite(top) and top < MASK_FLOOR else 0.0
+        for j in range(mask.shape[1]):
+            x = mask[i, j]
+            v = np.float64(x) * _LOG2E + shift
+            out[i, j] = _MASKED if np.isneginf(x) else np.float32(-1e38 if v < -1e38 else v)
 
 
 def attention(q, k, v, out, scale, is_causal, mask=None):
