@@ -19,8 +19,9 @@ conv2d algorithm (implicit GEMM):
              not pack either.
      IM2COL  copy the runs into col (C*R*S, tp*Wph) and make one sgemm of it (the former design): for few
              channels (thin per-tap products) or many (K*C*Wph past the small-matrix limit even for one row).
-     DIRECT  when Wph == Q (1x1 kernels) there are no garbage columns: out[n] (K, P*Q) is set to the bias and
-             the per-tap sgemm calls accumulate straight into it (sgemm's c (P*Q, K) with ldc = P*Q).
+     DIRECT  when Wph == Q (1x1 kernels; a W stride at least the kernel's span) there are no garbage columns:
+             out[n] (K, P*Q) is set to the bias and the per-tap sgemm calls accumulate straight into it (sgemm's
+             c (P*Q, K) with ldc = P*Q). Not for very few channels: IM2COL's one call beats R*S thin ones there.
   4. TAPS and IM2COL: copy acc's Q valid columns of each row, transposed, + bias to out, in 16x16 register
      blocks; the output lines are prefetched for writing before the tile's sgemm calls.
   Threads take contiguous runs of tiles (prange over threads), each calling single-threaded sgemm.
@@ -47,7 +48,7 @@ from hetero.threads import single_threaded_scipy_blas
 TAPS, IM2COL, DIRECT = 0, 1, 2  # how a tile's products are formed (module docstring)
 SMALL_GEMM = 1_000_000  # OpenBLAS runs sgemm with M*N*K up to this through its small-matrix kernels (no packing)
 MIN_TAP_C = 16  # fewer channels: IM2COL
-IM2COL_COLS = 512  # columns of an IM2COL tile: sgemm needs a few hundred to run near peak
+IM2COL_COLS = 256  # columns of an IM2COL tile: a few hundred for sgemm, and col (C*R*S, cols) stays near L2
 
 
 @numba.njit(cache=True, inline="always")  # a call per row costs refcount traffic
@@ -274,7 +275,7 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
     ph_cols = Q + ((S - 1) * dw) // sw
     nthreads = numba.get_num_threads()
-    if ph_cols == Q:  # a whole image per tile, unless there are fewer images than threads
+    if ph_cols == Q and C >= MIN_TAP_C:  # a whole image per tile, unless there are fewer images than threads
         mode, tile_rows = DIRECT, -(-P // -(-nthreads // N))
         wm = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(R * S, K, C)
     elif C >= MIN_TAP_C and K * C * ph_cols <= SMALL_GEMM:
