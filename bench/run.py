@@ -178,9 +178,6 @@ def _run(argv=None) -> int:
         print(list_everything())
         return 0
     cases = pick_cases(args)
-    biggest = max(cases, key=case_bytes, default=None)
-    if biggest is not None:
-        check_fits(f"{biggest.workload} {biggest.shape}", case_bytes(biggest), args.force)
     if args.threads is not None and args.threads < 1:
         raise HeteroError(f"--threads {args.threads} must be >= 1")
     out = run_folder(args, "%Y%m%d-%H%M%S")  # a bad --out or a taken --name: one line, before any work
@@ -191,6 +188,9 @@ def _run(argv=None) -> int:
         args.threads,
         {"opencl": args.opencl_device, "fpga-emu": args.fpga_preset},
     )
+    biggest = max(cases, key=case_bytes, default=None)
+    if biggest is not None:  # every backend's kernel of a case is held until its timing ends
+        check_fits(f"{biggest.workload} {biggest.shape}", case_bytes(biggest, len(backends)), args.force)
     cfg = run_config(args)
     folder = out.create()
     devices = {b.name: vars(b.device()) | {"timing": b.timing, "peer": b.peer} for b in backends}

@@ -33,18 +33,19 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.3g} PiB"
 
 
-def case_bytes(case: Case) -> float:
-    """Estimated peak bytes of checking and timing one case (bench.run, one backend at a time).
+def case_bytes(case: Case, backends: int = 1) -> float:
+    """Estimated peak bytes of checking and timing one case on `backends` backends (bench.run holds each
+    backend's prepared kernel until the case's timing, taken in turns, ends).
 
     With I input and O output elements and W elements of the largest workspace a built-in backend allocates:
-    inputs (float32, 4 B) + the reference's float64 copies of them (8 B) + a backend's copy (device buffers, 4 B)
-    per input element; the float64 reference (8 B) + the backend's float32 output (4 B) + check()'s three
-    float64 temporaries (24 B) per output element; 4 B per workspace element.
+    inputs (float32, 4 B) + the reference's float64 copies of them (8 B) per input element; the float64
+    reference (8 B) + check()'s three float64 temporaries (24 B) per output element; and per backend its copy of
+    the inputs (device buffers, 4 B), its float32 output (4 B) and 4 B per workspace element.
     """
     w, p = get(case.workload), case.p
     out = float(math.prod(w.out_shape(p)))
     inp = w.bytes_moved(p, 1) - out
-    return inp * (4 + 8 + 4) + out * (8 + 4 + 24) + 4.0 * w.workspace_elems(p)
+    return inp * (4 + 8) + out * (8 + 24) + backends * (4 * inp + 4 * out + 4.0 * w.workspace_elems(p))
 
 
 def simulation_bytes(tasks: int, devices: int) -> float:

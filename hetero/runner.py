@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hetero.backends.base import Backend
+from hetero.backends.base import MODELED, Backend
 from hetero.errors import HeteroError
 from hetero.ratios import add_ratios
-from hetero.timing import MIN_REPS, WARMUP_S, measure
+from hetero.timing import MIN_REPS, WARMUP_S, measure, measure_interleaved
 from hetero.workloads import Case, check, get, quant
 from hetero.workloads.base import ITEMSIZE
 
@@ -86,47 +86,101 @@ class RunConfig:
 
 def run_one(case: Case, backend: Backend, inputs: dict, ref: np.ndarray, cfg: RunConfig) -> dict:
     """One row: prepare, run once and check, then time. Errors become a row, not an exception."""
+    return run_case(case, [backend], inputs, ref, cfg)[0]
+
+
+def run_case(case: Case, backends: list[Backend], inputs: dict, ref: np.ndarray, cfg: RunConfig) -> list[dict]:
+    """The case's row on each backend: each prepared, run once and checked; then the correct ones timed in turns
+    (timing.measure_interleaved), so a slow spell of the machine falls on all of them, and a modeled one alone
+    (its time is the model's, whatever the machine is doing). Errors become rows, not exceptions."""
+    rows, pending = [], []  # pending: (row index, kernel) checked correct, to be timed
+    for backend in backends:
+        row, kernel = _checked(case, backend, inputs, ref, cfg)
+        rows.append(row)
+        if kernel is not None:
+            pending.append((len(rows) - 1, kernel))
+    measured = [(i, k) for i, k in pending if k.timing != MODELED]
+    times = measure_interleaved([k for _, k in measured], cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+    for (i, kernel), m in zip(measured, times):
+        rows[i] = _timed(rows[i], kernel, m, cfg)
+    for i, kernel in pending:
+        if kernel.timing == MODELED:
+            rows[i] = _timed(rows[i], kernel, _guarded(measure, kernel, cfg), cfg)
+    return rows
+
+
+def _guarded(measure_fn, kernel, cfg):
+    """measure_fn's Measurement, or the exception it raised."""
+    try:
+        return measure_fn(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+    except Exception as exc:
+        return exc
+
+
+def _checked(case, backend, inputs, ref, cfg) -> tuple[dict, object]:
+    """(row, kernel to time): the kernel prepared and its first call checked against the reference; kernel None
+    when the row is final already (skipped, wrong, or an error, each with its reason)."""
     row = _row(case, backend, cfg)
     reason = backend.unsupported(case)
     if reason:
-        return {**row, "status": "skipped", "error": reason}
+        return {**row, "status": "skipped", "error": reason}, None
     if backend.name in cfg.warmup_errors:
-        return {**row, "status": "error", "error": cfg.warmup_errors[backend.name]}
+        return {**row, "status": "error", "error": cfg.warmup_errors[backend.name]}, None
     try:
-        m, energy = _checked_then_timed(case, backend, inputs, ref, cfg, row)
-    except HeteroError as exc:
-        if cfg.strict:
-            raise
+        kernel = backend.prepare(case, inputs)
+        t0 = time.perf_counter()
+        kernel()
+        row["first_call_s"] = time.perf_counter() - t0
+        ok, abs_err, rel_err = check(kernel.result(), ref, case.dtype)
+    except Exception as exc:
+        return _error_row(row, exc, cfg), None
+    row.update(correct=ok, max_abs_err=abs_err, max_rel_err=rel_err, transfer_s=kernel.transfer_s, timing=kernel.timing)
+    if not ok:
+        err = f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"
+        return {**row, "status": "wrong", "error": err}, None
+    return row, kernel
+
+
+def _error_row(row: dict, exc: Exception, cfg: RunConfig) -> dict:
+    """The row of a backend that raised: a HeteroError's one line, else the exception and where it was raised
+    (a backend bug: the run goes on); with cfg.strict, raised again."""
+    if cfg.strict:
+        raise exc
+    if isinstance(exc, HeteroError):
         return {**row, "status": "error", "error": str(exc)}
-    except Exception as exc:  # a backend bug: keep the run going, record the cause
-        if cfg.strict:
-            raise
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return {
-            **row,
-            "status": "error",
-            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-            f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})",
-        }
-    if m is None:
-        return row  # wrong: never timed
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return {
+        **row,
+        "status": "error",
+        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})",
+    }
+
+
+def _timed(row: dict, kernel, m, cfg: RunConfig) -> dict:
+    """The checked row with its timing: median, IQR, GFLOP/s, % of peak and of STREAM, every sample; an error row
+    when timing raised."""
+    if isinstance(m, Exception):
+        return _error_row(row, m, cfg)
     gflops = row["flops"] / m.median / 1e9
+    energy = getattr(kernel, "energy_j", None)  # measured joules per run, where the backend can (NVML)
     if energy:
         row.update(energy_j=energy, gflops_per_j=row["flops"] / energy / 1e9)
     # samples: every timed repetition's seconds, for samples.csv (not a bench.csv column)
-    row.update(
-        status="ok",
-        median_s=m.median,
-        iqr_s=m.iqr,
-        reps=m.reps,
-        noisy=m.noisy,
-        gflops=gflops,
-        samples=list(m.samples),
-        gbps=row["bytes"] / m.median / 1e9,
-        pct_peak=100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None,
-        pct_stream=100 * row["bytes"] / m.median / 1e9 / row["stream_gbps"] if row["stream_gbps"] else None,
-    )
-    return row
+    return {
+        **row,
+        "status": "ok",
+        "median_s": m.median,
+        "iqr_s": m.iqr,
+        "reps": m.reps,
+        "noisy": m.noisy,
+        "gflops": gflops,
+        "samples": list(m.samples),
+        "gbps": row["bytes"] / m.median / 1e9,
+        "pct_peak": 100 * gflops / row["peak_gflops"] if row["peak_gflops"] else None,
+        "pct_stream": 100 * row["bytes"] / m.median / 1e9 / row["stream_gbps"] if row["stream_gbps"] else None,
+        "emu_wall_s": getattr(kernel, "emu_wall_s", None),  # fpga-emu: the emulation's own wall time
+    }
 
 
 def _row(case: Case, backend: Backend, cfg: RunConfig) -> dict:
@@ -154,25 +208,6 @@ def _row(case: Case, backend: Backend, cfg: RunConfig) -> dict:
     )
 
 
-def _checked_then_timed(case, backend, inputs, ref, cfg, row):
-    """(measurement, joules or None): the first call checked against the reference, and only a correct kernel
-    timed; (None, None) with the row marked wrong otherwise."""
-    kernel = backend.prepare(case, inputs)
-    t0 = time.perf_counter()
-    kernel()
-    row["first_call_s"] = time.perf_counter() - t0
-    ok, abs_err, rel_err = check(kernel.result(), ref, case.dtype)
-    row.update(correct=ok, max_abs_err=abs_err, max_rel_err=rel_err, transfer_s=kernel.transfer_s, timing=kernel.timing)
-    if not ok:
-        row.update(
-            status="wrong", error=f"output differs from the reference (max abs err {abs_err:.3g}, rel {rel_err:.3g})"
-        )
-        return None, None
-    m = measure(kernel, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
-    row["emu_wall_s"] = getattr(kernel, "emu_wall_s", None)  # fpga-emu: the emulation's own wall time
-    return m, getattr(kernel, "energy_j", None)  # measured joules per run, where the backend can (NVML)
-
-
 def run(
     cases: Iterable[Case], backends: list[Backend], cfg: RunConfig, on_row: Callable[[dict], None] | None = None
 ) -> list[dict]:
@@ -181,8 +216,7 @@ def run(
     for case in cases:
         inputs, ref, extra = case_io(case, cfg)
         measure_stream(backends, cfg)
-        for backend in backends:
-            row = run_one(case, backend, inputs, ref, cfg)
+        for row in run_case(case, backends, inputs, ref, cfg):
             if row["status"] != "skipped":
                 row.update(extra)
             rows.append(row)

@@ -6,7 +6,7 @@ from hetero.errors import HeteroError
 from hetero.ratios import add_ratios
 from hetero.results import atomic_write, read_rows, read_samples, write_rows, write_samples
 from hetero.runner import COLUMNS, RunConfig
-from hetero.timing import measure
+from hetero.timing import measure, measure_interleaved
 
 
 class FakeKernel:
@@ -49,6 +49,39 @@ def test_timed_reps_start_after_the_spin_of_an_idle_blas_pool():
 
     m = measure(kernel, budget_s=0.0, min_reps=2)
     assert m.reps == 2 and stamps[-2] - stamps[0] >= 0.1
+
+
+def test_a_case_is_timed_in_turns_so_a_slow_spell_falls_on_every_backend():
+    """Two kernels timed in turns: each gets its samples in every round, so a spell in which the machine runs at
+    half speed, lasting one round, slows both kernels' samples alike, and a kernel that raises leaves the turns
+    without stopping the others."""
+    calls, clock = [], {"slow": False}
+
+    def kernel(name, seconds):
+        def call():
+            calls.append(name)
+            return seconds * (2 if clock["slow"] else 1)
+
+        return call
+
+    class Spell:  # the machine slows down during the second round of turns
+        def __init__(self, inner):
+            self.inner, self.n = inner, 0
+
+        def __call__(self):
+            self.n += 1
+            clock["slow"] = 3 <= self.n <= 4  # calls 3-4 of the first kernel: its second turn and b's after it
+            return self.inner()
+
+    def broken():
+        raise RuntimeError("device lost")
+
+    a, b = Spell(kernel("a", 1.0)), kernel("b", 2.0)
+    ma, mb, mc = measure_interleaved([a, b, broken], warmup_s=0, budget_s=0, min_reps=4, rounds=2)
+    assert isinstance(mc, RuntimeError) and ma.reps == mb.reps == 4
+    assert calls[:4] == ["a", "a", "a", "b"]  # a's first call and turn, then b's first call ...
+    assert ma.samples == [1.0, 2.0, 2.0, 1.0] and mb.samples == [4.0, 4.0, 2.0, 2.0]
+    assert mb.median / ma.median == pytest.approx(2.0)  # the ratio of the two holds through the spell
 
 
 def test_ratios_use_baseline_and_best_peer():
