@@ -168,6 +168,17 @@ def _write_rows(acc, row_sum, row_max, bad, poison, dst):
             dst[r, d] = acc[r, d] * inv + poison[d]
 
 
+@numba.njit(cache=True, inline="always")
+def _key_block_width(i0, j0, kend, is_causal, bk, bk_diag):
+    """Keys in the block at j0 for the query block at i0. Causal: wide blocks left of the query block, narrow ones
+    across its diagonal (less masked waste)."""
+    if not is_causal:
+        return min(bk, kend - j0)
+    if j0 < i0:
+        return min(bk, kend - j0, i0 - j0)
+    return min(bk_diag, kend - j0)
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, bk_diag):
     """q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, L, S) in log2 units (read only when
@@ -186,11 +197,8 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
         hk = h // rep
         i0 = (t - bh * nqb) * bq
         m = min(bq, Sq - i0)
-        qs = np.empty((m, D), np.float32)  # (m, D) queries * scale * log2(e)
         qsrc = q[b, h, i0 : i0 + m]
-        for r in range(m):
-            for d in range(D):
-                qs[r, d] = qsrc[r, d] * qscale
+        qs = qsrc * qscale  # (m, D) queries * scale * log2(e)
         sbuf = np.empty(m * max(bk, bk_diag), np.float32)
         acc = np.zeros((m, Dv), np.float32)  # unnormalised output rows
         pv = np.empty((m, Dv), np.float32)
@@ -204,13 +212,7 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
         kend = min(Sk, i0 + m) if is_causal else Sk
         j0 = 0
         while j0 < kend:
-            # Causal: wide blocks left of the query block, narrow ones across its diagonal (less masked waste).
-            if not is_causal:
-                n = min(bk, kend - j0)
-            elif j0 < i0:
-                n = min(bk, kend - j0, i0 - j0)
-            else:
-                n = min(bk_diag, kend - j0)
+            n = _key_block_width(i0, j0, kend, is_causal, bk, bk_diag)
             if skip and _all_masked(mrows[:, j0 : j0 + n]) and _finite(k[b, hk, j0 : j0 + n]):
                 j0 += n  # p = 0 for every score of the block, none of them NaN
                 continue
