@@ -69,6 +69,24 @@ def clock_ghz(threads: int, seconds: float = 1.0) -> list[float]:
     return samples
 
 
+class TriadKernel:
+    """One STREAM triad over three arrays of `mib` MiB each, as a kernel: a call returns its wall seconds, and
+    `bytes` / those seconds is the bandwidth (three streams counted). bench.run times it in turns with a case's
+    backends, so the bandwidth a kernel's GB/s is a share of comes from the same moments as the kernel's time."""
+
+    timing = "measured-wall-clock"
+
+    def __init__(self, mib: int):
+        n = mib * (1 << 20) // 8
+        self.a, self.b, self.c = np.empty(n), np.ones(n), np.full(n, 2.0)
+        self.bytes = 3 * 8 * n
+
+    def __call__(self) -> float:
+        t0 = time.perf_counter()
+        _triad(self.a, self.b, self.c, 3.0)
+        return time.perf_counter() - t0
+
+
 def triad_gbps(mib: int = 256, reps: int = 5) -> list[float]:
     """Per-repetition STREAM-triad bandwidths (GB/s, three streams) over three arrays of `mib` MiB each."""
     n = mib * (1 << 20) // 8

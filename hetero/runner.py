@@ -6,6 +6,7 @@ A wrong result becomes a row with status 'wrong' and no time, never a speedup.
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -77,7 +78,7 @@ class RunConfig:
     min_reps: int = MIN_REPS
     seed: int = 0
     strict: bool = False
-    stream_mib: int = 0  # MiB per STREAM-triad array measured before each case (0: none; measure_stream)
+    stream_mib: int = 0  # MiB per STREAM-triad array, timed in turns with each case's backends (0: none)
     stream_gbps: float | None = None  # the last such measurement, for host-memory rows
     quant: str = "channel"  # int8 cases: how inputs are quantized (workloads.quant.SCHEMES)
     compile_s: dict = field(default_factory=dict)  # backend -> seconds spent in warmup() (JIT), filled by run
@@ -100,7 +101,13 @@ def run_case(case: Case, backends: list[Backend], inputs: dict, ref: np.ndarray,
         if kernel is not None:
             pending.append((len(rows) - 1, kernel))
     measured = [(i, k) for i, k in pending if k.timing != MODELED]
-    times = measure_interleaved([k for _, k in measured], cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+    triad = _triad_for(backends, cfg)  # timed in the same turns: the bandwidth of the same moments
+    kernels = [k for _, k in measured] + ([triad] if triad else [])
+    times = measure_interleaved(kernels, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
+    if triad and not isinstance(times[-1], Exception):
+        cfg.stream_gbps = triad.bytes / times[-1].median / 1e9
+        for backend, row in zip(backends, rows):
+            row["stream_gbps"] = cfg.stream_gbps if backend.device().kind in HOST_MEMORY else None
     for (i, kernel), m in zip(measured, times):
         rows[i] = _timed(rows[i], kernel, m, cfg)
     for i, kernel in pending:
@@ -215,7 +222,6 @@ def run(
     rows = []
     for case in cases:
         inputs, ref, extra = case_io(case, cfg)
-        measure_stream(backends, cfg)
         for row in run_case(case, backends, inputs, ref, cfg):
             if row["status"] != "skipped":
                 row.update(extra)
@@ -226,15 +232,20 @@ def run(
     return rows
 
 
-def measure_stream(backends: list[Backend], cfg: RunConfig) -> None:
-    """cfg.stream_gbps = the median STREAM triad (GB/s, three streams of cfg.stream_mib MiB, every core) measured
-    now, when a backend computes in host memory: the bandwidth a memory-bound kernel's GB/s is a percentage of
-    (pct_stream), measured next to each case because a shared VM's bandwidth drifts within a run."""
+def _triad_for(backends: list[Backend], cfg: RunConfig):
+    """A STREAM-triad kernel of cfg.stream_mib MiB arrays when a backend computes in host memory (the bandwidth a
+    memory-bound kernel's GB/s is a percentage of, pct_stream), else None."""
     if not cfg.stream_mib or not any(b.device().kind in HOST_MEMORY for b in backends):
-        return
-    from hetero.cpu_probe import triad_gbps
+        return None
+    return _triad_kernel(cfg.stream_mib)
 
-    cfg.stream_gbps = float(np.median(triad_gbps(cfg.stream_mib, reps=5)))
+
+@functools.lru_cache(maxsize=1)
+def _triad_kernel(mib: int):
+    """One TriadKernel a run (its three arrays allocated and touched once, not per case)."""
+    from hetero.cpu_probe import TriadKernel
+
+    return TriadKernel(mib)
 
 
 def case_io(case: Case, cfg: RunConfig) -> tuple[dict, np.ndarray, dict]:
