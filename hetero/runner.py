@@ -101,13 +101,14 @@ def run_case(case: Case, backends: list[Backend], inputs: dict, ref: np.ndarray,
         if kernel is not None:
             pending.append((len(rows) - 1, kernel))
     measured = [(i, k) for i, k in pending if k.timing != MODELED]
-    triad = _triad_for(backends, cfg)  # timed in the same turns: the bandwidth of the same moments
+    host = [_in_host_memory(b) for b in backends]  # asked once a case: device() may query a driver
+    triad = _triad_kernel(cfg.stream_mib) if cfg.stream_mib and any(host) else None  # timed in the same turns
     kernels = [k for _, k in measured] + ([triad] if triad else [])
     times = measure_interleaved(kernels, cfg.warmup_s, cfg.budget_s, cfg.min_reps)
     if triad and not isinstance(times[-1], Exception):
         cfg.stream_gbps = triad.bytes / times[-1].median / 1e9
-        for backend, row in zip(backends, rows):
-            row["stream_gbps"] = cfg.stream_gbps if backend.device().kind in HOST_MEMORY else None
+        for on_host, row in zip(host, rows):
+            row["stream_gbps"] = cfg.stream_gbps if on_host else None
     for (i, kernel), m in zip(measured, times):
         rows[i] = _timed(rows[i], kernel, m, cfg)
     for i, kernel in pending:
@@ -232,12 +233,9 @@ def run(
     return rows
 
 
-def _triad_for(backends: list[Backend], cfg: RunConfig):
-    """A STREAM-triad kernel of cfg.stream_mib MiB arrays when a backend computes in host memory (the bandwidth a
-    memory-bound kernel's GB/s is a percentage of, pct_stream), else None."""
-    if not cfg.stream_mib or not any(b.device().kind in HOST_MEMORY for b in backends):
-        return None
-    return _triad_kernel(cfg.stream_mib)
+def _in_host_memory(backend: Backend) -> bool:
+    """Whether the backend computes in host memory: its GB/s is then a share of the STREAM triad (pct_stream)."""
+    return backend.device().kind in HOST_MEMORY
 
 
 @functools.lru_cache(maxsize=1)
