@@ -136,10 +136,13 @@ def test_numba_microkernels_emit_the_cpus_int8_instructions(isa, op, count):
         pytest.skip(f"this CPU has no {isa}")
     assert len(re.findall(rf"\b{op}\b", numba_int8.tile_asm(isa))) >= count
     rng = np.random.default_rng(0)
-    a, b = rng.integers(-128, 128, (37, 1030), dtype=np.int8), rng.integers(-128, 128, (1030, 41), dtype=np.int8)
-    out = np.empty((37, 41), np.int32)
-    getattr(numba_int8, f"_gemm_{isa}")(a, b, out)
-    assert np.array_equal(out, a.astype(np.int64) @ b.astype(np.int64))
+    # (M, K, N): edges of every packing path (rows past a panel, K not a multiple of 4 or 2, columns past a
+    # panel), and whole panels with none
+    for M, K, N in [(37, 1030, 41), (1, 1, 1), (9, 1031, 33), (24, 8, 96)]:
+        a, b = rng.integers(-128, 128, (M, K), dtype=np.int8), rng.integers(-128, 128, (K, N), dtype=np.int8)
+        out = np.empty((M, N), np.int32)
+        getattr(numba_int8, f"_gemm_{isa}")(a, b, out)
+        assert np.array_equal(out, a.astype(np.int64) @ b.astype(np.int64)), (M, K, N)
 
 
 @pytest.mark.parametrize("backend", ["opencl", "fpga-emu"])

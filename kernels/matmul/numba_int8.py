@@ -10,6 +10,8 @@ Layout (packed once per call):
      128 is a zero of A); each (panel, k4) row holds the 4 bytes of each of the MR rows that one step broadcasts
   Bp (Np/NB, Kp/4, NB, 4) int8: panels of NB = 16*NR columns; each (k4, panel) row is NR zmm of 4 bytes per lane
   C is computed into Cp (Mp, Np) and the valid (M, N) copied out.
+  Both are packed a 4-byte word at a time (one lane's bytes), the edges byte by byte: a narrow GEMM (N = 128)
+  does only N multiply-adds per byte of A packed, so packing must run near memory speed.
 Microkernel (_tile, in LLVM IR): an MR x NB tile of C in MR*NR zmm accumulators, over all of K: per 4 values of
 k, NR loads of Bp, MR 4-byte broadcasts of Ap, MR*NR VPDPBUSD. Threads take column panels (prange), each panel
 (Kp*NB bytes) staying in the core's L1/L2 while row tiles stream past it.
@@ -124,45 +126,76 @@ MR, NB = ISAS["vnni"]["MR"], ISAS["vnni"]["NR"] * ISAS["vnni"]["lanes"]
 MR16, NB16 = ISAS["avx2"]["MR"], ISAS["avx2"]["NR"] * ISAS["avx2"]["lanes"]
 
 
+_U32 = np.uint32
+_FLIP = np.uint32(0x80808080)  # XOR of four bytes with 0x80: signed -> offset unsigned (a + 128)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _word(r0, r1, r2, r3):
+    """Four bytes (uint8) as one little-endian uint32, r0 lowest: one 4-byte lane of Ap or Bp."""
+    return _U32(r0) | (_U32(r1) << _U32(8)) | (_U32(r2) << _U32(16)) | (_U32(r3) << _U32(24))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _edge_word(x, i, j, axis, rows, cols):
+    """The word of x's bytes (i, j), (i, j+1).. (axis 0: along a row) or (i, j), (i+1, j).. (axis 1: down a
+    column), a byte outside x's (rows, cols) being 0."""
+    w = _U32(0)
+    for t in range(4):
+        r, c = (i, j + t) if axis == 0 else (i + t, j)
+        if r < rows and c < cols:
+            w |= _U32(x[r, c]) << _U32(8 * t)
+    return w
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _pack(a, b, Mp, Kp, Np):
-    """(Ap, Bp, corr): the module docstring's layout; corr (Np,) = 128 * colsum(B)."""
+def _pack_a(a, Mp, Kp):
+    """Ap (Mp/MR, Kp/4, MR) uint32 words of A + 128 (the module docstring's layout, four bytes a word).
+    Full panels are packed a whole word at a time; the edges (rows past M, bytes past K) byte by byte, a
+    missing byte being A's zero, 128."""
     M, K = a.shape
-    N = b.shape[1]
     au = a.view(np.uint8)
-    ap = np.empty((Mp // MR, Kp // 4, MR, 4), np.uint8)
+    ap = np.empty((Mp // MR, Kp // 4, MR), np.uint32)
     for ip in prange(Mp // MR):
-        full = (ip + 1) * MR <= M
         for i in range(MR):
             m = ip * MR + i
-            for k4 in range(Kp // 4):
-                if full and 4 * k4 + 3 < K:  # the interior: four bytes, no test each
-                    for t in range(4):
-                        ap[ip, k4, i, t] = au[m, 4 * k4 + t] ^ np.uint8(0x80)
-                else:  # an index past A's end is its zero, 128
-                    for t in range(4):
-                        k = 4 * k4 + t
-                        ap[ip, k4, i, t] = au[m, k] ^ np.uint8(0x80) if m < M and k < K else np.uint8(0x80)
-    bp = np.empty((Np // NB, Kp // 4, NB, 4), np.int8)
-    corr = np.zeros(Np, np.int32)
+            if m >= M:
+                ap[ip, :, i] = _FLIP
+                continue
+            row = au[m]
+            for k4 in range(K // 4):
+                k = 4 * k4
+                ap[ip, k4, i] = _word(row[k], row[k + 1], row[k + 2], row[k + 3]) ^ _FLIP
+            if K % 4:
+                ap[ip, K // 4, i] = _edge_word(au, m, K - K % 4, 0, M, K) ^ _FLIP
+    return ap
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _pack_b(b, Np, Kp):
+    """(Bp (Np/NB, Kp/4, NB) uint32 words of four rows of B, corr (Np,) = 128 * colsum(B)). A full (panel, k4)
+    block is four contiguous row slices interleaved (vectorized); the edges byte by byte, missing bytes 0."""
+    K, N = b.shape
+    bu = b.view(np.uint8)
+    bp = np.empty((Np // NB, Kp // 4, NB), np.uint32)
     for jp in prange(Np // NB):
-        full = (jp + 1) * NB <= N
+        n0 = jp * NB
         for k4 in range(Kp // 4):
-            k = 4 * k4
-            if full and k + 3 < K:  # the interior: four rows of NB columns interleaved, no test each
+            k, dst = 4 * k4, bp[jp, k4]
+            if n0 + NB <= N and k + 3 < K:
+                r0, r1 = bu[k, n0 : n0 + NB], bu[k + 1, n0 : n0 + NB]
+                r2, r3 = bu[k + 2, n0 : n0 + NB], bu[k + 3, n0 : n0 + NB]
                 for j in range(NB):
-                    n = jp * NB + j
-                    v0, v1, v2, v3 = b[k, n], b[k + 1, n], b[k + 2, n], b[k + 3, n]
-                    bp[jp, k4, j, 0], bp[jp, k4, j, 1], bp[jp, k4, j, 2], bp[jp, k4, j, 3] = v0, v1, v2, v3
-                    corr[n] += (np.int32(v0) + np.int32(v1) + np.int32(v2) + np.int32(v3)) * 128
-            else:
-                for t in range(4):
-                    for j in range(NB):
-                        n = jp * NB + j
-                        v = b[k + t, n] if k + t < K and n < N else np.int8(0)
-                        bp[jp, k4, j, t] = v
-                        corr[n] += np.int32(v) * 128
-    return ap, bp, corr
+                    dst[j] = _word(r0[j], r1[j], r2[j], r3[j])
+                continue
+            for j in range(NB):
+                dst[j] = _edge_word(bu, k, n0 + j, 1, K, N)
+    corr = np.zeros(Np, np.int32)
+    for k in range(K):  # column sums a row at a time: contiguous, vectorized
+        for n in range(N):
+            corr[n] += np.int32(b[k, n])
+    corr *= 128  # in place: stays int32, as the microkernel reads it
+    return bp, corr
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -170,9 +203,9 @@ def _gemm_vnni(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32
     M, K = a.shape
     N = b.shape[1]
     Mp, Kp, Np = -(-M // MR) * MR, -(-K // 4) * 4, -(-N // NB) * NB
-    ap, bp, corr = _pack(a, b, Mp, Kp, Np)
+    ap, (bp, corr) = _pack_a(a, Mp, Kp), _pack_b(b, Np, Kp)
     cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
-    af, bf, cf = ap.reshape(-1), bp.reshape(-1), cp.reshape(-1)
+    af, bf, cf = ap.reshape(-1).view(np.uint8), bp.reshape(-1).view(np.int8), cp.reshape(-1)
     kq = Kp // 4
     for jp in prange(Np // NB):
         for i0 in range(0, Mp, MR):
@@ -181,26 +214,41 @@ def _gemm_vnni(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32
         out[:, :] = cp[:M, :N]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pair(lo, hi):
+    """Two int8 values as the two int16 halves of one uint32 word (lo in the low half): one lane of VPMADDWD."""
+    return (_U32(np.int32(lo)) & _U32(0xFFFF)) | (_U32(np.int32(hi)) << _U32(16))
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _pack16(a, b, Mp, Kp, Np):
-    """The AVX2 layout: Ap (Mp/MR16, Kp/2, MR16, 2) and Bp (Np/NB16, Kp/2, NB16, 2) int16, A not offset."""
+    """The AVX2 layout: Ap (Mp/MR16, Kp/2, MR16) and Bp (Np/NB16, Kp/2, NB16) words of two int16, A not
+    offset; a row a time (A) and two row slices a time (B); values past A's or B's end are 0."""
     M, K = a.shape
     N = b.shape[1]
-    ap = np.empty((Mp // MR16, Kp // 2, MR16, 2), np.int16)
+    ap = np.empty((Mp // MR16, Kp // 2, MR16), np.uint32)
     for ip in prange(Mp // MR16):
-        for k2 in range(Kp // 2):
-            for i in range(MR16):
-                for t in range(2):
-                    k, m = 2 * k2 + t, ip * MR16 + i
-                    ap[ip, k2, i, t] = a[m, k] if m < M and k < K else np.int16(0)
-    bp = np.empty((Np // NB16, Kp // 2, NB16, 2), np.int16)
+        for i in range(MR16):
+            if ip * MR16 + i >= M:
+                ap[ip, :, i] = 0
+                continue
+            row = a[ip * MR16 + i]
+            for k2 in range(K // 2):
+                ap[ip, k2, i] = _pair(row[2 * k2], row[2 * k2 + 1])
+            if K % 2:
+                ap[ip, K // 2, i] = _pair(row[K - 1], 0)
+    bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
     for jp in prange(Np // NB16):
-        for k2 in range(Kp // 2):
-            for t in range(2):
-                k = 2 * k2 + t
-                for j in range(NB16):
-                    n = jp * NB16 + j
-                    bp[jp, k2, j, t] = b[k, n] if k < K and n < N else np.int16(0)
+        n0 = jp * NB16
+        w = min(NB16, N - n0)
+        bp[jp, :, w:] = 0
+        for k2 in range(K // 2):
+            r0, r1, dst = b[2 * k2, n0 : n0 + w], b[2 * k2 + 1, n0 : n0 + w], bp[jp, k2]
+            for j in range(w):
+                dst[j] = _pair(r0[j], r1[j])
+        if K % 2:
+            for j in range(w):
+                bp[jp, K // 2, j] = _pair(b[K - 1, n0 + j], 0)
     return ap, bp
 
 
@@ -212,7 +260,7 @@ def _gemm_avx2(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: VP
     ap, bp = _pack16(a, b, Mp, Kp, Np)
     corr = np.zeros(Np, np.int32)
     cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
-    af, bf, cf = ap.reshape(-1), bp.reshape(-1), cp.reshape(-1)
+    af, bf, cf = ap.reshape(-1).view(np.int16), bp.reshape(-1).view(np.int16), cp.reshape(-1)
     steps = Kp // 2
     for jp in prange(Np // NB16):
         for i0 in range(0, Mp, MR16):
