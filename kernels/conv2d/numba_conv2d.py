@@ -32,7 +32,9 @@ where TAPS loses: very few channels (a first layer, C=3), whose per-tap products
 K*C*Wph passes the small-matrix limit even for whole-image tiles.
 
 conv_transpose2d algorithm: per image, cols (K*R*S, H*W) = W^T (K*R*S, C) @ x (C, H*W) by sgemm, then col2im
-scatter-adds each tap into out (our code), in parallel over images.
+scatter-adds each tap into out (our code), in parallel over images. W^T is made contiguous first (our parallel
+transpose, kernels/numba_transpose.py): OpenBLAS's sgemm runs the untransposed operand faster than W read
+transposed in place.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from numba import prange
 
 from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
 from hetero.kernels.numba_intrinsics import prefetch_write, transpose16_add
+from hetero.kernels.numba_transpose import transpose
 from hetero.threads import single_threaded_scipy_blas
 
 TAPS, IM2COL, DIRECT = 0, 1, 2  # how a tile's products are formed (module docstring)
@@ -250,15 +253,15 @@ def _col2im_add(cols, R, S, H, W, sh, sw, ph, pw, dh, dw, on):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
-def _conv_transpose2d_kernel(x, w2, bias, sh, sw, ph, pw, dh, dw, R, S, nthreads, out):
-    """x (N, C, H, W), w2 (C, K*R*S), bias (K,), out (N, K, Ho, Wo)."""
+def _conv_transpose2d_kernel(x, w2t, bias, sh, sw, ph, pw, dh, dw, R, S, nthreads, out):
+    """x (N, C, H, W), w2t (K*R*S, C), bias (K,), out (N, K, Ho, Wo)."""
     N, C, H, W = x.shape
     K = out.shape[1]
     for t in prange(nthreads):
         cols = np.empty((K * R * S, H * W), np.float32)
         for n in range(t * N // nthreads, (t + 1) * N // nthreads):
-            # cols (K*R*S, H*W) = w2^T (K*R*S, C) @ x[n] (C, H*W): every tap's contribution, before overlap
-            np.dot(w2.T, x[n].reshape((C, H * W)), cols)
+            # cols (K*R*S, H*W) = w2t (K*R*S, C) @ x[n] (C, H*W): every tap's contribution, before overlap
+            np.dot(w2t, x[n].reshape((C, H * W)), cols)
             for k in range(K):
                 out[n, k] = bias[k]
             _col2im_add(cols, R, S, H, W, sh, sw, ph, pw, dh, dw, out[n])
@@ -295,10 +298,9 @@ def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, out)
     C, K, R, S = w.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     nthreads = numba.get_num_threads()
+    w2t = transpose(w.reshape(C, K * R * S))
     with single_threaded_scipy_blas():
-        _conv_transpose2d_kernel(
-            x, w.reshape(C, K * R * S), _bias_or_zeros(bias, K), sh, sw, ph, pw, dh, dw, R, S, nthreads, out
-        )
+        _conv_transpose2d_kernel(x, w2t, _bias_or_zeros(bias, K), sh, sw, ph, pw, dh, dw, R, S, nthreads, out)
 
 
 def warmup():
