@@ -283,7 +283,9 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
         wm = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(R * S, K, C)
     elif C >= MIN_TAP_C and K * C * ph_cols <= SMALL_GEMM:
         mode, tile_rows = TAPS, min(P, SMALL_GEMM // (K * C * ph_cols))
-        wm = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(R * S, C, K)
+        # (R*S, C, K): W^T (C*R*S, K) by our transpose, then whole K-rows moved (numpy's 4-D transpose of w
+        # is several times slower at power-of-two strides)
+        wm = np.ascontiguousarray(transpose(w.reshape(K, C * R * S)).reshape(C, R * S, K).transpose(1, 0, 2))
     else:
         mode, tile_rows = IM2COL, max(1, min(P, IM2COL_COLS // ph_cols))
         wm = w.reshape(1, K, C * R * S)
