@@ -69,18 +69,38 @@ def test_every_policy_in_the_registry_is_made_by_its_name():
         assert policies.make(name).name == name
 
 
-def test_auto_runs_dmda_on_a_batch_and_heteroprio_on_a_graph():  # and on a stream: below
+def test_auto_runs_dmda_on_a_batch_and_the_faster_simulated_candidate_on_a_graph():  # a stream: below
+    from hetero.scheduler.policies.auto import GRAPH_CANDIDATES
     from hetero.scheduler.simulate import simulate
     from tests.scheduler.test_sched_policies import MODEL, devs
 
-    for spec, inner in (("mixed:20", "dmda"), ("gan:2", "heteroprio")):
+    for spec in ("mixed:20", "gan:2", "transformer:2"):
         ts = tasks.make(spec, size="quick", inputs=False)
-        auto, same = policies.make(), policies.make(inner)
+        alone = {
+            n: simulate(ts.tasks, devs("cpu", "gpu"), policies.make(n), MODEL) for n in ("dmda", *GRAPH_CANDIDATES)
+        }
+        inner = "dmda" if spec.startswith("mixed") else min(GRAPH_CANDIDATES, key=lambda n: alone[n].makespan)
+        auto = policies.make()
         assert auto.name == "auto"
         a = simulate(ts.tasks, devs("cpu", "gpu"), auto, MODEL)
-        b = simulate(ts.tasks, devs("cpu", "gpu"), same, MODEL)
-        assert type(auto.inner).__name__.lower() == inner and a.where == b.where and a.makespan == b.makespan
-        assert auto.sim_limit(ts.tasks) == same.max_sim_tasks
+        assert type(auto.inner).__name__.lower() == inner, spec
+        assert a.where == alone[inner].where and a.makespan == alone[inner].makespan
+        assert a.makespan <= min(alone[n].makespan for n in GRAPH_CANDIDATES) or spec.startswith("mixed")
+        # on a graph the limit is known before the choice: the lower of the candidates'
+        assert auto.sim_limit(ts.tasks) == (None if spec.startswith("mixed") else 5000)
+
+
+def test_auto_on_a_graph_keeps_heteroprio_where_a_prediction_is_missing():
+    from hetero.scheduler.policies.auto import simulated_choice
+    from tests.scheduler.test_sched_policies import MODEL, Table, devs
+
+    ts = tasks.make("gan:2", size="quick", inputs=False)
+    assert simulated_choice(ts.tasks, devs("cpu", "gpu"), MODEL) in ("heteroprio", "dmda")
+    gappy = Table({"cpu": {"conv2d": 1e9}, "gpu": {"conv2d": 1e9, "conv_transpose2d": 1e9}})  # cpu: no convT
+    assert simulated_choice(ts.tasks, devs("cpu", "gpu"), gappy) is None
+    auto = policies.make()
+    auto.plan(ts.tasks, devs("cpu", "gpu"), gappy)
+    assert type(auto.inner).__name__ == "HeteroPrio"
 
 
 def test_auto_runs_heteroprio_on_a_stream():

@@ -2,29 +2,57 @@
 
 - a batch of independent tasks: dmda, whose LP shares give each device the kinds it is comparatively best at and
   whose earliest-finish rule balances the end (on a stream of requests, earliest finish alone);
-- a task graph: heteroprio, where each free device takes the ready task it is comparatively best at, highest
-  upward rank first, so the critical path is not left waiting on a slow device (on graphs the LP ignores the
-  dependencies that decide the order, and earliest finish alone sends a task to a slower device whose queue is
-  empty while the fast one would finish it sooner);
-- a stream of requests: heteroprio too. The LP shares need the whole set at once, and earliest finish alone
-  spends a fast device's time on kinds it is only a little faster at, so a mix sustains less load before its
-  queues grow; taking what each device is comparatively best at keeps the most throughput.
+- a task graph: heteroprio or dmda, whichever the simulator (hetero.scheduler.simulate) finishes first on the
+  perf model's predictions for these tasks and devices. Neither wins on every machine: heteroprio takes the
+  ready task each free device is comparatively best at, highest upward rank first, so the critical path is not
+  left waiting on a slow device; dmda's LP shares ignore the dependencies but balance the devices' work. Which
+  matters more depends on how far apart the devices' speeds are, kind by kind, so it is measured, not assumed:
+  each simulation costs milliseconds on sets of a few hundred tasks. Heteroprio where the simulations cannot be
+  made (a prediction missing) or cost too much (more than SIMULATE_UP_TO tasks), and on a tie;
+- a stream of requests: heteroprio. The LP shares need the whole set at once, and earliest finish alone spends
+  a fast device's time on kinds it is only a little faster at, so a mix sustains less load before its queues
+  grow; taking what each device is comparatively best at keeps the most throughput.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hetero.scheduler.policies.base import Policy
 
-_HOOKS = ("commit", "pulls", "pooled", "lookahead", "max_sim_tasks", "revised")
+_HOOKS = ("commit", "pulls", "pooled", "lookahead", "max_sim_tasks")
+GRAPH_CANDIDATES = ("heteroprio", "dmda")  # in order of preference on a tie
+SIMULATE_UP_TO = 2000  # tasks in a graph for which auto simulates its candidates before choosing
 
 
 def choose(tasks, streaming: bool = False) -> str:
-    """The policy `auto` runs on these tasks (streaming: released over time, as requests arrive)."""
+    """The policy the shape of the work points to: dmda on a batch, heteroprio on a graph or a stream (on a graph
+    Auto.plan may then simulate both candidates and take the faster)."""
     return "heteroprio" if streaming or any(t.deps for t in tasks) else "dmda"
+
+
+def simulated_choice(tasks, devices, model) -> str | None:
+    """The graph candidate whose simulated makespan on the model's predictions is shortest (ties: the first of
+    GRAPH_CANDIDATES); None when some device that runs a task has no prediction for it, or there are more than
+    SIMULATE_UP_TO tasks. The devices are copied with empty queues: the run's own are not touched."""
+    from hetero.scheduler.costs import capable, predict
+    from hetero.scheduler.policies import make
+    from hetero.scheduler.simulate import simulate
+
+    if len(tasks) > SIMULATE_UP_TO:
+        return None
+    if any(predict(model, t, d) is None for t in tasks for d in capable(t, devices)):
+        return None
+    spans = {}
+    for name in GRAPH_CANDIDATES:
+        fresh = [replace(d, queue_end=0.0, outstanding=0, exploring=set()) for d in devices]
+        spans[name] = simulate(tasks, fresh, make(name), model).makespan
+    return min(GRAPH_CANDIDATES, key=lambda n: spans[n])
 
 
 class Auto(Policy):
     name = "auto"
+    revised = "2026-12-07T01:00+00:00"  # graphs: the simulated faster of heteroprio and dmda
 
     def __init__(self):
         self.inner: Policy | None = None
@@ -32,16 +60,26 @@ class Auto(Policy):
     def plan(self, tasks, devices, model):
         from hetero.scheduler.policies import make
 
-        self.inner = make(choose(tasks, self.streaming))
+        name = choose(tasks, self.streaming)
+        if name == "heteroprio" and not self.streaming:
+            name = simulated_choice(tasks, devices, model) or name
+        self.inner = make(name)
         self.inner.streaming = self.streaming
         self.inner.plan(tasks, devices, model)
         for attr in _HOOKS:  # the driver reads them after plan()
             setattr(self, attr, getattr(self.inner, attr))
+        # a replay of a run made before either rule changed simulates a different policy from the one that ran
+        self.revised = max(r for r in (Auto.revised, self.inner.revised) if r)
 
     def sim_limit(self, tasks, streaming=False):
+        """The chosen policy's limit; on a graph, the lower of its candidates' (the choice is made later)."""
         from hetero.scheduler.policies import make
 
-        return make(choose(tasks, streaming)).max_sim_tasks
+        name = choose(tasks, streaming)
+        if name != "heteroprio" or streaming:
+            return make(name).max_sim_tasks
+        limits = [make(n).max_sim_tasks for n in GRAPH_CANDIDATES]
+        return min((x for x in limits if x is not None), default=None)
 
     def order(self, ready):
         return self.inner.order(ready)
