@@ -103,6 +103,21 @@ def test_auto_on_a_graph_keeps_heteroprio_where_a_prediction_is_missing():
     assert type(auto.inner).__name__ == "HeteroPrio"
 
 
+def test_auto_simulating_its_candidates_teaches_the_perf_model_nothing(tmp_path):
+    from hetero.scheduler.perfmodel import PerfModel
+    from hetero.scheduler.policies.auto import simulated_choice
+    from tests.scheduler.test_sched_policies import devs
+
+    ts = tasks.make("gan:2", size="quick", inputs=False)
+    model = PerfModel(tmp_path / "m.json")
+    for d in ("cpu", "gpu"):
+        for t in ts.tasks:
+            model.add(d, d, t.case, 0.01 if d == "cpu" else 0.02)
+    before = {(d, t.case): model.history(d, d, t.case).count for d in ("cpu", "gpu") for t in ts.tasks}
+    assert simulated_choice(ts.tasks, devs("cpu", "gpu"), model) in ("heteroprio", "dmda")
+    assert {(d, t.case): model.history(d, d, t.case).count for d in ("cpu", "gpu") for t in ts.tasks} == before
+
+
 def test_auto_runs_heteroprio_on_a_stream():
     from hetero.scheduler.simulate import simulate
     from tests.scheduler.test_sched_policies import MODEL, devs

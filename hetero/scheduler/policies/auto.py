@@ -34,7 +34,8 @@ def choose(tasks, streaming: bool = False) -> str:
 def simulated_choice(tasks, devices, model) -> str | None:
     """The graph candidate whose simulated makespan on the model's predictions is shortest (ties: the first of
     GRAPH_CANDIDATES); None when some device that runs a task has no prediction for it, or there are more than
-    SIMULATE_UP_TO tasks. The devices are copied with empty queues: the run's own are not touched."""
+    SIMULATE_UP_TO tasks. The devices are copied with empty queues and the model is only read: the run's own
+    are not touched."""
     from hetero.scheduler.costs import capable, predict
     from hetero.scheduler.policies import make
     from hetero.scheduler.simulate import simulate
@@ -46,8 +47,17 @@ def simulated_choice(tasks, devices, model) -> str | None:
     spans = {}
     for name in GRAPH_CANDIDATES:
         fresh = [replace(d, queue_end=0.0, outstanding=0, exploring=set()) for d in devices]
-        spans[name] = simulate(tasks, fresh, make(name), model).makespan
+        spans[name] = simulate(tasks, fresh, make(name), _Predictions(model)).makespan
     return min(GRAPH_CANDIDATES, key=lambda n: spans[n])
+
+
+class _Predictions:
+    """The perf model's predictions only: the simulator's driver teaches a model with add() each simulated
+    task's time, and a simulated time must never enter the user's model as a measurement (it would also hide
+    from a cold run's policy which kinds it has yet to measure)."""
+
+    def __init__(self, model):
+        self.predict = model.predict
 
 
 class Auto(Policy):
