@@ -19,11 +19,14 @@ import heapq
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hetero.scheduler.costs import estimate, predict
 from hetero.scheduler.device import DeviceState
 from hetero.scheduler.driver import Done, Driver
-from hetero.scheduler.policies.base import Policy
+
+if TYPE_CHECKING:  # annotation only: the auto policy simulates its candidates, so policies import this module
+    from hetero.scheduler.policies.base import Policy
 
 
 @dataclass
