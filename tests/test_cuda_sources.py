@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hetero.kernels.attention import cupy_attention
-from hetero.kernels.conv2d import cupy_conv2d
+from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 from hetero.kernels.matmul import cupy_int8
 
 
@@ -25,30 +25,29 @@ def _nvcc() -> str | None:
     return None
 
 
+def _defined(tuning: dict) -> str:
+    return "".join(f"#define {k} {v}\n" for k, v in tuning.items())
+
+
 NVCC = _nvcc()
 needs_nvcc = pytest.mark.skipif(
     NVCC is None, reason="nvcc not found: install a CUDA toolkit or pip install -e '.[cuda-compile]'"
 )
 
-# launcher -> (its source, #defines, template kernels it asks NVRTC for by name)
+# launcher -> (the CUDA C it hands NVRTC, template kernels it asks NVRTC for by name)
 LAUNCHERS = {
-    "attention": (cupy_attention.SOURCE, cupy_attention.TUNING, cupy_attention._names()),
-    "conv2d": (cupy_conv2d.SOURCE, cupy_conv2d.TUNING, cupy_conv2d.NAMES),
-    "matmul_int8": (cupy_int8.SOURCE, cupy_int8.TUNING, cupy_int8.NAMES),
+    "attention": (cupy_attention.text(), cupy_attention._names()),
+    "conv2d": (_defined(cupy_conv2d.TUNING) + cupy_conv2d.SOURCE.read_text(), cupy_conv2d.NAMES),
+    "conv2d_igemm": (cupy_igemm.text(), cupy_igemm.NAMES),
+    "matmul_int8": (_defined(cupy_int8.TUNING) + cupy_int8.SOURCE.read_text(), cupy_int8.NAMES),
 }
 
 
 def _compile(name: str, tmp_path: Path) -> str:
     """ptxas's report for the launcher's source as CuPy builds it: its defines, then the text; each named
     template instantiated by taking its address, as NVRTC's name expressions do."""
-    source, tuning, names = LAUNCHERS[name]
-    text = (
-        "".join(f"#define {k} {v}\n" for k, v in tuning.items())
-        + source.read_text()
-        + "\nvoid* keep[] = {"
-        + ", ".join(f"(void*)&{n}" for n in names)
-        + "};\n"
-    )
+    source, names = LAUNCHERS[name]
+    text = source + "\nvoid* keep[] = {" + ", ".join(f"(void*)&{n}" for n in names) + "};\n"
     src = tmp_path / f"{name}.cu"
     src.write_text(text)
     out = subprocess.run(
@@ -66,7 +65,7 @@ def _compile(name: str, tmp_path: Path) -> str:
 def test_cuda_kernels_compile_for_sm90_without_spills(name, tmp_path):
     report = _compile(name, tmp_path)
     entries = re.findall(r"Compiling entry function '(\w+)'", report)
-    names = LAUNCHERS[name][2]
+    names = LAUNCHERS[name][1]
     assert len(entries) >= len(names), f"{name}: {len(entries)} kernels compiled, {len(names)} named"
     spills = re.findall(r"(\d+) bytes spill stores", report)
     assert spills and all(s == "0" for s in spills), f"{name}: register spills:\n{report}"

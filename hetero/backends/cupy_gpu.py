@@ -161,10 +161,11 @@ class CupyBackend(Backend):
 
     def warmup(self) -> None:
         from hetero.kernels.attention import cupy_attention
-        from hetero.kernels.conv2d import cupy_conv2d
+        from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 
         cupy_attention.module()
         cupy_conv2d.module()
+        cupy_igemm.module()
 
     def _prepare(self, case, inputs):
         import cupy as cp
@@ -184,7 +185,7 @@ class CupyBackend(Backend):
 
     def _launcher(self, cp, case, inputs, dev):
         from hetero.kernels.attention import cupy_attention
-        from hetero.kernels.conv2d import cupy_conv2d
+        from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 
         p, w, dt = case.p, get(case.workload), case.dtype
         if case.workload == "matmul" and dt == "int8":
@@ -200,6 +201,8 @@ class CupyBackend(Backend):
                 dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]), scale_of(case, inputs.get("scale"))
             )
         prep = cupy_conv2d.prepare_conv2d if case.workload == "conv2d" else cupy_conv2d.prepare_conv_transpose2d
+        if case.workload == "conv2d" and dt in ("float16", "bfloat16"):
+            prep = cupy_igemm.prepare  # tensor cores, no im2col buffer
         run = prep(dev["input"], dev["weight"], dt, p, w.out_hw(p))
         if inputs.get("bias") is None:
             return run

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from hetero.kernels import cuda_source
+
 SOURCE = Path(__file__).with_name("flash_attention.cu")
 TUNING = {"FA_WARPS": 4, "FA_MT": 2, "FA_BC": 64, "FA_BC_WIDE": 32, "FA_PAD": 8, "F32_ROWS": 32, "F32_BC": 32}
 HEAD_DIMS = tuple(range(16, 129, 16))  # padded head dims compiled; D <= 128
@@ -23,16 +25,18 @@ def _names() -> list[str]:
     ]
 
 
+def text(helpers: str | None = None) -> str:
+    """The CUDA C that NVRTC compiles: TUNING's #defines, the PTX helpers (or `helpers`), flash_attention.cu."""
+    return cuda_source.text(SOURCE, TUNING, helpers)
+
+
 def module():
     """The compiled module for the current device (NVRTC, cached by CuPy on disk and here in memory)."""
     import cupy as cp
 
     dev = cp.cuda.Device().id
     if dev not in _MODULES:
-        defines = "".join(f"#define {k} {v}\n" for k, v in TUNING.items())
-        _MODULES[dev] = cp.RawModule(
-            code=defines + SOURCE.read_text(), options=("-std=c++17",), name_expressions=_names()
-        )
+        _MODULES[dev] = cp.RawModule(code=text(), options=("-std=c++17",), name_expressions=_names())
     return _MODULES[dev]
 
 

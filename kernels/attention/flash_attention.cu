@@ -6,7 +6,8 @@
 //                             accumulators, ldmatrix from padded shared memory, cp.async double-buffered K/V.
 //   flash_attn_f32<DP>        float32: CUDA cores, fp32 throughout (exact to float32 rounding, no tf32).
 // DP is the head dim padded to a multiple of 16 (zero-filled); `ld` is the row stride of Q/K/V in elements.
-// No headers: 16-bit values travel as unsigned short and are converted with PTX, so NVRTC needs no include path.
+// u16/u32 and the PTX helpers (cp.async, ldmatrix, mma.sync, pack2) come from kernels/mma_ptx.cuh, which the
+// launcher pastes in before this text (NVRTC gets no include path); 16-bit values travel as unsigned short.
 
 #ifndef FA_WARPS
 #define FA_WARPS 4          // warps per block in the 16-bit kernel; each warp owns 16 query rows
@@ -32,59 +33,6 @@
 #define FA_BR (16 * FA_MT * FA_WARPS)
 #define FA_THREADS (32 * FA_WARPS)
 #define NEG_INF (-__int_as_float(0x7f800000))
-
-typedef unsigned short u16;
-typedef unsigned int u32;
-
-// ---- PTX helpers -------------------------------------------------------------------------------------------
-__device__ __forceinline__ u32 smem_u32(const void* p) {
-    u32 r;
-    asm volatile("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-    return r;
-}
-
-// 16-byte global -> shared copy; src_bytes = 0 writes zeros (rows past S, columns past ld).
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(u32 (&r)[4], u32 addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-// c (16x8 f32) += a (16x16, row) * b (16x8, col)
-template <int BF16>
-__device__ __forceinline__ void mma16816(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-    if (BF16) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-                     "{%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    } else {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-                     "{%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-}
-
-// Two floats -> one register of two 16-bit values, `lo` in the low half.
-template <int BF16>
-__device__ __forceinline__ u32 pack2(float lo, float hi) {
-    u32 r;
-    if (BF16) asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    else      asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
 
 // ---- 16-bit kernel: tensor cores -----------------------------------------------------------------------
 // Rows [r0, r0 + nrows) of src (S, ld) -> dst (nrows, DP + FA_PAD) in shared memory, zeros outside.

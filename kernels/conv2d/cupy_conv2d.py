@@ -1,4 +1,5 @@
-"""conv2d and conv_transpose2d on the GPU: im2col / col2im RawKernels (cupy_conv2d.cu) around cuBLAS GEMMs.
+"""conv2d and conv_transpose2d on the GPU: im2col / col2im RawKernels (cupy_conv2d.cu) around cuBLAS GEMMs;
+the cupy backend sends 16-bit conv2d to the tensor-core implicit GEMM instead (cupy_igemm.py, no im2col buffer).
 
 CuPy 13+ no longer ships cuDNN bindings, so this is the implicit-GEMM family's simplest member: im2col writes
 the (C*R*S, P*Q) patch matrix of each image, one strided-batched cuBLAS GEMM multiplies it by the weights.
