@@ -30,6 +30,9 @@ Why TAPS is the default: IM2COL's one long-K sgemm (K = C*R*S) packs our already
 short-K calls (K = C) stay on OpenBLAS's no-packing path and run faster per core. IM2COL stays for the two cases
 where TAPS loses: very few channels (a first layer, C=3), whose per-tap products are too thin, and so many that
 K*C*Wph passes the small-matrix limit even for whole-image tiles.
+The no-packing path is the hand-written small-matrix kernels of OpenBLAS's SkylakeX-family cores. Its other cores
+(Haswell: AVX2 CPUs) pack both operands on every call, so there TAPS makes the fewest, largest calls: a whole
+image a tile (split only to give every thread work), W_rs packed once per image rather than once per few rows.
 
 conv_transpose2d algorithm: per image, cols (K*R*S, H*W) = W^T (K*R*S, C) @ x (C, H*W) by sgemm, then col2im
 scatter-adds each tap into out (our code), in parallel over images. W^T is made contiguous first (our parallel
@@ -39,10 +42,13 @@ transposed in place.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import prange
 
+from hetero.blas_env import blas_report
 from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
 from hetero.kernels.numba_intrinsics import prefetch_write, transpose16_add
 from hetero.kernels.numba_transpose import transpose
@@ -50,6 +56,7 @@ from hetero.threads import single_threaded_scipy_blas
 
 TAPS, IM2COL, DIRECT = 0, 1, 2  # how a tile's products are formed (module docstring)
 SMALL_GEMM = 1_000_000  # OpenBLAS runs sgemm with M*N*K up to this through its small-matrix kernels (no packing)
+SMALL_KERNEL_CORES = {"SkylakeX", "Cooperlake", "SapphireRapids"}  # OpenBLAS cores with those kernels (AVX-512)
 MIN_TAP_C = 16  # fewer channels: IM2COL
 IM2COL_COLS = 256  # columns of an IM2COL tile: a few hundred for sgemm, and col (C*R*S, cols) stays near L2
 
@@ -267,6 +274,13 @@ def _conv_transpose2d_kernel(x, w2t, bias, sh, sw, ph, pw, dh, dw, R, S, nthread
             _col2im_add(cols, R, S, H, W, sh, sw, ph, pw, dh, dw, out[n])
 
 
+@functools.cache
+def small_gemm_kernels() -> bool:
+    """Whether the OpenBLAS that sgemm calls has hand-written small-matrix kernels (SkylakeX-family cores), which
+    skip packing when M*N*K <= SMALL_GEMM (module docstring: how TAPS sizes its tiles)."""
+    return any(b["api"] == "openblas" and b["architecture"] in SMALL_KERNEL_CORES for b in blas_report())
+
+
 def _bias_or_zeros(bias, k):
     return np.zeros(k, np.float32) if bias is None else bias
 
@@ -282,7 +296,8 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
         mode, tile_rows = DIRECT, -(-P // -(-nthreads // N))
         wm = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(R * S, K, C)
     elif C >= MIN_TAP_C and K * C * ph_cols <= SMALL_GEMM:
-        mode, tile_rows = TAPS, min(P, SMALL_GEMM // (K * C * ph_cols))
+        small = min(P, SMALL_GEMM // (K * C * ph_cols))  # rows a tile on the no-packing path
+        mode, tile_rows = TAPS, small if small_gemm_kernels() else -(-P // -(-nthreads // N))
         # (R*S, C, K): W^T (C*R*S, K) by our transpose, then whole K-rows moved (numpy's 4-D transpose of w
         # is several times slower at power-of-two strides)
         wm = np.ascontiguousarray(transpose(w.reshape(K, C * R * S)).reshape(C, R * S, K).transpose(1, 0, 2))
