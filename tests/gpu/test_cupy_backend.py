@@ -23,6 +23,19 @@ ATTENTION = [
     for c in (0, 1)
     for dt in ("float32", "float16", "bfloat16")
 ]
+# 16-bit conv2d runs the tensor-core implicit GEMM: tile edges, several stages, groups (depthwise too), per-axis
+# geometry, more than one block of channels and of pixels
+_G = dict(stride=1, padding=0, dilation=1)
+CONV16 = [
+    get("conv2d").case(p, dt)
+    for p in (
+        dict(N=2, C=8, H=9, W=10, K=20, R=3, S=3, **_G | dict(stride=2, padding=1)),
+        dict(N=2, C=6, H=8, W=11, K=9, R=3, S=3, groups=3, stride_w=1, padding_w=0, dilation_w=2, **_G),
+        dict(N=4, C=32, H=14, W=14, K=32, R=3, S=3, groups=32, **_G | dict(padding=1)),
+        dict(N=3, C=64, H=17, W=13, K=200, R=3, S=3, **_G | dict(padding=1)),
+    )
+    for dt in ("float16", "bfloat16")
+]
 # int8 matmul: both paths (cuBLAS where every dimension is a multiple of 4, __dp4a otherwise)
 INT8 = [
     get("matmul").case(dict(M=m, N=n, K=k), "int8") for (m, n, k) in ((256, 128, 512), (67, 45, 93), (64, 64, 1030))
@@ -52,7 +65,7 @@ def _run(case, inputs=None):
 
 
 @gpu
-@pytest.mark.parametrize("case", QUICK + ATTENTION + INT8, ids=_label)
+@pytest.mark.parametrize("case", QUICK + ATTENTION + CONV16 + INT8, ids=_label)
 def test_matches_reference(case):
     reason = CupyBackend().unsupported(case)
     if reason:  # a new argument the CUDA kernels do not take yet (GQA, masks, groups, ...): refused, with why
