@@ -130,7 +130,7 @@ REPLAYED = [
 KNOWN_MISSES = {
     # eager beside fpga-emu: which device a task lands on turns on one task's timing on the shared core
     ("schedule-numba-opencl-fpga-zen3", "transformer:4", "numba+opencl+fpga-emu", "eager"): 25.0,
-    # first runs from a fresh perf model, on Zen 3; cause not yet found (Zen 4's cold run replays within 15%)
+    # first runs from a fresh perf model; cause not yet found (the other cold run replays within 15%)
     ("schedule-numba-opencl-fpga-zen3-cold", "transformer:4", "numba+opencl", "round-robin"): 17.0,
     ("schedule-numba-opencl-fpga-zen3-cold", "gan:4", "numba+opencl", "dmda"): 20.0,
 }
