@@ -9,7 +9,11 @@ from pathlib import Path
 HELPERS = Path(__file__).with_name("mma_ptx.cuh")
 
 
-def text(kernel: Path, defines: dict, helpers: str | None = None) -> str:
+def defines(tuning: dict) -> str:
+    """A launcher's tuning as #define lines, which the kernel's #ifndef defaults yield to."""
+    return "".join(f"#define {k} {v}\n" for k, v in tuning.items())
+
+
+def text(kernel: Path, tuning: dict, helpers: str | None = None) -> str:
     """#defines + helpers (mma_ptx.cuh unless given) + the kernel file's text."""
-    head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
-    return head + (HELPERS.read_text() if helpers is None else helpers) + "\n" + kernel.read_text()
+    return defines(tuning) + (HELPERS.read_text() if helpers is None else helpers) + "\n" + kernel.read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hetero.kernels import cuda_source
 from hetero.kernels.attention import cupy_attention
 from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 from hetero.kernels.matmul import cupy_int8
@@ -25,10 +26,6 @@ def _nvcc() -> str | None:
     return None
 
 
-def _defined(tuning: dict) -> str:
-    return "".join(f"#define {k} {v}\n" for k, v in tuning.items())
-
-
 NVCC = _nvcc()
 needs_nvcc = pytest.mark.skipif(
     NVCC is None, reason="nvcc not found: install a CUDA toolkit or pip install -e '.[cuda-compile]'"
@@ -37,9 +34,9 @@ needs_nvcc = pytest.mark.skipif(
 # launcher -> (the CUDA C it hands NVRTC, template kernels it asks NVRTC for by name)
 LAUNCHERS = {
     "attention": (cupy_attention.text(), cupy_attention._names()),
-    "conv2d": (_defined(cupy_conv2d.TUNING) + cupy_conv2d.SOURCE.read_text(), cupy_conv2d.NAMES),
+    "conv2d": (cuda_source.defines(cupy_conv2d.TUNING) + cupy_conv2d.SOURCE.read_text(), cupy_conv2d.NAMES),
     "conv2d_igemm": (cupy_igemm.text(), cupy_igemm.NAMES),
-    "matmul_int8": (_defined(cupy_int8.TUNING) + cupy_int8.SOURCE.read_text(), cupy_int8.NAMES),
+    "matmul_int8": (cuda_source.defines(cupy_int8.TUNING) + cupy_int8.SOURCE.read_text(), cupy_int8.NAMES),
 }
 
 

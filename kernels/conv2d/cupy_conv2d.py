@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hetero.kernels import cuda_source
+
 SOURCE = Path(__file__).with_name("cupy_conv2d.cu")
 TUNING = {"CONV_THREADS": 256}
 NAMES = ("im2col<float>", "im2col<unsigned short>")  # template kernels NVRTC instantiates by name
@@ -80,8 +82,9 @@ def module():
 
     dev = cp.cuda.Device().id
     if dev not in _MODULES:
-        defines = "".join(f"#define {k} {v}\n" for k, v in TUNING.items())
-        _MODULES[dev] = cp.RawModule(code=defines + SOURCE.read_text(), options=("-std=c++17",), name_expressions=NAMES)
+        _MODULES[dev] = cp.RawModule(
+            code=cuda_source.defines(TUNING) + SOURCE.read_text(), options=("-std=c++17",), name_expressions=NAMES
+        )
     return _MODULES[dev]
 
 

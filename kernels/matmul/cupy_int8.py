@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hetero.kernels import cuda_source
+
 SOURCE = Path(__file__).with_name("cupy_int8.cu")
 TUNING = {"DP4A_TILE": 16}
 NAMES = ("matmul_i8_dp4a",)
@@ -30,8 +32,7 @@ def module():
 
     dev = cp.cuda.Device().id
     if dev not in _MODULES:
-        defines = "".join(f"#define {k} {v}\n" for k, v in TUNING.items())
-        _MODULES[dev] = cp.RawModule(code=defines + SOURCE.read_text(), options=("-std=c++17",))
+        _MODULES[dev] = cp.RawModule(code=cuda_source.defines(TUNING) + SOURCE.read_text(), options=("-std=c++17",))
     return _MODULES[dev]
 
 
