@@ -1,12 +1,16 @@
-// Host emulation of the tensor-core kernels (flash_attention.cu's flash_attn_mma, conv_igemm.cu): pasted in place
-// of kernels/mma_ptx.cuh, so the kernels' own text runs on the CPU, their indexing and fragment plumbing included.
-// Every thread of a block is a std::thread; __syncthreads is a block barrier; the warp operations (ldmatrix,
-// mma.sync, shuffles) meet at a per-warp barrier, each lane posting its operands and computing its results from
-// its lanes' as the PTX ISA defines them (layouts: mma_ptx.cuh). cp.async copies at once. Blocks run in turn.
+// Host emulation of the tensor-core kernels (flash_attention.cu's flash_attn_mma, flash_attention_sm90.cu,
+// conv_igemm.cu): pasted in place of kernels/mma_ptx.cuh and the wgmma helpers (kernels/wgmma_ptx.py), so the
+// kernels' own text runs on the CPU, their indexing and fragment plumbing included. Every thread of a block is a
+// std::thread; __syncthreads is a block barrier; the warp operations (ldmatrix, mma.sync, shuffles) meet at a
+// per-warp barrier, each lane posting its operands and computing its results from its lanes' as the PTX ISA
+// defines them (layouts: mma_ptx.cuh). wgmma reads its shared-memory operands through the descriptor as the PTX
+// ISA defines it (K-major, no swizzle); cp.async copies and wgmma completes at once. Blocks run in turn.
 #include <algorithm>
 #include <barrier>
 #include <bit>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -14,6 +18,7 @@
 
 typedef unsigned short u16;
 typedef unsigned int u32;
+typedef unsigned long long u64;
 #define __global__
 #define __device__
 #define __forceinline__ inline
@@ -95,6 +100,54 @@ template <int BF16> inline void mma16816(float (&c)[4], const u32 (&a)[4], u32 b
         for (int k = 0; k < 16; ++k) s += A(g + 8 * (e >> 1), k) * B(k, 2 * t + (e & 1));
         c[e] += s;
     }
+    w.bar.arrive_and_wait();
+}
+
+// ---- wgmma (warpgroup MMA, m64nNk16, f32 accumulators) ----------------------------------------------------------
+inline void wgmma_fence() {}
+inline void wgmma_commit() {}
+inline void fence_proxy_async() {}
+template <int W, int R> inline void wgmma_wait(float (&)[R]) {}
+template <int R> inline void reg_fence(unsigned (&)[R]) {}
+
+// Element (mn, k) of a K-major 16-bit operand in shared memory, located as the matrix descriptor says: 8 x 8 core
+// matrices of 128 contiguous bytes (row mn % 8 at 16 bytes a row), cores LBO bytes apart along k, SBO along mn.
+template <int BF16> inline float desc_elem(u64 desc, int mn, int k) {
+    const u32 start = (desc & 0x3fff) << 4, lbo = ((desc >> 16) & 0x3fff) << 4, sbo = ((desc >> 32) & 0x3fff) << 4;
+    if ((desc >> 62) != 0 || ((desc >> 49) & 7) != 0 || ((desc >> 14) & 3) || ((desc >> 30) & 3)) {
+        std::fprintf(stderr, "wgmma descriptor %llx: the emulation takes no swizzle, base offset 0\n", desc);
+        std::abort();
+    }
+    const u32 at = start + (mn / 8) * sbo + (k / 8) * lbo + (mn % 8) * 16 + (k % 8) * 2;
+    return to_float<BF16>(*(const u16*)((const char*)smem + at));
+}
+
+// d[4j + e] += sum_k A[row][k] B[col][k], row = 16 * (warp % 4) + g + 8 * (e / 2), col = 8j + 2t + e % 2
+template <int N, class FA, class FB> inline void wgmma_acc(float* d, FA A, FB B) {
+    const int lane = lane_id(), g = lane >> 2, t = lane & 3, w = (threadIdx.x / 32) % 4;
+    for (int i = 0; i < N / 2; ++i) {
+        const int e = i % 4, row = 16 * w + g + 8 * (e >> 1), col = 8 * (i / 4) + 2 * t + (e & 1);
+        float s = 0.f;
+        for (int k = 0; k < 16; ++k) s += A(row, k) * B(col, k);
+        d[i] += s;
+    }
+}
+template <int N, int BF16> inline void wgmma_ss(float (&d)[N / 2], u64 da, u64 db) {
+    wgmma_acc<N>(d, [&](int r, int k) { return desc_elem<BF16>(da, r, k); },
+                 [&](int c, int k) { return desc_elem<BF16>(db, c, k); });
+}
+// A from registers: warp w's lanes hold rows 16w..16w+15 in mma.sync's A fragment layout
+template <int N, int BF16> inline void wgmma_rs(float (&d)[N / 2], const unsigned (&a)[4], u64 db) {
+    Warp& w = my_warp();
+    const int lane = lane_id();
+    for (int i = 0; i < 4; ++i) w.reg[lane][i] = a[i];
+    w.bar.arrive_and_wait();
+    auto half = [](u32 v, int k) { return to_float<BF16>(k % 2 ? v >> 16 : v & 0xffffu); };
+    auto A = [&](int row, int k) {
+        const int i = row % 16;
+        return half(w.reg[4 * (i % 8) + (k % 8) / 2][(i >= 8) + 2 * (k >= 8)], k);
+    };
+    wgmma_acc<N>(d, A, [&](int c, int k) { return desc_elem<BF16>(db, c, k); });
     w.bar.arrive_and_wait();
 }
 

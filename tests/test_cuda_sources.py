@@ -1,6 +1,6 @@
-"""The CUDA C kernels compile for Hopper (sm_90) with nvcc, so a typo or a register spill is caught on a CPU-only
-machine; on a GPU, CuPy compiles the same text with NVRTC. Runs where nvcc is found: on PATH (a CUDA toolkit),
-or from the nvidia-cuda-nvcc wheel (the `cuda-compile` extra); else skipped with that reason."""
+"""The CUDA C kernels compile for Hopper (sm_90; the wgmma kernel for sm_90a) with nvcc, so a typo or a register
+spill is caught on a CPU-only machine; on a GPU, NVRTC compiles the same text. Runs where nvcc is found: on PATH
+(a CUDA toolkit), or from the nvidia-cuda-nvcc wheel (the `cuda-compile` extra); else skipped with that reason."""
 
 import importlib.util
 import re
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hetero.kernels import cuda_source
-from hetero.kernels.attention import cupy_attention
+from hetero.kernels import cuda_source, wgmma_ptx
+from hetero.kernels.attention import cupy_attention, cupy_attention_sm90
 from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 from hetero.kernels.matmul import cupy_int8
 
@@ -34,10 +34,13 @@ needs_nvcc = pytest.mark.skipif(
 # launcher -> (the CUDA C it hands NVRTC, template kernels it asks NVRTC for by name)
 LAUNCHERS = {
     "attention": (cupy_attention.text(), cupy_attention._names()),
+    "attention_sm90": (cupy_attention_sm90.text(), cupy_attention_sm90.NAMES),
     "conv2d": (cuda_source.defines(cupy_conv2d.TUNING) + cupy_conv2d.SOURCE.read_text(), cupy_conv2d.NAMES),
     "conv2d_igemm": (cupy_igemm.text(), cupy_igemm.NAMES),
     "matmul_int8": (cuda_source.defines(cupy_int8.TUNING) + cupy_int8.SOURCE.read_text(), cupy_int8.NAMES),
 }
+# wgmma exists on the arch-specific target only; -gencode, as the -arch=sm_90a shorthand adds a plain sm_90 pass
+TARGET = {"attention_sm90": "-gencode=arch=compute_90a,code=sm_90a"}
 
 
 def _compile(name: str, tmp_path: Path) -> str:
@@ -48,7 +51,17 @@ def _compile(name: str, tmp_path: Path) -> str:
     src = tmp_path / f"{name}.cu"
     src.write_text(text)
     out = subprocess.run(
-        [NVCC, "-std=c++17", "-arch=sm_90", "-cubin", "-Xptxas", "-v", str(src), "-o", str(tmp_path / f"{name}.cubin")],
+        [
+            NVCC,
+            "-std=c++17",
+            TARGET.get(name, "-arch=sm_90"),
+            "-cubin",
+            "-Xptxas",
+            "-v",
+            str(src),
+            "-o",
+            str(tmp_path / f"{name}.cubin"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -66,3 +79,8 @@ def test_cuda_kernels_compile_for_sm90_without_spills(name, tmp_path):
     assert len(entries) >= len(names), f"{name}: {len(entries)} kernels compiled, {len(names)} named"
     spills = re.findall(r"(\d+) bytes spill stores", report)
     assert spills and all(s == "0" for s in spills), f"{name}: register spills:\n{report}"
+
+
+def test_wgmma_helpers_refuse_widths_wgmma_lacks():
+    with pytest.raises(ValueError, match="multiples of 8 from 8 to 256, got \\[12, 264\\]"):
+        wgmma_ptx.helpers((64, 12, 264))

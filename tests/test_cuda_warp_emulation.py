@@ -1,9 +1,12 @@
 """The tensor-core kernels run on the CPU: g++ compiles their own text with tests/cuda_warp_shim.h pasted in place
-of the PTX helpers, a std::thread per GPU thread, ldmatrix and mma.sync emulated lane by lane as the PTX ISA lays
-out their fragments. Checked against the workloads' references on 16-bit-rounded inputs: conv_igemm (tiles cut by
-every edge, several stages, groups, per-axis geometry) and flash_attn_mma (partial query and key tiles, causal, a
-head size padded to its tile). What this cannot check: timing, cp.async ordering, bank conflicts, register use
-(tests/test_cuda_sources.py compiles for sm_90 and checks spills). Skipped without g++."""
+of the PTX helpers, a std::thread per GPU thread, ldmatrix, mma.sync and wgmma emulated lane by lane as the PTX ISA
+lays out their fragments and shared-memory descriptors. Checked against the workloads' references on
+16-bit-rounded inputs: conv_igemm (tiles cut by every edge, several stages, groups, per-axis geometry),
+flash_attn_mma and flash_attn_sm90 (partial query and key tiles, causal, head sizes padded to their tile).
+What this cannot check: timing, cp.async and wgmma ordering (both complete at once here), bank conflicts,
+register use (tests/test_cuda_sources.py compiles for sm_90/sm_90a and checks spills), and whether the hardware
+reads a descriptor as the PTX ISA describes it (the cupy launcher's self-check does that on the first GPU use).
+Skipped without g++."""
 
 import ctypes
 import math
@@ -14,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetero.kernels.attention import cupy_attention
+from hetero.kernels.attention import cupy_attention, cupy_attention_sm90
 from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 from hetero.workloads import get
 from hetero.workloads.base import Case
@@ -39,13 +42,24 @@ extern "C" void attn(I bf16, const u16* q, const u16* k, const u16* v, u16* o, I
     else flash_attn_mma<0, 64>(q, k, v, o, S, D, ld, sl2, causal);
   });
 }
+extern "C" void attn90(I bf16, I dp, const u16* q, const u16* k, const u16* vt, u16* o, I BH, I S, I D, I ld, I s8,
+                       float sl2, I causal) {
+  const int rows = 64 * (dp > 64 ? F3_WG_WIDE : F3_WG);
+  launch({(unsigned)((S + rows - 1) / rows), (unsigned)BH, 1u}, 2 * rows, [&] {
+    if (dp == 64 && bf16) flash_attn_sm90<1, 64>(q, k, vt, o, S, D, ld, s8, sl2, causal);
+    if (dp == 64 && !bf16) flash_attn_sm90<0, 64>(q, k, vt, o, S, D, ld, s8, sl2, causal);
+    if (dp == 128 && bf16) flash_attn_sm90<1, 128>(q, k, vt, o, S, D, ld, s8, sl2, causal);
+    if (dp == 128 && !bf16) flash_attn_sm90<0, 128>(q, k, vt, o, S, D, ld, s8, sl2, causal);
+  });
+}
 """
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     d = tmp_path_factory.mktemp("cuda_warp")
-    src = cupy_igemm.text(helpers=SHIM) + cupy_attention.text(helpers="") + WRAPPERS
+    src = cupy_igemm.text(helpers=SHIM) + cupy_attention.text(helpers="") + cupy_attention_sm90.text(helpers="")
+    src += WRAPPERS
     (d / "warp.cpp").write_text(src)
     cmd = [GXX, "-O1", "-std=c++20", "-pthread", "-shared", "-fPIC", str(d / "warp.cpp"), "-o", str(d / "w.so")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -104,30 +118,48 @@ def test_conv_igemm_is_conv2d(lib, p, bf16):
     np.testing.assert_allclose(from16(out, bf16), ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("bf16", [False, True], ids=["float16", "bfloat16"])
-@pytest.mark.parametrize("S,D,causal", [(150, 64, 0), (150, 64, 1), (70, 56, 1)])
-def test_flash_attn_mma_is_attention(lib, S, D, causal, bf16):
-    rng = np.random.default_rng(S + D)
-    BH, ld = 2, -(-D // 8) * 8
-    q, k, v = (rng.standard_normal((BH, S, D)).astype(np.float32) for _ in range(3))
-    q16, k16, v16 = (to16(np.pad(a, ((0, 0), (0, 0), (0, ld - D))), bf16) for a in (q, k, v))
-    out = np.full((BH, S, D), 0x7E00, np.uint16)
-    scale = 1 / math.sqrt(D)
-    lib.attn(
-        *_c(bf16),
-        _p(q16),
-        _p(k16),
-        _p(v16),
-        _p(out),
-        *_c(BH, S, D, ld),
-        ctypes.c_float(scale * math.log2(math.e)),
-        *_c(causal),
-    )
+def _attention_ref(q16, k16, v16, D, causal, bf16):
+    """float64 softmax(q k^T / sqrt(D)) v of the 16-bit inputs (B*H, S, >= D), causal as PyTorch aligns it."""
     qf, kf, vf = (from16(a, bf16)[..., :D].astype(np.float64) for a in (q16, k16, v16))
-    s = qf @ kf.transpose(0, 2, 1) * scale
+    S = qf.shape[1]
+    s = qf @ kf.transpose(0, 2, 1) / math.sqrt(D)
     if causal:
         s = np.where(np.tri(S, dtype=bool), s, -np.inf)
     pr = np.exp(s - s.max(-1, keepdims=True))
-    ref = (pr / pr.sum(-1, keepdims=True)) @ vf
+    return (pr / pr.sum(-1, keepdims=True)) @ vf
+
+
+def _qkv16(BH, S, D, ld, bf16):
+    rng = np.random.default_rng(S + D)
+    return [to16(np.pad(rng.standard_normal((BH, S, D)), ((0, 0), (0, 0), (0, ld - D))), bf16) for _ in range(3)]
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("S,D,causal", [(150, 64, 0), (150, 64, 1), (70, 56, 1)])
+def test_flash_attn_mma_is_attention(lib, S, D, causal, bf16):
+    BH, ld = 2, -(-D // 8) * 8
+    q16, k16, v16 = _qkv16(BH, S, D, ld, bf16)
+    out = np.full((BH, S, D), 0x7E00, np.uint16)
+    sl2 = ctypes.c_float(math.log2(math.e) / math.sqrt(D))
+    lib.attn(*_c(bf16), _p(q16), _p(k16), _p(v16), _p(out), *_c(BH, S, D, ld), sl2, *_c(causal))
     tol = 2**-6 if bf16 else 2**-9  # P is rounded to 16 bits before P V, then the output
-    np.testing.assert_allclose(from16(out, bf16), ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(from16(out, bf16), _attention_ref(q16, k16, v16, D, causal, bf16), rtol=tol, atol=tol)
+
+
+# (S, D, causal): partial query and key tiles, several key tiles, head dims padded to 64 and 128
+SM90 = [(150, 64, 0), (300, 64, 1), (70, 60, 1), (150, 128, 0), (200, 120, 1)]
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("S,D,causal", SM90)
+def test_flash_attn_sm90_is_attention(lib, S, D, causal, bf16):
+    BH, ld, s8 = 2, -(-D // 8) * 8, -(-S // 8) * 8
+    dp = cupy_attention_sm90.padded_head_dim(D)
+    q16, k16, v16 = _qkv16(BH, S, D, ld, bf16)
+    vt = np.zeros((BH, D, s8), np.uint16)  # as the launcher builds it: V^T, zero past S
+    vt[..., :S] = v16[..., :D].transpose(0, 2, 1)
+    out = np.full((BH, S, D), 0x7E00, np.uint16)
+    sl2 = ctypes.c_float(math.log2(math.e) / math.sqrt(D))
+    lib.attn90(*_c(bf16, dp), _p(q16), _p(k16), _p(vt), _p(out), *_c(BH, S, D, ld, s8), sl2, *_c(causal))
+    tol = 2**-6 if bf16 else 2**-9
+    np.testing.assert_allclose(from16(out, bf16), _attention_ref(q16, k16, v16, D, causal, bf16), rtol=tol, atol=tol)

@@ -1,7 +1,8 @@
 """cupy: hetero's own GPU kernels through CuPy on the first CUDA device (pip install 'hetero[gpu]').
 
 matmul: cuBLAS (GemmEx) in float32, tf32, float16, bfloat16, batched. attention: the fused flash-style CUDA C
-kernel in kernels/attention/flash_attention.cu; decode and cross lengths, GQA, masks and a value head size take
+kernels, kernels/attention/flash_attention_sm90.cu (wgmma, 16-bit on Hopper, head dims near 64 and 128) and
+flash_attention.cu (mma.sync; float32 on CUDA cores); decode and cross lengths, GQA, masks and a value head size take
 the unfused float32 path (kernels/attention/xp_attention.py: cuBLAS GEMMs and CuPy's softmax). conv2d /
 conv_transpose2d: im2col / col2im kernels around cuBLAS GEMMs (one a group), any stride, padding and dilation
 along H and W.
@@ -160,10 +161,11 @@ class CupyBackend(Backend):
         )
 
     def warmup(self) -> None:
-        from hetero.kernels.attention import cupy_attention
+        from hetero.kernels.attention import cupy_attention, cupy_attention_sm90
         from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 
         cupy_attention.module()
+        cupy_attention_sm90.usable("float16", 64)  # on Hopper: NVRTC builds the wgmma kernel and self-checks it
         cupy_conv2d.module()
         cupy_igemm.module()
 
@@ -184,7 +186,7 @@ class CupyBackend(Backend):
         return kernel
 
     def _launcher(self, cp, case, inputs, dev):
-        from hetero.kernels.attention import cupy_attention
+        from hetero.kernels.attention import cupy_attention, cupy_attention_sm90
         from hetero.kernels.conv2d import cupy_conv2d, cupy_igemm
 
         p, w, dt = case.p, get(case.workload), case.dtype
@@ -196,8 +198,9 @@ class CupyBackend(Backend):
             return _batched_gemm(cp, dev["a"], dev["b"], p, dt)
         if case.workload == "attention" and w.features(p):
             return _general_attention(cp, case, inputs, dev)
-        if case.workload == "attention":
-            return cupy_attention.prepare(
+        if case.workload == "attention":  # Hopper: the wgmma kernel where it takes the case (and passed its check)
+            fused = cupy_attention_sm90 if cupy_attention_sm90.usable(dt, p["D"]) else cupy_attention
+            return fused.prepare(
                 dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]), scale_of(case, inputs.get("scale"))
             )
         prep = cupy_conv2d.prepare_conv2d if case.workload == "conv2d" else cupy_conv2d.prepare_conv_transpose2d

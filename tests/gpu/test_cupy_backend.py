@@ -5,6 +5,7 @@ reason, where CuPy or a GPU is missing; the import test runs everywhere (CI)."""
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -72,6 +73,22 @@ def test_matches_reference(case):
         pytest.skip(reason)
     ok, abs_err, rel_err = _run(case)
     assert ok, f"{_label(case)}: max abs err {abs_err:.3g}, rel {rel_err:.3g}"
+
+
+@gpu
+def test_wgmma_attention_runs_on_hopper():
+    """On a compute-capability 9.0 GPU the wgmma kernel builds and passes its self-check against the mma.sync
+    kernel, so the ATTENTION cases above at head dims 64 and 128 ran on it; a failure here is a kernel bug that
+    hetero would otherwise only have warned about while falling back."""
+    import cupy as cp
+
+    from hetero.kernels.attention import cupy_attention_sm90
+
+    if cp.cuda.Device().compute_capability != "90":
+        pytest.skip(f"compute capability {cp.cuda.Device().compute_capability}: wgmma needs 9.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cupy_attention_sm90.usable("bfloat16", 128) and cupy_attention_sm90.usable("float16", 64)
 
 
 @gpu
