@@ -26,7 +26,7 @@ SOURCE = Path(__file__).with_name("flash_attention_sm90.cu")
 TUNING = {"F3_WG": 3, "F3_WG_WIDE": 2, "F3_BC": 128, "F3_BC_WIDE": 64}
 HEAD_DIMS = (64, 128)  # padded head dims compiled: 48 < D <= 64 and 112 < D <= 128
 NAMES = tuple(f"flash_attn_sm90<{bf},{dp}>" for bf in (0, 1) for dp in HEAD_DIMS)
-_MODULES: dict = {}  # device id -> (RawModule, {name: lowered name}, the cubin's folder)
+_MODULES: dict = {}  # (device id, tuning) -> (RawModule, {name: lowered name}, the cubin's folder)
 
 
 def key_tile(dp: int, t: dict = TUNING) -> int:
@@ -48,23 +48,24 @@ def padded_head_dim(D: int) -> int | None:
     return next((dp for dp in HEAD_DIMS if D <= dp and dp - D < 16), None)
 
 
-def text(helpers: str | None = None) -> str:
-    """TUNING's #defines, the PTX helpers (mma_ptx.cuh and the wgmma wrappers, or `helpers`), the kernel."""
+def text(helpers: str | None = None, tuning: dict = TUNING) -> str:
+    """The tuning's #defines, the PTX helpers (mma_ptx.cuh and the wgmma wrappers, or `helpers`), the kernel."""
     if helpers is None:
-        widths = tuple(HEAD_DIMS) + tuple(key_tile(dp) for dp in HEAD_DIMS)
+        widths = tuple(HEAD_DIMS) + tuple(key_tile(dp, tuning) for dp in HEAD_DIMS)
         helpers = cuda_source.HELPERS.read_text() + wgmma_ptx.helpers(widths)
-    return cuda_source.text(SOURCE, TUNING, helpers)
+    return cuda_source.text(SOURCE, tuning, helpers)
 
 
-def module():
-    """(RawModule, lowered names) for the current device, compiled by NVRTC for sm_90a into a cubin file that the
-    RawModule loads (kept in a temporary folder for the process's life)."""
+def module(tuning: dict = TUNING):
+    """(RawModule, lowered names) for the current device and tuning, compiled by NVRTC for sm_90a into a cubin
+    file that the RawModule loads (kept in a temporary folder for the process's life)."""
     import cupy as cp
     from cupy_backends.cuda.libs import nvrtc
 
     dev = cp.cuda.Device().id
-    if dev not in _MODULES:
-        prog = nvrtc.createProgram(text(), "flash_attention_sm90.cu", (), ())
+    key = (dev, tuple(sorted(tuning.items())))
+    if key not in _MODULES:
+        prog = nvrtc.createProgram(text(tuning=tuning), "flash_attention_sm90.cu", (), ())
         try:
             for name in NAMES:
                 nvrtc.addNameExpression(prog, name)
@@ -74,15 +75,15 @@ def module():
                 raise RuntimeError(f"NVRTC could not build {SOURCE.name}: {nvrtc.getProgramLog(prog)}") from e
             lowered = {name: nvrtc.getLoweredName(prog, name) for name in NAMES}
             folder = tempfile.TemporaryDirectory(prefix="hetero-sm90-")
-            cubin = Path(folder.name) / f"flash_attention_sm90-{dev}.cubin"
+            cubin = Path(folder.name) / "flash_attention_sm90.cubin"
             cubin.write_bytes(nvrtc.getCUBIN(prog))
         finally:
             nvrtc.destroyProgram(prog)
-        _MODULES[dev] = (cp.RawModule(path=str(cubin)), lowered, folder)
-    return _MODULES[dev][:2]
+        _MODULES[key] = (cp.RawModule(path=str(cubin)), lowered, folder)
+    return _MODULES[key][:2]
 
 
-def prepare(q, k, v, dtype: str, causal: bool, scale: float):
+def prepare(q, k, v, dtype: str, causal: bool, scale: float, tuning: dict = TUNING):
     """A callable that runs attention on 16-bit device arrays q, k, v (B, H, S, D); its result lands in `.out`."""
     import cupy as cp
 
@@ -97,13 +98,14 @@ def prepare(q, k, v, dtype: str, causal: bool, scale: float):
         q, k = (cp.pad(x, ((0, 0), (0, 0), (0, 0), (0, ld - D))) for x in (q, k))
     vt = cp.zeros((B, H, D, s8), q.dtype)  # V^T: keys contiguous, zero past S
     out = cp.empty((B, H, S, D), q.dtype)
-    mod, lowered = module()
+    mod, lowered = module(tuning)
     fn = mod.get_function(lowered[f"flash_attn_sm90<{int(dtype == 'bfloat16')},{dp}>"])
-    smem = smem_bytes(dp)
+    smem = smem_bytes(dp, tuning)
     fn.max_dynamic_shared_size_bytes = smem
     scale_log2 = cp.float32(scale * math.log2(math.e))
     args = (q, k, vt, out, cp.int32(S), cp.int32(D), cp.int32(ld), cp.int32(s8), scale_log2, cp.int32(int(causal)))
-    grid, block = (-(-S // query_tile(dp)), B * H), (2 * query_tile(dp),)
+    rows = query_tile(dp, tuning)
+    grid, block = (-(-S // rows), B * H), (2 * rows,)
 
     def run():
         vt[..., :S] = v.transpose(0, 1, 3, 2)

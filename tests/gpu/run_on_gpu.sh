@@ -7,11 +7,12 @@
 #   schedule-<set>, replay-<set>   bench.schedule --mixes "numba;cupy;numba+cupy" on mixed, transformer and gan,
 #           each then replayed by bench.simulate --replay
 #   bench-* bench.run, cupy against torch-cuda, every workload and dtype on trimmed gpu presets; bench-merge
+#   tune    tests/gpu/tune_attention_sm90.py: the wgmma attention kernel's tunings, in what budget is left
 # Every stage has its own time limit and the whole run a budget (GPU_CHECK_BUDGET_S, default 480 s): a stage
 # gets min(its limit, what the budget has left), so one slow stage cannot eat the rest. After every stage the
 # run folder is packed again into $OUT, so a run cut short still brings back what it finished.
 #
-#   bash tests/gpu/run_on_gpu.sh [kit|pytest|schedule|bench ...]    default: every stage, in the order above
+#   bash tests/gpu/run_on_gpu.sh [kit|pytest|schedule|bench|tune ...]    default: every stage, in the order above
 # (env always runs; kit also with schedule). The device-tool call to make: docs/gpu.md, "Running the GPU check".
 # Comes back in $OUT/<run name>/ (at most 8 files, the device tool's limit): summary.txt, stages.tsv, check.log,
 # bench.csv, and <run name>.tar.xz, the run folder to commit: tar -xJf <run name>.tar.xz -C results/
@@ -35,7 +36,7 @@ case "${HETERO_GPU_STANDIN:-}" in
   *) echo "run_on_gpu: HETERO_GPU_STANDIN=$HETERO_GPU_STANDIN; valid: null, or unset"; exit 2 ;;
 esac
 for a in "$@"; do
-  case "$a" in kit|pytest|schedule|bench) ;; *) echo "run_on_gpu: stage '$a'; valid: kit, pytest, schedule, bench"; exit 2 ;; esac
+  case "$a" in kit|pytest|schedule|bench|tune) ;; *) echo "run_on_gpu: stage '$a'; valid: kit, pytest, schedule, bench, tune"; exit 2 ;; esac
 done
 case "$SIZE" in gpu|quick) ;; *) echo "run_on_gpu: GPU_CHECK_SIZE=$SIZE; valid: gpu, quick"; exit 2 ;; esac
 START=$(date +%s)
@@ -156,6 +157,8 @@ on bench && stage bench-attnbf16 30 bench attnbf16 --workload attention --preset
 on bench && stage bench-attn32 20 bench attn32 --workload attention --preset fa-bench-2k-causal --dtype float32
 on bench && stage bench-matmul 35 bench matmul --workload matmul --preset llama7b-mlp-up,square-8192 --dtype float32,tf32,float16,bfloat16
 on bench && stage bench-merge 10 "$PY" tests/gpu/gpu_check_summary.py merge "$RUN"
+# Last, in what the budget has left: the wgmma attention kernel's tunings against mma.sync and torch's SDPA
+on tune && stage tune 40 "$PY" tests/gpu/tune_attention_sm90.py --out "$RUN/tune_attention_sm90.csv"
 "$PY" tests/gpu/gpu_check_summary.py summary "$RUN" --ours "$GPU" > "$RUN/summary.txt" 2>&1
 cat "$RUN/summary.txt" | tee -a "$RUN/check.log"
 pack; cp "$RUN/summary.txt" "$BACK/"
