@@ -12,21 +12,31 @@ def _data(context, builder, ty, value):
     return context.make_array(ty)(context, builder, value).data
 
 
-@intrinsic
-def prefetch_write(typingctx, arr, idx):
-    """Hint that arr[idx] is about to be written: llvm.prefetch (write, keep in cache) of its cache line."""
-    sig = types.void(arr, idx)
+def _prefetch(rw: int):
+    """An intrinsic (arr, idx) -> None: llvm.prefetch of the cache line holding arr's idx-th element (flat, C
+    order), for reading (rw 0) or writing (rw 1), kept in every cache level (locality 3)."""
 
-    def codegen(context, builder, sig, args):
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [args[1]])
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        builder.call(fn, [builder.bitcast(ptr, i8p)] + [ir.Constant(i32, v) for v in (1, 3, 1)])
-        return context.get_dummy_value()
+    def prefetch(typingctx, arr, idx):
+        sig = types.void(arr, idx)
 
-    return sig, codegen
+        def codegen(context, builder, sig, args):
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [args[1]])
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+            )
+            builder.call(fn, [builder.bitcast(ptr, i8p)] + [ir.Constant(i32, v) for v in (rw, 3, 1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return prefetch
+
+
+# Hints that arr's flat element idx is about to be written / read. A prefetch never faults; callers keep idx in
+# bounds all the same.
+prefetch_write = intrinsic(_prefetch(1))
+prefetch_read = intrinsic(_prefetch(0))
 
 
 @intrinsic

@@ -9,6 +9,10 @@ Same rules as numba_attention.py, in the same log2 units: an additive mask in lo
 added to the scores; a row with a NaN or +inf score is NaN, a row that sees only -inf (masked-out) scores has
 probabilities 0, and a NaN or inf value poisons its column through the products themselves. Compiled without
 the no-NaN/no-inf assumptions (_IEEE_FAST), which still lets LLVM vectorise the reductions along D.
+
+Both streams prefetch AHEAD floats in front of the row they are on: at several query rows a key/value head (GQA)
+each streamed byte carries several FMAs, and the hardware prefetcher alone then leaves the loads waiting on
+memory.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import numpy as np
 from numba import prange
 
 from hetero.kernels.attention.numba_exp2 import _IEEE_FAST, _LOG2E, _NAN, _NEG_BIG, _ONE, _ZERO, _exp2, _fmax
+from hetero.kernels.numba_intrinsics import prefetch_read
 
 DECODE_ROWS = 8  # query rows per key/value head up to which this kernel runs instead of the flash kernel
 PAIR_ROWS = 4  # query rows up to which the value stream is read two rows a pass (_weighted_values)
+AHEAD = 2048  # floats (8 KB) between the row a stream is on and the cache lines it prefetches
 
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True, inline="always")
@@ -45,12 +51,22 @@ def _probabilities(s, r, S):
     return _ONE / total
 
 
+@numba.njit(cache=True, inline="always")
+def _prefetch_rows(a, j, n):
+    """Prefetch the cache lines (16 floats) AHEAD floats past rows j..j+n-1 of a (rows, cols), clamped to a."""
+    cols = a.shape[1]
+    last = a.shape[0] * cols - 1
+    for c in range(0, n * cols, 16):
+        prefetch_read(a, min(j * cols + AHEAD + c, last))
+
+
 @numba.njit(fastmath=_IEEE_FAST, cache=True)
 def _scores(qs, kb, s):
     """s (R, S) = qs (R, D) @ kb (S, D)^T, K streamed once: each key row meets four query rows at a time (four
     dot products share its loads, and their four reductions overlap), then the rows left over one at a time."""
     R, D = qs.shape
     for j in range(kb.shape[0]):
+        _prefetch_rows(kb, j, 1)
         krow = kb[j]
         r = 0
         while r + 4 <= R:
@@ -95,6 +111,7 @@ def _values_pairs(s, vb, o):
     """o += s @ vb two value rows a pass; returns the first row not yet added."""
     j = 0
     while j + 2 <= vb.shape[0]:
+        _prefetch_rows(vb, j, 2)
         v0, v1 = vb[j], vb[j + 1]
         for r in range(s.shape[0]):
             p0, p1 = s[r, j], s[r, j + 1]
@@ -110,6 +127,7 @@ def _values_quads(s, vb, o):
     """o += s @ vb four value rows a pass; returns the first row not yet added."""
     j = 0
     while j + 4 <= vb.shape[0]:
+        _prefetch_rows(vb, j, 4)
         v0, v1, v2, v3 = vb[j], vb[j + 1], vb[j + 2], vb[j + 3]
         for r in range(s.shape[0]):
             p0, p1, p2, p3 = s[r, j], s[r, j + 1], s[r, j + 2], s[r, j + 3]
