@@ -15,6 +15,7 @@ import numpy as np
 from numba import prange
 
 from hetero.kernels.conv2d import numba_conv2d as dense
+from hetero.kernels.numba_intrinsics import deinterleave8
 
 DIRECT_MAX_CG = 16  # input channels per group up to which the direct kernel beats per-group GEMMs
 
@@ -107,6 +108,103 @@ def _plane3x3(acc, plane, w, k, c, Wp, n, dh, dw, first, b):
 
 
 @numba.njit(fastmath=True, cache=True)
+def _pad_phases(x, n, c0, ph, pw, xs):
+    """xs (Cg, sh, sw, Hq, Wq) = planes c0.. of image n of x (N, C, H, W), zero-padded by ph rows and pw columns
+    and split by row and column phase: padded (i, j) is xs[c, i % sh, j % sw, i // sh, j // sw]."""
+    Cg, sh, sw, Hq, Wq = xs.shape
+    H, W = x.shape[2], x.shape[3]
+    for c in range(Cg):  # zeros: the padded rows above and below the image, and the columns past its edges
+        for i in range(sh * Hq):
+            if i < ph or i >= ph + H:
+                xs[c, i % sh, :, i // sh] = 0.0
+        for f in range(sw):
+            for m in range(Wq):
+                if not 0 <= m * sw + f - pw < W:
+                    xs[c, :, f, :, m] = 0.0
+        for i in range(H):
+            src, dst = x[n, c0 + c, i], xs[c, (i + ph) % sh, :, (i + ph) // sh]
+            if sw == 2:
+                _split_row2(src, dst[0], dst[1], pw)
+                continue
+            for f in range(sw):  # padded columns f, f + sw, ...: input columns f - pw + m * sw
+                row, j0 = dst[f], f - pw
+                for m in range(max(0, (-j0 + sw - 1) // sw), min(Wq, (W - j0 + sw - 1) // sw)):
+                    row[m] = src[m * sw + j0]
+
+
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _split_row2(src, even, odd, pw):
+    """even[m], odd[m] = padded columns 2m and 2m + 1 of the input row src (W,) shifted right by pw; entries off
+    the row untouched. Where both columns lie on the row, eight pairs a step in registers (deinterleave8)."""
+    W, Wq = src.shape[0], even.shape[0]
+    lo = (pw + 1) // 2  # first m with 2m - pw >= 0
+    hi = min(Wq, (W + pw - 1) // 2)  # past the last m with 2m + 1 - pw < W
+    rest = lo
+    while rest + 8 <= hi:  # eight pairs a step: one 16-float load, two shuffles
+        deinterleave8(src, 2 * rest - pw, even, odd, rest)
+        rest += 8
+    for m in range(rest, hi):
+        even[m] = src[2 * m - pw]
+        odd[m] = src[2 * m + 1 - pw]
+    for m in range(min(lo, Wq)):  # the edges: a column or two each side
+        _edge_pair(src, even, odd, m, pw)
+    for m in range(max(hi, lo), Wq):
+        _edge_pair(src, even, odd, m, pw)
+
+
+@numba.njit(cache=True, inline="always")
+def _edge_pair(src, even, odd, m, pw):
+    j = 2 * m - pw
+    if 0 <= j < src.shape[0]:
+        even[m] = src[j]
+    if 0 <= j + 1 < src.shape[0]:
+        odd[m] = src[j + 1]
+
+
+@numba.njit(cache=True, inline="always")
+def _tap(planes, r, s, dh, dw, Wq):
+    """Tap (r, s) of a strided 3x3 over phase-split planes (sh, sw, Hq * Wq), as a slice indexed by p * Wq + q."""
+    sh, sw = planes.shape[0], planes.shape[1]
+    return planes[(r * dh) % sh, (s * dw) % sw, ((r * dh) // sh) * Wq + (s * dw) // sw :]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _plane3x3_phased(acc, planes, w, k, c, Wq, n, dh, dw, first, b):
+    """Strided 3x3: acc[:n] = b + (first) or += the nine taps of w[k, c] over one input plane split by phase,
+    planes (sh, sw, Hq * Wq). Output (p, q) reads padded input (p*sh + r*dh, q*sw + s*dw) for tap (r, s): phase
+    plane ((r*dh) % sh, (s*dw) % sw) at p * Wq + q plus a constant, so, as in _plane3x3, one loop of
+    n = (P - 1) * Wq + Q covers the plane (Wq - Q columns a row computed and dropped) and acc is loaded and stored
+    once per nine FMAs."""
+    a0, a1, a2 = _tap(planes, 0, 0, dh, dw, Wq), _tap(planes, 0, 1, dh, dw, Wq), _tap(planes, 0, 2, dh, dw, Wq)
+    b0, b1, b2 = _tap(planes, 1, 0, dh, dw, Wq), _tap(planes, 1, 1, dh, dw, Wq), _tap(planes, 1, 2, dh, dw, Wq)
+    c0, c1, c2 = _tap(planes, 2, 0, dh, dw, Wq), _tap(planes, 2, 1, dh, dw, Wq), _tap(planes, 2, 2, dh, dw, Wq)
+    w00, w01, w02 = w[k, c, 0, 0], w[k, c, 0, 1], w[k, c, 0, 2]
+    w10, w11, w12 = w[k, c, 1, 0], w[k, c, 1, 1], w[k, c, 1, 2]
+    w20, w21, w22 = w[k, c, 2, 0], w[k, c, 2, 1], w[k, c, 2, 2]
+    if first:
+        for i in range(n):
+            acc[i] = b
+    for i in range(n):
+        acc[i] += (w00 * a0[i] + w01 * a1[i] + w02 * a2[i] + w10 * b0[i] + w11 * b1[i]) + (
+            w12 * b2[i] + w20 * c0[i] + w21 * c1[i] + w22 * c2[i]
+        )
+
+
+@numba.njit(fastmath=True, cache=True)
+def _channel3x3_phased(xs, w, k, b, dh, dw, acc, o):
+    """o (P, Q) = output channel k of a strided 3x3 from its group's phase-split planes xs (Cg, sh, sw, Hq, Wq)."""
+    P, Q = o.shape
+    Cg, sh, sw, Hq, Wq = xs.shape
+    flat = xs.reshape(Cg, sh, sw, Hq * Wq)
+    for c in range(Cg):
+        _plane3x3_phased(acc, flat[c], w, k, c, Wq, (P - 1) * Wq + Q, dh, dw, c == 0, b)
+    for p in range(P):
+        row, src = o[p], acc[p * Wq :]
+        for q in range(Q):
+            row[q] = src[q]
+
+
+@numba.njit(fastmath=True, cache=True)
 def _channel(xp, xs, w, k, b, sh, sw, dh, dw, acc, o):
     """o (P, Q) = output channel k from its group's padded planes xp (Cg, Hp, Wp): 3x3 at stride 1 a plane at a
     time (_plane3x3, acc (P * Wp,)), any other kernel or stride one output row at a time (acc (Q,)): at W stride
@@ -141,14 +239,23 @@ def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
     """x (N, C, H, W), w (K, C/groups, R, S), bias (K,), out (N, K, P, Q). One task per (image, group): its C/groups
     input planes are zero-padded into a task-local (C/groups, H + 2ph, W + 2pw) buffer (in L2, so the input is read
     from memory once and no padded copy of the whole input is written), and at a W stride above 1 also split by
-    column phase, then each of the group's output channels is summed from it (_channel)."""
+    column phase, then each of the group's output channels is summed from it (_channel). A strided 3x3 splits
+    the planes by row and column phase instead (_pad_phases, _channel3x3_phased)."""
     N, C, H, W = x.shape
     K, Cg = w.shape[0], w.shape[1]
     P, Q = out.shape[2], out.shape[3]
     kg = K // groups
     Hp, Wp = H + 2 * ph, W + 2 * pw
+    phased = w.shape[2] == 3 and w.shape[3] == 3 and (sh > 1 or sw > 1)
     for t in prange(N * groups):
         n, g = t // groups, t % groups
+        if phased:  # strided 3x3: the planes split by row and column phase, nine taps a pass
+            xq = np.empty((Cg, sh, sw, (Hp + sh - 1) // sh, (Wp + sw - 1) // sw), np.float32)
+            _pad_phases(x, n, g * Cg, ph, pw, xq)
+            acc = np.empty(P * xq.shape[4], np.float32)
+            for k in range(g * kg, (g + 1) * kg):
+                _channel3x3_phased(xq, w, k, bias[k], dh, dw, acc, out[n, k])
+            continue
         xp = np.empty((Cg, Hp, Wp), np.float32)
         _pad_planes(x, n, g * Cg, ph, pw, xp)
         xs = np.empty((Cg, Hp, sw, (Wp + sw - 1) // sw if sw > 1 else 0), np.float32)
