@@ -10,9 +10,9 @@ added to the scores; a row with a NaN or +inf score is NaN, a row that sees only
 probabilities 0, and a NaN or inf value poisons its column through the products themselves. Compiled without
 the no-NaN/no-inf assumptions (_IEEE_FAST), which still lets LLVM vectorise the reductions along D.
 
-Both streams prefetch AHEAD floats in front of the row they are on: at several query rows a key/value head (GQA)
-each streamed byte carries several FMAs, and the hardware prefetcher alone then leaves the loads waiting on
-memory.
+At several query rows a key/value head (GQA) both streams prefetch AHEAD floats in front of the row they are on:
+each streamed byte then carries several FMAs, and the hardware prefetcher alone leaves the loads waiting on
+memory. At one row (plain decode) it keeps up by itself.
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ def _probabilities(s, r, S):
 
 
 @numba.njit(cache=True, inline="always")
-def _prefetch_rows(a, j, n):
-    """Prefetch the cache lines (16 floats) AHEAD floats past rows j..j+n-1 of a (rows, cols), clamped to a."""
+def _prefetch_rows(a, j, n, on):
+    """If on: prefetch the cache lines (16 floats) AHEAD floats past rows j..j+n-1 of a (rows, cols), clamped."""
+    if not on:
+        return
     cols = a.shape[1]
     last = a.shape[0] * cols - 1
     for c in range(0, n * cols, 16):
@@ -66,7 +68,7 @@ def _scores(qs, kb, s):
     dot products share its loads, and their four reductions overlap), then the rows left over one at a time."""
     R, D = qs.shape
     for j in range(kb.shape[0]):
-        _prefetch_rows(kb, j, 1)
+        _prefetch_rows(kb, j, 1, R > 1)
         krow = kb[j]
         r = 0
         while r + 4 <= R:
@@ -111,7 +113,7 @@ def _values_pairs(s, vb, o):
     """o += s @ vb two value rows a pass; returns the first row not yet added."""
     j = 0
     while j + 2 <= vb.shape[0]:
-        _prefetch_rows(vb, j, 2)
+        _prefetch_rows(vb, j, 2, s.shape[0] > 1)
         v0, v1 = vb[j], vb[j + 1]
         for r in range(s.shape[0]):
             p0, p1 = s[r, j], s[r, j + 1]
@@ -127,7 +129,7 @@ def _values_quads(s, vb, o):
     """o += s @ vb four value rows a pass; returns the first row not yet added."""
     j = 0
     while j + 4 <= vb.shape[0]:
-        _prefetch_rows(vb, j, 4)
+        _prefetch_rows(vb, j, 4, True)
         v0, v1, v2, v3 = vb[j], vb[j + 1], vb[j + 2], vb[j + 3]
         for r in range(s.shape[0]):
             p0, p1, p2, p3 = s[r, j], s[r, j + 1], s[r, j + 2], s[r, j + 3]
