@@ -15,6 +15,7 @@ the mma.sync kernel instead.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import tempfile
 import warnings
@@ -124,30 +125,34 @@ def usable(dtype: str, D: int) -> bool:
     return cp.cuda.Device().compute_capability == "90" and _self_check(cp.cuda.Device().id)
 
 
+def _to16(cp, a, dtype: str):
+    """float32 -> the kernels' 16-bit operands: float16, or bfloat16 bits (uint16, truncated)."""
+    return a.astype(cp.float16) if dtype == "float16" else (a.view(cp.uint32) >> 16).astype(cp.uint16)
+
+
+def _widen(cp, h, dtype: str):
+    return h.astype(cp.float32) if dtype == "float16" else (h.astype(cp.uint32) << 16).view(cp.float32)
+
+
 @functools.cache
 def _self_check(dev: int) -> bool:
-    """The kernel against the mma.sync kernel on small cases (every padded head dim, causal or not, partial
-    tiles); False, with a warning, if it fails to build or disagrees."""
+    """The kernel against the mma.sync kernel on small cases (every padded head dim, causal or not, both dtypes,
+    partial tiles); False, with a warning, if it fails to build or disagrees."""
     import cupy as cp
 
     from hetero.kernels.attention import cupy_attention
 
     rng = cp.random.default_rng(0)
     try:
-        for dp in HEAD_DIMS:
-            for causal in (False, True):
-                q, k, v = (
-                    rng.standard_normal((1, 2, 200, dp - 4), dtype=cp.float32).astype(cp.float16) for _ in range(3)
-                )
-                mine, ref = (
-                    prepare(q, k, v, "float16", causal, 0.125),
-                    cupy_attention.prepare(q, k, v, "float16", causal, 0.125),
-                )
-                mine()
-                ref()
-                err = float(cp.abs(mine.out.astype(cp.float32) - ref.out.astype(cp.float32)).max())
-                if not err <= 2e-2:
-                    raise ValueError(f"head dim {dp - 4}, causal={causal}: max difference {err:.3g}")
+        for dp, causal, dtype in itertools.product(HEAD_DIMS, (False, True), ("float16", "bfloat16")):
+            x = [rng.standard_normal((1, 2, 200, dp - 4), dtype=cp.float32) for _ in range(3)]
+            q, k, v = (_to16(cp, a, dtype) for a in x)
+            mine, ref = prepare(q, k, v, dtype, causal, 0.125), cupy_attention.prepare(q, k, v, dtype, causal, 0.125)
+            mine()
+            ref()
+            err = float(cp.abs(_widen(cp, mine.out, dtype) - _widen(cp, ref.out, dtype)).max())
+            if not err <= (5e-2 if dtype == "bfloat16" else 2e-2):
+                raise ValueError(f"{dtype}, head dim {dp - 4}, causal={causal}: max difference {err:.3g}")
     except Exception as e:  # noqa: BLE001 - any failure means: use the proven kernel
         warnings.warn(f"sm90 attention kernel disabled, using the mma.sync kernel: {e}", RuntimeWarning, stacklevel=2)
         return False
