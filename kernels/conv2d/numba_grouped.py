@@ -112,7 +112,8 @@ def _pad_phases(x, n, c0, ph, pw, xs):
     """xs (Cg, sh, sw, Hq, Wq) = planes c0.. of image n of x (N, C, H, W), zero-padded by ph rows and pw columns
     and split by row and column phase: padded (i, j) is xs[c, i % sh, j % sw, i // sh, j // sw]."""
     Cg, sh, sw, Hq, Wq = xs.shape
-    H, W = x.shape[2], x.shape[3]
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    xf, xsf, plane = x.reshape(-1), xs.reshape(-1), Hq * Wq
     for c in range(Cg):  # zeros: the padded rows above and below the image, and the columns past its edges
         for i in range(sh * Hq):
             if i < ph or i >= ph + H:
@@ -122,10 +123,12 @@ def _pad_phases(x, n, c0, ph, pw, xs):
                 if not 0 <= m * sw + f - pw < W:
                     xs[c, :, f, :, m] = 0.0
         for i in range(H):
-            src, dst = x[n, c0 + c, i], xs[c, (i + ph) % sh, :, (i + ph) // sh]
-            if sw == 2:
-                _split_row2(src, dst[0], dst[1], pw)
+            ip = i + ph
+            if sw == 2:  # flat offsets of the input row and of its two phase rows: no array view a row
+                e0 = (c * sh + ip % sh) * 2 * plane + (ip // sh) * Wq
+                _split_row2(xf, ((n * C + c0 + c) * H + i) * W, W, xsf, e0, e0 + plane, Wq, pw)
                 continue
+            src, dst = x[n, c0 + c, i], xs[c, ip % sh, :, ip // sh]
             for f in range(sw):  # padded columns f, f + sw, ...: input columns f - pw + m * sw
                 row, j0 = dst[f], f - pw
                 for m in range(max(0, (-j0 + sw - 1) // sw), min(Wq, (W - j0 + sw - 1) // sw)):
@@ -133,32 +136,33 @@ def _pad_phases(x, n, c0, ph, pw, xs):
 
 
 @numba.njit(fastmath=True, cache=True, inline="always")
-def _split_row2(src, even, odd, pw):
-    """even[m], odd[m] = padded columns 2m and 2m + 1 of the input row src (W,) shifted right by pw; entries off
-    the row untouched. Where both columns lie on the row, eight pairs a step in registers (deinterleave8)."""
-    W, Wq = src.shape[0], even.shape[0]
+def _split_row2(src, s0, W, dst, e0, o0, Wq, pw):
+    """dst[e0 + m], dst[o0 + m] (m < Wq) = padded columns 2m and 2m + 1 of the input row src[s0 : s0 + W] shifted
+    right by pw; flat arrays, entries off the row untouched. Where both columns lie on the row, eight pairs a step
+    in registers (deinterleave8), the last step overlapping the one before."""
     lo = (pw + 1) // 2  # first m with 2m - pw >= 0
     hi = min(Wq, (W + pw - 1) // 2)  # past the last m with 2m + 1 - pw < W
-    rest = lo
-    while rest + 8 <= hi:  # eight pairs a step: one 16-float load, two shuffles
-        deinterleave8(src, 2 * rest - pw, even, odd, rest)
-        rest += 8
-    for m in range(rest, hi):
-        even[m] = src[2 * m - pw]
-        odd[m] = src[2 * m + 1 - pw]
+    if hi - lo >= 8:
+        for m in range(lo, hi, 8):
+            m0 = min(m, hi - 8)
+            deinterleave8(src, s0 + 2 * m0 - pw, dst, e0 + m0, o0 + m0)
+    else:
+        for m in range(lo, hi):
+            dst[e0 + m] = src[s0 + 2 * m - pw]
+            dst[o0 + m] = src[s0 + 2 * m + 1 - pw]
     for m in range(min(lo, Wq)):  # the edges: a column or two each side
-        _edge_pair(src, even, odd, m, pw)
+        _edge_pair(src, s0, W, dst, e0, o0, m, pw)
     for m in range(max(hi, lo), Wq):
-        _edge_pair(src, even, odd, m, pw)
+        _edge_pair(src, s0, W, dst, e0, o0, m, pw)
 
 
 @numba.njit(cache=True, inline="always")
-def _edge_pair(src, even, odd, m, pw):
+def _edge_pair(src, s0, W, dst, e0, o0, m, pw):
     j = 2 * m - pw
-    if 0 <= j < src.shape[0]:
-        even[m] = src[j]
-    if 0 <= j + 1 < src.shape[0]:
-        odd[m] = src[j + 1]
+    if 0 <= j < W:
+        dst[e0 + m] = src[s0 + j]
+    if 0 <= j + 1 < W:
+        dst[o0 + m] = src[s0 + j + 1]
 
 
 @numba.njit(cache=True, inline="always")
