@@ -19,6 +19,11 @@ INT8_CASES = [c for w in quant.INT8 for c in get(w).preset_cases("quick", "int8"
     get("matmul").case(dict(M=70, N=100, K=1030), "int8"),  # K past 1024 and not a multiple of 4; M, N untiled
     get("conv2d").case(dict(N=2, C=20, H=9, W=9, K=33, R=3, S=3, padding=1), "int8"),  # numba: the GEMM way
     get("conv2d").case(dict(N=1, C=32, H=7, W=6, K=8, R=3, S=2, stride=2, groups=2), "int8"),  # GEMM, grouped
+    # numba's direct way in exact float32: depthwise at stride 2 (int8 rows widened eight pairs a step), cg = 3
+    get("conv2d").case(dict(N=2, C=8, H=20, W=37, K=8, R=3, S=3, stride=2, padding=1, groups=8), "int8"),
+    get("conv2d").case(dict(N=1, C=6, H=9, W=10, K=6, R=5, S=3, padding=1, groups=2), "int8"),
+    # cg*R*S = 1215 > 1024: past float32's exact range, the int32 loops
+    get("conv2d").case(dict(N=1, C=30, H=10, W=10, K=2, R=9, S=9, padding=4, groups=2), "int8"),
 ]
 
 

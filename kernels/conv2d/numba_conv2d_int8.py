@@ -6,9 +6,12 @@ Two ways, by channels per group (cg = C/groups):
           code, parallel over its rows, zeros where a tap falls in the padding), then out[n, group] (K/g, P*Q) =
           W_g (K/g, cg*R*S) @ cols on kernels/matmul/numba_int8.py's GEMM, written in place: no transpose after.
   DIRECT  grouped with fewer channels a group (depthwise): per group a GEMM of K/g rows (1 when depthwise) and a
-          reduction of a few taps, padded to the GEMM's tiles; instead each (image, output channel) accumulates
-          its taps over the output plane in int32, in parallel. (An ungrouped conv with few channels, a first
-          layer's 3, still has all K output channels for the GEMM's rows.)
+          reduction of a few taps, padded to the GEMM's tiles; instead the float32 direct kernels of
+          numba_grouped.py run it, reading the int8 planes and widening them as they pad them. That is exact:
+          every partial sum is an integer of magnitude at most cg*R*S * 128*128, and float32 holds every
+          integer up to 2^24, so while cg*R*S <= 1024 each addition is exact in any order. Past that bound,
+          each (image, output channel) accumulates its taps in int32 (_direct). (An ungrouped conv with few
+          channels, a first layer's 3, still has all K output channels for the GEMM's rows.)
 The bias is not the kernel's: int8 cases add it in float after dequantizing (workloads.quant).
 """
 
@@ -18,9 +21,11 @@ import numba
 import numpy as np
 from numba import prange
 
+from hetero.kernels.conv2d import numba_grouped
 from hetero.kernels.matmul.numba_int8 import gemm
 
 DIRECT_BELOW = 16  # channels per group under which a grouped convolution runs direct
+EXACT_F32 = 2**24  # float32 holds every integer up to this: sums of int8 products below it add exactly
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -68,7 +73,10 @@ def conv2d(x, w, stride, padding, dilation, groups, out) -> None:
     N, K, P, Q = out.shape
     cg, R, S = w.shape[1:]
     if groups > 1 and cg < DIRECT_BELOW:
-        _direct(x, w, *stride, *padding, *dilation, groups, out)
+        if cg * R * S * 128 * 128 <= EXACT_F32:  # exact in float32 (module docstring)
+            numba_grouped.direct(x, w.astype(np.float32), None, stride, padding, dilation, groups, out)
+        else:
+            _direct(x, w, *stride, *padding, *dilation, groups, out)
         return
     kg = K // groups
     cols = np.empty((cg * R * S, P * Q), np.int8)

@@ -270,12 +270,20 @@ def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
             _channel(xp, xs, w, k, bias[k], sh, sw, dh, dw, acc, out[n, k])
 
 
+def direct(x, w, bias, stride, padding, dilation, groups, out):
+    """The direct kernel, whatever the channels a group: x (N, C, H, W) float32 or int8 (widened as its planes are
+    padded), w (K, C/groups, R, S) float32, bias (K,) or None, out (N, K, P, Q) float32 or int32 (the float32
+    sums truncated: exact where they are integers below 2^24); C-contiguous."""
+    b = dense._bias_or_zeros(bias, w.shape[0])
+    _direct(x, w, b, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups, out)
+
+
 def conv2d(x, w, bias, stride, padding, dilation, groups, out):
     """x (N, C, H, W), w (K, C/groups, R, S), bias (K,) or None, out (N, K, P, Q); float32 C-contiguous."""
     K, Cg = w.shape[0], w.shape[1]
     b = dense._bias_or_zeros(bias, K)
     if Cg <= DIRECT_MAX_CG:
-        _direct(x, w, b, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups, out)
+        direct(x, w, bias, stride, padding, dilation, groups, out)
         return
     kg = K // groups
     part = np.empty((out.shape[0], kg) + out.shape[2:], np.float32)
