@@ -1,7 +1,8 @@
 """numba's grouped conv2d kernels against the float64 reference, on the geometry their paths split on: a strided
-3x3 (phase-split planes, _pad_phases and _channel3x3_phased; rows long enough for the eight-pair deinterleave and
+3x3 (phase-split planes, _pad_phases and _plane3x3_phased; rows long enough for the eight-pair deinterleave and
 short rows, odd and even widths, padding 0-2, dilation 1-2, strides 2 and 3 along either axis) next to the other
-direct paths (stride 1, other kernel sizes), with and without bias."""
+direct paths (stride-1 3x3, other kernel sizes), with bias; grouped, and ungrouped with few channels (the
+direct kernel takes stride-1 3x3 ones: takes_dense)."""
 
 import numpy as np
 import pytest
@@ -22,12 +23,12 @@ GEOMETRY = [
 SIZES = [(37, 41), (9, 8)]  # rows of 20 pairs (eight-pair steps, a remainder, edges) and rows shorter than 8
 
 
+@pytest.mark.parametrize("groups", [4, 1], ids=["grouped", "ungrouped"])
 @pytest.mark.parametrize("cg", [1, 3], ids=["depthwise", "cg3"])
 @pytest.mark.parametrize("hw", SIZES, ids=["wide", "narrow"])
 @pytest.mark.parametrize("geo", GEOMETRY, ids=range(len(GEOMETRY)))
 @pytest.mark.parametrize("rs", [(3, 3), (5, 3)], ids=["3x3", "5x3"])
-def test_grouped_conv2d_matches_reference(geo, hw, cg, rs):
-    groups = 4
+def test_grouped_conv2d_matches_reference(geo, hw, cg, rs, groups):
     p = dict(N=2, C=cg * groups, H=hw[0], W=hw[1], K=2 * groups, R=rs[0], S=rs[1], groups=groups) | geo
     wl = get("conv2d")
     case = Case("conv2d", tuple(p.items()))

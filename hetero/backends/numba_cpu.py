@@ -92,14 +92,13 @@ class NumbaBackend(Backend):
     def _conv(mod, case, inputs):
         p, g = case.p, case.p["groups"]
         x, w, b = inputs["input"], inputs["weight"], inputs.get("bias")
-        if g > 1:
-            mod = importlib.import_module("hetero.kernels.conv2d.numba_grouped")
+        grouped = importlib.import_module("hetero.kernels.conv2d.numba_grouped")
         st, pad, dil = (hw(p, k) for k in ("stride", "padding", "dilation"))
         if case.workload == "conv2d":
-            if g > 1:
-                return lambda o: mod.conv2d(x, w, b, st, pad, dil, g, o)
+            if g > 1 or grouped.takes_dense(p["C"], p["R"], p["S"], st):
+                return lambda o: grouped.conv2d(x, w, b, st, pad, dil, g, o)
             return lambda o: mod.conv2d(x, w, b, st, pad, dil, o)
         opad = hw(p, "output_padding")
         if g > 1:
-            return lambda o: mod.conv_transpose2d(x, w, b, st, pad, opad, dil, g, o)
+            return lambda o: grouped.conv_transpose2d(x, w, b, st, pad, opad, dil, g, o)
         return lambda o: mod.conv_transpose2d(x, w, b, st, pad, opad, dil, o)

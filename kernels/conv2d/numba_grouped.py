@@ -1,9 +1,11 @@
-"""Grouped conv2d and conv_transpose2d for the numba backend (groups > 1), NCHW, float32.
+"""Grouped conv2d and conv_transpose2d for the numba backend (groups > 1), NCHW, float32; also the ungrouped
+stride-1 3x3 conv2d with few input channels (takes_dense).
 
 Few channels per group (depthwise: one) make the per-group GEMMs too thin for sgemm, so conv2d with at most
 DIRECT_MAX_CG input channels per group is a direct convolution, our own Numba loops (_direct): each (image, group)
-task zero-pads its group's input planes into a buffer of its own, then sums each output channel from them, every
-innermost loop contiguous and indexed from 0 so that LLVM vectorises it. More
+task zero-pads its group's input planes into a buffer of its own (split by row and column phase, so that every
+tap of a strided kernel reads a plane at a constant offset), then sums each output channel from them a plane a
+pass, several taps a pass, every innermost loop contiguous and indexed from 0 so that LLVM vectorises it. More
 channels per group, and every transposed convolution, run the dense kernels of numba_conv2d.py group by group
 on contiguous copies of the group's channels.
 """
@@ -18,55 +20,6 @@ from hetero.kernels.conv2d import numba_conv2d as dense
 from hetero.kernels.numba_intrinsics import deinterleave8
 
 DIRECT_MAX_CG = 16  # input channels per group up to which the direct kernel beats per-group GEMMs
-
-
-@numba.njit(fastmath=True, cache=True, inline="always")
-def _row_taps(acc, src, w, k, c, r, sw, dw, Q):
-    """acc (Q,) += the S taps of weight row w[k, c, r] along the input row src, at W stride sw and dilation dw.
-    Stride 1 has loops of its own: with a unit stride LLVM knows the loads are contiguous and vectorises them."""
-    S = w.shape[3]
-    if S == 3 and sw == 1:  # the common 3-wide kernel: three taps a pass, acc loaded and stored once per three FMAs
-        w0, w1, w2 = w[k, c, r, 0], w[k, c, r, 1], w[k, c, r, 2]
-        s1, s2 = src[dw:], src[2 * dw :]
-        for q in range(Q):
-            acc[q] += w0 * src[q] + w1 * s1[q] + w2 * s2[q]
-        return
-    for s in range(S):
-        wv = w[k, c, r, s]
-        tap = src[s * dw :]
-        if sw == 1:
-            for q in range(Q):
-                acc[q] += wv * tap[q]
-        else:
-            for q in range(Q):
-                acc[q] += wv * tap[q * sw]
-
-
-@numba.njit(fastmath=True, cache=True, inline="always")
-def _phase_taps(acc, row, w, k, c, r, sw, dw, Q):
-    """acc (Q,) += the S taps of weight row w[k, c, r] at W stride sw > 1, along one input row split by column
-    phase, row (sw, Wq): input column j is row[j % sw, j // sw], so tap s of output q, column q*sw + s*dw, is
-    row[(s*dw) % sw, q + (s*dw) // sw]: contiguous in q, where reading the row itself would stride by sw."""
-    for s in range(w.shape[3]):
-        wv = w[k, c, r, s]
-        off = s * dw
-        tap = row[off % sw, off // sw :]
-        for q in range(Q):
-            acc[q] += wv * tap[q]
-
-
-@numba.njit(fastmath=True, cache=True)
-def _split_phases(xp, xs):
-    """xs (Cg, Hp, sw, Wq) = xp (Cg, Hp, Wp) with each row's columns split by phase j % sw (zeros past Wp)."""
-    Cg, Hp, Wp = xp.shape
-    sw, Wq = xs.shape[2], xs.shape[3]
-    for c in range(Cg):
-        for i in range(Hp):
-            for f in range(sw):
-                dst = xs[c, i, f]
-                for m in range(Wq):
-                    j = m * sw + f
-                    dst[m] = xp[c, i, j] if j < Wp else 0.0
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -195,13 +148,48 @@ def _plane3x3_phased(acc, planes, w, k, c, Wq, n, dh, dw, first, b):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _channel3x3_phased(xs, w, k, b, dh, dw, acc, o):
-    """o (P, Q) = output channel k of a strided 3x3 from its group's phase-split planes xs (Cg, sh, sw, Hq, Wq)."""
+def _plane_taps_phased(acc, planes, w, k, c, Wq, n, dh, dw, first, b):
+    """Any kernel: acc[:n] = b + (first) or += the R*S taps of w[k, c] over one plane split by phase, indexed as
+    in _plane3x3_phased: along each kernel row four taps a pass (acc loaded and stored once per four FMAs), then
+    two, then one."""
+    R, S = w.shape[2], w.shape[3]
+    if first:
+        for i in range(n):
+            acc[i] = b
+    for r in range(R):
+        s = 0
+        while s + 4 <= S:
+            t0, t1 = _tap(planes, r, s, dh, dw, Wq), _tap(planes, r, s + 1, dh, dw, Wq)
+            t2, t3 = _tap(planes, r, s + 2, dh, dw, Wq), _tap(planes, r, s + 3, dh, dw, Wq)
+            w0, w1, w2, w3 = w[k, c, r, s], w[k, c, r, s + 1], w[k, c, r, s + 2], w[k, c, r, s + 3]
+            for i in range(n):
+                acc[i] += (w0 * t0[i] + w1 * t1[i]) + (w2 * t2[i] + w3 * t3[i])
+            s += 4
+        if s + 2 <= S:
+            t0, t1 = _tap(planes, r, s, dh, dw, Wq), _tap(planes, r, s + 1, dh, dw, Wq)
+            w0, w1 = w[k, c, r, s], w[k, c, r, s + 1]
+            for i in range(n):
+                acc[i] += w0 * t0[i] + w1 * t1[i]
+            s += 2
+        if s < S:
+            t0, w0 = _tap(planes, r, s, dh, dw, Wq), w[k, c, r, s]
+            for i in range(n):
+                acc[i] += w0 * t0[i]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _channel_phased(xs, w, k, b, dh, dw, acc, o):
+    """o (P, Q) = output channel k from its group's phase-split planes xs (Cg, sh, sw, Hq, Wq), a plane a pass:
+    nine taps at a time for a 3x3 (_plane3x3_phased), else four along each kernel row (_plane_taps_phased)."""
     P, Q = o.shape
     Cg, sh, sw, Hq, Wq = xs.shape
     flat = xs.reshape(Cg, sh, sw, Hq * Wq)
+    n = (P - 1) * Wq + Q
     for c in range(Cg):
-        _plane3x3_phased(acc, flat[c], w, k, c, Wq, (P - 1) * Wq + Q, dh, dw, c == 0, b)
+        if w.shape[2] == 3 and w.shape[3] == 3:
+            _plane3x3_phased(acc, flat[c], w, k, c, Wq, n, dh, dw, c == 0, b)
+        else:
+            _plane_taps_phased(acc, flat[c], w, k, c, Wq, n, dh, dw, c == 0, b)
     for p in range(P):
         row, src = o[p], acc[p * Wq :]
         for q in range(Q):
@@ -209,65 +197,54 @@ def _channel3x3_phased(xs, w, k, b, dh, dw, acc, o):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _channel(xp, xs, w, k, b, sh, sw, dh, dw, acc, o):
-    """o (P, Q) = output channel k from its group's padded planes xp (Cg, Hp, Wp): 3x3 at stride 1 a plane at a
-    time (_plane3x3, acc (P * Wp,)), any other kernel or stride one output row at a time (acc (Q,)): at W stride
-    1 from xp (_row_taps), above it from the same planes split by column phase, xs (Cg, Hp, sw, Wq) (_phase_taps)."""
+def _channel3x3(xp, w, k, b, dh, dw, acc, o):
+    """o (P, Q) = output channel k of a stride-1 3x3 from its group's padded planes xp (Cg, Hp, Wp), a plane at
+    a time (_plane3x3, acc (P * Wp,))."""
     P, Q = o.shape
     Cg, Hp, Wp = xp.shape
-    R = w.shape[2]
-    if R == 3 and w.shape[3] == 3 and sh == 1 and sw == 1:
-        flat = xp.reshape(Cg, Hp * Wp)
-        for c in range(Cg):
-            _plane3x3(acc, flat[c], w, k, c, Wp, (P - 1) * Wp + Q, dh, dw, c == 0, b)
-        for p in range(P):
-            row, src = o[p], acc[p * Wp :]
-            for q in range(Q):
-                row[q] = src[q]
-        return
+    flat = xp.reshape(Cg, Hp * Wp)
+    for c in range(Cg):
+        _plane3x3(acc, flat[c], w, k, c, Wp, (P - 1) * Wp + Q, dh, dw, c == 0, b)
     for p in range(P):
+        row, src = o[p], acc[p * Wp :]
         for q in range(Q):
-            acc[q] = b
-        for c in range(Cg):
-            for r in range(R):
-                if sw == 1:
-                    _row_taps(acc, xp[c, p * sh + r * dh], w, k, c, r, sw, dw, Q)
-                else:
-                    _phase_taps(acc, xs[c, p * sh + r * dh], w, k, c, r, sw, dw, Q)
-        for q in range(Q):
-            o[p, q] = acc[q]
+            row[q] = src[q]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
 def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
     """x (N, C, H, W), w (K, C/groups, R, S), bias (K,), out (N, K, P, Q). One task per (image, group): its C/groups
-    input planes are zero-padded into a task-local (C/groups, H + 2ph, W + 2pw) buffer (in L2, so the input is read
-    from memory once and no padded copy of the whole input is written), and at a W stride above 1 also split by
-    column phase, then each of the group's output channels is summed from it (_channel). A strided 3x3 splits
-    the planes by row and column phase instead (_pad_phases, _channel3x3_phased)."""
+    input planes are zero-padded into a task-local buffer (in L2, so the input is read from memory once and no
+    padded copy of the whole input is written), split by row and column phase unless the conv is a stride-1 3x3
+    (_pad_phases), then each of the group's output channels is summed from it a plane a pass (_channel3x3,
+    _channel_phased)."""
     N, C, H, W = x.shape
     K, Cg = w.shape[0], w.shape[1]
-    P, Q = out.shape[2], out.shape[3]
+    P = out.shape[2]
     kg = K // groups
     Hp, Wp = H + 2 * ph, W + 2 * pw
-    phased = w.shape[2] == 3 and w.shape[3] == 3 and (sh > 1 or sw > 1)
+    plain = w.shape[2] == 3 and w.shape[3] == 3 and sh == 1 and sw == 1
     for t in prange(N * groups):
         n, g = t // groups, t % groups
-        if phased:  # strided 3x3: the planes split by row and column phase, nine taps a pass
+        if plain:  # stride-1 3x3: the padded planes as they are
+            xp = np.empty((Cg, Hp, Wp), np.float32)
+            _pad_planes(x, n, g * Cg, ph, pw, xp)
+            acc = np.empty(P * Wp, np.float32)
+            for k in range(g * kg, (g + 1) * kg):
+                _channel3x3(xp, w, k, bias[k], dh, dw, acc, out[n, k])
+        else:  # the planes split by row and column phase (one phase at stride 1)
             xq = np.empty((Cg, sh, sw, (Hp + sh - 1) // sh, (Wp + sw - 1) // sw), np.float32)
             _pad_phases(x, n, g * Cg, ph, pw, xq)
             acc = np.empty(P * xq.shape[4], np.float32)
             for k in range(g * kg, (g + 1) * kg):
-                _channel3x3_phased(xq, w, k, bias[k], dh, dw, acc, out[n, k])
-            continue
-        xp = np.empty((Cg, Hp, Wp), np.float32)
-        _pad_planes(x, n, g * Cg, ph, pw, xp)
-        xs = np.empty((Cg, Hp, sw, (Wp + sw - 1) // sw if sw > 1 else 0), np.float32)
-        if sw > 1:
-            _split_phases(xp, xs)
-        acc = np.empty(max(P * Wp, Q), np.float32)
-        for k in range(g * kg, (g + 1) * kg):
-            _channel(xp, xs, w, k, bias[k], sh, sw, dh, dw, acc, out[n, k])
+                _channel_phased(xq, w, k, bias[k], dh, dw, acc, out[n, k])
+
+
+def takes_dense(C: int, R: int, S: int, stride: tuple[int, int]) -> bool:
+    """Whether an ungrouped conv2d runs faster here than in numba_conv2d: a stride-1 3x3 with at most
+    DIRECT_MAX_CG input channels (nine taps a pass beat a GEMM whose reduction is C*9 long). Measured on a 2-core
+    Zen 3 against the im2col/sgemm path; strided and larger kernels with few channels lost there."""
+    return C <= DIRECT_MAX_CG and R == S == 3 and tuple(stride) == (1, 1)
 
 
 def direct(x, w, bias, stride, padding, dilation, groups, out):
