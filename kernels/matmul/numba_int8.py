@@ -220,36 +220,46 @@ def _pair(lo, hi):
     return (_U32(np.int32(lo)) & _U32(0xFFFF)) | (_U32(np.int32(hi)) << _U32(16))
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _pack16(a, b, Mp, Kp, Np):
-    """The AVX2 layout: Ap (Mp/MR16, Kp/2, MR16) and Bp (Np/NB16, Kp/2, NB16) words of two int16, A not
-    offset; a row a time (A) and two row slices a time (B); values past A's or B's end are 0."""
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pack16_a(a, ap, ip):
+    """Panel ip of the AVX2 layout's Ap (Mp/MR16, Kp/2, MR16): words of two int16 from MR16 rows of A, not
+    offset; rows past A's end 0."""
     M, K = a.shape
-    N = b.shape[1]
-    ap = np.empty((Mp // MR16, Kp // 2, MR16), np.uint32)
-    for ip in prange(Mp // MR16):
-        for i in range(MR16):
-            if ip * MR16 + i >= M:
-                ap[ip, :, i] = 0
-                continue
-            row = a[ip * MR16 + i]
-            for k2 in range(K // 2):
-                ap[ip, k2, i] = _pair(row[2 * k2], row[2 * k2 + 1])
-            if K % 2:
-                ap[ip, K // 2, i] = _pair(row[K - 1], 0)
-    bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
-    for jp in prange(Np // NB16):
-        n0 = jp * NB16
-        w = min(NB16, N - n0)
-        bp[jp, :, w:] = 0
+    for i in range(MR16):
+        if ip * MR16 + i >= M:
+            ap[ip, :, i] = 0
+            continue
+        row = a[ip * MR16 + i]
         for k2 in range(K // 2):
-            r0, r1, dst = b[2 * k2, n0 : n0 + w], b[2 * k2 + 1, n0 : n0 + w], bp[jp, k2]
-            for j in range(w):
-                dst[j] = _pair(r0[j], r1[j])
+            ap[ip, k2, i] = _pair(row[2 * k2], row[2 * k2 + 1])
         if K % 2:
-            for j in range(w):
-                bp[jp, K // 2, j] = _pair(b[K - 1, n0 + j], 0)
-    return ap, bp
+            ap[ip, K // 2, i] = _pair(row[K - 1], 0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pack16_b(b, bp, jp):
+    """Panel jp of Bp (Np/NB16, Kp/2, NB16): words of two int16 from two row slices of B; past its end 0."""
+    K, N = b.shape
+    n0 = jp * NB16
+    w = min(NB16, N - n0)
+    bp[jp, :, w:] = 0
+    for k2 in range(K // 2):
+        r0, r1, dst = b[2 * k2, n0 : n0 + w], b[2 * k2 + 1, n0 : n0 + w], bp[jp, k2]
+        for j in range(w):
+            dst[j] = _pair(r0[j], r1[j])
+    if K % 2:
+        for j in range(w):
+            bp[jp, K // 2, j] = _pair(b[K - 1, n0 + j], 0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _panel16(ap, bp, corr, cp, jp):
+    """Column panel jp of Cp (Mp, Np) = Ap @ Bp, a row tile (MR16 x NB16) at a time."""
+    Mp, Np = cp.shape
+    Kp = 2 * bp.shape[1]
+    af, bf, cf = ap.reshape(-1).view(np.int16), bp.reshape(-1).view(np.int16), cp.reshape(-1)
+    for i0 in range(0, Mp, MR16):
+        _tile16(af, i0 * Kp * 2, bf, jp * Kp * NB16 * 2, Kp // 2, cf, i0 * Np + jp * NB16, Np, corr, jp * NB16)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -257,16 +267,40 @@ def _gemm_avx2(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: VP
     M, K = a.shape
     N = b.shape[1]
     Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
-    ap, bp = _pack16(a, b, Mp, Kp, Np)
+    ap = np.empty((Mp // MR16, Kp // 2, MR16), np.uint32)
+    bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
+    for ip in prange(Mp // MR16):
+        _pack16_a(a, ap, ip)
+    for jp in prange(Np // NB16):
+        _pack16_b(b, bp, jp)
     corr = np.zeros(Np, np.int32)
     cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
-    af, bf, cf = ap.reshape(-1).view(np.int16), bp.reshape(-1).view(np.int16), cp.reshape(-1)
-    steps = Kp // 2
     for jp in prange(Np // NB16):
-        for i0 in range(0, Mp, MR16):
-            _tile16(af, i0 * Kp * 2, bf, jp * Kp * NB16 * 2, steps, cf, i0 * Np + jp * NB16, Np, corr, jp * NB16)
+        _panel16(ap, bp, corr, cp, jp)
     if cp.shape[0] != M or cp.shape[1] != N:
         out[:, :] = cp[:M, :N]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gemm_avx2_batched(a, b, out):  # a (batch, M, K), b (batch, K, N) int8, out (batch, M, N) int32
+    """A batch item a task, each packed and multiplied on one thread: a small product (BERT's 512 x 512 x 64
+    scores) split over threads spends more on packing and joining than on multiply-adds."""
+    M, K = a.shape[1], a.shape[2]
+    N = b.shape[2]
+    Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
+    corr = np.zeros(Np, np.int32)
+    for t in prange(a.shape[0]):
+        ap = np.empty((Mp // MR16, Kp // 2, MR16), np.uint32)
+        bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
+        for ip in range(Mp // MR16):
+            _pack16_a(a[t], ap, ip)
+        for jp in range(Np // NB16):
+            _pack16_b(b[t], bp, jp)
+        cp = out[t] if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
+        for jp in range(Np // NB16):
+            _panel16(ap, bp, corr, cp, jp)
+        if Mp != M or Np != N:
+            out[t] = cp[:M, :N]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -291,6 +325,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """a (M, K) @ b (K, N), or batched: a (batch, M, K) @ b (batch, K, N); int8 in, int32 out."""
     if a.ndim == 2:
         gemm(a, b, out)
+        return
+    if AVX2 and not VNNI:
+        _gemm_avx2_batched(a, b, out)
         return
     for i in range(a.shape[0]):
         gemm(a[i], b[i], out[i])
