@@ -89,6 +89,11 @@ def list_everything() -> str:
     lines = ["backends:"]
     for name, ok, reason in registry.listing():
         lines.append(f"  {name:12s} {'available' if ok else 'unavailable: ' + reason}")
+    lines += [
+        "what each backend takes: per workload its dtypes, then the arguments it refuses (a case using one is",
+        "skipped with the reason; every other case runs, checked against the reference):",
+    ]
+    lines += [f"  {name:12s} {support(name)}" for name, _, _ in registry.listing()]
     for w in WORKLOADS.values():
         lines.append(
             f"{w.name}: {w.description}; --shape {'x'.join(w.dims)}"
@@ -99,6 +104,25 @@ def list_everything() -> str:
                 f"  {pr.name:22s} {w.label({**w.options, **pr.params}):34s} [{','.join(sorted(pr.groups))}] {pr.source}"
             )
     return "\n".join(lines)
+
+
+def support(name: str) -> str:
+    """One backend's dtypes and refused features, workload by workload, from its declarations (Backend.dtypes,
+    Backend.features)."""
+    cls, parts = registry.backend_class(name), []
+    dtypes, features = cls.dtypes, cls.features
+    if not isinstance(dtypes, dict) or not isinstance(features, dict):  # they depend on the device found
+        if cls.unavailable():
+            return "(depends on its device; none here)"
+        dtypes, features = registry.get(name).dtypes, registry.get(name).features
+    for w in WORKLOADS.values():
+        if w.name not in dtypes:
+            parts.append(f"{w.name}: -")
+            continue
+        takes = features.get(w.name, frozenset())
+        refused = [] if "*" in takes else [f for f in w.FEATURES if f not in takes]
+        parts.append(f"{w.name}: {','.join(dtypes[w.name])}" + (f" (not {','.join(refused)})" if refused else ""))
+    return "; ".join(parts)
 
 
 def pick_backends(

@@ -150,6 +150,18 @@ def test_list_shows_backends_with_reasons_and_presets():
     r = bench("--list")
     assert r.returncode == 0
     assert "numpy" in r.stdout and "bert-base-512" in r.stdout and "dcgan-d2" in r.stdout
+    takes = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.startswith("  ") and "matmul:" in ln}
+    assert "matmul: float32,int8;" in takes["numba"] and "conv_transpose2d: float32" in takes["numba"]
+
+
+def test_support_names_the_features_a_backend_refuses(monkeypatch):
+    from bench.run import support
+    from hetero.backends.registry import backend_class
+
+    monkeypatch.setattr(backend_class("numba"), "features", {"matmul": frozenset(), "conv2d": frozenset({"rect"})})
+    line = support("numba")
+    assert "matmul: float32,int8 (not batch)" in line and "conv2d: float32,int8 (not groups)" in line
+    assert "attention: float32 (not cross,gqa,mask,value-dim)" in line
 
 
 def test_a_sigterm_ends_a_program_as_an_interruption():
