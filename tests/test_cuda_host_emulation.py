@@ -1,8 +1,9 @@
-"""The CUDA conv kernels (kernels/conv2d/cupy_conv2d.cu) run on the CPU: g++ compiles them with a shim that loops
-over the launch's blocks and threads, which suits kernels with no shared memory or warp operations. Their output,
-with the launcher's planned GEMMs (one a group, at element offsets) done in NumPy, is checked against the workloads'
-references, so the indexing is tested where no GPU is; the GPU tests (tests/gpu) check the real launch. Skipped
-without g++."""
+"""The CUDA col2im kernel (kernels/conv2d/cupy_conv2d.cu) runs on the CPU: g++ compiles it with a shim that loops
+over the launch's blocks and threads, which suits kernels with no shared memory or warp operations. Its output,
+after the launcher's planned GEMMs (one a group, at element offsets) done in NumPy, is checked against the
+conv_transpose2d reference, so the indexing is tested where no GPU is; the GPU tests (tests/gpu) check the real
+launch. (conv2d's implicit GEMMs use shared memory: tests/test_cuda_warp_emulation.py runs them.) Skipped without
+g++."""
 
 import ctypes
 import shutil
@@ -31,14 +32,6 @@ template <class F> static void launch(unsigned gx, unsigned gy, unsigned bx, F f
     blockIdx.x = x; blockIdx.y = y; threadIdx.x = t; f(); }
 }
 #define GEO int sh, int sw, int ph, int pw, int dh, int dw
-extern "C" void run_im2col(const float* x, float* col, int gx, int gy, int bx, int C, int H, int W, int R, int S,
-                           int P, int Q, GEO) {
-  launch(gx, gy, bx, [&] { im2col<float>(x, col, C, H, W, R, S, P, Q, sh, sw, ph, pw, dh, dw); });
-}
-extern "C" void run_im2col16(const unsigned short* x, unsigned short* col, int gx, int gy, int bx, int C, int H,
-                             int W, int R, int S, int P, int Q, GEO) {
-  launch(gx, gy, bx, [&] { im2col<unsigned short>(x, col, C, H, W, R, S, P, Q, sh, sw, ph, pw, dh, dw); });
-}
 extern "C" void run_col2im(const float* cols, float* out, int gx, int gy, int bx, int K, int H, int W, int R, int S,
                            int Ho, int Wo, GEO) {
   launch(gx, gy, bx, [&] { col2im_gather(cols, out, K, H, W, R, S, Ho, Wo, sh, sw, ph, pw, dh, dw); });
@@ -97,29 +90,6 @@ SHAPES = [
     BASE | dict(C=4, K=4, groups=4, padding=1),
     BASE | dict(C=6, K=9, groups=3, H=8, W=11, stride=2, stride_w=1, padding=1, padding_w=0, dilation_w=2),
 ]
-
-
-@pytest.mark.parametrize("blocks", [None, 1])
-@pytest.mark.parametrize("p", SHAPES, ids=range(len(SHAPES)))
-def test_im2col_then_gemm_is_conv2d(lib, p, blocks):
-    wl = get("conv2d")
-    case = Case("conv2d", tuple(p.items()))
-    inp = wl.make_inputs(case)
-    x, w = inp["input"], inp["weight"]
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    P, Q = wl.out_hw(case.p)
-    geo = (C, H, W, R, S, P, Q, *cupy_conv2d.geometry(case.p))
-    col = np.full((N, C * R * S, P * Q), np.nan, np.float32)  # NaN: a position never written shows
-    lib.run_im2col(_ptr(x), _ptr(col), *_args(*_launch(C * P * Q, N, blocks), *geo))
-    out = np.full((N, K, P, Q), np.nan)
-    _gemms(w, col, out, cupy_conv2d.conv2d_gemms(N, K, C, R * S, P * Q, p.get("groups", 1)), N)
-    np.testing.assert_allclose(out, wl.reference(case, inp), atol=1e-4)
-    # the 16-bit instance copies bit patterns to the same places
-    x16 = x.astype(np.float16)
-    col16 = np.full(col.shape, 0x7E00, np.uint16)
-    lib.run_im2col16(_ptr(x16), _ptr(col16), *_args(*_launch(C * P * Q, N, blocks), *geo))
-    assert np.array_equal(col16.view(np.float16), col.astype(np.float16))
 
 
 @pytest.mark.parametrize("blocks", [None, 1])

@@ -35,7 +35,7 @@ needs_nvcc = pytest.mark.skipif(
 LAUNCHERS = {
     "attention": (cupy_attention.text(), cupy_attention._names()),
     "attention_sm90": (cupy_attention_sm90.text(), cupy_attention_sm90.NAMES),
-    "conv2d": (cuda_source.defines(cupy_conv2d.TUNING) + cupy_conv2d.SOURCE.read_text(), cupy_conv2d.NAMES),
+    "conv_transpose2d": (cuda_source.defines(cupy_conv2d.TUNING) + cupy_conv2d.SOURCE.read_text(), cupy_conv2d.NAMES),
     "conv2d_igemm": (cupy_igemm.text(), cupy_igemm.NAMES),
     "matmul_int8": (cuda_source.defines(cupy_int8.TUNING) + cupy_int8.SOURCE.read_text(), cupy_int8.NAMES),
 }
@@ -47,7 +47,7 @@ def _compile(name: str, tmp_path: Path) -> str:
     """ptxas's report for the launcher's source as CuPy builds it: its defines, then the text; each named
     template instantiated by taking its address, as NVRTC's name expressions do."""
     source, names = LAUNCHERS[name]
-    text = source + "\nvoid* keep[] = {" + ", ".join(f"(void*)&{n}" for n in names) + "};\n"
+    text = source + ("\nvoid* keep[] = {" + ", ".join(f"(void*)&{n}" for n in names) + "};\n" if names else "")
     src = tmp_path / f"{name}.cu"
     src.write_text(text)
     out = subprocess.run(

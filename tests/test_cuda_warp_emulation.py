@@ -35,6 +35,12 @@ extern "C" void conv(I bf16, const u16* x, const u16* w, u16* out, I N, I C, I H
     else conv_igemm<0>(x, w, out, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups);
   });
 }
+extern "C" void convf(const float* x, const float* w, float* out, I N, I C, I H, I W, I K, I R, I S, I P, I Q,
+                      I sh, I sw, I ph, I pw, I dh, I dw, I groups, I gx, I gy, I gz) {
+  launch({(unsigned)gx, (unsigned)gy, (unsigned)gz}, 256, [&] {
+    conv_sgemm(x, w, out, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups);
+  });
+}
 extern "C" void attn(I bf16, const u16* q, const u16* k, const u16* v, u16* o, I BH, I S, I D, I ld, float sl2,
                      I causal) {
   launch({(unsigned)((S + FA_BR - 1) / FA_BR), (unsigned)BH, 1u}, FA_THREADS, [&] {
@@ -132,6 +138,29 @@ def _attention_ref(q16, k16, v16, D, causal, bf16):
 def _qkv16(BH, S, D, ld, bf16):
     rng = np.random.default_rng(S + D)
     return [to16(np.pad(rng.standard_normal((BH, S, D)), ((0, 0), (0, 0), (0, ld - D))), bf16) for _ in range(3)]
+
+
+# float32 adds a 1x1 kernel and a wide kernel at stride 3 (conv2d's only GPU path in float32 since the im2col one)
+CONV_F32 = CONV + [BASE | dict(R=1, S=1), BASE | dict(N=3, C=5, H=9, W=6, R=2, S=4, stride=3, padding=1)]
+
+
+@pytest.mark.parametrize("p", CONV_F32, ids=range(len(CONV_F32)))
+def test_conv_sgemm_is_conv2d(lib, p):
+    wl = get("conv2d")
+    case = Case("conv2d", tuple(p.items()))
+    inp = wl.make_inputs(case)
+    x, w = inp["input"], inp["weight"]
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    P, Q = wl.out_hw(case.p)
+    groups = p.get("groups", 1)
+    out = np.full((N, K, P, Q), np.nan, np.float32)  # a position never written shows
+    geo = (N, C, H, W, K, R, S, P, Q, *cupy_conv2d.geometry(case.p), groups)
+    grid = cupy_igemm.grid(N, K, groups, (P, Q), (cupy_igemm.F32_TILE, cupy_igemm.F32_TILE))
+    fp = ctypes.POINTER(ctypes.c_float)
+    lib.convf(x.ctypes.data_as(fp), w.ctypes.data_as(fp), out.ctypes.data_as(fp), *_c(*geo, *grid))
+    ref = wl.reference(case, inp)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["float16", "bfloat16"])

@@ -3,9 +3,9 @@
 matmul: cuBLAS (GemmEx) in float32, tf32, float16, bfloat16, batched. attention: the fused flash-style CUDA C
 kernels, kernels/attention/flash_attention_sm90.cu (wgmma, 16-bit on Hopper, head dims near 64 and 128) and
 flash_attention.cu (mma.sync; float32 on CUDA cores); decode and cross lengths, GQA, masks and a value head size take
-the unfused float32 path (kernels/attention/xp_attention.py: cuBLAS GEMMs and CuPy's softmax). conv2d /
-conv_transpose2d: im2col / col2im kernels around cuBLAS GEMMs (one a group), any stride, padding and dilation
-along H and W.
+the unfused float32 path (kernels/attention/xp_attention.py: cuBLAS GEMMs and CuPy's softmax). conv2d: implicit
+GEMMs with no im2col buffer (kernels/conv2d/cupy_igemm.py: tensor cores in 16 bits, FFMA in float32);
+conv_transpose2d: cuBLAS GEMMs (one a group) and a col2im kernel. Any stride, padding and dilation along H and W.
 Times come from CUDA events around each repetition, after an L2 flush; with nvidia-ml-py, joules per run too.
 """
 
@@ -203,9 +203,8 @@ class CupyBackend(Backend):
             return fused.prepare(
                 dev["query"], dev["key"], dev["value"], dt, bool(p["causal"]), scale_of(case, inputs.get("scale"))
             )
-        prep = cupy_conv2d.prepare_conv2d if case.workload == "conv2d" else cupy_conv2d.prepare_conv_transpose2d
-        if case.workload == "conv2d" and dt in ("float16", "bfloat16"):
-            prep = cupy_igemm.prepare  # tensor cores, no im2col buffer
+        # conv2d: implicit GEMM, no im2col buffer (tensor cores in 16 bits, FFMA in float32)
+        prep = cupy_igemm.prepare if case.workload == "conv2d" else cupy_conv2d.prepare_conv_transpose2d
         run = prep(dev["input"], dev["weight"], dt, p, w.out_hw(p))
         if inputs.get("bias") is None:
             return run

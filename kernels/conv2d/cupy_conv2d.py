@@ -1,11 +1,7 @@
-"""conv2d and conv_transpose2d on the GPU: im2col / col2im RawKernels (cupy_conv2d.cu) around cuBLAS GEMMs;
-the cupy backend sends 16-bit conv2d to the tensor-core implicit GEMM instead (cupy_igemm.py, no im2col buffer).
-
-CuPy 13+ no longer ships cuDNN bindings, so this is the implicit-GEMM family's simplest member: im2col writes
-the (C*R*S, P*Q) patch matrix of each image, one strided-batched cuBLAS GEMM multiplies it by the weights.
-The transposed convolution runs the GEMM first (weights^T @ input, fp32 columns) and gathers with col2im.
-
-`gemm` is the row-major cuBLAS call shared with the cupy backend's matmul.
+"""conv_transpose2d on the GPU: cuBLAS GEMMs (weights^T @ input, fp32 columns, one a group) and the col2im
+RawKernel of cupy_conv2d.cu, which gathers each output pixel's taps. CuPy 13+ no longer ships cuDNN bindings.
+conv2d runs the implicit GEMMs of cupy_igemm.py (no im2col buffer); `geometry` gives both their trailing
+arguments, and `gemm` is the row-major cuBLAS call shared with the cupy backend's matmul.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ from hetero.kernels import cuda_source
 
 SOURCE = Path(__file__).with_name("cupy_conv2d.cu")
 TUNING = {"CONV_THREADS": 256}
-NAMES = ("im2col<float>", "im2col<unsigned short>")  # template kernels NVRTC instantiates by name
+NAMES = ()  # col2im_gather is extern "C": found by its own name
 _MODULES: dict = {}
 _CUDA_TYPE = {"float32": 0, "tf32": 0, "float16": 2, "bfloat16": 14}  # cudaDataType: R_32F, R_16F, R_16BF
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _GEMM_DEFAULT = 68, 77, -1  # cublasComputeType_t, cublasGemmAlgo_t
@@ -104,16 +100,6 @@ def geometry(p: dict) -> tuple[int, ...]:
     return tuple(v for pair in both for v in pair)
 
 
-def conv2d_gemms(N: int, K: int, C: int, rs: int, pq: int, groups: int) -> list[dict]:
-    """The GEMMs after im2col, one a group, in elements: out[n, group g's K/G rows] (K/G, PQ) = w[g] (K/G, C/G*RS)
-    @ col[n, group g's C/G*RS rows] (C/G*RS, PQ), batched over the N images."""
-    kg, crs = K // groups, C // groups * rs
-    return [
-        dict(m=kg, n=pq, k=crs, a=g * kg * crs, b=g * crs * pq, c=g * kg * pq, stride_b=C * rs * pq, stride_c=K * pq)
-        for g in range(groups)
-    ]
-
-
 def conv_transpose2d_gemms(N: int, K: int, C: int, rs: int, hw: int, groups: int) -> list[dict]:
     """The GEMMs before col2im, one a group, in elements: cols[n, group g's K/G*RS rows] (K/G*RS, HW) =
     w[g]^T (K/G*RS, C/G) @ x[n, group g's C/G channels] (C/G, HW), w stored (C, K/G*RS), batched over images."""
@@ -141,29 +127,6 @@ def _run_gemms(a, b, c, calls: list[dict], dtype: str, batch: int, **kw) -> None
             stride_c=g["stride_c"],
             **kw,
         )
-
-
-def prepare_conv2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):
-    """A callable computing conv2d of device arrays x (N, C, H, W) and w (K, C/groups, R, S); result in `.out`."""
-    import cupy as cp
-
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    P, Q = out_hw
-    pq = P * Q
-    fn = module().get_function("im2col<float>" if x.dtype == cp.float32 else "im2col<unsigned short>")
-    col = cp.empty((N, C * R * S, pq), x.dtype)
-    out = cp.empty((N, K, P, Q), x.dtype)
-    args = (x, col, *(cp.int32(v) for v in (C, H, W, R, S, P, Q, *geometry(p))))
-    grid, block = _grid(C * pq, N)  # a thread per input-channel pixel of the output, writing R*S taps
-    calls = conv2d_gemms(N, K, C, R * S, pq, p.get("groups", 1))
-
-    def run():
-        fn(grid, block, args)
-        _run_gemms(w, col, out, calls, dtype, N)
-
-    run.out = out
-    return run
 
 
 def prepare_conv_transpose2d(x, w, dtype: str, p: dict, out_hw: tuple[int, int]):

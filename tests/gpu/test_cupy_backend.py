@@ -24,10 +24,10 @@ ATTENTION = [
     for c in (0, 1)
     for dt in ("float32", "float16", "bfloat16")
 ]
-# 16-bit conv2d runs the tensor-core implicit GEMM: tile edges, several stages, groups (depthwise too), per-axis
-# geometry, more than one block of channels and of pixels
+# conv2d runs the implicit GEMMs (tensor cores in 16 bits, FFMA in float32): tile edges, several stages, groups
+# (depthwise too), per-axis geometry, more than one block of channels and of pixels
 _G = dict(stride=1, padding=0, dilation=1)
-CONV16 = [
+CONVS = [
     get("conv2d").case(p, dt)
     for p in (
         dict(N=2, C=8, H=9, W=10, K=20, R=3, S=3, **_G | dict(stride=2, padding=1)),
@@ -35,7 +35,7 @@ CONV16 = [
         dict(N=4, C=32, H=14, W=14, K=32, R=3, S=3, groups=32, **_G | dict(padding=1)),
         dict(N=3, C=64, H=17, W=13, K=200, R=3, S=3, **_G | dict(padding=1)),
     )
-    for dt in ("float16", "bfloat16")
+    for dt in ("float32", "float16", "bfloat16")
 ]
 # int8 matmul: both paths (cuBLAS where every dimension is a multiple of 4, __dp4a otherwise)
 INT8 = [
@@ -66,7 +66,7 @@ def _run(case, inputs=None):
 
 
 @gpu
-@pytest.mark.parametrize("case", QUICK + ATTENTION + CONV16 + INT8, ids=_label)
+@pytest.mark.parametrize("case", QUICK + ATTENTION + CONVS + INT8, ids=_label)
 def test_matches_reference(case):
     reason = CupyBackend().unsupported(case)
     if reason:  # a new argument the CUDA kernels do not take yet (GQA, masks, groups, ...): refused, with why
