@@ -35,20 +35,39 @@ struct IgGeo {  // the convolution (see the top), as every thread needs it
     int C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, cg, kg, kd, pq, npq;
 };
 
+template <typename T>
 struct IgCol {  // one output pixel's patch column: x at (n, the group's first channel), its top-left tap
-    const u16* x;
+    const T* x;
     int ih0, iw0;
     bool ok;    // the pixel exists (the last block's columns may run past N*P*Q)
 };
 
-__device__ __forceinline__ IgCol ig_col(const u16* x, const IgGeo& G, int grp, int pix) {
-    IgCol col{x, 0, 0, pix < G.npq};
+template <typename T>
+__device__ __forceinline__ IgCol<T> ig_col(const T* x, const IgGeo& G, int grp, int pix) {
+    IgCol<T> col{x, 0, 0, pix < G.npq};
     if (!col.ok) return col;
     const int n = pix / G.pq, pq = pix - n * G.pq, p = pq / G.Q, q = pq - p * G.Q;
     col.x = x + ((size_t)n * G.C + (size_t)grp * G.cg) * G.H * G.W;
     col.ih0 = p * G.sh - G.ph;
     col.iw0 = q * G.sw - G.pw;
     return col;
+}
+
+// Patch rows k, k + STEP, ... (PER of them) of a pixel's column, each handed to put(j, value): zero where the
+// tap falls outside the image or k runs past kd. (c, r, s) stepped along, not divided each time.
+template <int PER, int STEP, typename T, typename Put>
+__device__ __forceinline__ void ig_patch(const IgCol<T>& col, const IgGeo& G, int k, Put put) {
+    const int rs_n = G.R * G.S;
+    int c = k / rs_n, rs = k - c * rs_n, r = rs / G.S, s = rs - r * G.S;
+    #pragma unroll
+    for (int j = 0; j < PER; ++j) {
+        const int ih = col.ih0 + r * G.dh, iw = col.iw0 + s * G.dw;
+        const bool in = col.ok && k < G.kd && ih >= 0 && ih < G.H && iw >= 0 && iw < G.W;
+        put(j, in ? col.x[(size_t)c * G.H * G.W + ih * G.W + iw] : (T)0);
+        k += STEP;
+        s += STEP;
+        while (s >= G.S) { s -= G.S; if (++r == G.R) { r = 0; ++c; } }
+    }
 }
 
 // Staged values travel two to a register (fewer registers: two blocks fit on an SM without spills).
@@ -58,19 +77,9 @@ __device__ __forceinline__ void stage(u32* r, int j, u16 v) {
 }
 __device__ __forceinline__ u16 staged(const u32* r, int j) { return (u16)(r[j >> 1] >> (16 * (j & 1))); }
 
-// Patch rows k, k + IG_B_STEP, ... of this thread's pixel; (c, r, s) stepped along, not divided each time.
-__device__ __forceinline__ void ig_load_b(u32 (&rb)[IG_B_PER / 2], const IgCol& col, const IgGeo& G, int k) {
-    const int rs_n = G.R * G.S;
-    int c = k / rs_n, rs = k - c * rs_n, r = rs / G.S, s = rs - r * G.S;
-    #pragma unroll
-    for (int j = 0; j < IG_B_PER; ++j) {
-        const int ih = col.ih0 + r * G.dh, iw = col.iw0 + s * G.dw;
-        const bool in = col.ok && k < G.kd && ih >= 0 && ih < G.H && iw >= 0 && iw < G.W;
-        stage(rb, j, in ? col.x[(size_t)c * G.H * G.W + ih * G.W + iw] : (u16)0);
-        k += IG_B_STEP;
-        s += IG_B_STEP;
-        while (s >= G.S) { s -= G.S; if (++r == G.R) { r = 0; ++c; } }
-    }
+// Patch rows k, k + IG_B_STEP, ... of this thread's pixel.
+__device__ __forceinline__ void ig_load_b(u32 (&rb)[IG_B_PER / 2], const IgCol<u16>& col, const IgGeo& G, int k) {
+    ig_patch<IG_B_PER, IG_B_STEP>(col, G, k, [&](int j, u16 v) { stage(rb, j, v); });
 }
 
 // Rows m, m + IG_A_STEP, ... of column k of wb (rows, kd): the block's weights; zero past its rows or kd.
@@ -156,7 +165,7 @@ conv_igemm(const u16* __restrict__ x, const u16* __restrict__ w, u16* __restrict
     const int m0 = blockIdx.y * IG_BM, n0 = blockIdx.x * IG_BN;
     const int wm = (warp % (IG_BM / 32)) * 32, wn = (warp / (IG_BM / 32)) * 64;
     const u16* wb = w + ((size_t)grp * kg + m0) * G.kd;   // (kg - m0, kd): this block's weight rows
-    const IgCol col = ig_col(x, G, grp, n0 + tid % IG_BN);
+    const IgCol<u16> col = ig_col(x, G, grp, n0 + tid % IG_BN);
     const int arow = tid / IG_BK, acol = tid % IG_BK, brow = tid / IG_BN;
 
     float acc[2][8][4] = {};

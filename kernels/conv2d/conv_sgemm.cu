@@ -8,8 +8,9 @@
 // tn = tid / 16; the split halves keep a warp's float4 reads of shared memory in distinct banks). The reduction
 // runs in stages of SG_BK: a stage's weight tile, stored k-major (SG_BK, SG_BM), and patch tile (SG_BK, SG_BN)
 // are read from global memory into registers while the previous stage's tiles in shared memory (two buffers)
-// are multiplied, then stored. Layouts: x (N, C, H, W), w (K, cg, R, S), out (N, K, P, Q), float32. u16 (the
-// shared-memory array's declared type) comes from kernels/mma_ptx.cuh, which the launcher pastes in first.
+// are multiplied, then stored. Layouts: x (N, C, H, W), w (K, cg, R, S), out (N, K, P, Q), float32. The
+// launcher pastes this text after conv_igemm.cu's, whose geometry (IgGeo) and patch-column walk (IgCol, ig_col,
+// ig_patch) it shares; u16 (the shared-memory array's declared type) comes from kernels/mma_ptx.cuh before both.
 
 #ifndef SG_BM
 #define SG_BM 128                              // output channels per block
@@ -27,41 +28,6 @@
 #define SG_B_STEP (SG_THREADS / SG_BN)
 static_assert(SG_BM == 128 && SG_BN == 128, "the 16 x 16 threads' 8 x 8 tiles cover 128 x 128");
 static_assert(SG_THREADS % SG_BK == 0 && SG_THREADS % SG_BN == 0, "every thread stages whole columns");
-
-struct SgGeo {  // the convolution, as every thread needs it
-    int C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, cg, kg, kd, pq, npq;
-};
-
-struct SgCol {  // one output pixel's patch column: x at (n, the group's first channel), its top-left tap
-    const float* x;
-    int ih0, iw0;
-    bool ok;    // the pixel exists (the last block's columns may run past N*P*Q)
-};
-
-__device__ __forceinline__ SgCol sg_col(const float* x, const SgGeo& G, int grp, int pix) {
-    SgCol col{x, 0, 0, pix < G.npq};
-    if (!col.ok) return col;
-    const int n = pix / G.pq, pq = pix - n * G.pq, p = pq / G.Q, q = pq - p * G.Q;
-    col.x = x + ((size_t)n * G.C + (size_t)grp * G.cg) * G.H * G.W;
-    col.ih0 = p * G.sh - G.ph;
-    col.iw0 = q * G.sw - G.pw;
-    return col;
-}
-
-// Patch rows k, k + SG_B_STEP, ... of this thread's pixel; (c, r, s) stepped along, not divided each time.
-__device__ __forceinline__ void sg_load_b(float (&rb)[SG_B_PER], const SgCol& col, const SgGeo& G, int k) {
-    const int rs_n = G.R * G.S;
-    int c = k / rs_n, rs = k - c * rs_n, r = rs / G.S, s = rs - r * G.S;
-    #pragma unroll
-    for (int j = 0; j < SG_B_PER; ++j) {
-        const int ih = col.ih0 + r * G.dh, iw = col.iw0 + s * G.dw;
-        const bool in = col.ok && k < G.kd && ih >= 0 && ih < G.H && iw >= 0 && iw < G.W;
-        rb[j] = in ? col.x[(size_t)c * G.H * G.W + ih * G.W + iw] : 0.f;
-        k += SG_B_STEP;
-        s += SG_B_STEP;
-        while (s >= G.S) { s -= G.S; if (++r == G.R) { r = 0; ++c; } }
-    }
-}
 
 // Rows m, m + SG_A_STEP, ... of column k of wb (rows, kd): the block's weights; zero past its rows or kd.
 __device__ __forceinline__ void sg_load_a(float (&ra)[SG_A_PER], const float* wb, int rows, int kd, int m, int k) {
@@ -96,7 +62,7 @@ __device__ __forceinline__ void sg_fma_stage(float (&acc)[8][8], const float* sA
 }
 
 // The thread's 8 x 8 tile -> out; m0 / n0 are the block's first channel (within the group) and pixel.
-__device__ __forceinline__ void sg_write(float* out, const float (&acc)[8][8], const SgGeo& G, int grp, int m0,
+__device__ __forceinline__ void sg_write(float* out, const float (&acc)[8][8], const IgGeo& G, int grp, int m0,
                                          int n0, int tm, int tn) {
     #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -121,25 +87,25 @@ conv_sgemm(const float* __restrict__ x, const float* __restrict__ w, float* __re
     float* sA = reinterpret_cast<float*>(smem);            // 2 x (SG_BK, SG_BM), k-major
     float* sB = sA + 2 * SG_BK * SG_BM;                    // 2 x (SG_BK, SG_BN)
     const int cg = C / groups, kg = K / groups;
-    const SgGeo G{C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, cg, kg, cg * R * S, P * Q, N * P * Q};
+    const IgGeo G{C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, cg, kg, cg * R * S, P * Q, N * P * Q};
     const int tid = threadIdx.x, tm = tid % 16, tn = tid / 16, grp = blockIdx.z;
     const int m0 = blockIdx.y * SG_BM, n0 = blockIdx.x * SG_BN;
     const float* wb = w + ((size_t)grp * kg + m0) * G.kd;   // (kg - m0, kd): this block's weight rows
     const int arow = tid / SG_BK, acol = tid % SG_BK, brow = tid / SG_BN;
-    const SgCol col = sg_col(x, G, grp, n0 + tid % SG_BN);
+    const IgCol<float> col = ig_col(x, G, grp, n0 + tid % SG_BN);
 
     float acc[8][8] = {};
     float ra[SG_A_PER], rb[SG_B_PER];
     const int stages = (G.kd + SG_BK - 1) / SG_BK;
     sg_load_a(ra, wb, kg - m0, G.kd, arow, acol);
-    sg_load_b(rb, col, G, brow);
+    ig_patch<SG_B_PER, SG_B_STEP>(col, G, brow, [&](int j, float v) { rb[j] = v; });
     sg_store(sA, sB, ra, rb, tid);
     __syncthreads();
     for (int st = 0; st < stages; ++st) {
         const int buf = st & 1, k1 = (st + 1) * SG_BK;
         if (st + 1 < stages) {                 // next stage's loads in flight during this stage's FMAs
             sg_load_a(ra, wb, kg - m0, G.kd, arow, k1 + acol);
-            sg_load_b(rb, col, G, k1 + brow);
+            ig_patch<SG_B_PER, SG_B_STEP>(col, G, k1 + brow, [&](int j, float v) { rb[j] = v; });
         }
         sg_fma_stage(acc, sA + buf * SG_BK * SG_BM, sB + buf * SG_BK * SG_BN, tm, tn);
         if (st + 1 < stages) sg_store(sA + (buf ^ 1) * SG_BK * SG_BM, sB + (buf ^ 1) * SG_BK * SG_BN, ra, rb, tid);

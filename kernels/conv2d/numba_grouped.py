@@ -35,22 +35,13 @@ def _pad_planes(x, n, c0, ph, pw, xp):
                 dst[j] = src[j]
 
 
-@numba.njit(fastmath=True, cache=True)
-def _plane3x3(acc, plane, w, k, c, Wp, n, dh, dw, first, b):
-    """Stride 1, 3x3: acc[:n] = b + (first) or += the nine taps of w[k, c] over one zero-padded input plane. Plane
-    and acc are flattened with the padded row length Wp: output (p, q) is acc[p * Wp + q] and tap (r, s) reads the
-    constant offset r*dh*Wp + s*dw, so one loop of n = (P - 1)*Wp + Q iterations covers the plane (the Wp - Q
-    columns past each row's end are computed and dropped). A loop along one output row (56 long, say) would leave
-    LLVM's vector loop a remainder as long as itself, done in scalars."""
-    w00, w01, w02 = w[k, c, 0, 0], w[k, c, 0, 1], w[k, c, 0, 2]
-    w10, w11, w12 = w[k, c, 1, 0], w[k, c, 1, 1], w[k, c, 1, 2]
-    w20, w21, w22 = w[k, c, 2, 0], w[k, c, 2, 1], w[k, c, 2, 2]
-    # One slice per tap, each indexed from 0: an index i + offset could be negative as far as Numba knows, and its
-    # wrap-around test in the loop stops LLVM from vectorising it.
-    r1, r2 = dh * Wp, 2 * dh * Wp
-    a0, a1, a2 = plane, plane[dw:], plane[2 * dw :]
-    b0, b1, b2 = plane[r1:], plane[r1 + dw :], plane[r1 + 2 * dw :]
-    c0, c1, c2 = plane[r2:], plane[r2 + dw :], plane[r2 + 2 * dw :]
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _nine_taps(acc, n, first, b, wkc, a0, a1, a2, b0, b1, b2, c0, c1, c2):
+    """acc[:n] = b + (first) or += the 3x3 weights wkc (3, 3) times the taps' slices (row r: a, b, c; column s:
+    0, 1, 2), one pass: acc loaded and stored once per nine FMAs."""
+    w00, w01, w02 = wkc[0, 0], wkc[0, 1], wkc[0, 2]
+    w10, w11, w12 = wkc[1, 0], wkc[1, 1], wkc[1, 2]
+    w20, w21, w22 = wkc[2, 0], wkc[2, 1], wkc[2, 2]
     if first:
         for i in range(n):
             acc[i] = b
@@ -58,6 +49,22 @@ def _plane3x3(acc, plane, w, k, c, Wp, n, dh, dw, first, b):
         acc[i] += (w00 * a0[i] + w01 * a1[i] + w02 * a2[i] + w10 * b0[i] + w11 * b1[i]) + (
             w12 * b2[i] + w20 * c0[i] + w21 * c1[i] + w22 * c2[i]
         )
+
+
+@numba.njit(fastmath=True, cache=True)
+def _plane3x3(acc, plane, w, k, c, Wp, n, dh, dw, first, b):
+    """Stride 1, 3x3: acc[:n] = b + (first) or += the nine taps of w[k, c] over one zero-padded input plane. Plane
+    and acc are flattened with the padded row length Wp: output (p, q) is acc[p * Wp + q] and tap (r, s) reads the
+    constant offset r*dh*Wp + s*dw, so one loop of n = (P - 1)*Wp + Q iterations covers the plane (the Wp - Q
+    columns past each row's end are computed and dropped). A loop along one output row (56 long, say) would leave
+    LLVM's vector loop a remainder as long as itself, done in scalars."""
+    # One slice per tap, each indexed from 0: an index i + offset could be negative as far as Numba knows, and its
+    # wrap-around test in the loop stops LLVM from vectorising it.
+    r1, r2 = dh * Wp, 2 * dh * Wp
+    a0, a1, a2 = plane, plane[dw:], plane[2 * dw :]
+    b0, b1, b2 = plane[r1:], plane[r1 + dw :], plane[r1 + 2 * dw :]
+    c0, c1, c2 = plane[r2:], plane[r2 + dw :], plane[r2 + 2 * dw :]
+    _nine_taps(acc, n, first, b, w[k, c], a0, a1, a2, b0, b1, b2, c0, c1, c2)
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -135,16 +142,7 @@ def _plane3x3_phased(acc, planes, w, k, c, Wq, n, dh, dw, first, b):
     a0, a1, a2 = _tap(planes, 0, 0, dh, dw, Wq), _tap(planes, 0, 1, dh, dw, Wq), _tap(planes, 0, 2, dh, dw, Wq)
     b0, b1, b2 = _tap(planes, 1, 0, dh, dw, Wq), _tap(planes, 1, 1, dh, dw, Wq), _tap(planes, 1, 2, dh, dw, Wq)
     c0, c1, c2 = _tap(planes, 2, 0, dh, dw, Wq), _tap(planes, 2, 1, dh, dw, Wq), _tap(planes, 2, 2, dh, dw, Wq)
-    w00, w01, w02 = w[k, c, 0, 0], w[k, c, 0, 1], w[k, c, 0, 2]
-    w10, w11, w12 = w[k, c, 1, 0], w[k, c, 1, 1], w[k, c, 1, 2]
-    w20, w21, w22 = w[k, c, 2, 0], w[k, c, 2, 1], w[k, c, 2, 2]
-    if first:
-        for i in range(n):
-            acc[i] = b
-    for i in range(n):
-        acc[i] += (w00 * a0[i] + w01 * a1[i] + w02 * a2[i] + w10 * b0[i] + w11 * b1[i]) + (
-            w12 * b2[i] + w20 * c0[i] + w21 * c1[i] + w22 * c2[i]
-        )
+    _nine_taps(acc, n, first, b, w[k, c], a0, a1, a2, b0, b1, b2, c0, c1, c2)
 
 
 @numba.njit(fastmath=True, cache=True)
