@@ -240,8 +240,9 @@ def _direct(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
 
 def takes_dense(C: int, R: int, S: int, stride: tuple[int, int]) -> bool:
     """Whether an ungrouped conv2d runs faster here than in numba_conv2d: a stride-1 3x3 with at most
-    DIRECT_MAX_CG input channels (nine taps a pass beat a GEMM whose reduction is C*9 long). Measured on a 2-core
-    Zen 3 against the im2col/sgemm path; strided and larger kernels with few channels lost there."""
+    DIRECT_MAX_CG input channels, whose nine taps a pass beat a GEMM whose reduction is only C*9 long. Strided and
+    larger kernels with few channels stay on the GEMM, which beat one-tap-row passes over them (figures: the
+    commit that added this rule)."""
     return C <= DIRECT_MAX_CG and R == S == 3 and tuple(stride) == (1, 1)
 
 
