@@ -30,17 +30,35 @@ EXACT_F32 = 2**24  # float32 holds every integer up to this: sums of int8 produc
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _im2col(x, n, c0, cg, R, S, sh, sw, ph, pw, dh, dw, P, Q, cols):
-    """cols (cg*R*S, P*Q): row (c, r, s), column (p, q) = x[n, c0 + c, p*sh - ph + r*dh, q*sw - pw + s*dw]."""
+    """cols (cg*R*S, P*Q): row (c, r, s), column (p, q) = x[n, c0 + c, p*sh - ph + r*dh, q*sw - pw + s*dw], 0 in
+    the padding. Each output row's run of q is split where the tap leaves the input row, so the middle is a plain
+    copy (contiguous at W stride 1, which LLVM vectorises) and only the ends are zeroed; no test an element."""
     H, W = x.shape[2], x.shape[3]
     for row in prange(cg * R * S):
         c, rs = row // (R * S), row % (R * S)
         r, s = rs // S, rs % S
+        w0 = s * dw - pw  # input column of q = 0
+        q_lo = min(Q, max(0, (-w0 + sw - 1) // sw))  # first q inside the row
+        q_hi = max(q_lo, min(Q, (W - w0 + sw - 1) // sw))  # past the last q inside it
+        dst = cols[row]
         for p in range(P):
-            h = p * sh - ph + r * dh
-            for q in range(Q):
-                w = q * sw - pw + s * dw
-                inside = 0 <= h < H and 0 <= w < W
-                cols[row, p * Q + q] = x[n, c0 + c, h, w] if inside else np.int8(0)
+            h, base = p * sh - ph + r * dh, p * Q
+            if h < 0 or h >= H:
+                for q in range(Q):
+                    dst[base + q] = 0
+                continue
+            src = x[n, c0 + c, h]
+            for q in range(q_lo):
+                dst[base + q] = 0
+            if sw == 1:
+                seg, out = src[w0 + q_lo :], dst[base + q_lo :]
+                for q in range(q_hi - q_lo):
+                    out[q] = seg[q]
+            else:
+                for q in range(q_lo, q_hi):
+                    dst[base + q] = src[q * sw + w0]
+            for q in range(q_hi, Q):
+                dst[base + q] = 0
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
