@@ -1,6 +1,8 @@
 """numba conv2d's TAPS tiles both ways, whatever OpenBLAS this machine runs: a few rows a tile (OpenBLAS with
 small-matrix kernels, no packing) and whole images split over the threads (the others); see
-kernels/conv2d/numba_conv2d.py. Each against the reference, with a stride, bias and fewer images than threads."""
+kernels/conv2d/numba_conv2d.py. The channel-blocked FMA kernel that takes these shapes on AVX2 CPUs is turned off
+here (tests/test_numba_conv2d_blocked.py tests it). Each against the reference, with a stride, bias and fewer images
+than threads."""
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ def test_taps_tiles_match_reference(monkeypatch, p, limit, small_kernels):
         pytest.skip(backend_class("numba").unavailable())
     from hetero.kernels.conv2d import numba_conv2d
 
+    monkeypatch.setattr(numba_conv2d.blocked, "applies", lambda: False)
     monkeypatch.setattr(numba_conv2d, "small_gemm_kernels", lambda: small_kernels)
     monkeypatch.setattr(numba_conv2d, "SMALL_GEMM", limit)
     wl = get("conv2d")

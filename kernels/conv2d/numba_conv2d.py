@@ -1,5 +1,8 @@
 """conv2d and conv_transpose2d for the numba backend, NCHW, float32, groups=1.
 
+Which path: 1x1-like kernels (Wph == Q below) with 16+ channels: DIRECT; other kernels with 16+ channels on an AVX2
+CPU without AVX-512: numba_conv2d_blocked (no BLAS); otherwise TAPS or IM2COL below.
+
 What is whose: the multiply-adds are SciPy's OpenBLAS sgemm, called from Numba's nopython mode (conv2d through
 kernels/numba_blas.py, which passes leading dimensions and beta; conv_transpose2d through np.dot). Everything
 around it is our own Numba code: the phase split of the padded input, the tiling and its split across threads,
@@ -31,8 +34,10 @@ short-K calls (K = C) stay on OpenBLAS's no-packing path and run faster per core
 where TAPS loses: very few channels (a first layer, C=3), whose per-tap products are too thin, and so many that
 K*C*Wph passes the small-matrix limit even for whole-image tiles.
 The no-packing path is the hand-written small-matrix kernels of OpenBLAS's SkylakeX-family cores. Its other cores
-(Haswell: AVX2 CPUs) pack both operands on every call, so there TAPS makes the fewest, largest calls: a whole
-image a tile (split only to give every thread work), W_rs packed once per image rather than once per few rows.
+(Haswell: AVX2 CPUs) pack both operands on every call, so on AVX2 CPUs without AVX-512 TAPS and IM2COL give way to
+our own FMA kernel over a channel-blocked input (numba_conv2d_blocked), which packs nothing per call. Where TAPS
+meets a packing core all the same (an AVX-512 CPU whose OpenBLAS picked another core), it makes the fewest,
+largest calls: a whole image a tile (split only to give every thread work), W_rs packed once per image.
 
 conv_transpose2d algorithm: per image, cols (K*R*S, H*W) = W^T (K*R*S, C) @ x (C, H*W) by sgemm, then col2im
 scatter-adds each tap into out (our code), in parallel over images. W^T is made contiguous first (our parallel
@@ -49,8 +54,10 @@ import numpy as np
 from numba import prange
 
 from hetero.blas_env import blas_report
+from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+from hetero.kernels.conv2d.numba_conv2d_blocked import prefetch_rows
 from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
-from hetero.kernels.numba_intrinsics import prefetch_write, transpose16_add
+from hetero.kernels.numba_intrinsics import transpose16_add
 from hetero.kernels.numba_transpose import transpose
 from hetero.threads import single_threaded_scipy_blas
 
@@ -134,19 +141,6 @@ def _pack_tile(xph, C, R, S, sh, sw, dh, dw, ph_rows, ph_cols, p0, cols, col):
 
 
 @numba.njit(cache=True)
-def _prefetch_tile(on, p0, tp):
-    """Prefetch for writing the lines of on (K, P, Q) rows p0..p0+tp, which _store_tile writes after the tile's
-    sgemm calls: the misses then overlap the multiply-adds."""
-    K, P, Q = on.shape
-    of = on.reshape(K * P * Q)
-    run = tp * Q
-    for k in range(K):
-        d0 = (k * P + p0) * Q
-        for j in range(0, run + 15, 16):  # one element per 64-byte line, and the run's last one
-            prefetch_write(of, d0 + min(j, run - 1))
-
-
-@numba.njit(cache=True)
 def _store_tile(acc_t, bias, p0, tp, ph_cols, on):
     """on[:, p0:p0+tp, :] (K, tp, Q) = acc_t (tp*Wph, K) transposed, minus its garbage columns, plus bias.
 
@@ -226,7 +220,7 @@ def _conv2d_kernel(x, w, bias, sh, sw, ph, pw, dh, dw, R, S, tile_rows, mode, nt
                 )
                 continue
             cols = tp * ph_cols
-            _prefetch_tile(out[n], p0, tp)
+            prefetch_rows(out[n], p0, tp)
             if mode == IM2COL:
                 _pack_tile(xph, C, R, S, sh, sw, dh, dw, ph_rows, ph_cols, p0, cols, col)
                 # sgemm's c (K, cols) = W (K, C*R*S) @ col (C*R*S, cols)
@@ -292,6 +286,9 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
     ph_cols = Q + ((S - 1) * dw) // sw
     nthreads = numba.get_num_threads()
+    if ph_cols > Q and C >= MIN_TAP_C and blocked.applies():  # our FMA kernel beats a packing sgemm (AVX2 hosts)
+        blocked.conv2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
+        return
     if ph_cols == Q and C >= MIN_TAP_C:  # a whole image per tile, unless there are fewer images than threads
         mode, tile_rows = DIRECT, -(-P // -(-nthreads // N))
         wm = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(R * S, K, C)

@@ -1,0 +1,104 @@
+"""The channel-blocked FMA conv2d kernel (kernels/conv2d/numba_conv2d_blocked.py) against the reference, on any
+CPU (LLVM lowers its FMAs wherever it runs; it is fast only on AVX2): channel counts that are not whole blocks,
+row tails shorter than its 6 positions, strides, dilation, uneven padding, several tiles and weight chunks an
+image, fewer images than threads, and non-finite inputs."""
+
+import numpy as np
+import pytest
+
+from hetero.backends.registry import backend_class
+from hetero.workloads import get
+
+SHAPES = [  # conv2d parameters; stride, padding, dilation as (h, w)
+    dict(N=2, C=16, H=9, W=11, K=16, R=3, S=3, padding=(1, 1)),
+    dict(N=1, C=19, H=13, W=7, K=21, R=3, S=2, stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
+    dict(N=3, C=24, H=10, W=10, K=40, R=4, S=4, stride=(2, 2), padding=(1, 1)),
+    dict(N=1, C=8, H=5, W=4, K=3, R=2, S=2),  # K < 16 and fewer than 16 positions: the scalar copy-out
+    dict(N=2, C=33, H=17, W=23, K=33, R=5, S=3, stride=(3, 2), padding=(2, 1), dilation=(2, 1)),
+]
+
+
+def _run(p, bias=True, x_fill=None):
+    from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+
+    wl = get("conv2d")
+    st, pad, dil = (p.get(k, (d, d)) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    case = wl.case({**{k: v for k, v in p.items() if k not in ("stride", "padding", "dilation")}})
+    inp = wl.make_inputs(case)
+    x, w = inp["input"], inp["weight"]
+    if x_fill is not None:
+        x = x.copy()
+        x.reshape(-1)[::97] = x_fill
+    b = np.linspace(-1, 1, p["K"]).astype(np.float32) if bias else np.zeros(p["K"], np.float32)
+    P = (p["H"] + 2 * pad[0] - dil[0] * (p["R"] - 1) - 1) // st[0] + 1
+    Q = (p["W"] + 2 * pad[1] - dil[1] * (p["S"] - 1) - 1) // st[1] + 1
+    out = np.full((p["N"], p["K"], P, Q), np.nan, np.float32)
+    blocked.conv2d(x, w, b, st, pad, dil, out)
+    ref = _reference(x, w, b, st, pad, dil)
+    return out, ref
+
+
+def _reference(x, w, b, st, pad, dil):
+    """conv2d by loops over taps in float64 (the workload's reference takes square arguments only)."""
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    P = (H + 2 * pad[0] - dil[0] * (R - 1) - 1) // st[0] + 1
+    Q = (W + 2 * pad[1] - dil[1] * (S - 1) - 1) // st[1] + 1
+    out = np.broadcast_to(b.astype(np.float64)[None, :, None, None], (N, K, P, Q)).copy()
+    for r in range(R):
+        for s in range(S):
+            win = xp[
+                :,
+                :,
+                r * dil[0] : r * dil[0] + st[0] * (P - 1) + 1 : st[0],
+                s * dil[1] : s * dil[1] + st[1] * (Q - 1) + 1 : st[1],
+            ]  # (N, C, P, Q)
+            with np.errstate(invalid="ignore"):
+                out += np.einsum("ncpq,kc->nkpq", win, w[:, :, r, s].astype(np.float64))
+    return out.astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _needs_numba():
+    if backend_class("numba").unavailable():
+        pytest.skip(backend_class("numba").unavailable())
+
+
+@pytest.mark.parametrize("p", SHAPES, ids=range(len(SHAPES)))
+def test_blocked_matches_reference(p):
+    out, ref = _run(p)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("p", SHAPES[1:3], ids=["dilated", "strided"])
+def test_several_tiles_and_weight_chunks(monkeypatch, p):
+    """Tiles of one row and one 8-channel block a weight chunk: the partial sums of each chunk add up in acc."""
+    from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+
+    monkeypatch.setattr(blocked, "TILE_BYTES", 1)
+    monkeypatch.setattr(blocked, "W_CHUNK_BYTES", 1)
+    out, ref = _run(p)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_inputs_stay_non_finite(value):
+    out, ref = _run(SHAPES[0], x_fill=value)
+    assert np.array_equal(np.isnan(out), np.isnan(ref)) and np.array_equal(np.isinf(out), np.isinf(ref))
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(out[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_dense_conv2d_routes_here_on_avx2(monkeypatch):
+    """numba_conv2d sends a 3x3 with 16+ channels here exactly when `applies` says this CPU should run it."""
+    from hetero.kernels.conv2d import numba_conv2d
+    from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+
+    calls, real = [], blocked.conv2d
+    monkeypatch.setattr(blocked, "conv2d", lambda *a: calls.append(a) or real(*a))
+    x, w = np.ones((1, 16, 6, 6), np.float32), np.ones((16, 16, 3, 3), np.float32)
+    out = np.empty((1, 16, 6, 6), np.float32)
+    numba_conv2d.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), out)
+    assert bool(calls) == blocked.applies()
+    assert out[0, 0, 2, 2] == 144 and out[0, 0, 0, 0] == 64  # 16 channels x 9 taps inside, 4 taps at a corner
