@@ -1,7 +1,9 @@
 """conv2d and conv_transpose2d for the numba backend, NCHW, float32, groups=1.
 
-Which path: 1x1-like kernels (Wph == Q below) with 16+ channels: DIRECT; other kernels with 16+ channels on an AVX2
-CPU without AVX-512: numba_conv2d_blocked (no BLAS); otherwise TAPS or IM2COL below.
+Which path: 1x1-like kernels (Wph == Q below) with 16+ channels: DIRECT; other kernels with 16+ input and output
+channels on an AVX2 CPU without AVX-512: numba_conv2d_blocked (no BLAS); otherwise TAPS or IM2COL below.
+conv_transpose2d with 16+ input and output channels on such a CPU: numba_conv_transpose2d_blocked; otherwise the
+GEMM + col2im below.
 
 What is whose: the multiply-adds are SciPy's OpenBLAS sgemm, called from Numba's nopython mode (conv2d through
 kernels/numba_blas.py, which passes leading dimensions and beta; conv_transpose2d through np.dot). Everything
@@ -55,6 +57,7 @@ from numba import prange
 
 from hetero.blas_env import blas_report
 from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+from hetero.kernels.conv2d import numba_conv_transpose2d_blocked as blocked_t
 from hetero.kernels.conv2d.numba_conv2d_blocked import prefetch_rows
 from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
 from hetero.kernels.numba_intrinsics import transpose16_add
@@ -286,7 +289,7 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
     ph_cols = Q + ((S - 1) * dw) // sw
     nthreads = numba.get_num_threads()
-    if ph_cols > Q and C >= MIN_TAP_C and blocked.applies():  # our FMA kernel beats a packing sgemm (AVX2 hosts)
+    if ph_cols > Q and C >= MIN_TAP_C and K >= blocked.KB and blocked.applies():  # beats a packing sgemm (AVX2)
         blocked.conv2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
         return
     if ph_cols == Q and C >= MIN_TAP_C:  # a whole image per tile, unless there are fewer images than threads
@@ -310,6 +313,9 @@ def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, out)
 
     output_padding only lengthens out, whose shape the caller already chose, so the kernel does not need it."""
     C, K, R, S = w.shape
+    if C >= MIN_TAP_C and K >= blocked.KB and blocked.applies():  # as conv2d: our FMA kernel on AVX2 hosts
+        blocked_t.conv_transpose2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
+        return
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     nthreads = numba.get_num_threads()
     w2t = transpose(w.reshape(C, K * R * S))

@@ -157,7 +157,7 @@ def _tile(nw, x, x0, pos, m0, toff, ntaps, ncb, ldcb, w, w0, acc, a0, apos, accu
 
 
 @numba.njit(cache=True)
-def _fill(xn, sh, sw, ph, pw, ph_rows, ph_cols, xb):
+def fill(xn, sh, sw, ph, pw, ph_rows, ph_cols, xb):
     """xb (Cp/8, sh, sw, Hph, Wph, 8) flat; xb[c//8, a, b, i, j, c%8] = x[c, i*sh + a - ph, j*sw + b - pw].
 
     Writes only the entries that come from x: the padding (and the pad channels) sit at the same places for every
@@ -202,10 +202,11 @@ def _positions(p0, tp, Q, ph_cols, Kp, pos, apos):
 
 
 @numba.njit(cache=True)
-def _tile_sums(xb, toff, wp, ldcb, chunk, pos, apos, npos, acc):
-    """acc[apos[m] + k] = the conv sums of positions m < npos (module docstring: loop order). Blocks of NW
-    positions run on across output rows: no garbage columns, and one short block a tile."""
-    nkb, ncb = wp.shape[0], wp.shape[1] // (toff.size * CB * KB)
+def tile_sums(xb, toff, wp, ncb, ldcb, chunk, pos, apos, npos, acc):
+    """acc[apos[m] + k] = the conv sums of positions m < npos; xb holds ncb 8-channel blocks ldcb apart (module
+    docstring: loop order). Blocks of NW positions run on across output rows: no garbage columns, and one short
+    block a tile."""
+    nkb = wp.shape[0]
     for c0 in range(0, ncb, chunk):
         nc = min(chunk, ncb - c0)
         for kb in range(nkb):
@@ -245,7 +246,7 @@ def prefetch_rows(on, p0, tp):
 
 
 @numba.njit(cache=True)
-def _store(acc, Kp, bias, p0, tp, on):
+def store(acc, Kp, bias, p0, tp, on):
     """on[:, p0:p0+tp, :] (K, tp, Q) = acc (tp*Q, Kp) transposed, plus bias. Rows p0.. of a channel are one run of
     tp*Q floats in on, as the positions are in acc: 16x16 blocks over that run, the last moved back to overlap."""
     K, P, Q = on.shape
@@ -281,33 +282,60 @@ def _conv2d_kernel(x, wp, bias, sh, sw, ph, pw, dh, dw, R, S, chunk, tile_rows, 
         for task in range(t * ntasks // nthreads, (t + 1) * ntasks // nthreads):
             n, p0 = task // tiles, (task % tiles) * tile_rows
             if n != last_n:
-                _fill(x[n], sh, sw, ph, pw, ph_rows, ph_cols, xb)
+                fill(x[n], sh, sw, ph, pw, ph_rows, ph_cols, xb)
                 last_n = n
             tp = min(tile_rows, P - p0)
             prefetch_rows(out[n], p0, tp)
             _positions(p0, tp, Q, ph_cols, wp.shape[0] * KB, pos, apos)
-            _tile_sums(xb, toff, wp, ldcb, chunk, pos, apos, tp * Q, acc)
-            _store(acc, wp.shape[0] * KB, bias, p0, tp, out[n])
+            tile_sums(xb, toff, wp, (C + CB - 1) // CB, ldcb, chunk, pos, apos, tp * Q, acc)
+            store(acc, wp.shape[0] * KB, bias, p0, tp, out[n])
 
 
-def pack_weights(w: np.ndarray) -> tuple[np.ndarray, int]:
-    """w (K, C, R, S) -> (wp (Kp/16, Cp*R*S*16), chunk): per 16-channel block the c-chunks one after another, each
-    (R*S, blocks of the chunk, 8, 16); chunk = 8-channel blocks a chunk (W_CHUNK_BYTES)."""
-    K, C, R, S = w.shape
-    nkb, ncb = -(-K // KB), -(-C // CB)
-    chunk = max(1, W_CHUNK_BYTES // (R * S * CB * KB * 4))
-    wpad = np.zeros((nkb * KB, ncb * CB, R, S), np.float32)
-    wpad[:K, :C] = w
-    wr = wpad.reshape(nkb, KB, ncb, CB, R * S)
-    parts = [wr[:, :, c0 : c0 + chunk].transpose(0, 4, 2, 3, 1).reshape(nkb, -1) for c0 in range(0, ncb, chunk)]
-    return np.ascontiguousarray(np.concatenate(parts, axis=1)), chunk
+@numba.njit(parallel=True, cache=True)
+def _pack(w, taps, chunk, wp, w0):
+    """wp[kb, w0:] = w (K, C, R, S) (any strides) at taps (ntaps, 2) of (r, s), in pack_weights' order; the pad
+    channels zero. Per 16 output channels and input channel, the ntaps*16 values read lie together in w[c, k]
+    order (a transposed convolution's weights) or 16 runs of R*S (a convolution's)."""
+    K, C = w.shape[0], w.shape[1]
+    nt, ncb = taps.shape[0], (C + CB - 1) // CB
+    for kb in prange(wp.shape[0]):
+        for c0 in range(0, ncb, chunk):
+            nc = min(chunk, ncb - c0)
+            for b in range(nc):
+                for j in range(CB):
+                    c = (c0 + b) * CB + j
+                    for t in range(nt):
+                        d = w0 + c0 * nt * CB * KB + ((t * nc + b) * CB + j) * KB
+                        for kk in range(KB):
+                            k = kb * KB + kk
+                            ok = k < K and c < C
+                            wp[kb, d + kk] = w[min(k, K - 1), min(c, C - 1), taps[t, 0], taps[t, 1]] if ok else 0.0
+
+
+def chunk_blocks(ntaps: int) -> int:
+    """8-channel blocks a weight chunk: ntaps*8*16 floats a block, W_CHUNK_BYTES a chunk."""
+    return max(1, W_CHUNK_BYTES // max(1, ntaps * CB * KB * 4))
+
+
+def pack_weights(w: np.ndarray, taps: np.ndarray, wp: np.ndarray, w0: int) -> int:
+    """Packs w (K, C, R, S), any strides, at taps (ntaps, 2) into wp (Kp/16, ...) from column w0: per 16-channel
+    block the c-chunks one after another, each (ntaps, blocks of the chunk, 8, 16). Returns the chunk
+    (chunk_blocks). A block takes Cp*ntaps*16 columns."""
+    chunk = chunk_blocks(taps.shape[0])
+    _pack(w, taps, chunk, wp, w0)
+    return chunk
+
+
+def all_taps(R: int, S: int) -> np.ndarray:
+    return np.array([(r, s) for r in range(R) for s in range(S)], np.int64).reshape(R * S, 2)
 
 
 def conv2d(x, w, bias, stride, padding, dilation, out):
     """x (N, C, H, W), w (K, C, R, S), bias (K,) float32, out (N, K, P, Q); float32 C-contiguous."""
     K, C, R, S = w.shape
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
-    wp, chunk = pack_weights(w)
+    wp = np.empty((-(-K // KB), -(-C // CB) * CB * R * S * KB), np.float32)
+    chunk = pack_weights(w, all_taps(R, S), wp, 0)
     nthreads = numba.get_num_threads()
     # rows a tile: acc within TILE_BYTES, and at least one tile per thread
     tile_rows = max(1, min(TILE_BYTES // (Q * wp.shape[0] * KB * 4), -(-P // -(-nthreads // N))))
