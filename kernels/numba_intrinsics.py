@@ -39,6 +39,45 @@ prefetch_write = intrinsic(_prefetch(1))
 prefetch_read = intrinsic(_prefetch(0))
 
 
+def _transposed(builder, rows):
+    """The n x n transpose of n rows of n-vectors (n a power of 2): log2(n) rounds of n two-vector shuffles, round d
+    swapping the off-diagonal d x d blocks of every 2d x 2d block."""
+    n, rows = len(rows), list(rows)
+    d = 1
+    while d < n:
+        for i in (i for i in range(n) if not i & d):
+            lo = [j if not j & d else n + j - d for j in range(n)]
+            hi = [j + d if not j & d else n + j for j in range(n)]
+            rows[i], rows[i + d] = (
+                builder.shuffle_vector(rows[i], rows[i + d], ir.Constant(ir.VectorType(ir.IntType(32), n), mask))
+                for mask in (lo, hi)
+            )
+        d *= 2
+    return rows
+
+
+@intrinsic
+def transpose8(typingctx, src, s0, s_step, dst, d0, d_step):
+    """dst[d0 + j*d_step + i] = src[s0 + i*s_step + j] for i, j < 8, on flat float32 arrays: an 8x8 transpose in
+    registers (8 row loads, 3 rounds of 8 shuffles, 8 row stores)."""
+    sig = types.void(src, s0, s_step, dst, d0, d_step)
+
+    def codegen(context, builder, sig, args):
+        src_p, dst_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3))
+        vptr = ir.VectorType(ir.FloatType(), 8).as_pointer()
+
+        def row(base, start, step, i):  # pointer to the 8 floats at base[start + i*step]
+            at = builder.add(start, builder.mul(step, ir.Constant(start.type, i)))
+            return builder.bitcast(builder.gep(base, [at]), vptr)
+
+        rows = _transposed(builder, [builder.load(row(src_p, args[1], args[2], i), align=4) for i in range(8)])
+        for j in range(8):
+            builder.store(rows[j], row(dst_p, args[4], args[5], j), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @intrinsic
 def transpose16_add(typingctx, src, s0, s_step, dst, d0, d_step, vec, v0):
     """dst[d0 + j*d_step + i] = src[s0 + i*s_step + j] + vec[v0 + j] for i, j < 16, on flat float32 arrays.
@@ -58,16 +97,7 @@ def transpose16_add(typingctx, src, s0, s_step, dst, d0, d_step, vec, v0):
 
         v = builder.load(row(vec_p, args[7], args[2], 0), align=4)
         rows = [builder.fadd(builder.load(row(src_p, args[1], args[2], i), align=4), v) for i in range(16)]
-        d = 1
-        while d < 16:
-            for i in (i for i in range(16) if not i & d):
-                lo = [j if not j & d else 16 + j - d for j in range(16)]
-                hi = [j + d if not j & d else 16 + j for j in range(16)]
-                rows[i], rows[i + d] = (
-                    builder.shuffle_vector(rows[i], rows[i + d], ir.Constant(ir.VectorType(ir.IntType(32), 16), mask))
-                    for mask in (lo, hi)
-                )
-            d *= 2
+        rows = _transposed(builder, rows)
         for j in range(16):
             builder.store(rows[j], row(dst_p, args[4], args[5], j), align=4)
         return context.get_dummy_value()

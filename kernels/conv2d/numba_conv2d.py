@@ -5,11 +5,11 @@ channels on an AVX2 CPU without AVX-512: numba_conv2d_blocked (no BLAS); otherwi
 conv_transpose2d with 16+ input and output channels on such a CPU: numba_conv_transpose2d_blocked; otherwise the
 GEMM + col2im below.
 
-What is whose: the multiply-adds are SciPy's OpenBLAS sgemm, called from Numba's nopython mode (conv2d through
-kernels/numba_blas.py, which passes leading dimensions and beta; conv_transpose2d through np.dot). Everything
-around it is our own Numba code: the phase split of the padded input, the tiling and its split across threads,
-the im2col packing where it is used, the copy-out with bias, and for the transposed convolution the col2im
-scatter-add.
+What is whose, on the paths of this file: the multiply-adds are SciPy's OpenBLAS sgemm, called from Numba's nopython
+mode (conv2d through kernels/numba_blas.py, which passes leading dimensions and beta; conv_transpose2d through
+np.dot). Everything around it is our own Numba code: the phase split of the padded input, the tiling and its split
+across threads, the im2col packing where it is used, the copy-out with bias, and for the transposed convolution the
+col2im scatter-add.
 
 conv2d algorithm (implicit GEMM):
   1. Per image, split the zero-padded input into sh*sw stride phases xph (C, sh, sw, Hph, Wph). Tap (r, s) of a
@@ -58,7 +58,7 @@ from numba import prange
 from hetero.blas_env import blas_report
 from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
 from hetero.kernels.conv2d import numba_conv_transpose2d_blocked as blocked_t
-from hetero.kernels.conv2d.numba_conv2d_blocked import prefetch_rows
+from hetero.kernels.conv2d.numba_conv2d_blocked import phase_span, prefetch_rows
 from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
 from hetero.kernels.numba_intrinsics import transpose16_add
 from hetero.kernels.numba_transpose import transpose
@@ -93,11 +93,9 @@ def _fill_phases(xn, sh, sw, ph, pw, ph_rows, ph_cols, xph):
     xf = xn.reshape(C * H * W)
     plane = ph_rows * ph_cols
     for a in range(sh):
-        i_lo = min(ph_rows, max(0, (ph - a + sh - 1) // sh))  # first i with i*sh + a - ph >= 0
-        i_hi = max(i_lo, min(ph_rows, (H - 1 + ph - a) // sh + 1))  # one past the last i inside x
+        i_lo, i_hi = phase_span(ph_rows, H, ph, sh, a)
         for b in range(sw):
-            j_lo = min(ph_cols, max(0, (pw - b + sw - 1) // sw))
-            j_hi = max(j_lo, min(ph_cols, (W - 1 + pw - b) // sw + 1))
+            j_lo, j_hi = phase_span(ph_cols, W, pw, sw, b)
             for c in range(C):
                 for i in range(i_lo, i_hi):
                     d0 = np.uint64(((c * sh + a) * sw + b) * plane + i * ph_cols + j_lo)

@@ -32,7 +32,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from hetero.kernels.numba_intrinsics import prefetch_write, transpose16_add
+from hetero.kernels.numba_intrinsics import prefetch_write, transpose8, transpose16_add
 
 NW, KB, CB = 6, 16, 8  # positions a tile, output channels a tile (2 ymm), input channels a block (xb's last axis)
 TILE_BYTES = 128 * 1024  # acc of one tile (tile_rows*Q*Kp floats) stays within L2
@@ -157,27 +157,53 @@ def _tile(nw, x, x0, pos, m0, toff, ntaps, ncb, ldcb, w, w0, acc, a0, apos, accu
 
 
 @numba.njit(cache=True)
+def _fill_phase(xf, C, H, W, sw, rows, cols, x_row, x_col, dst, ph_cols, xb):
+    """For i < rows, j < cols and every channel c: xb[dst[c//8] + (i*ph_cols + j)*8 + c%8] =
+    x[c, x_row[i], x_col + j*sw] (one phase of fill). A whole block of 8 channels at unit column stride goes 8
+    columns a step through an 8x8 register transpose; the rest element by element (flat unsigned indices)."""
+    eight, step = np.uint64(CB), np.uint64(sw)
+    for c0 in range(0, C, CB):
+        n = min(CB, C - c0)
+        for i in range(rows):
+            d_row = dst[c0 // CB] + i * ph_cols * CB
+            s_row = (c0 * H + x_row[i]) * W + x_col
+            j0 = 0
+            if n == CB and sw == 1:
+                for j0 in range(0, cols - CB + 1, CB):
+                    transpose8(xf, s_row + j0, H * W, xb, d_row + j0 * CB, CB)
+                j0 = cols // CB * CB
+            for cc in range(n):
+                d0 = np.uint64(d_row + j0 * CB + cc)
+                s0 = np.uint64(s_row + cc * H * W + j0 * sw)
+                for j in range(np.uint64(cols - j0)):
+                    xb[d0 + j * eight] = xf[s0 + j * step]
+
+
+@numba.njit(cache=True, inline="always")
+def phase_span(n_ph, n, pad, stride, a):
+    """(lo, hi): the indices i < n_ph of phase a whose input index i*stride + a - pad lies in [0, n)."""
+    lo = min(n_ph, max(0, (pad - a + stride - 1) // stride))
+    return lo, max(lo, min(n_ph, (n - 1 + pad - a) // stride + 1))
+
+
+@numba.njit(cache=True)
 def fill(xn, sh, sw, ph, pw, ph_rows, ph_cols, xb):
     """xb (Cp/8, sh, sw, Hph, Wph, 8) flat; xb[c//8, a, b, i, j, c%8] = x[c, i*sh + a - ph, j*sw + b - pw].
 
     Writes only the entries that come from x: the padding (and the pad channels) sit at the same places for every
-    image, so the caller zeroes xb once per thread and it stays zero. Flat unsigned indices, as in numba_conv2d."""
+    image, so the caller zeroes xb once per thread and it stays zero."""
     C, H, W = xn.shape
     xf = xn.reshape(C * H * W)
     plane = ph_rows * ph_cols
-    eight, step = np.uint64(CB), np.uint64(sw)
+    dst = np.empty((C + CB - 1) // CB, np.int64)
     for a in range(sh):
-        i_lo = min(ph_rows, max(0, (ph - a + sh - 1) // sh))  # first i with i*sh + a - ph >= 0
-        i_hi = max(i_lo, min(ph_rows, (H - 1 + ph - a) // sh + 1))  # one past the last i inside x
+        i_lo, i_hi = phase_span(ph_rows, H, ph, sh, a)
+        x_row = np.arange(i_lo, i_hi) * sh + a - ph
         for b in range(sw):
-            j_lo = min(ph_cols, max(0, (pw - b + sw - 1) // sw))
-            j_hi = max(j_lo, min(ph_cols, (W - 1 + pw - b) // sw + 1))
-            for c in range(C):
-                for i in range(i_lo, i_hi):
-                    d0 = np.uint64(((((c // CB) * sh + a) * sw + b) * plane + i * ph_cols + j_lo) * CB + c % CB)
-                    s0 = np.uint64((c * H + i * sh + a - ph) * W + j_lo * sw + b - pw)
-                    for j in range(np.uint64(j_hi - j_lo)):
-                        xb[d0 + j * eight] = xf[s0 + j * step]
+            j_lo, j_hi = phase_span(ph_cols, W, pw, sw, b)
+            for k in range(dst.size):
+                dst[k] = (((k * sh + a) * sw + b) * plane + i_lo * ph_cols + j_lo) * CB
+            _fill_phase(xf, C, H, W, sw, i_hi - i_lo, j_hi - j_lo, x_row, j_lo * sw + b - pw, dst, ph_cols, xb)
 
 
 @numba.njit(cache=True)
