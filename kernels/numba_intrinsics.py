@@ -58,21 +58,26 @@ def _transposed(builder, rows):
 
 @intrinsic
 def transpose8(typingctx, src, s0, s_step, dst, d0, d_step):
-    """dst[d0 + j*d_step + i] = src[s0 + i*s_step + j] for i, j < 8, on flat float32 arrays: an 8x8 transpose in
-    registers (8 row loads, 3 rounds of 8 shuffles, 8 row stores)."""
+    """dst[d0 + j*d_step + i] = src[s0 + i*s_step + j] for i, j < 8, on flat arrays: float32 dst, float32 or int8
+    src (widened exactly): an 8x8 transpose in registers (8 row loads, 3 rounds of 8 shuffles, 8 row stores)."""
+    if dst.dtype != types.float32 or src.dtype not in (types.float32, types.int8):
+        return None
     sig = types.void(src, s0, s_step, dst, d0, d_step)
+    widen = src.dtype == types.int8
 
     def codegen(context, builder, sig, args):
         src_p, dst_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3))
-        vptr = ir.VectorType(ir.FloatType(), 8).as_pointer()
+        f8 = ir.VectorType(ir.FloatType(), 8)
+        s8 = ir.VectorType(ir.IntType(8), 8) if widen else f8
 
-        def row(base, start, step, i):  # pointer to the 8 floats at base[start + i*step]
+        def row(base, start, step, i, vty):  # pointer to the 8 elements at base[start + i*step]
             at = builder.add(start, builder.mul(step, ir.Constant(start.type, i)))
-            return builder.bitcast(builder.gep(base, [at]), vptr)
+            return builder.bitcast(builder.gep(base, [at]), vty.as_pointer())
 
-        rows = _transposed(builder, [builder.load(row(src_p, args[1], args[2], i), align=4) for i in range(8)])
+        rows = [builder.load(row(src_p, args[1], args[2], i, s8), align=1) for i in range(8)]
+        rows = _transposed(builder, [builder.sitofp(r, f8) if widen else r for r in rows])
         for j in range(8):
-            builder.store(rows[j], row(dst_p, args[4], args[5], j), align=4)
+            builder.store(rows[j], row(dst_p, args[4], args[5], j, f8), align=4)
         return context.get_dummy_value()
 
     return sig, codegen

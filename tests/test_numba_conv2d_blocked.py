@@ -102,3 +102,22 @@ def test_dense_conv2d_routes_here_on_avx2(monkeypatch):
     numba_conv2d.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), out)
     assert bool(calls) == blocked.applies()
     assert out[0, 0, 2, 2] == 144 and out[0, 0, 0, 0] == 64  # 16 channels x 9 taps inside, 4 taps at a corner
+
+
+def test_int8_convolves_exactly_up_to_the_float32_bound(monkeypatch):
+    """int8 conv2d on the blocked kernel (numba_conv2d_int8's BLOCKED, forced here on any CPU): at C*R*S = 1024
+    with every value -128 the sums reach 2^24, the largest integer float32 holds with its neighbours; random
+    values elsewhere. Equal to the int64 sums, with the int8 GEMM path's result alike."""
+    from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+    from hetero.kernels.conv2d import numba_conv2d_int8
+
+    monkeypatch.setattr(blocked, "applies", lambda: True)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (2, 64, 9, 10)).astype(np.int8)
+    w = rng.integers(-128, 128, (24, 64, 4, 4)).astype(np.int8)
+    x[0], w[:8] = -128, -128
+    out = np.empty((2, 24, 8, 9), np.int32)
+    numba_conv2d_int8.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, out)
+    ref = _reference(x.astype(np.float64), w.astype(np.float64), np.zeros(24), (1, 1), (1, 1), (1, 1))
+    want = np.rint(ref.astype(np.float64)).astype(np.int64)
+    assert out[0, 0, 3, 3] == 2**24 and np.array_equal(out, want)

@@ -356,8 +356,15 @@ def all_taps(R: int, S: int) -> np.ndarray:
     return np.array([(r, s) for r in range(R) for s in range(S)], np.int64).reshape(R * S, 2)
 
 
+def exact_for_int8(C: int, R: int, S: int) -> bool:
+    """Whether int8 inputs and weights convolve exactly here: every partial sum is an integer of magnitude at most
+    C*R*S * 128*128, and float32 holds every integer up to 2^24."""
+    return C * R * S * 128 * 128 <= 2**24
+
+
 def conv2d(x, w, bias, stride, padding, dilation, out):
-    """x (N, C, H, W), w (K, C, R, S), bias (K,) float32, out (N, K, P, Q); float32 C-contiguous."""
+    """x (N, C, H, W) float32 or int8 (widened as it is laid out), w (K, C, R, S) and bias (K,) float32, out
+    (N, K, P, Q) float32; C-contiguous."""
     K, C, R, S = w.shape
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
     wp = np.empty((-(-K // KB), -(-C // CB) * CB * R * S * KB), np.float32)

@@ -1,7 +1,11 @@
 """int8 conv2d for the numba backend, NCHW: out (N, K, P, Q) int32 = the exact integer convolution of int8 input
 (N, C, H, W) and weight (K, C/groups, R, S); any stride, padding, dilation and groups.
 
-Two ways, by channels per group (cg = C/groups):
+Three ways, by channels per group (cg = C/groups):
+  BLOCKED ungrouped, not 1x1-like, with 16+ input and output channels on the CPUs numba_conv2d_blocked.applies
+          to (AVX2 without AVX-512, where the int8 GEMM below has only VPMADDWD), while cg*R*S <= 1024: the float32
+          blocked kernel, widening the int8 input as it lays it out; exact for the reason DIRECT gives. (1x1-like
+          convs, whose im2col is a plain copy, run faster on the int8 GEMM.)
   GEMM    ungrouped, or cg >= DIRECT_BELOW: per image and group, im2col cols (cg*R*S, P*Q) int8 (our Numba
           code, parallel over its rows, zeros where a tap falls in the padding), then out[n, group] (K/g, P*Q) =
           W_g (K/g, cg*R*S) @ cols on kernels/matmul/numba_int8.py's GEMM, written in place: no transpose after.
@@ -21,6 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
 from hetero.kernels.conv2d import numba_grouped
 from hetero.kernels.matmul.numba_int8 import gemm
 
@@ -90,6 +95,18 @@ def conv2d(x, w, stride, padding, dilation, groups, out) -> None:
     """out (N, K, P, Q) int32 = conv2d(x int8 (N, C, H, W), w int8 (K, C/groups, R, S)); stride etc. (h, w)."""
     N, K, P, Q = out.shape
     cg, R, S = w.shape[1:]
+    if (
+        groups == 1
+        and (S - 1) * dilation[1] >= stride[1]  # taps overlap along a row: not 1x1-like (numba_conv2d's DIRECT)
+        and cg >= DIRECT_BELOW
+        and K >= blocked.KB
+        and blocked.applies()
+        and blocked.exact_for_int8(cg, R, S)
+    ):
+        sums = np.empty(out.shape, np.float32)  # exact integers (module docstring)
+        blocked.conv2d(x, w.astype(np.float32), np.zeros(K, np.float32), stride, padding, dilation, sums)
+        np.copyto(out, sums, casting="unsafe")
+        return
     if groups > 1 and cg < DIRECT_BELOW:
         if cg * R * S * 128 * 128 <= EXACT_F32:  # exact in float32 (module docstring)
             numba_grouped.direct(x, w.astype(np.float32), None, stride, padding, dilation, groups, out)
