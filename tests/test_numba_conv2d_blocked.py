@@ -1,13 +1,17 @@
 """The channel-blocked FMA conv2d kernel (kernels/conv2d/numba_conv2d_blocked.py) against the reference, on any
 CPU (LLVM lowers its FMAs wherever it runs; it is fast only on AVX2): channel counts that are not whole blocks,
-row tails shorter than its 6 positions, strides, dilation, uneven padding, several tiles and weight chunks an
-image, fewer images than threads, and non-finite inputs."""
+blocks of 6 positions that run across output rows and a shorter last one, strides, dilation, uneven padding,
+several tiles and weight chunks an image, fewer images than threads, int8 inputs, and non-finite inputs."""
+
+import re
 
 import numpy as np
 import pytest
 
-from hetero.backends.registry import backend_class
+from conftest import assert_matches_with_non_finite
 from hetero.workloads import get
+
+pytestmark = pytest.mark.usefixtures("needs_numba")
 
 SHAPES = [  # conv2d parameters; stride, padding, dilation as (h, w)
     dict(N=2, C=16, H=9, W=11, K=16, R=3, S=3, padding=(1, 1)),
@@ -59,12 +63,6 @@ def _reference(x, w, b, st, pad, dil):
     return out.astype(np.float32)
 
 
-@pytest.fixture(autouse=True)
-def _needs_numba():
-    if backend_class("numba").unavailable():
-        pytest.skip(backend_class("numba").unavailable())
-
-
 @pytest.mark.parametrize("p", SHAPES, ids=range(len(SHAPES)))
 def test_blocked_matches_reference(p):
     out, ref = _run(p)
@@ -85,9 +83,7 @@ def test_several_tiles_and_weight_chunks(monkeypatch, p):
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_inputs_stay_non_finite(value):
     out, ref = _run(SHAPES[0], x_fill=value)
-    assert np.array_equal(np.isnan(out), np.isnan(ref)) and np.array_equal(np.isinf(out), np.isinf(ref))
-    finite = np.isfinite(ref)
-    np.testing.assert_allclose(out[finite], ref[finite], rtol=1e-4, atol=1e-4)
+    assert_matches_with_non_finite(out, ref)
 
 
 def test_dense_conv2d_routes_here_on_avx2(monkeypatch):
@@ -121,3 +117,18 @@ def test_int8_convolves_exactly_up_to_the_float32_bound(monkeypatch):
     ref = _reference(x.astype(np.float64), w.astype(np.float64), np.zeros(24), (1, 1), (1, 1), (1, 1))
     want = np.rint(ref.astype(np.float64)).astype(np.int64)
     assert out[0, 0, 3, 3] == 2**24 and np.array_equal(out, want)
+
+
+def test_microkernel_is_fmas_on_registers():
+    """On a CPU the kernel applies to, a channel block is 8 x (2 weight loads, 6 broadcasts, 12 FMAs) on ymm
+    registers, and no accumulator is spilled to the stack (module docstring)."""
+    from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+
+    if not blocked.applies():
+        pytest.skip("this CPU is not one the blocked kernel runs on (AVX2 and FMA without AVX-512)")
+    asm = blocked.tile_asm()
+    assert len(re.findall(r"\bvfmadd231ps\s+%ymm", asm)) >= 8 * 2 * blocked.NW
+    assert len(re.findall(r"\bvbroadcastss\b", asm)) >= 8 * blocked.NW
+    fmas = [m.start() for m in re.finditer(r"\bvfmadd231ps\b", asm)]
+    loop = asm[fmas[0] : fmas[-1]]  # the multiply-adds, without the wrapper that numba adds around the kernel
+    assert not re.search(r"%ymm\d+, -?\d*\(%rsp\)|\(%rsp\), %ymm", loop), "an accumulator spilled to the stack"

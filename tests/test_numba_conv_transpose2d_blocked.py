@@ -6,7 +6,9 @@ not whole blocks, several images a tile, and non-finite inputs."""
 import numpy as np
 import pytest
 
-from hetero.backends.registry import backend_class
+from conftest import assert_matches_with_non_finite
+
+pytestmark = pytest.mark.usefixtures("needs_numba")
 
 SHAPES = [  # (N, C, H, W, K, R, S, stride, padding, output_padding, dilation)
     (2, 16, 5, 6, 16, 4, 4, (2, 2), (1, 1), (0, 0), (1, 1)),
@@ -51,12 +53,6 @@ def _run(shape, x_fill=None):
     return out, ref
 
 
-@pytest.fixture(autouse=True)
-def _needs_numba():
-    if backend_class("numba").unavailable():
-        pytest.skip(backend_class("numba").unavailable())
-
-
 @pytest.mark.parametrize("shape", SHAPES, ids=range(len(SHAPES)))
 def test_phases_match_reference(shape):
     out, ref = _run(shape)
@@ -75,6 +71,4 @@ def test_tiles_of_one_row_and_chunks_of_one_block(monkeypatch):
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_inputs_stay_non_finite(value):
     out, ref = _run(SHAPES[0], x_fill=value)
-    assert np.array_equal(np.isnan(out), np.isnan(ref)) and np.array_equal(np.isinf(out), np.isinf(ref))
-    finite = np.isfinite(ref)
-    np.testing.assert_allclose(out[finite], ref[finite], rtol=1e-4, atol=1e-4)
+    assert_matches_with_non_finite(out, ref)

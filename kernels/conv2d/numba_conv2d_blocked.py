@@ -8,18 +8,20 @@ microkernel reads it, and the weights once per call.
 Layouts (Cp = C rounded up to 8, Kp = K rounded up to 16; the pads are zeros):
   xb  (Cp/8, sh, sw, Hph, Wph, 8) per image: the zero-padded input split into stride phases, as numba_conv2d's
       xph, but with 8 channels innermost. Tap (r, s) of output (p, q) reads phase ((r*dh) % sh, (s*dw) % sw) at
-      row p + (r*dh)//sh, column q + (s*dw)//sw: the 8 channels of a position are one 32-byte run, and the
-      positions of an output row follow each other 8 floats apart.
-  wp  (Kp/16, Cp/8 chunks..., R*S, 8, 16): per block of 16 output channels, in the order the microkernel walks
-      them: c-chunk, tap, 8-channel block, channel, 16 output channels (pack_weights).
+      row p + (r*dh)//sh, column q + (s*dw)//sw: the 8 channels of a position are one 32-byte run. int8 input
+      is widened to float32 here (exact; numba_conv2d_int8 uses that).
+  wp  (Kp/16, Cp*R*S*16): per block of 16 output channels, in the order the microkernel walks them: c-chunk,
+      tap, 8-channel block, channel, 16 output channels (pack_weights).
   acc (tile_rows*Q, Kp): a tile's sums, one row per output position; copied to out (K, P, Q) transposed in 16x16
       register blocks, plus the bias (numba_intrinsics.transpose16_add).
-Microkernel (_make_tile, LLVM IR): NW consecutive positions of one output row x 16 output channels, in 2*NW ymm
-  accumulators; per input channel: 2 vector loads of wp (16 channels), NW broadcasts of xb, 2*NW FMAs; over all
-  taps and channels of the chunk. NW = 6 fills 12 of the 16 ymm registers (2 hold wp, 1 the broadcast); a row's
-  last Q % 6 positions take the same kernel built for fewer, so no garbage columns are computed.
-Loop order per tile: c-chunk, 16-channel block, row, position block: the weights of a block and chunk
-  (R*S*8*16*chunk floats, sized to stay near L2) are reused by every position of the tile.
+Microkernel (_make_tile, LLVM IR): NW output positions x 16 output channels, in 2*NW ymm accumulators; per input
+  channel: 2 vector loads of wp (16 channels), NW broadcasts of xb, 2*NW FMAs; over all taps and channels of the
+  chunk. NW = 6 fills 12 of the 16 ymm registers (2 hold wp, 1 the broadcast). The positions are any NW entries
+  of an offset list (pos, apos), so a block runs on across output rows: no garbage columns, and only a tile's
+  last block is shorter (the same kernel built for fewer positions). Instructions per channel, as disassembled:
+  2 vmovups, NW vbroadcastss, 2*NW vfmadd231ps, no spills.
+Loop order per tile: c-chunk, 16-channel block, position block: the weights of a block and chunk (W_CHUNK_BYTES,
+  L1-sized) are reused by every position of the tile.
 """
 
 from __future__ import annotations
@@ -374,3 +376,15 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     tile_rows = max(1, min(TILE_BYTES // (Q * wp.shape[0] * KB * 4), -(-P // -(-nthreads // N))))
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     _conv2d_kernel(x, wp, bias, sh, sw, ph, pw, dh, dw, R, S, chunk, tile_rows, nthreads, out)
+
+
+@numba.njit(nogil=True)
+def _probe(x, pos, toff, w, acc, apos):  # one NW-position tile, outside any loop: what tile_asm() disassembles
+    _tile6(x, 0, pos, 0, toff, toff.size, 1, 0, w, 0, acc, 0, apos, 0)
+
+
+def tile_asm() -> str:
+    """The machine code of the NW-position microkernel as compiled for this CPU."""
+    args = (np.zeros(NW * CB, np.float32), np.arange(NW, dtype=np.int64) * CB, np.zeros(1, np.int64))
+    _probe(*args, np.zeros(CB * KB, np.float32), np.zeros(NW * KB, np.float32), np.arange(NW, dtype=np.int64) * KB)
+    return "".join(_probe.inspect_asm().values())
