@@ -30,7 +30,6 @@ from hetero.kernels.conv2d import numba_grouped
 from hetero.kernels.matmul.numba_int8 import gemm
 
 DIRECT_BELOW = 16  # channels per group under which a grouped convolution runs direct
-EXACT_F32 = 2**24  # float32 holds every integer up to this: sums of int8 products below it add exactly
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -108,7 +107,7 @@ def conv2d(x, w, stride, padding, dilation, groups, out) -> None:
         np.copyto(out, sums, casting="unsafe")
         return
     if groups > 1 and cg < DIRECT_BELOW:
-        if cg * R * S * 128 * 128 <= EXACT_F32:  # exact in float32 (module docstring)
+        if blocked.exact_for_int8(cg, R, S):  # exact in float32 (module docstring)
             numba_grouped.direct(x, w.astype(np.float32), None, stride, padding, dilation, groups, out)
         else:
             _direct(x, w, *stride, *padding, *dilation, groups, out)
