@@ -287,7 +287,7 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
     ph_cols = Q + ((S - 1) * dw) // sw
     nthreads = numba.get_num_threads()
-    if ph_cols > Q and C >= MIN_TAP_C and K >= blocked.KB and blocked.applies():  # beats a packing sgemm (AVX2)
+    if ph_cols > Q and blocked.takes(C, K):  # our FMA kernel beats a packing sgemm (AVX2 hosts)
         blocked.conv2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
         return
     if ph_cols == Q and C >= MIN_TAP_C:  # a whole image per tile, unless there are fewer images than threads
@@ -311,7 +311,7 @@ def conv_transpose2d(x, w, bias, stride, padding, output_padding, dilation, out)
 
     output_padding only lengthens out, whose shape the caller already chose, so the kernel does not need it."""
     C, K, R, S = w.shape
-    if C >= MIN_TAP_C and K >= blocked.KB and blocked.applies():  # as conv2d: our FMA kernel on AVX2 hosts
+    if blocked.takes(C, K):  # as conv2d: our FMA kernel on AVX2 hosts
         blocked_t.conv_transpose2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
         return
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation

@@ -49,6 +49,15 @@ def applies() -> bool:
     return bool(f.get("avx2") and f.get("fma") and not f.get("avx512f"))
 
 
+MIN_CHANNELS = 16  # input channels below which a tap's 8-channel blocks are mostly padding (a first layer's 3)
+
+
+def takes(C: int, K: int) -> bool:
+    """Whether a dense conv with C input and K output channels runs here: `applies` to this CPU, MIN_CHANNELS
+    inputs, and a whole 16-channel output block (fewer would pad the microkernel's tile)."""
+    return C >= MIN_CHANNELS and K >= KB and applies()
+
+
 def _data(context, builder, ty, value):
     return context.make_array(ty)(context, builder, value).data
 

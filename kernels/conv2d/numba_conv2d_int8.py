@@ -97,9 +97,7 @@ def conv2d(x, w, stride, padding, dilation, groups, out) -> None:
     if (
         groups == 1
         and (S - 1) * dilation[1] >= stride[1]  # taps overlap along a row: not 1x1-like (numba_conv2d's DIRECT)
-        and cg >= DIRECT_BELOW
-        and K >= blocked.KB
-        and blocked.applies()
+        and blocked.takes(cg, K)
         and blocked.exact_for_int8(cg, R, S)
     ):
         sums = np.empty(out.shape, np.float32)  # exact integers (module docstring)
