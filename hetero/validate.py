@@ -132,6 +132,7 @@ SCHEDULE = {
     "alive_start": TEXT,
     "alive_end": TEXT,
     "prediction_basis": TEXT,
+    "error_basis": TEXT,
     "repeats": Col("integer", lo=1),
     "makespan_min_s": POS_SECONDS,
     "makespan_max_s": POS_SECONDS,

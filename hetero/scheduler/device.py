@@ -26,6 +26,9 @@ class DeviceState(DeviceSpec):
     """A device during a run: its description, and the queue the driver keeps for it (hetero.scheduler.driver)."""
 
     overhead: float = 0.0  # seconds each task holds it beyond its run (the perf model's call overhead)
+    # how much longer than predicted its tasks may run, as a fraction (hetero.scheduler.slips): the runtime sets
+    # the perf model's observed error, or an assumed large one; 0 in a simulation run on its own predictions
+    error: float = 0.0
     queue_end: float = 0.0  # when its queue is predicted to drain (run clock)
     outstanding: int = 0  # tasks sent to it and not heard of as done
     alive: bool = True

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from hetero.errors import HeteroError
+from hetero.scheduler.costs import predict
 from hetero.scheduler.device import DeviceState, kind
 from hetero.scheduler.placement import place_task
 from hetero.scheduler.pools import Pools
@@ -62,13 +63,16 @@ class Record:
         return max(self.end.values(), default=0.0)
 
 
-def learn(model, device: DeviceState, task, seconds: float, alone: bool) -> None:
-    """Teach the model a task's time. A time taken while a device on the same cores computed holds that
+def learn(model, device: DeviceState, task, seconds: float, alone: bool, predicted: float | None = None) -> None:
+    """Teach the model a task's time, and how far it was from the `predicted` one it was sent with (the device's
+    prediction error, hetero.scheduler.slips). A time taken while a device on the same cores computed holds that
     device's time slices too, not this device's speed: it is learnt only for a kind with no sample on the device
-    yet (a rough time beats none, which would have the kind explored again on every task). A model without
-    add() (a fixed profile, a test's table) learns nothing."""
+    yet (a rough time beats none, which would have the kind explored again on every task), and says nothing of
+    the error. A model without add() (a fixed profile, a test's table) learns nothing."""
     if not hasattr(model, "add"):
         return
+    if alone and predicted and hasattr(model, "add_error"):
+        model.add_error(device.backend, device.device, predicted, seconds)
     if alone or model.history(device.backend, device.device, task.case) is None:
         model.add(device.backend, device.device, task.case, seconds)
 
@@ -116,6 +120,7 @@ class Driver:
         self.ready: deque = deque()
         self.per_workload: dict = {}  # workload -> ready tasks of it, not sent
         self.running: dict = {}  # task id -> (task, device index, predicted seconds): sent, not heard of
+        self.sent_as: dict = {}  # task id -> the model's prediction for it where sent (a model that learns)
         self.queued = [0.0] * len(self.devices)  # per device: predicted seconds of its running tasks
         self.committed = [0.0] * len(self.devices)  # per device: its queue end over the tasks actually sent
         self.holding: set = set()  # devices with placements held in the last pass
@@ -225,6 +230,8 @@ class Driver:
         self.policy.placed(t, d)
         self.queued[j] += p
         self.running[t.id] = (t, j, p)
+        if hasattr(self.model, "add_error"):
+            self.sent_as[t.id] = predict(self.model, t, d)
         d.outstanding += 1
         self.per_workload[t.case.workload] -= 1
         executor.send(t, d, p, tr)
@@ -235,7 +242,7 @@ class Driver:
         t, d = done.task, done.device
         _, j, p = self.running.pop(t.id)
         took = done.end - done.start
-        learn(self.model, d, t, took, done.alone)
+        learn(self.model, d, t, took, done.alone, self.sent_as.pop(t.id, None))
         self.policy.ended(t, d, took if done.alone else None)
         d.outstanding -= 1
         d.exploring.discard(kind(t))

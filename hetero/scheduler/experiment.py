@@ -56,6 +56,8 @@ def compare(
                 + (f" ({k + 1}/{repeat})" if repeat > 1 else "")
                 + f": {r.makespan:.3f} s, {r.retries} retries, {r.checked} checked, predictions "
                 + ",".join(f"{k}={v}" for k, v in sorted(r.basis.items()))
+                + ", device errors "
+                + ",".join(f"{k}={v}" for k, v in sorted(r.error_basis.items()))
                 + (f", lost {','.join(r.dead)}" if r.dead else "")
                 + (f", WRONG: {'; '.join(r.wrong)}" if r.wrong else "")
             )

@@ -15,6 +15,11 @@ output, the next queued call arriving), measured between back-to-back tasks: 0.1
 (hetero.scheduler.simulate.call_overhead of the Zen 5 runs; per actor design, see actors.CALLS_IN_FLIGHT), not
 to be left out of a queue's predicted end when tasks take 5-60 ms.
 
+Per device, too, the error of its predictions in the scheduler's runs: how much longer than predicted its tasks
+ran, max(0, took / predicted - 1) per task, as a recent mean (error()). A policy sends a task away from its
+fastest device only if the other still finishes first with its prediction stretched by that error
+(hetero.scheduler.slips); a device whose error is not yet observed is assumed to have a large one.
+
 Fed by bench.run's result CSVs (results/*/bench.csv: kernel medians, used only for keys with no task samples)
 and by every task the scheduler runs. Saved to <cache>/perfmodel.json ($HETERO_PERFMODEL, else in
 hetero.cachefile.cache_dir()) or a given path, and reloaded. Every field is checked on load: a corrupt file, a bad
@@ -44,8 +49,10 @@ VERSION = 1
 OUTLIER = 3.0  # reject a sample more than 3x above or below the recent mean (a glitch) ...
 OUTLIER_AFTER = 3  # ... once the key has this many samples
 RECENT = 0.3  # weight of the newest sample in the recent mean that predictions use
+ERROR_AFTER = 3  # tasks a device's prediction error is observed over before error() answers
 ENTRY_KEY = ("backend", "device", "workload", "footprint")
 CALL_KEY = ("backend", "device")
+TABLES = (("entries", ENTRY_KEY), ("calls", CALL_KEY), ("errors", CALL_KEY))
 
 
 def default_path() -> Path:
@@ -119,8 +126,9 @@ class PerfModel:
         self.path = Path(path) if path else default_path()
         self.entries: dict[tuple[str, str, str, str], History] = {}
         self.calls: dict[tuple[str, str], History] = {}  # (backend, device) -> per-task call overhead
+        self.errors: dict[tuple[str, str], History] = {}  # (backend, device) -> max(1, took / predicted)
         self._fits: dict = {}
-        self._changed: set = set()  # entry and call keys learnt here since load: ours win over the file's
+        self._changed: set = set()  # (table, key) learnt here since load: ours win over the file's
         self.warn = print
 
     # -- learning ------------------------------------------------------------------------------------
@@ -130,14 +138,27 @@ class PerfModel:
         if h is None or (h.source == "kernel" and source == "task"):  # task samples replace kernel medians
             h = self.entries[key] = History(flops=case_flops(case), source=source)
         self._fits.pop((backend, device, case.workload, case.dtype), None)
-        self._changed.add(key)
+        self._changed.add(("entries", key))
         return h.add(seconds, drop_first=(source == "task"))
 
     def add_call(self, backend: str, device: str, seconds: float) -> None:
         """One gap between back-to-back tasks on a device. Every gap counts, long ones too: a queue's end is
         the sum of them, so their mean is what a prediction needs."""
         self.calls.setdefault((backend, device), History(source="task")).add(seconds, drop_first=False, reject=False)
-        self._changed.add((backend, device))
+        self._changed.add(("calls", (backend, device)))
+
+    def add_error(self, backend: str, device: str, predicted: float, took: float) -> None:
+        """A task predicted to take `predicted` seconds on the device took `took`, alone on its cores."""
+        # kept as max(1, took / predicted): History reads a recent mean of 0 as "none yet"
+        ratio = max(1.0, took / predicted)
+        self.errors.setdefault((backend, device), History(source="task")).add(ratio, drop_first=False, reject=False)
+        self._changed.add(("errors", (backend, device)))
+
+    def error(self, backend: str, device: str) -> float | None:
+        """How much longer than predicted the device's tasks run, as a fraction (recent mean); None until
+        ERROR_AFTER tasks have shown it."""
+        h = self.errors.get((backend, device))
+        return h.recent - 1.0 if h is not None and h.count >= ERROR_AFTER else None
 
     def call_overhead(self, backend: str, device: str) -> float:
         """Seconds a task holds the device beyond its run (recent mean); 0 until measured."""
@@ -170,7 +191,7 @@ class PerfModel:
                 seconds = max(seconds, float(emu))
             h.add(seconds, drop_first=False)
             self._fits.pop((*key[:3], key[3].rpartition("|")[2]), None)
-            self._changed.add(key)
+            self._changed.add(("entries", key))
             used += 1
         return used
 
@@ -231,31 +252,23 @@ class PerfModel:
         path = Path(path) if path else self.path
 
         def merge(current) -> str:
-            entries, calls = current or ({}, {})  # another run's task samples beat kernel medians read here
-            entries = {
-                **self.entries,
-                **{
-                    k: h
-                    for k, h in entries.items()
-                    if k not in self._changed or h.source == "task" and self.entries[k].source == "kernel"
-                },
-            }
-            calls = {**self.calls, **{k: h for k, h in calls.items() if k not in self._changed}}
-            return (
-                json.dumps(
-                    {
-                        "schema": SCHEMA,
-                        "version": VERSION,
-                        "entries": [dict(zip(ENTRY_KEY, k), **vars(h)) for k, h in sorted(entries.items())],
-                        "calls": [dict(zip(CALL_KEY, k), **vars(h)) for k, h in sorted(calls.items())],
-                    },
-                    indent=1,
-                )
-                + "\n"
-            )
+            found = dict(zip((name for name, _ in TABLES), current or ({}, {}, {})))
+            out = {"schema": SCHEMA, "version": VERSION}
+            for name, names in TABLES:
+                mine = getattr(self, name)
+                table = {**mine, **{k: h for k, h in found[name].items() if self._theirs(name, k, h)}}
+                out[name] = [dict(zip(names, k), **vars(h)) for k, h in sorted(table.items())]
+            return json.dumps(out, indent=1) + "\n"
 
         cachefile.update(path, _parse, merge, self.warn)
         return path
+
+    def _theirs(self, table: str, key, h: History) -> bool:
+        """Whether the file's `key` of `table` is kept over ours in a save: one not learnt here since load, or
+        another run's task samples where we hold only kernel medians."""
+        if (table, key) not in self._changed:
+            return True
+        return table == "entries" and h.source == "task" and self.entries[key].source == "kernel"
 
     @classmethod
     def load(cls, path: Path | None = None, warn=print) -> PerfModel:
@@ -269,12 +282,12 @@ class PerfModel:
             warn(f"note: perf model ignored and rebuilt: {exc}")
             found = None
         if found:
-            model.entries, model.calls = found
+            model.entries, model.calls, model.errors = found
         return model
 
 
-def _parse(path: Path, data) -> tuple[dict, dict]:
-    """({entry key: History}, {call key: History}) from a perf model file's JSON; CacheError on any bad field."""
+def _parse(path: Path, data) -> tuple[dict, dict, dict]:
+    """One {key: History} per table of TABLES from a perf model file's JSON; CacheError on any bad field."""
     mapping(path, "the file", data)
     if data.get("schema") != SCHEMA or data.get("version") != VERSION:
         raise CacheError(
@@ -282,8 +295,8 @@ def _parse(path: Path, data) -> tuple[dict, dict]:
             f"{data.get('version')!r}; this hetero reads {SCHEMA!r} version {VERSION})"
         )
     out = []
-    for name, names in (("entries", ENTRY_KEY), ("calls", CALL_KEY)):
-        rows = data.get(name, [])  # calls: absent in files from before call overheads were kept
+    for name, names in TABLES:
+        rows = data.get(name, [])  # calls, errors: absent in files from before they were kept
         table = {}
         cachefile.listing(path, name, rows)
         for i, e in enumerate(rows):
@@ -292,7 +305,7 @@ def _parse(path: Path, data) -> tuple[dict, dict]:
             key = tuple(text(path, f"{where}.{k}", e.get(k)) for k in names)
             table[key] = _history(path, f"{where} ({' '.join(key)})", e, names)
         out.append(table)
-    return out[0], out[1]
+    return tuple(out)
 
 
 NUMBERS = {"count": integer, "mean": number, "m2": number, "flops": number, "rejected": integer, "recent": number}

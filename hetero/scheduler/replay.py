@@ -111,6 +111,7 @@ def replay(
     arrivals: list | None = None,
     planned: dict | None = None,
     own_times: bool = False,
+    errors: dict | None = None,
 ) -> SimResult:
     """The simulator's version of a real run: the same tasks, devices (DeviceStates whose `device` is the run's
     device name, with its measured transfer costs) and policy, each (device, task kind) taking its mean duration
@@ -121,9 +122,12 @@ def replay(
     runtime's learnt one. Devices that shared cores (cores, as simulate's) share them again, each kind taking its
     solo_seconds mean alone. arrivals: a stream's, as the run released them. planned: device name -> the call
     overhead the run's policy priced that device with (its perf model's, trace `planned_overhead`), which the
-    replayed policy prices it with too where given: a static plan such as HEFT's changes with it."""
+    replayed policy prices it with too where given: a static plan such as HEFT's changes with it. errors: device
+    name -> the prediction error the run's guard started from there (trace `planned_error`; runs that did not
+    record it: 0)."""
     for d in states:
         d.overhead = (planned or {}).get(d.name, (overhead or {}).get(d.name, d.overhead))
+        d.error = (errors or {}).get(d.name, 0.0)
     times = RunTimes([events], tasks, RunTimes(list(others), tasks, cores=cores), cores=cores, own=own_times)
     return simulate(
         tasks,
@@ -205,6 +209,7 @@ def replay_run(run: Path) -> list[dict]:
             notify,
             {s.name: s.core_group for s in here if s.core_group is not None},
             planned=planned_overhead(own),
+            errors=planned_overhead(own, "planned_error"),
         )
         rows.append(
             dict(
@@ -222,10 +227,10 @@ def replay_run(run: Path) -> list[dict]:
     return rows
 
 
-def planned_overhead(events: list[dict]) -> dict:
-    """device name -> the call overhead the run's policy priced it with, from the run's events (runs that did not
-    record it: none)."""
-    return {e["device"]: e["planned_overhead"] for e in events if "planned_overhead" in e}
+def planned_overhead(events: list[dict], field: str = "planned_overhead") -> dict:
+    """device name -> the call overhead the run's policy priced it with (`field`: or the prediction error its
+    guard started from, 'planned_error'), from the run's events (runs that did not record it: none)."""
+    return {e["device"]: e[field] for e in events if field in e}
 
 
 def same_policy(policy, meta: dict) -> bool:
@@ -291,18 +296,20 @@ def replay_stream_run(run: Path) -> list[dict]:
         key = f"{r['taskset']}@{r['load']:g}"
         keys = [k for k in runs if k[0].startswith(r["taskset"] + "@") and k[2] == r["mix"]]
         mine = [runs[k] for k in keys]
+        own = runs.get((key, r["policy"], r["mix"]), [])
         sim = replay(
             ts.tasks,
             here,
             make(r["policy"], seed),
-            runs.get((key, r["policy"], r["mix"]), []),
+            own,
             mine,
             call_overhead(mine),
             notify_latency(mine, ts.tasks, [_released(run, r["taskset"], k[0], r["mix"], members) for k in keys]),
             {s.name: s.core_group for s in here if s.core_group is not None},
             st.arrivals(),
-            planned_overhead(runs.get((key, r["policy"], r["mix"]), [])),
+            planned_overhead(own),
             own_times=True,  # a stream's tail latency is the spread of its tasks' times, which a mean smooths away
+            errors=planned_overhead(own, "planned_error"),
         )
         got = streams.latency(st, sim.start, sim.end)
         rows.append(

@@ -19,6 +19,7 @@ from hetero.scheduler.costs import predict
 from hetero.scheduler.device import DeviceState
 from hetero.scheduler.driver import Died, Done, Driver
 from hetero.scheduler.policies.base import Policy
+from hetero.scheduler.slips import starting_error
 from hetero.scheduler.tasks import TaskSet, build_inputs, reference_check
 from hetero.scheduler.workers import Worker, _cause
 from hetero.threads import one_blas_thread
@@ -44,7 +45,9 @@ class RunResult:
     alive_start: list = field(default_factory=list)  # names of the devices alive when it started
     alive_end: list = field(default_factory=list)  # and when it ended
     basis: dict = field(default_factory=dict)  # what the plan's predictions rested on: PerfModel.basis -> count
+    error_basis: dict = field(default_factory=dict)  # devices whose prediction error was observed / assumed
     planned_overhead: dict = field(default_factory=dict)  # device name -> call overhead (s) the policy priced
+    planned_error: dict = field(default_factory=dict)  # device name -> prediction error its slip started from
 
     @property
     def makespan(self) -> float:
@@ -78,10 +81,12 @@ def execute(
     duration into `model`; check outputs. on_done(result, task, device name) is called as each task's end arrives.
     arrivals: a stream's [(seconds from the start, tasks)] (hetero.scheduler.streams), released open loop."""
     live = [d for d in devices if d.state.alive]
-    for d in live:
-        d.state.overhead = model.call_overhead(d.state.backend, d.state.device)
     states = [d.state for d in live]
     res = RunResult(policy.name, taskset, alive_start=[s.name for s in states])
+    for s in states:
+        s.overhead = model.call_overhead(s.backend, s.device)
+        s.error, how = starting_error(model, s.backend, s.device)
+        res.error_basis[how] = res.error_basis.get(how, 0) + 1
     # what the model predicted for each task kind on each device when the policy planned (kept in the trace, so
     # that a replay plans from the same beliefs: HEFT's static plan hangs on them)
     believed: dict = {}
@@ -92,8 +97,10 @@ def execute(
         for st in states:
             b = model.basis(st.backend, st.device, case)
             res.basis[b] = res.basis.get(b, 0) + 1
-    # and the call overhead each device's queue was priced with (a static plan such as HEFT's hangs on it too)
+    # and the call overhead each device's queue was priced with (a static plan such as HEFT's hangs on it too),
+    # and the prediction error its guard started from
     res.planned_overhead = {s.name: s.overhead for s in states}
+    res.planned_error = {s.name: s.error for s in states}
     checked = _to_check(taskset, check, sample, seed)
     executor = RayExecutor(taskset, live, model, res, believed, on_done, checked)
     rec = Driver(taskset.tasks, states, policy, model, arrivals=arrivals).run(executor)
@@ -206,6 +213,7 @@ class RayExecutor:
                 "flops": t.flops,
                 "predicted": self.believed[t.case],
                 "planned_overhead": self.res.planned_overhead.get(name, 0.0),
+                "planned_error": self.res.planned_error.get(name, 0.0),
             }
         )
         if self.on_done:

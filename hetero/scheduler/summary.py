@@ -34,6 +34,7 @@ COLUMNS = [
     "alive_start",
     "alive_end",
     "prediction_basis",
+    "error_basis",  # devices whose guard started from an observed / an assumed prediction error (slips.py)
     "checked",
     "wrong",
     "shared_cores",
@@ -99,6 +100,7 @@ def summarize(results, states, model, notes=()) -> list[dict]:
                 alive_start=",".join(r.alive_start),
                 alive_end=",".join(r.alive_end),
                 prediction_basis=";".join(f"{k}={v}" for k, v in sorted(getattr(r, "basis", {}).items())),
+                error_basis=";".join(f"{k}={v}" for k, v in sorted(getattr(r, "error_basis", {}).items())),
                 checked=r.checked,
                 wrong=len(r.wrong),
                 shared_cores=" ".join(notes) or "no",

@@ -101,7 +101,8 @@ def chrome_trace(results) -> str:
     '<task set> <policy> <mix>: <device>'; ts/dur in µs from the run's start; args.sent_ms is when the driver
     sent the task (ms from the run's start): start minus sent is its wait in the device's queue; args.predicted_ms
     is what the perf model predicted for the task on each device when the policy planned, and
-    args.planned_overhead_ms the call overhead the policy priced the task's device with."""
+    args.planned_overhead_ms the call overhead the policy priced the task's device with, args.planned_error the
+    prediction error its guard started from on that device (hetero.scheduler.slips)."""
     events, pids = [], {}
     for r in results:
         for e in sorted(r.events, key=lambda e: e["start"]):
@@ -143,6 +144,7 @@ def chrome_trace(results) -> str:
                             if "planned_overhead" in e
                             else {}
                         ),
+                        **({"planned_error": round(e["planned_error"], 4)} if "planned_error" in e else {}),
                     },
                 }
             )
@@ -182,6 +184,7 @@ def read_trace(path) -> dict:
                         if "planned_overhead_ms" in e["args"]
                         else {}
                     ),
+                    **({"planned_error": float(e["args"]["planned_error"])} if "planned_error" in e["args"] else {}),
                 }
             )
     except FileNotFoundError:

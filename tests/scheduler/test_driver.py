@@ -70,7 +70,7 @@ def test_every_policy_in_the_registry_is_made_by_its_name():
 
 
 def test_auto_runs_dmda_on_a_batch_and_the_faster_simulated_candidate_on_a_graph():  # a stream: below
-    from hetero.scheduler.policies.auto import GRAPH_CANDIDATES
+    from hetero.scheduler.policies.auto import GRAPH_CANDIDATES, SIM_MARGIN, pick
     from hetero.scheduler.simulate import simulate
     from tests.scheduler.test_sched_policies import MODEL, devs
 
@@ -79,13 +79,14 @@ def test_auto_runs_dmda_on_a_batch_and_the_faster_simulated_candidate_on_a_graph
         alone = {
             n: simulate(ts.tasks, devs("cpu", "gpu"), policies.make(n), MODEL) for n in ("dmda", *GRAPH_CANDIDATES)
         }
-        inner = "dmda" if spec.startswith("mixed") else min(GRAPH_CANDIDATES, key=lambda n: alone[n].makespan)
+        spans = {n: alone[n].makespan for n in GRAPH_CANDIDATES}
+        inner = "dmda" if spec.startswith("mixed") else pick(spans)
         auto = policies.make()
         assert auto.name == "auto"
         a = simulate(ts.tasks, devs("cpu", "gpu"), auto, MODEL)
         assert type(auto.inner).__name__.lower() == inner, spec
         assert a.where == alone[inner].where and a.makespan == alone[inner].makespan
-        assert a.makespan <= min(alone[n].makespan for n in GRAPH_CANDIDATES) or spec.startswith("mixed")
+        assert a.makespan <= min(spans.values()) * (1 + SIM_MARGIN) or spec.startswith("mixed")
         # on a graph the limit is known before the choice: the lower of the candidates'
         assert auto.sim_limit(ts.tasks) == (None if spec.startswith("mixed") else 5000)
 
@@ -101,6 +102,15 @@ def test_auto_on_a_graph_keeps_heteroprio_where_a_prediction_is_missing():
     auto = policies.make()
     auto.plan(ts.tasks, devs("cpu", "gpu"), gappy)
     assert type(auto.inner).__name__ == "HeteroPrio"
+
+
+def test_auto_takes_heteroprio_on_a_graph_only_when_simulated_faster_than_dmda_by_the_margin():
+    from hetero.scheduler.policies.auto import SIM_MARGIN, pick
+
+    assert pick({"dmda": 1.0, "heteroprio": 1.0}) == "dmda"
+    assert pick({"dmda": 1.0, "heteroprio": 1.0 - SIM_MARGIN / 2}) == "dmda"  # within the predictions' error
+    assert pick({"dmda": 1.0, "heteroprio": 1.0 - 2 * SIM_MARGIN}) == "heteroprio"
+    assert pick({"dmda": 1.0, "heteroprio": 1.5}) == "dmda"
 
 
 def test_auto_simulating_its_candidates_teaches_the_perf_model_nothing(tmp_path):

@@ -2,13 +2,15 @@
 
 - a batch of independent tasks: dmda, whose LP shares give each device the kinds it is comparatively best at and
   whose earliest-finish rule balances the end (on a stream of requests, earliest finish alone);
-- a task graph: heteroprio or dmda, whichever the simulator (hetero.scheduler.simulate) finishes first on the
+- a task graph: dmda or heteroprio, whichever the simulator (hetero.scheduler.simulate) finishes first on the
   perf model's predictions for these tasks and devices. Neither wins on every machine: heteroprio takes the
   ready task each free device is comparatively best at, highest upward rank first, so the critical path is not
-  left waiting on a slow device; dmda's LP shares ignore the dependencies but balance the devices' work. Which
-  matters more depends on how far apart the devices' speeds are, kind by kind, so it is measured, not assumed:
-  each simulation costs milliseconds on sets of a few hundred tasks. Heteroprio where the simulations cannot be
-  made (a prediction missing) or cost too much (more than SIMULATE_UP_TO tasks), and on a tie;
+  left waiting on a slow device; dmda sends each ready task, highest rank first, where it is predicted to finish
+  earliest. Which matters more depends on how far apart the devices' speeds are, kind by kind, so it is
+  measured, not assumed: each simulation costs milliseconds on sets of a few hundred tasks. dmda unless
+  heteroprio's simulated makespan is shorter by more than SIM_MARGIN: the simulation runs on predictions, so a
+  smaller difference is within their error. Heteroprio where the simulations cannot be made (a prediction
+  missing) or cost too much (more than SIMULATE_UP_TO tasks);
 - a stream of requests: heteroprio. The LP shares need the whole set at once, and earliest finish alone spends
   a fast device's time on kinds it is only a little faster at, so a mix sustains less load before its queues
   grow; taking what each device is comparatively best at keeps the most throughput.
@@ -18,10 +20,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+# The candidates are imported with auto, not when a run plans: dmda's LP imports scipy, most of a second that
+# would otherwise land inside the makespan of the first run a process makes (the plan is timed with the run).
+from hetero.scheduler.policies import dmda, heteroprio  # noqa: F401
 from hetero.scheduler.policies.base import Policy
+from hetero.scheduler.simulate import simulate
 
 _HOOKS = ("commit", "pulls", "pooled", "lookahead", "max_sim_tasks")
-GRAPH_CANDIDATES = ("heteroprio", "dmda")  # in order of preference on a tie
+GRAPH_CANDIDATES = ("dmda", "heteroprio")  # the first unless another is simulated faster by SIM_MARGIN
+SIM_MARGIN = 0.02  # a fraction of the first candidate's simulated makespan
 SIMULATE_UP_TO = 2000  # tasks in a graph for which auto simulates its candidates before choosing
 
 
@@ -32,13 +39,11 @@ def choose(tasks, streaming: bool = False) -> str:
 
 
 def simulated_choice(tasks, devices, model) -> str | None:
-    """The graph candidate whose simulated makespan on the model's predictions is shortest (ties: the first of
-    GRAPH_CANDIDATES); None when some device that runs a task has no prediction for it, or there are more than
-    SIMULATE_UP_TO tasks. The devices are copied with empty queues and the model is only read: the run's own
-    are not touched."""
+    """The graph candidate to run (pick()) on the makespans simulated on the model's predictions; None when some
+    device that runs a task has no prediction for it, or there are more than SIMULATE_UP_TO tasks. The devices
+    are copied with empty queues and the model is only read: the run's own are not touched."""
     from hetero.scheduler.costs import capable, predict
     from hetero.scheduler.policies import make
-    from hetero.scheduler.simulate import simulate
 
     if len(tasks) > SIMULATE_UP_TO:
         return None
@@ -48,7 +53,15 @@ def simulated_choice(tasks, devices, model) -> str | None:
     for name in GRAPH_CANDIDATES:
         fresh = [replace(d, queue_end=0.0, outstanding=0, exploring=set()) for d in devices]
         spans[name] = simulate(tasks, fresh, make(name), _Predictions(model)).makespan
-    return min(GRAPH_CANDIDATES, key=lambda n: spans[n])
+    return pick(spans)
+
+
+def pick(spans: dict) -> str:
+    """The first of GRAPH_CANDIDATES unless another's simulated makespan (`spans`, name -> seconds) is shorter
+    than it by more than SIM_MARGIN; the shortest of those."""
+    first = GRAPH_CANDIDATES[0]
+    faster = [n for n in GRAPH_CANDIDATES[1:] if spans[n] < spans[first] * (1 - SIM_MARGIN)]
+    return min(faster, key=lambda n: spans[n]) if faster else first
 
 
 class _Predictions:
@@ -62,7 +75,7 @@ class _Predictions:
 
 class Auto(Policy):
     name = "auto"
-    revised = "2026-12-07T01:00+00:00"  # graphs: the simulated faster of heteroprio and dmda
+    revised = "2026-12-07T16:00+00:00"  # graphs: dmda unless heteroprio is simulated faster by SIM_MARGIN
 
     def __init__(self):
         self.inner: Policy | None = None

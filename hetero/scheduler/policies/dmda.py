@@ -7,6 +7,7 @@ from hetero.scheduler.device import kind
 from hetero.scheduler.graph import upward_ranks
 from hetero.scheduler.policies.base import Policy
 from hetero.scheduler.policies.lp_shares import Shares, first_free, lp_quota, pool_of
+from hetero.scheduler.slips import Slips, guarded
 
 # On a batch, dmda scales a device's predictions by how far off they have been on it in this run: a mean of
 # measured / predicted over its tasks, each new one weighing DRIFT, each ratio clipped to [1/DRIFT_CLIP,
@@ -30,11 +31,13 @@ class Dmda(Policy):
     end, and how the plan bends when its predictions prove wrong. Greedy earliest finish alone hands a slow device
     the long tasks it is much slower at once the fast device's queue fills, while work it runs nearly as fast
     waits. Graphs keep the plain rule (there the LP ignores the dependencies that decide the order), except that a
-    device sharing cores finishes no sooner than the cores have run its mates' queues too (_sliced)."""
+    device sharing cores finishes no sooner than the cores have run its mates' queues too (_sliced), and that a
+    task leaves its fastest device only if another finishes it first even with its prediction stretched by that
+    device's error (hetero.scheduler.slips.guarded)."""
 
     name = "dmda"
     pooled = True
-    revised = "2026-12-02T08:00+00:00"  # graphs: a shared-core device's finish counts its mates' queues
+    revised = "2026-12-07T16:00+00:00"  # graphs: a task leaves its fastest device only past its error
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding:
     # every later choice is made on measured queues). On a graph, every ready task is sent at once: there a
     # device's next task is often a child released by the task just ended, and the round trip through the driver
@@ -47,6 +50,7 @@ class Dmda(Policy):
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):
         self.alpha, self.beta, self.rank = alpha, beta, {}
         self.shares: Shares | None = None  # on a batch whose every kind is measured everywhere
+        self.slips: Slips | None = None  # on a graph
         self._kinds, self._members = {}, set()
         self._reset(None)
 
@@ -69,6 +73,7 @@ class Dmda(Policy):
         self._members = {pool_of(d) for d in devices}
         quota = {} if graph or self.streaming else lp_quota(tasks, devices, model)
         self.shares = Shares(quota, self._kinds, devices, self._price) if quota else None
+        self.slips = Slips(devices, model) if graph else None
         self._reset(model)
         self.commit = None if graph else self.BATCH_COMMIT
 
@@ -77,6 +82,8 @@ class Dmda(Policy):
             self.shares.begin()
 
     def ended(self, task, device, seconds=None):
+        if self.slips:
+            self.slips.ended(task, device, seconds)
         drop = (device.backend, device.device)
         raw = self._raw.pop(task.id, None)
         if self.shares and seconds is not None and raw:
@@ -95,6 +102,8 @@ class Dmda(Policy):
     def placed(self, task, device):
         self._resent |= task.id in self._sent  # sent again: its device died
         self._sent.add(task.id)
+        if self.slips:
+            self.slips.placed(task, device)
         if self.shares:
             self._raw[task.id] = predict(self._model, task, device)
             self.shares.sent(task, kind(task), device)
@@ -114,8 +123,12 @@ class Dmda(Policy):
             return None
         if self.shares:
             return self._by_quota(task, k, c, devices, model, now)
-        fin = self._finishes(task, k, c, devices, model, now)
-        return self._earliest(task, k, c, devices, model, now, _sliced(fin, c, devices, now))
+        fin = _sliced(self._finishes(task, k, c, devices, model, now), c, devices, now)
+        if self.slips:
+            p = {d.name: task_seconds(model, task, d, devices, self._predict(model, task, d, k)) for d in c}
+            ends = guarded({n: f for n, (f, _) in fin.items()}, p, self.slips, c)
+            fin = {n: (ends[n], tr) for n, (_, tr) in fin.items()}
+        return self._earliest(task, k, c, devices, model, now, fin)
 
     def _predict(self, model, task, d, k):
         """The model's prediction times the device's drift. The model's is cached until the device ends a task

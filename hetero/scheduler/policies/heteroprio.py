@@ -13,8 +13,7 @@ from hetero.scheduler.costs import capable, finish_time, predict
 from hetero.scheduler.device import kind
 from hetero.scheduler.graph import upward_ranks
 from hetero.scheduler.policies.base import Policy
-
-SLIP_WEIGHT = 0.3  # the newest task's weight in a device's slip, as the perf model weighs its newest sample
+from hetero.scheduler.slips import Slips
 
 
 class HeteroPrio(Policy):
@@ -24,9 +23,10 @@ class HeteroPrio(Policy):
     least slow at and leaves the rest to the device that is much faster at them. In place of HeteroPrio's
     spoliation (restarting a slow device's task on a fast one that freed up), a device takes a task it is slower
     at only when it would still finish it first, counting the other devices' queues and the ready tasks they
-    would take before it, and its own predictions' observed error: its prediction there is stretched by how much
-    longer than predicted its tasks have run this run (`slip`), so a device whose predictions run short does not
-    take the critical path's tasks from a faster one on their strength. Each device is sent one task running and
+    would take before it, and its own predictions' error: its prediction there is stretched by how much longer
+    than predicted its tasks run (hetero.scheduler.slips: observed in earlier runs and this one, assumed large
+    where none is observed yet), so a device whose predictions run short, or may, does not take the critical
+    path's tasks from a faster one on their strength. Each device is sent one task running and
     one waiting, so it is never idle between calls and every later choice is made on measured queues. Ratios
     depend only on a task's kind, so a choice costs O(kinds^2) once the ready tasks are grouped by kind, not
     O(ready^2)."""
@@ -35,25 +35,20 @@ class HeteroPrio(Policy):
     pulls = True
     commit = 2
     max_sim_tasks = 5000
-    revised = "2026-12-06T06:40+00:00"  # a slower device's finish counts its observed slip
+    revised = "2026-12-07T16:00+00:00"  # a slower device's slip starts at the model's error, or an assumed one
 
     def __init__(self):
-        self.rank, self.seconds, self.ratios, self.slip, self.model, self.sent = {}, {}, {}, {}, None, {}
+        self.rank, self.seconds, self.ratios, self.slips = {}, {}, {}, Slips()
 
     def plan(self, tasks, devices, model):
         self.rank, self.seconds, self.ratios = upward_ranks(tasks, devices, model), {}, {}
-        self.slip, self.model, self.sent = {}, model, {}  # slip: device name -> recent mean of max(0, took/p - 1)
+        self.slips = Slips(devices, model)
 
     def placed(self, task, device):
-        self.sent[task.id] = predict(self.model, task, device)  # what it is predicted to take there, as sent
+        self.slips.placed(task, device)
 
     def ended(self, task, device, seconds=None):
-        """A task that ran alone on `device` took `seconds`: how far past the prediction it was sent with goes
-        into the device's slip (a task that shared its cores says nothing of the prediction)."""
-        p = self.sent.pop(task.id, None)
-        if p and seconds is not None:
-            over = max(0.0, seconds / p - 1.0)
-            self.slip[device.name] = (1 - SLIP_WEIGHT) * self.slip.get(device.name, over) + SLIP_WEIGHT * over
+        self.slips.ended(task, device, seconds)
 
     def order(self, ready):
         return sorted(ready, key=lambda t: -self.rank.get(t.id, 0.0))
@@ -105,8 +100,8 @@ class HeteroPrio(Policy):
                 continue
             if r > 1.0:  # slower here: only if no other device would still finish it first, after its queue
                 # and what it would take first, even with this device's observed slip
-                fin = self._finish(model, t, device, k, devices, now) + self.slip.get(device.name, 0.0) * (
-                    self._predict(model, t, device, k)
+                fin = self._finish(model, t, device, k, devices, now) + self.slips.stretch(
+                    device, self._predict(model, t, device, k)
                 )
                 if any(
                     self._finish(model, t, d, k, devices, now) + ahead[d.name](q) < fin
