@@ -209,7 +209,7 @@ def replay_run(run: Path) -> list[dict]:
             notify,
             {s.name: s.core_group for s in here if s.core_group is not None},
             planned=planned_overhead(own),
-            errors=planned_overhead(own, "planned_error"),
+            errors=planned_error(own),
         )
         rows.append(
             dict(
@@ -227,10 +227,16 @@ def replay_run(run: Path) -> list[dict]:
     return rows
 
 
-def planned_overhead(events: list[dict], field: str = "planned_overhead") -> dict:
-    """device name -> the call overhead the run's policy priced it with (`field`: or the prediction error its
-    guard started from, 'planned_error'), from the run's events (runs that did not record it: none)."""
-    return {e["device"]: e[field] for e in events if field in e}
+def planned_overhead(events: list[dict]) -> dict:
+    """device name -> the call overhead the run's policy priced it with, from the run's events (runs that did not
+    record it: none)."""
+    return {e["device"]: e["planned_overhead"] for e in events if "planned_overhead" in e}
+
+
+def planned_error(events: list[dict]) -> dict:
+    """device name -> the prediction error the run's guard started from there (every device of the run, in each
+    event; runs that did not record it: none)."""
+    return next((e["planned_error"] for e in events if "planned_error" in e), {})
 
 
 def same_policy(policy, meta: dict) -> bool:
@@ -309,7 +315,7 @@ def replay_stream_run(run: Path) -> list[dict]:
             st.arrivals(),
             planned_overhead(own),
             own_times=True,  # a stream's tail latency is the spread of its tasks' times, which a mean smooths away
-            errors=planned_overhead(own, "planned_error"),
+            errors=planned_error(own),
         )
         got = streams.latency(st, sim.start, sim.end)
         rows.append(

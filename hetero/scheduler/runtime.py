@@ -213,7 +213,7 @@ class RayExecutor:
                 "flops": t.flops,
                 "predicted": self.believed[t.case],
                 "planned_overhead": self.res.planned_overhead.get(name, 0.0),
-                "planned_error": self.res.planned_error.get(name, 0.0),
+                "planned_error": self.res.planned_error,
             }
         )
         if self.on_done:

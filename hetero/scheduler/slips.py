@@ -5,9 +5,12 @@ A device's slip is how much longer than predicted its tasks run, as a fraction: 
 starts a run at DeviceState.error, which the runtime sets from the perf model (PerfModel.error: observed over
 earlier runs) or, on a device whose error no run has shown yet (a new machine, a deleted model), ASSUMED_ERROR:
 an unknown error is taken to be large, so that a first run keeps its tasks on the fastest device unless another
-finishes them first even at twice its predicted time. Within the run each task that ran alone on its cores moves
-the slip towards what it showed (the perf model's RECENT weight), so a device that keeps its predictions earns
-its share as the run goes on. A simulation whose durations are its predictions leaves error at 0.
+finishes them first even at half as long again as predicted. Not larger: a device's predictions after a short
+calibration run long mostly where its work meets another device's on shared caches and memory, which is
+also where spreading the work pays, so an error assumed far larger keeps every task of a graph on one device.
+Within the run each task that ran alone on its cores moves the slip towards what it showed (the perf model's
+RECENT weight), so a device that keeps its predictions earns its share as the run goes on. A simulation whose
+durations are its predictions leaves error at 0.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from hetero.scheduler.costs import predict
 from hetero.scheduler.perfmodel import RECENT
 
-ASSUMED_ERROR = 1.0  # slip of a device with no observed error: its tasks may take twice their prediction
+ASSUMED_ERROR = 0.5  # slip of a device with no observed error: its tasks may take 1.5x their prediction
 
 
 def starting_error(model, backend: str, device: str) -> tuple[float, str]:

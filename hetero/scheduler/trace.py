@@ -102,7 +102,7 @@ def chrome_trace(results) -> str:
     sent the task (ms from the run's start): start minus sent is its wait in the device's queue; args.predicted_ms
     is what the perf model predicted for the task on each device when the policy planned, and
     args.planned_overhead_ms the call overhead the policy priced the task's device with, args.planned_error the
-    prediction error its guard started from on that device (hetero.scheduler.slips)."""
+    prediction error the guard started from on each device (hetero.scheduler.slips)."""
     events, pids = [], {}
     for r in results:
         for e in sorted(r.events, key=lambda e: e["start"]):
@@ -144,7 +144,11 @@ def chrome_trace(results) -> str:
                             if "planned_overhead" in e
                             else {}
                         ),
-                        **({"planned_error": round(e["planned_error"], 4)} if "planned_error" in e else {}),
+                        **(
+                            {"planned_error": {k: round(v, 4) for k, v in e["planned_error"].items()}}
+                            if "planned_error" in e
+                            else {}
+                        ),
                     },
                 }
             )
@@ -184,7 +188,11 @@ def read_trace(path) -> dict:
                         if "planned_overhead_ms" in e["args"]
                         else {}
                     ),
-                    **({"planned_error": float(e["args"]["planned_error"])} if "planned_error" in e["args"] else {}),
+                    **(
+                        {"planned_error": {k: float(v) for k, v in e["args"]["planned_error"].items()}}
+                        if "planned_error" in e["args"]
+                        else {}
+                    ),
                 }
             )
     except FileNotFoundError:

@@ -75,7 +75,7 @@ class _Predictions:
 
 class Auto(Policy):
     name = "auto"
-    revised = "2026-12-07T16:00+00:00"  # graphs: dmda unless heteroprio is simulated faster by SIM_MARGIN
+    revised = "2026-12-07T15:30+00:00"  # graphs: dmda unless heteroprio is simulated faster by SIM_MARGIN
 
     def __init__(self):
         self.inner: Policy | None = None

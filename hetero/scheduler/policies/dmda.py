@@ -37,7 +37,7 @@ class Dmda(Policy):
 
     name = "dmda"
     pooled = True
-    revised = "2026-12-07T16:00+00:00"  # graphs: a task leaves its fastest device only past its error
+    revised = "2026-12-07T15:30+00:00"  # graphs: a task leaves its fastest device only past its error
     # On a batch, one task running and one waiting, which is all a device actor takes in at once (late binding:
     # every later choice is made on measured queues). On a graph, every ready task is sent at once: there a
     # device's next task is often a child released by the task just ended, and the round trip through the driver

@@ -35,7 +35,7 @@ class HeteroPrio(Policy):
     pulls = True
     commit = 2
     max_sim_tasks = 5000
-    revised = "2026-12-07T16:00+00:00"  # a slower device's slip starts at the model's error, or an assumed one
+    revised = "2026-12-07T15:30+00:00"  # a slower device's slip starts at the model's error, or an assumed one
 
     def __init__(self):
         self.rank, self.seconds, self.ratios, self.slips = {}, {}, {}, Slips()
