@@ -16,7 +16,7 @@ output, the next queued call arriving), measured between back-to-back tasks: 0.1
 to be left out of a queue's predicted end when tasks take 5-60 ms.
 
 Per device, too, the error of its predictions in the scheduler's runs: how much longer than predicted its tasks
-ran, max(0, took / predicted - 1) per task, as a recent mean (error()). A policy sends a task away from its
+ran, max(0, took / predicted - 1) per task, as a mean over its tasks (error()). A policy sends a task away from its
 fastest device only if the other still finishes first with its prediction stretched by that error
 (hetero.scheduler.slips); a device whose error is not yet observed is assumed to have a large one.
 
@@ -155,10 +155,11 @@ class PerfModel:
         self._changed.add(("errors", (backend, device)))
 
     def error(self, backend: str, device: str) -> float | None:
-        """How much longer than predicted the device's tasks run, as a fraction (recent mean); None until
-        ERROR_AFTER tasks have shown it."""
+        """How much longer than predicted the device's tasks run, as a fraction: the mean over every task it ran,
+        not the recent one (whose newest sample weighs RECENT: two slow tasks would set it); None until
+        ERROR_AFTER tasks have shown it. A run's own tasks move it within the run (slips.Slips)."""
         h = self.errors.get((backend, device))
-        return h.recent - 1.0 if h is not None and h.count >= ERROR_AFTER else None
+        return h.mean - 1.0 if h is not None and h.count >= ERROR_AFTER else None
 
     def call_overhead(self, backend: str, device: str) -> float:
         """Seconds a task holds the device beyond its run (recent mean); 0 until measured."""
