@@ -37,3 +37,24 @@ def assert_matches_with_non_finite(out, ref):
     assert np.array_equal(np.isnan(out), np.isnan(ref)) and np.array_equal(np.isinf(out), np.isinf(ref))
     finite = np.isfinite(ref)
     np.testing.assert_allclose(out[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
+def conv2d_loops(x, w, b, st, pad, dil):
+    """conv2d by loops over taps in float64 (the workload's reference takes square arguments only)."""
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    P = (H + 2 * pad[0] - dil[0] * (R - 1) - 1) // st[0] + 1
+    Q = (W + 2 * pad[1] - dil[1] * (S - 1) - 1) // st[1] + 1
+    out = np.broadcast_to(b.astype(np.float64)[None, :, None, None], (N, K, P, Q)).copy()
+    for r in range(R):
+        for s in range(S):
+            win = xp[
+                :,
+                :,
+                r * dil[0] : r * dil[0] + st[0] * (P - 1) + 1 : st[0],
+                s * dil[1] : s * dil[1] + st[1] * (Q - 1) + 1 : st[1],
+            ]  # (N, C, P, Q)
+            with np.errstate(invalid="ignore"):
+                out += np.einsum("ncpq,kc->nkpq", win, w[:, :, r, s].astype(np.float64))
+    return out.astype(np.float32)

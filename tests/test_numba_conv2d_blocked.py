@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import assert_matches_with_non_finite
+from conftest import assert_matches_with_non_finite, conv2d_loops
 from hetero.workloads import get
 
 pytestmark = pytest.mark.usefixtures("needs_numba")
@@ -38,29 +38,8 @@ def _run(p, bias=True, x_fill=None):
     Q = (p["W"] + 2 * pad[1] - dil[1] * (p["S"] - 1) - 1) // st[1] + 1
     out = np.full((p["N"], p["K"], P, Q), np.nan, np.float32)
     blocked.conv2d(x, w, b, st, pad, dil, out)
-    ref = _reference(x, w, b, st, pad, dil)
+    ref = conv2d_loops(x, w, b, st, pad, dil)
     return out, ref
-
-
-def _reference(x, w, b, st, pad, dil):
-    """conv2d by loops over taps in float64 (the workload's reference takes square arguments only)."""
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
-    P = (H + 2 * pad[0] - dil[0] * (R - 1) - 1) // st[0] + 1
-    Q = (W + 2 * pad[1] - dil[1] * (S - 1) - 1) // st[1] + 1
-    out = np.broadcast_to(b.astype(np.float64)[None, :, None, None], (N, K, P, Q)).copy()
-    for r in range(R):
-        for s in range(S):
-            win = xp[
-                :,
-                :,
-                r * dil[0] : r * dil[0] + st[0] * (P - 1) + 1 : st[0],
-                s * dil[1] : s * dil[1] + st[1] * (Q - 1) + 1 : st[1],
-            ]  # (N, C, P, Q)
-            with np.errstate(invalid="ignore"):
-                out += np.einsum("ncpq,kc->nkpq", win, w[:, :, r, s].astype(np.float64))
-    return out.astype(np.float32)
 
 
 @pytest.mark.parametrize("p", SHAPES, ids=range(len(SHAPES)))
@@ -114,7 +93,7 @@ def test_int8_convolves_exactly_up_to_the_float32_bound(monkeypatch):
     x[0], w[:8] = -128, -128
     out = np.empty((2, 24, 8, 9), np.int32)
     numba_conv2d_int8.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, out)
-    ref = _reference(x.astype(np.float64), w.astype(np.float64), np.zeros(24), (1, 1), (1, 1), (1, 1))
+    ref = conv2d_loops(x.astype(np.float64), w.astype(np.float64), np.zeros(24), (1, 1), (1, 1), (1, 1))
     want = np.rint(ref.astype(np.float64)).astype(np.int64)
     assert out[0, 0, 3, 3] == 2**24 and np.array_equal(out, want)
 

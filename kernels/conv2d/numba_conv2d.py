@@ -1,9 +1,10 @@
 """conv2d and conv_transpose2d for the numba backend, NCHW, float32, groups=1.
 
-Which path: 1x1-like kernels (Wph == Q below) with 16+ channels: DIRECT; other kernels with 16+ input and output
-channels on an AVX2 CPU without AVX-512: numba_conv2d_blocked (no BLAS); otherwise TAPS or IM2COL below.
-conv_transpose2d with 16+ input and output channels on such a CPU: numba_conv_transpose2d_blocked; otherwise the
-GEMM + col2im below.
+Which path, on an AVX2 CPU without AVX-512: fewer than 16 input channels (and 8+ output columns):
+numba_conv2d_rows; other kernels that are not 1x1-like with 16+ input and output channels: numba_conv2d_blocked
+(neither uses BLAS). Otherwise: 1x1-like kernels (Wph == Q below) with 16+ channels: DIRECT; the rest TAPS or
+IM2COL below. conv_transpose2d with 16+ input and output channels on such a CPU: numba_conv_transpose2d_blocked;
+otherwise the GEMM + col2im below.
 
 What is whose, on the paths of this file: the multiply-adds are SciPy's OpenBLAS sgemm, called from Numba's nopython
 mode (conv2d through kernels/numba_blas.py, which passes leading dimensions and beta; conv_transpose2d through
@@ -57,8 +58,10 @@ from numba import prange
 
 from hetero.blas_env import blas_report
 from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+from hetero.kernels.conv2d import numba_conv2d_rows as rows
 from hetero.kernels.conv2d import numba_conv_transpose2d_blocked as blocked_t
-from hetero.kernels.conv2d.numba_conv2d_blocked import phase_span, prefetch_rows
+from hetero.kernels.conv2d.numba_conv2d_blocked import prefetch_rows
+from hetero.kernels.conv2d.numba_phases import fill_phases
 from hetero.kernels.numba_blas import NO_TRANS, TRANS, sgemm
 from hetero.kernels.numba_intrinsics import transpose16_add
 from hetero.kernels.numba_transpose import transpose
@@ -69,38 +72,6 @@ SMALL_GEMM = 1_000_000  # OpenBLAS runs sgemm with M*N*K up to this through its 
 SMALL_KERNEL_CORES = {"SkylakeX", "Cooperlake", "SapphireRapids"}  # OpenBLAS cores with those kernels (AVX-512)
 MIN_TAP_C = 16  # fewer channels: IM2COL
 IM2COL_COLS = 256  # columns of an IM2COL tile: a few hundred for sgemm, and col (C*R*S, cols) stays near L2
-
-
-@numba.njit(cache=True, inline="always")  # a call per row costs refcount traffic
-def _gather_row(dst, d0, src, s0, n, step):
-    """dst[d0 + j] = src[s0 + j*step] for j < n, on flat arrays with unsigned indices (no wraparound check)."""
-    if step == 1:
-        for j in range(np.uint64(n)):
-            dst[d0 + j] = src[s0 + j]
-    else:
-        for j in range(np.uint64(n)):
-            dst[d0 + j] = src[s0 + np.uint64(step) * j]
-
-
-@numba.njit(cache=True)
-def _fill_phases(xn, sh, sw, ph, pw, ph_rows, ph_cols, xph):
-    """xph (C, sh, sw, Hph, Wph) flat; xph[c, a, b, i, j] = x[c, i*sh + a - ph, j*sw + b - pw].
-
-    Writes only the entries that come from x: the zero padding sits at the same places for every image, so the
-    caller zeroes xph once per thread and it stays zero. Rows are short (16-56 floats), so per-row views cost
-    more than the copy: it indexes flat with unsigned ints instead."""
-    C, H, W = xn.shape
-    xf = xn.reshape(C * H * W)
-    plane = ph_rows * ph_cols
-    for a in range(sh):
-        i_lo, i_hi = phase_span(ph_rows, H, ph, sh, a)
-        for b in range(sw):
-            j_lo, j_hi = phase_span(ph_cols, W, pw, sw, b)
-            for c in range(C):
-                for i in range(i_lo, i_hi):
-                    d0 = np.uint64(((c * sh + a) * sw + b) * plane + i * ph_cols + j_lo)
-                    s0 = np.uint64((c * H + i * sh + a - ph) * W + j_lo * sw + b - pw)
-                    _gather_row(xph, d0, xf, s0, j_hi - j_lo, sw)
 
 
 @numba.njit(cache=True)
@@ -197,7 +168,7 @@ def _conv2d_kernel(x, w, bias, sh, sw, ph, pw, dh, dw, R, S, tile_rows, mode, nt
         for task in range(t * ntasks // nthreads, (t + 1) * ntasks // nthreads):
             n, tile = task // tiles_per_img, task % tiles_per_img
             if n != last_n:
-                _fill_phases(x[n], sh, sw, ph, pw, ph_rows, ph_cols, xph)
+                fill_phases(x[n], sh, sw, ph, pw, ph_rows, ph_cols, xph)
                 last_n = n
             p0 = tile * tile_rows
             tp = min(tile_rows, P - p0)
@@ -287,6 +258,9 @@ def conv2d(x, w, bias, stride, padding, dilation, out):
     N, P, Q = x.shape[0], out.shape[2], out.shape[3]
     ph_cols = Q + ((S - 1) * dw) // sw
     nthreads = numba.get_num_threads()
+    if rows.takes(C, Q):  # few channels: output rows straight from the microkernel (AVX2 hosts)
+        rows.conv2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
+        return
     if ph_cols > Q and blocked.takes(C, K):  # our FMA kernel beats a packing sgemm (AVX2 hosts)
         blocked.conv2d(x, w, _bias_or_zeros(bias, K), stride, padding, dilation, out)
         return

@@ -34,6 +34,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from hetero.kernels.conv2d.numba_phases import phase_span
 from hetero.kernels.numba_intrinsics import prefetch_write, transpose8, transpose16_add
 
 NW, KB, CB = 6, 16, 8  # positions a tile, output channels a tile (2 ymm), input channels a block (xb's last axis)
@@ -188,13 +189,6 @@ def _fill_phase(xf, C, H, W, sw, rows, cols, x_row, x_col, dst, ph_cols, xb):
                 s0 = np.uint64(s_row + cc * H * W + j0 * sw)
                 for j in range(np.uint64(cols - j0)):
                     xb[d0 + j * eight] = xf[s0 + j * step]
-
-
-@numba.njit(cache=True, inline="always")
-def phase_span(n_ph, n, pad, stride, a):
-    """(lo, hi): the indices i < n_ph of phase a whose input index i*stride + a - pad lies in [0, n)."""
-    lo = min(n_ph, max(0, (pad - a + stride - 1) // stride))
-    return lo, max(lo, min(n_ph, (n - 1 + pad - a) // stride + 1))
 
 
 @numba.njit(cache=True)

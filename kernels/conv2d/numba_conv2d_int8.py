@@ -1,7 +1,10 @@
 """int8 conv2d for the numba backend, NCHW: out (N, K, P, Q) int32 = the exact integer convolution of int8 input
 (N, C, H, W) and weight (K, C/groups, R, S); any stride, padding, dilation and groups.
 
-Three ways, by channels per group (cg = C/groups):
+Four ways, by channels per group (cg = C/groups):
+  ROWS    ungrouped with fewer than 16 channels (a first layer), on the CPUs numba_conv2d_rows.applies to, while
+          cg*R*S <= 1024: its float32 kernel, widening the int8 input as it lays it out; exact for the reason
+          DIRECT gives.
   BLOCKED ungrouped, not 1x1-like, with 16+ input and output channels on the CPUs numba_conv2d_blocked.applies
           to (AVX2 without AVX-512, where the int8 GEMM below has only VPMADDWD), while cg*R*S <= 1024: the float32
           blocked kernel, widening the int8 input as it lays it out; exact for the reason DIRECT gives. (1x1-like
@@ -26,6 +29,7 @@ import numpy as np
 from numba import prange
 
 from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
+from hetero.kernels.conv2d import numba_conv2d_rows as rows
 from hetero.kernels.conv2d import numba_grouped
 from hetero.kernels.matmul.numba_int8 import gemm
 
@@ -94,6 +98,11 @@ def conv2d(x, w, stride, padding, dilation, groups, out) -> None:
     """out (N, K, P, Q) int32 = conv2d(x int8 (N, C, H, W), w int8 (K, C/groups, R, S)); stride etc. (h, w)."""
     N, K, P, Q = out.shape
     cg, R, S = w.shape[1:]
+    if groups == 1 and rows.takes(cg, Q) and blocked.exact_for_int8(cg, R, S):  # exact: see DIRECT
+        sums = np.empty(out.shape, np.float32)
+        rows.conv2d(x, w.astype(np.float32), np.zeros(K, np.float32), stride, padding, dilation, sums)
+        np.copyto(out, sums, casting="unsafe")
+        return
     if (
         groups == 1
         and (S - 1) * dilation[1] >= stride[1]  # taps overlap along a row: not 1x1-like (numba_conv2d's DIRECT)
