@@ -134,3 +134,38 @@ def deinterleave8(typingctx, src, s0, dst, e0, o0):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _deinterleave(n: int):
+    """An intrinsic (src, s0, dst, d0, d_step) -> None: dst[d0 + b*d_step + i] = src[s0 + n*i + b] for i < 8,
+    b < n, on flat arrays: float32 dst, float32 or int8 src (widened exactly). One 8n-element load and n
+    shuffles: the n stride phases of 8n consecutive elements."""
+
+    def deinterleave(typingctx, src, s0, dst, d0, d_step):
+        if dst.dtype != types.float32 or src.dtype not in (types.float32, types.int8):
+            return None
+        sig = types.void(src, s0, dst, d0, d_step)
+        widen = src.dtype == types.int8
+
+        def codegen(context, builder, sig, args):
+            src_p, dst_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2))
+            f8, ety = ir.VectorType(ir.FloatType(), 8), ir.IntType(8) if widen else ir.FloatType()
+            vty = ir.VectorType(ety, 8 * n)
+            whole = builder.load(builder.bitcast(builder.gep(src_p, [args[1]]), vty.as_pointer()), align=1)
+            for b in range(n):
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), 8), [b + n * i for i in range(8)])
+                part = builder.shuffle_vector(whole, ir.Constant(vty, None), mask)
+                if widen:
+                    part = builder.sitofp(part, f8)
+                at = builder.add(args[3], builder.mul(args[4], ir.Constant(args[4].type, b)))
+                builder.store(part, builder.bitcast(builder.gep(dst_p, [at]), f8.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return deinterleave
+
+
+# The 2 and 4 stride phases of 16 and 32 consecutive elements (a stride-2 or stride-4 conv's input row).
+deinterleave2 = intrinsic(_deinterleave(2))
+deinterleave4 = intrinsic(_deinterleave(4))

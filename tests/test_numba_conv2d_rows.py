@@ -99,3 +99,25 @@ def test_int8_convolves_exactly(monkeypatch):
         numba_conv2d_int8.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, out)
         ref = conv2d_loops(x.astype(np.float64), w.astype(np.float64), np.zeros(6), (1, 1), (1, 1), (1, 1))
         assert bool(calls) == taken and np.array_equal(out, np.rint(ref.astype(np.float64)).astype(np.int64))
+
+
+@pytest.mark.parametrize("sw", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.int8])
+def test_phase_split_matches_its_definition(sw, dtype):
+    """numba_phases.fill_phases, whose W strides 2 and 4 split 8 columns a step in registers, against its
+    docstring's formula: left and right padding, rows shorter and longer than a step, int8 widened."""
+    from hetero.kernels.conv2d.numba_phases import fill_phases
+
+    rng = np.random.default_rng(sw)
+    for W, pw, ph in ((5, 0, 1), (40, 1, 0), (70, 3, 2)):
+        C, H, sh = 2, 9, 2
+        x = (rng.standard_normal((C, H, W)) * 50).astype(dtype)
+        rows_, cols = (H + 2 * ph) // sh + 1, (W + 2 * pw) // sw + 1
+        got = np.zeros((C, sh, sw, rows_, cols), np.float32)
+        fill_phases(x, sh, sw, ph, pw, rows_, cols, got.reshape(-1))
+        want = np.zeros_like(got)
+        xp = np.pad(x.astype(np.float32), ((0, 0), (ph, sh * rows_), (pw, sw * cols)))
+        for a in range(sh):
+            for b in range(sw):
+                want[:, a, b] = xp[:, a : a + sh * rows_ : sh, b : b + sw * cols : sw]
+        assert np.array_equal(got, want), (W, pw, ph)

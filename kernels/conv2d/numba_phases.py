@@ -12,6 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from hetero.kernels.numba_intrinsics import deinterleave2, deinterleave4
+
 
 @numba.njit(cache=True, inline="always")
 def phase_span(n_ph, n, pad, stride, a):
@@ -31,22 +33,47 @@ def _gather_row(dst, d0, src, s0, n, step):
             dst[d0 + j] = src[s0 + np.uint64(step) * j]
 
 
+@numba.njit(cache=True, inline="always")
+def _split_row(xph, d0, plane, xf, s0, sw, j0, j1):
+    """For every phase b < sw and j0 <= j < j1 (j1 - j0 >= 8): xph[d0 + b*plane + j] = xf[s0 + j*sw + b], 8
+    columns a step through a register deinterleave, the last step moved back to overlap the one before."""
+    for jb in range(j0, j1, 8):
+        j = min(jb, j1 - 8)
+        if sw == 2:
+            deinterleave2(xf, s0 + j * 2, xph, d0 + j, plane)
+        else:
+            deinterleave4(xf, s0 + j * 4, xph, d0 + j, plane)
+
+
 @numba.njit(cache=True)
 def fill_phases(xn, sh, sw, ph, pw, ph_rows, ph_cols, xph):
     """xph (C, sh, sw, Hph, Wph) flat; xph[c, a, b, i, j] = x[c, i*sh + a - ph, j*sw + b - pw].
 
     Writes only the entries that come from x: the zero padding sits at the same places for every image, so the
     caller zeroes xph once per thread and it stays zero. Rows are short (16-56 floats), so per-row views cost
-    more than the copy: it indexes flat with unsigned ints instead."""
+    more than the copy: it indexes flat with unsigned ints instead. At W stride 2 or 4, the columns every phase
+    has (j0..j1) are split 8 a step in registers; a loop of strided loads stays scalar."""
     C, H, W = xn.shape
     xf = xn.reshape(C * H * W)
     plane = ph_rows * ph_cols
+    spans = np.empty((sw, 2), np.int64)  # phase b's columns from x: spans[b, 0] <= j < spans[b, 1]
+    for b in range(sw):
+        spans[b, 0], spans[b, 1] = phase_span(ph_cols, W, pw, sw, b)
+    j0, j1 = spans[:, 0].max(), spans[:, 1].min()
+    split = (sw == 2 or sw == 4) and j1 - j0 >= 8
     for a in range(sh):
         i_lo, i_hi = phase_span(ph_rows, H, ph, sh, a)
-        for b in range(sw):
-            j_lo, j_hi = phase_span(ph_cols, W, pw, sw, b)
-            for c in range(C):
-                for i in range(i_lo, i_hi):
-                    d0 = np.uint64(((c * sh + a) * sw + b) * plane + i * ph_cols + j_lo)
-                    s0 = np.uint64((c * H + i * sh + a - ph) * W + j_lo * sw + b - pw)
-                    _gather_row(xph, d0, xf, s0, j_hi - j_lo, sw)
+        for c in range(C):
+            for i in range(i_lo, i_hi):
+                s_row = (c * H + i * sh + a - ph) * W - pw
+                d_row = (c * sh + a) * sw * plane + i * ph_cols
+                if split:
+                    _split_row(xph, d_row, plane, xf, s_row, sw, j0, j1)
+                for b in range(sw):
+                    j_lo, j_hi = spans[b, 0], spans[b, 1]
+                    d0, s0 = np.uint64(d_row + b * plane), np.uint64(s_row + b)
+                    if split:  # the columns left of j0 and right of j1
+                        _gather_row(xph, d0 + j_lo, xf, s0 + j_lo * sw, j0 - j_lo, sw)
+                        _gather_row(xph, d0 + j1, xf, s0 + j1 * sw, j_hi - j1, sw)
+                    else:
+                        _gather_row(xph, d0 + j_lo, xf, s0 + j_lo * sw, j_hi - j_lo, sw)
