@@ -88,3 +88,29 @@ def test_autotuner_picks_and_remembers(tmp_path, monkeypatch):
     assert best in [dict(c) for c in att.CANDIDATES]
     monkeypatch.setattr(att, "_time_config", lambda *a, **k: pytest.fail("should come from the file"))
     assert att.tuned(rt, path) == best
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gemm_packs_ragged_operands_either_way(batch):
+    """Gemm on sizes that are no whole number of tiles or of pack_f32's k-chunks, A read along k (row-major) and
+    B along rows (its columns contiguous), or both the other way (transposed views), batched or not."""
+    import numpy as np
+
+    from hetero.kernels.matmul.opencl_matmul import PACK_KC, Gemm, Operand
+
+    rt = get("opencl")._runtime()
+    M, N, K = 13, 37, 2 * PACK_KC + 3
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((batch, M, K), np.float32), rng.standard_normal((batch, K, N), np.float32)
+    want = np.einsum("bmk,bkn->bmn", a.astype(np.float64), b.astype(np.float64))
+    at, bt = np.ascontiguousarray(a.transpose(0, 2, 1)), np.ascontiguousarray(b.transpose(0, 2, 1))
+    s = lambda n: n if batch > 1 else 0  # noqa: E731
+    for ops in (
+        (Operand(rt.buffer(a), M, K, 1, s(M * K)), Operand(rt.buffer(b), N, 1, N, s(K * N))),
+        (Operand(rt.buffer(at), M, 1, M, s(M * K)), Operand(rt.buffer(bt), N, K, 1, s(K * N))),
+    ):
+        c = rt.buffer(nbytes=batch * M * N * 4)
+        ocl.event_seconds(Gemm(rt, M, N, K, batch=batch).enqueue(*ops, c, N, s(M * N)))
+        got = np.empty((batch, M, N), np.float32)
+        rt.read(got, c)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

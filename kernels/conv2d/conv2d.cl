@@ -19,12 +19,26 @@ __kernel void im2col_f32(__global const float* restrict x, __global float* restr
 }
 
 // pack_im2col_f32: im2col straight into matmul.cl's packed B layout (per n: (ceil(PQ/T), C*R*S, T)).
+// Work-item (tile of T output pixels, c, n) writes its R*S x T block of consecutive floats; the index
+// arithmetic of a pixel is done once for all its taps.
 __kernel void pack_im2col_f32(__global const float* restrict x, __global float* restrict dst,
                               int C, int H, int W, int P, int Q, int T, long d_batch) {
-  int pq = get_global_id(0), crs = get_global_id(1), n = get_global_id(2);
-  int kd = C * R * S;
-  float v = pq < P * Q ? tap(x + (long)n * C * H * W, C, H, W, Q, pq, crs) : 0.0f;
-  dst[n * d_batch + ((long)(pq / T) * kd + crs) * T + (pq % T)] = v;
+  int tile = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+  __global const float* xc = x + ((long)n * C + c) * H * W;
+  __global float* d = dst + n * d_batch + ((long)tile * C + c) * R * S * T;
+  for (int i = 0; i < T; i++) {
+    int pq = tile * T + i;
+    int inside = pq < P * Q;
+    int y0 = (pq / Q) * ST_H - PAD_H, x0 = (pq % Q) * ST_W - PAD_W;
+    for (int r = 0; r < R; r++) {
+      int y = y0 + r * DIL_H;
+      int row_in = inside && y >= 0 && y < H;
+      for (int s = 0; s < S; s++) {
+        int xx = x0 + s * DIL_W;
+        d[(r * S + s) * T + i] = (row_in && xx >= 0 && xx < W) ? xc[(long)y * W + xx] : 0.0f;
+      }
+    }
+  }
 }
 
 // col2im_f32: cols (N, K*R*S, H*W) -> out (N, K, Ho, Wo), each output gathering its taps. Work-item (oyx, k, n).

@@ -56,7 +56,7 @@ def _conv2d(rt, case, x, w, out):
         eb = ocl.launch(
             rt,
             prg.pack_im2col_f32,
-            (g.Nt * g.TN, kd, N),
+            (g.Nt, C, N),
             None,
             x,
             g.bp,

@@ -13,12 +13,30 @@
 // pack_f32: rows x K operand at src (element (r, k) at r*s_row + k*s_k, batch b at b*s_batch)
 //   -> dst (ceil(rows/T), K, T): T consecutive rows side by side for each k, zero padded.
 // Both operands go through it: A with rows = M; B with rows = N (its columns), so any transpose is free.
+// Work-item (tile, chunk of PACK_KC k's, b) moves one T x PACK_KC block, reading along whichever of r and k is
+// contiguous in src; its writes fill PACK_KC * T consecutive floats. (A work-item per element, reading across
+// rows, costs CPU devices more than the GEMM it feeds.)
 __kernel void pack_f32(__global const float* restrict src, __global float* restrict dst, int rows, int K,
                        int T, long s_batch, long s_row, long s_k, long d_batch) {
-  int r = get_global_id(0), k = get_global_id(1), b = get_global_id(2);
-  if (k >= K) return;
-  float v = r < rows ? src[b * s_batch + r * s_row + k * s_k] : 0.0f;
-  dst[b * d_batch + ((long)(r / T) * K + k) * T + (r % T)] = v;
+  int tile = get_global_id(0), k0 = get_global_id(1) * PACK_KC, b = get_global_id(2);
+  if (k0 >= K) return;
+  int kn = min(PACK_KC, K - k0), r0 = tile * T;
+  __global const float* s = src + b * s_batch;
+  __global float* d = dst + b * d_batch + ((long)tile * K + k0) * T;
+  if (s_k == 1) {
+    for (int i = 0; i < T; i++) {
+      __global const float* row = s + (long)(r0 + i) * s_row + k0;
+      if (r0 + i < rows)
+        for (int kk = 0; kk < kn; kk++) d[kk * T + i] = row[kk];
+      else
+        for (int kk = 0; kk < kn; kk++) d[kk * T + i] = 0.0f;
+    }
+  } else {
+    for (int kk = 0; kk < kn; kk++) {
+      __global const float* col = s + (long)(k0 + kk) * s_k;
+      for (int i = 0; i < T; i++) d[kk * T + i] = r0 + i < rows ? col[(long)(r0 + i) * s_row] : 0.0f;
+    }
+  }
 }
 
 // matmul_f32: Ap (Mt, K, TM) and Bp (Nt, K, TN) packed panels -> C rows of stride ldc. Work-item (mt, nt, b).

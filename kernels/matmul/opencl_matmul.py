@@ -17,6 +17,7 @@ SOURCE = Path(__file__).with_name("matmul.cl")
 # (rows TM) x (VW * NV columns) per work-item; PoCL on AVX2 likes 8 x 8 and 6 x 16 (REFERENCES.md machine).
 CANDIDATES = (dict(TM=8, VW=8, NV=1), dict(TM=6, VW=8, NV=2), dict(TM=6, VW=16, NV=1), dict(TM=4, VW=8, NV=3))
 TUNE_SHAPE = (512, 512, 512)
+PACK_KC = 64  # k's a packing work-item moves (pack_f32 in matmul.cl)
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Gemm:
         self.cfg = config or tuned(rt)
         self.TM, self.TN = self.cfg["TM"], self.cfg["VW"] * self.cfg["NV"]
         self.Mt, self.Nt = -(-M // self.TM), -(-N // self.TN)
-        self.prg = rt.program(SOURCE, self.cfg)
+        self.prg = rt.program(SOURCE, {**self.cfg, "PACK_KC": PACK_KC})
         self.ap = rt.buffer(nbytes=batch * self.Mt * self.TM * K * 4)
         self.bp = rt.buffer(nbytes=batch * self.Nt * self.TN * K * 4)
 
@@ -47,7 +48,7 @@ class Gemm:
         return ocl.launch(
             self.rt,
             self.prg.pack_f32,
-            (tiles * T, self.K, batch),
+            (tiles, -(-self.K // PACK_KC), batch),
             None,
             op.buf,
             dst,
