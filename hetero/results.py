@@ -218,17 +218,19 @@ def read_samples(path: Path) -> pd.DataFrame | None:
     return df.assign(seconds=bad)
 
 
-def _git_commit() -> str | None:
+def _git_commit(root: Path | None = None) -> str | None:
+    """HEAD of the checkout hetero runs from (or `root`), "-dirty" when a tracked file outside results/ differs
+    from it: the code that ran is not the commit's. Result files that earlier runs wrote and nobody has
+    committed yet do not change what runs, so they do not count."""
+    where = root or Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=where)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results"],
             capture_output=True,
             text=True,
             timeout=5,
-            cwd=Path(__file__).resolve().parent,
+            cwd=where,
         ).stdout.strip()
         return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):

@@ -87,3 +87,24 @@ def test_a_default_name_taken_in_the_same_second_gets_the_next_free_suffix(tmp_p
     second = RunFolder(tmp_path, None, default="run-fixed").create()
     third = RunFolder(tmp_path, None, default="run-fixed").create()
     assert [p.name for p in (first, second, third)] == ["run-fixed", "run-fixed.2", "run-fixed.3"]
+
+
+def test_dirty_means_code_that_differs_not_uncommitted_results(tmp_path):
+    """A run's git_commit ends in -dirty when a tracked file outside results/ differs from HEAD; result files an
+    earlier run wrote (not yet committed) leave it clean, as does an untracked scratch file."""
+    import subprocess
+
+    from hetero.results import _git_commit
+
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "run.csv").write_text("a\n1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "results" / "run.csv").write_text("a\n2\n")
+    (tmp_path / "scratch.txt").write_text("notes\n")
+    assert not _git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert _git_commit(tmp_path).endswith("-dirty")
