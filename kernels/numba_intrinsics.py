@@ -110,36 +110,11 @@ def transpose16_add(typingctx, src, s0, s_step, dst, d0, d_step, vec, v0):
     return sig, codegen
 
 
-@intrinsic
-def deinterleave8(typingctx, src, s0, dst, e0, o0):
-    """dst[e0 + i] = src[s0 + 2i], dst[o0 + i] = src[s0 + 2i + 1] for i < 8, on flat arrays: float32 dst, float32
-    or int8 src (widened exactly): one 16-element load and two shuffles, where a loop of stride-2 loads stays
-    scalar (LLVM does not vectorise it in Numba)."""
-    if dst.dtype != types.float32 or src.dtype not in (types.float32, types.int8):
-        return None
-    sig = types.void(src, s0, dst, e0, o0)
-    widen = src.dtype == types.int8
-
-    def codegen(context, builder, sig, args):
-        src_p, dst_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2))
-        f32, ety = ir.FloatType(), ir.IntType(8) if widen else ir.FloatType()
-        v16 = builder.load(builder.bitcast(builder.gep(src_p, [args[1]]), ir.VectorType(ety, 16).as_pointer()), align=1)
-        undef = ir.Constant(ir.VectorType(ety, 16), None)
-        for at, first in ((args[3], 0), (args[4], 1)):
-            mask = ir.Constant(ir.VectorType(ir.IntType(32), 8), [first + 2 * i for i in range(8)])
-            half = builder.shuffle_vector(v16, undef, mask)
-            if widen:
-                half = builder.sitofp(half, ir.VectorType(f32, 8))
-            builder.store(half, builder.bitcast(builder.gep(dst_p, [at]), ir.VectorType(f32, 8).as_pointer()), align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 def _deinterleave(n: int):
     """An intrinsic (src, s0, dst, d0, d_step) -> None: dst[d0 + b*d_step + i] = src[s0 + n*i + b] for i < 8,
     b < n, on flat arrays: float32 dst, float32 or int8 src (widened exactly). One 8n-element load and n
-    shuffles: the n stride phases of 8n consecutive elements."""
+    shuffles: the n stride phases of 8n consecutive elements, where a loop of stride-n loads stays scalar (LLVM
+    does not vectorise it in Numba). d_step may be any distance, negative too."""
 
     def deinterleave(typingctx, src, s0, dst, d0, d_step):
         if dst.dtype != types.float32 or src.dtype not in (types.float32, types.int8):

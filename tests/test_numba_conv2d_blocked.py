@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import assert_matches_with_non_finite, conv2d_loops
+from conftest import assert_matches_with_non_finite, conv2d_loops, routed
 from hetero.workloads import get
 
 pytestmark = pytest.mark.usefixtures("needs_numba")
@@ -67,15 +67,11 @@ def test_non_finite_inputs_stay_non_finite(value):
 
 def test_dense_conv2d_routes_here_on_avx2(monkeypatch):
     """numba_conv2d sends a 3x3 with 16+ channels here exactly when `applies` says this CPU should run it."""
-    from hetero.kernels.conv2d import numba_conv2d
     from hetero.kernels.conv2d import numba_conv2d_blocked as blocked
 
-    calls, real = [], blocked.conv2d
-    monkeypatch.setattr(blocked, "conv2d", lambda *a: calls.append(a) or real(*a))
     x, w = np.ones((1, 16, 6, 6), np.float32), np.ones((16, 16, 3, 3), np.float32)
-    out = np.empty((1, 16, 6, 6), np.float32)
-    numba_conv2d.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), out)
-    assert bool(calls) == blocked.applies()
+    taken, out = routed(monkeypatch, blocked, x, w)
+    assert taken == blocked.applies()
     assert out[0, 0, 2, 2] == 144 and out[0, 0, 0, 0] == 64  # 16 channels x 9 taps inside, 4 taps at a corner
 
 

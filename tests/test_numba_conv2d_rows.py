@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import assert_matches_with_non_finite, conv2d_loops
+from conftest import assert_matches_with_non_finite, conv2d_loops, routed
 
 pytestmark = pytest.mark.usefixtures("needs_numba")
 
@@ -51,15 +51,10 @@ def test_non_finite_inputs_stay_non_finite(value):
 
 def test_few_channel_conv2d_routes_here_on_avx2(monkeypatch):
     """numba_conv2d sends a 3-channel conv here exactly when `applies` says this CPU should run it."""
-    from hetero.kernels.conv2d import numba_conv2d
     from hetero.kernels.conv2d import numba_conv2d_rows as rows
 
-    calls, real = [], rows.conv2d
-    monkeypatch.setattr(rows, "conv2d", lambda *a: calls.append(a) or real(*a))
-    x, w = np.ones((1, 3, 6, 10), np.float32), np.ones((5, 3, 3, 3), np.float32)
-    out = np.empty((1, 5, 6, 10), np.float32)
-    numba_conv2d.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), out)
-    assert bool(calls) == rows.applies()
+    taken, out = routed(monkeypatch, rows, np.ones((1, 3, 6, 10), np.float32), np.ones((5, 3, 3, 3), np.float32))
+    assert taken == rows.applies()
     assert out[0, 0, 2, 2] == 27 and out[0, 0, 0, 0] == 12  # 3 channels x 9 taps inside, 4 taps at a corner
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from numba import prange
 
 from hetero.kernels.conv2d import numba_conv2d as dense
-from hetero.kernels.numba_intrinsics import deinterleave8
+from hetero.kernels.numba_intrinsics import deinterleave2
 
 DIRECT_MAX_CG = 16  # input channels per group up to which the direct kernel beats per-group GEMMs
 
@@ -99,13 +99,13 @@ def _pad_phases(x, n, c0, ph, pw, xs):
 def _split_row2(src, s0, W, dst, e0, o0, Wq, pw):
     """dst[e0 + m], dst[o0 + m] (m < Wq) = padded columns 2m and 2m + 1 of the input row src[s0 : s0 + W] shifted
     right by pw; flat arrays, entries off the row untouched. Where both columns lie on the row, eight pairs a step
-    in registers (deinterleave8), the last step overlapping the one before."""
+    in registers (deinterleave2), the last step overlapping the one before."""
     lo = (pw + 1) // 2  # first m with 2m - pw >= 0
     hi = min(Wq, (W + pw - 1) // 2)  # past the last m with 2m + 1 - pw < W
     if hi - lo >= 8:
         for m in range(lo, hi, 8):
             m0 = min(m, hi - 8)
-            deinterleave8(src, s0 + 2 * m0 - pw, dst, e0 + m0, o0 + m0)
+            deinterleave2(src, s0 + 2 * m0 - pw, dst, e0 + m0, o0 - e0)
     else:
         for m in range(lo, hi):
             dst[e0 + m] = src[s0 + 2 * m - pw]
