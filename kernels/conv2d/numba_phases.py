@@ -71,9 +71,8 @@ def fill_phases(xn, sh, sw, ph, pw, ph_rows, ph_cols, xph):
                     _split_row(xph, d_row, plane, xf, s_row, sw, j0, j1)
                 for b in range(sw):
                     j_lo, j_hi = spans[b, 0], spans[b, 1]
-                    d0, s0 = np.uint64(d_row + b * plane), np.uint64(s_row + b)
-                    if split:  # the columns left of j0 and right of j1
-                        _gather_row(xph, d0 + j_lo, xf, s0 + j_lo * sw, j0 - j_lo, sw)
-                        _gather_row(xph, d0 + j1, xf, s0 + j1 * sw, j_hi - j1, sw)
-                    else:
-                        _gather_row(xph, d0 + j_lo, xf, s0 + j_lo * sw, j_hi - j_lo, sw)
+                    # split: the columns beside j0..j1; otherwise all of them (and an empty second run)
+                    runs = ((j_lo, j0), (j1, j_hi)) if split else ((j_lo, j_hi), (j_hi, j_hi))
+                    for lo, hi in runs:
+                        d0, s0 = d_row + b * plane + lo, s_row + b + lo * sw  # both >= 0 from column lo on
+                        _gather_row(xph, np.uint64(d0), xf, np.uint64(s0), hi - lo, sw)
