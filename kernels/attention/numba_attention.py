@@ -1,16 +1,18 @@
 """Scaled dot-product attention for the numba backend: out = softmax(q @ k^T * scale [+ causal mask]) @ v, float32.
 
-What is whose: the two block GEMMs (scores = q_blk @ k_blk^T and q_blk's share of p @ v_blk) are SciPy's OpenBLAS
-sgemm, reached through np.dot in Numba's nopython mode. Everything else is our own Numba code: the query/key
-blocking and its split across threads, the online softmax, the vectorisable exp2, the causal block skipping and
-the final normalisation.
+What is whose: all of it is our own Numba code. The two block GEMMs (scores = q_blk @ k_blk^T and q_blk's share of
+p @ v_blk) are numba_tiles' AVX2 register tiles on the CPUs those apply to (AVX2 without AVX-512, a value head
+size of whole 8-float vectors); elsewhere they are SciPy's OpenBLAS sgemm, reached through np.dot in Numba's
+nopython mode. The rest is the query/key blocking and its split across threads, the online softmax, the
+vectorisable exp2, the causal block skipping and the final normalisation.
 
 Algorithm (flash attention, forward): each task is one (batch, head, query block). q_blk is pre-multiplied by
 scale*log2(e) so softmax needs exp2. For each key block: s = q_blk @ k_blk^T (bq, bk); per row, a running max m
 and sum l are updated, p = exp2(s - m_new), acc = acc * exp2(m_old - m_new) + p @ v_blk. At the end
 out = acc / l. Only (bq, bk) scores exist at a time. With is_causal (PyTorch's top-left mask: query i sees keys
-j <= i) keys right of the query block are never visited, the keys across its diagonal go in narrow blocks that
-only the query rows seeing them take part in, and masked scores become p = 0. Every row sees key 0, so no row
+j <= i) keys right of the query block are never visited, a key block across its diagonal is taken only by the query
+rows that see some of it (on the tiles, each tile of rows stops at the last key its last row sees; on sgemm, such
+blocks are narrow), and masked scores become p = 0. Every row sees key 0, so no row
 is ever empty (this matches torch also for Sq != Sk).
 
 Beyond self-attention (the case layout of hetero/workloads/attention.py): query head h reads key/value head
@@ -34,7 +36,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from hetero.kernels.attention import numba_decode
+from hetero.kernels.attention import numba_decode, numba_tiles
 from hetero.kernels.attention.numba_exp2 import (
     _IEEE_FAST,
     _LOG2E,
@@ -48,10 +50,11 @@ from hetero.kernels.attention.numba_exp2 import (
 from hetero.threads import single_threaded_scipy_blas
 
 # Block sizes: sgemm repacks both operands on every call, so big blocks pay off (256x256 beats 128x128 at D=64)
-# as long as a score block stays within L2.
+# as long as a score block stays within L2. Both are whole numbers of numba_tiles.PANEL keys, so that every key
+# block starts on a packed key panel.
 BQ = 256  # queries per task
 BK = 256  # keys per block: s (bq, bk) is 256 KiB, within L2
-BK_DIAG = 64  # causal: key block width across the diagonal, where part of each block is masked
+BK_DIAG = 64  # causal, sgemm: key block width across the diagonal, where part of each block is masked
 MIN_TASKS = 8  # BQ is shrunk (down to 32) until there are this many tasks, so small inputs keep both cores busy
 
 _MASKED = np.float32(-3e38)  # a masked-out score (log2 units): exp2 of it minus any running max is ~0
@@ -92,28 +95,40 @@ def _softmax_rows(s, nvalid, row_max, row_sum, alpha, bad):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fold_key_block(qs, kb, vb, mb, has_mask, i0, j0, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad):
-    """Fold keys j0.. (kb (n, D), vb (n, Dv)) into the running state of queries i0.. (qs (m, D), acc (m, Dv),
-    row_* (m,)); mb (m, n) is the mask block (log2 units) when has_mask; bad (m,) flags NaN/+inf rows."""
-    m = qs.shape[0]
-    n = kb.shape[0]
-    Dv = vb.shape[1]
+def _fold_key_block(
+    qs, kh, panels, vh, mb, has_mask, i0, j0, n, is_causal, sbuf, pv, acc, row_max, row_sum, alpha, nvalid, bad
+):
+    """Fold keys j0 .. j0+n of one head (kh (S, D), vh (S, Dv)) into the running state of queries i0.. (qs (m, D),
+    acc (m, Dv), row_* (m,)); mb (m, n) is the mask block (log2 units) when has_mask; bad (m,) flags NaN/+inf
+    rows. With panels = one head's (key panels, value panels) from numba_tiles.pack_keys and pack_values the two block
+    GEMMs are numba_tiles' (qs, acc and alpha then have MR rows of slack), else (empty panels) sgemm's."""
+    m = row_max.shape[0]
+    kp, vp = panels
+    tiled = kp.shape[0] > 0
     # Causal: query rows before r0 see none of these keys; they are left out of this block entirely.
     r0 = max(0, j0 - i0) if is_causal else 0
     mr = m - r0
-    s = sbuf[: mr * n].reshape(mr, n)  # (mr, n) scores, then probabilities
-    np.dot(qs[r0:], kb.T, s)
+    ld = -(-n // numba_tiles.PANEL) * numba_tiles.PANEL if tiled else n
+    s = sbuf[: mr * ld].reshape(mr, ld)  # (mr, n) scores, then probabilities
+    vis0 = i0 + r0 + 1 - j0 if is_causal else n  # keys of the block row r0 sees; row r0 + i sees vis0 + i
+    if tiled:
+        numba_tiles.scores(qs, r0, mr, kp, j0 // numba_tiles.PANEL, ld // numba_tiles.PANEL, sbuf, vis0)
+    else:
+        np.dot(qs[r0:m], kh[j0 : j0 + n].T, s)
     if has_mask:
         for r in range(mr):
             for j in range(n):
                 s[r, j] += mb[r0 + r, j]
     for r in range(mr):
-        nvalid[r] = min(n, i0 + r0 + r + 1 - j0) if is_causal else n
+        nvalid[r] = min(n, vis0 + r)
     _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr], bad[r0:])
-    np.dot(s, vb, pv[:mr])  # (mr, Dv)
+    if tiled:
+        numba_tiles.values(sbuf, ld, mr, vp, j0, n, acc, r0, alpha, vis0)
+        return
+    np.dot(s, vh[j0 : j0 + n], pv[:mr])  # (mr, Dv)
     for r in range(mr):
         a = alpha[r]
-        for d in range(Dv):
+        for d in range(vh.shape[1]):
             acc[r0 + r, d] = acc[r0 + r, d] * a + pv[r, d]
 
 
@@ -179,14 +194,29 @@ def _key_block_width(i0, j0, kend, is_causal, bk, bk_diag):
     return min(bk_diag, kend - j0)
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _task_buffers(qsrc, qscale, Dv, width):
+    """One query block's working arrays, each with numba_tiles.MR rows of slack (the tiles compute whole row
+    tiles): qs (m+MR, D) = qsrc (m, D) * scale * log2(e), zero rows after; scores (m+MR)*width; acc (m+MR, Dv)
+    unnormalised output rows; pv (m, Dv) sgemm's product; alpha (m+MR,) per-row rescaling."""
+    m, D = qsrc.shape
+    slack = m + numba_tiles.MR
+    qs = np.zeros((slack, D), np.float32)
+    qs[:m] = qsrc * qscale
+    sbuf = np.empty(slack * width, np.float32)
+    acc = np.zeros((slack, Dv), np.float32)
+    return qs, sbuf, acc, np.empty((m, Dv), np.float32), np.zeros(slack, np.float32)
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
-def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, bk_diag):
-    """q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), mask (Bm, Hm, L, S) in log2 units (read only when
+def _attention(q, k, kp, v, vp, mask, has_mask, poison, out, scale, is_causal, bq, bk, bk_diag):
+    """q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), kp and vp their panels from numba_tiles.pack_keys and
+    pack_values, or for sgemm empty ((1, 1, 0, 1, 16) each), mask (Bm, Hm, L, S) in log2 units (read only when
     has_mask), poison (B, Hkv, Dv) from _value_poison, out (B, H, L, Dv). A key block the mask hides from every
     row of the query block is skipped where the block's keys and the query rows are finite (a NaN or inf score
     plus a masked -inf is NaN in the reference)."""
     B, H, Sq, D = q.shape
-    Hkv, Sk, Dv = k.shape[1], k.shape[2], v.shape[3]
+    Hkv, Sk = k.shape[1], k.shape[2]
     rep = H // Hkv
     nqb = (Sq + bq - 1) // bq
     qscale = np.float32(scale * _LOG2E)
@@ -198,44 +228,26 @@ def _attention(q, k, v, mask, has_mask, poison, out, scale, is_causal, bq, bk, b
         i0 = (t - bh * nqb) * bq
         m = min(bq, Sq - i0)
         qsrc = q[b, h, i0 : i0 + m]
-        qs = qsrc * qscale  # (m, D) queries * scale * log2(e)
-        sbuf = np.empty(m * max(bk, bk_diag), np.float32)
-        acc = np.zeros((m, Dv), np.float32)  # unnormalised output rows
-        pv = np.empty((m, Dv), np.float32)
+        qs, sbuf, acc, pv, alpha = _task_buffers(qsrc, qscale, v.shape[3], max(bk, bk_diag))
         row_max = np.full(m, _NEG_BIG, np.float32)
         row_sum = np.zeros(m, np.float32)
-        alpha = np.empty(m, np.float32)
         nvalid = np.empty(m, np.int64)
         mrows = mask[b % mask.shape[0], h % mask.shape[1], i0 : i0 + m]
         skip = has_mask and _finite(qsrc)  # masked key blocks may be skipped (below)
         bad = np.zeros(m, np.bool_)
         kend = min(Sk, i0 + m) if is_causal else Sk
+        panels = (kp[b % kp.shape[0], hk % kp.shape[1]], vp[b % vp.shape[0], hk % vp.shape[1]])
         j0 = 0
         while j0 < kend:
             n = _key_block_width(i0, j0, kend, is_causal, bk, bk_diag)
             if skip and _all_masked(mrows[:, j0 : j0 + n]) and _finite(k[b, hk, j0 : j0 + n]):
                 j0 += n  # p = 0 for every score of the block, none of them NaN
                 continue
-            _fold_key_block(
-                qs,
-                k[b, hk, j0 : j0 + n],
-                v[b, hk, j0 : j0 + n],
-                mrows[:, j0 : j0 + n],
-                has_mask,
-                i0,
-                j0,
-                is_causal,
-                sbuf,
-                pv,
-                acc,
-                row_max,
-                row_sum,
-                alpha,
-                nvalid,
-                bad,
-            )
+            mb = mrows[:, j0 : j0 + n]
+            state = (acc, row_max, row_sum, alpha, nvalid, bad)
+            _fold_key_block(qs, k[b, hk], panels, v[b, hk], mb, has_mask, i0, j0, n, is_causal, sbuf, pv, *state)
             j0 += n
-        _write_rows(acc, row_sum, row_max, bad, poison[b, hk], out[b, h, i0 : i0 + m])
+        _write_rows(acc[:m], row_sum, row_max, bad, poison[b, hk], out[b, h, i0 : i0 + m])
 
 
 def log2_mask(mask):
@@ -284,8 +296,6 @@ def attention(q, k, v, out, scale, is_causal, mask=None):
         mask = numba_decode.stack_mask(mask, H, Hkv, Sq)
         numba_decode.decode(q, k, v, out, scale, log2_mask(mask), mask is not None)
         return
-    poison = np.empty((k.shape[0], Hkv, v.shape[3]), np.float32)
-    _value_poison(v, poison)
     if Sq == 1 and H > Hkv and not is_causal:  # decode with grouped heads: the H/Hkv heads become rows
         rep = H // Hkv
         q, out = q.reshape(B, Hkv, rep, D), out.reshape(B, Hkv, rep, out.shape[3])
@@ -300,10 +310,25 @@ def attention(q, k, v, out, scale, is_causal, mask=None):
     bq = BQ
     while bq > 32 and B * H * -(-Sq // bq) < MIN_TASKS:
         bq //= 2
+    kp, vp, poison, bk_diag = _key_value_operands(k, v)
     with single_threaded_scipy_blas():
+        lmask = log2_mask(mask)
         _attention(
-            q, k, v, log2_mask(mask), mask is not None, poison, out, float(scale), bool(is_causal), bq, BK, BK_DIAG
+            q, k, kp, v, vp, lmask, mask is not None, poison, out, float(scale), bool(is_causal), bq, BK, bk_diag
         )
+
+
+def _key_value_operands(k, v):
+    """(kp, vp, poison, bk_diag) for _attention: the key and value panels of numba_tiles where its tiles apply
+    (they leave out the masked part of a causal diagonal block themselves, so it needs no narrow blocks), else
+    empty panels for sgemm; poison from _value_poison."""
+    if numba_tiles.applies(v.shape[3]):
+        vp, poison = numba_tiles.pack_values(v)
+        return numba_tiles.pack_keys(k), vp, poison, BK
+    poison = np.empty((k.shape[0], k.shape[1], v.shape[3]), np.float32)
+    _value_poison(v, poison)
+    none = np.empty((1, 1, 0, 1, 16), np.float32)
+    return none, none, poison, BK_DIAG
 
 
 def warmup():
