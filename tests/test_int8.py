@@ -142,11 +142,11 @@ def test_numba_microkernels_emit_the_cpus_int8_instructions(isa, op, count):
     assert len(re.findall(rf"\b{op}\b", numba_int8.tile_asm(isa))) >= count
     rng = np.random.default_rng(0)
     # (M, K, N): edges of every packing path (rows past a panel, K not a multiple of 4 or 2, columns past a
-    # panel), and whole panels with none
-    for M, K, N in [(37, 1030, 41), (1, 1, 1), (9, 1031, 33), (24, 8, 96)]:
+    # panel), whole panels with none, and (AVX2) column panels in several chunks (B_CHUNK_BYTES)
+    for M, K, N in [(37, 1030, 41), (1, 1, 1), (9, 1031, 33), (24, 8, 96), (13, 4097, 80)]:
         a, b = rng.integers(-128, 128, (M, K), dtype=np.int8), rng.integers(-128, 128, (K, N), dtype=np.int8)
         out = np.empty((M, N), np.int32)
-        getattr(numba_int8, f"_gemm_{isa}")(a, b, out)
+        numba_int8.gemm_on(isa, a, b, out)
         assert np.array_equal(out, a.astype(np.int64) @ b.astype(np.int64)), (M, K, N)
 
 

@@ -15,7 +15,14 @@ Layout (packed once per call):
 Microkernel (_tile, in LLVM IR): an MR x NB tile of C in MR*NR zmm accumulators, over all of K: per 4 values of
 k, NR loads of Bp, MR 4-byte broadcasts of Ap, MR*NR VPDPBUSD. Threads take column panels (prange), each panel
 (Kp*NB bytes) staying in the core's L1/L2 while row tiles stream past it.
-Without VNNI, _gemm_plain's int32 loops are left to LLVM (VPMADDWD/VPMULLD on AVX2).
+AVX2 without VNNI (_gemm_avx2): VPMADDWD on int16 pairs (signed, so no offset): A widened to int16 rows Aw
+(Mp, Kp), read in place (a step broadcasts 4 bytes, two k, of each of MR16 = 6 rows), B packed as Bp
+(Np/16, Kp/2, 16) uint32 words of two int16; a 6 x 16 tile in 12 ymm accumulators, per step 2 loads of Bp, 6
+broadcasts, 12 VPMADDWD and 12 VPADDD (the adds, which AVX2 has no fused form for, set the pace). Threads take
+runs of row tiles; each tile's rows stay in L1 while a chunk of column panels (B_CHUNK_BYTES of Bp, in L2) passes.
+A is not packed into panels: that is a strided scatter, slow next to the few multiply-adds a narrow GEMM
+(N = 128) does per byte of A, where widening runs at memory speed.
+Elsewhere, _gemm_plain's int32 loops are left to LLVM.
 """
 
 from __future__ import annotations
@@ -62,19 +69,20 @@ def _make_tile(isa: str):
     """The microkernel for `isa` (ISAS) as a Numba intrinsic:
     cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NR*lanes, over `steps` steps.
 
-    ap: the flat row panel from byte a0, rows of MR*4 bytes; bp: the flat column panel from byte b0, rows of
-    NR*lanes*4 bytes; cp, corr: flat int32. One pointer per operand keeps the loop within the integer registers."""
+    ap: flat bytes, step k's 4 bytes of row i at a0 + i*lda + k*astep (a packed panel: lda 4, astep 4*MR; rows
+    read in place: lda the row's bytes, astep 4); bp: the flat column panel from byte b0, rows of NR*lanes*4
+    bytes; cp, corr: flat int32. Constant strides at the call site are folded into the loop when it is inlined."""
     cfg = ISAS[isa]
     L, mr, nr = cfg["lanes"], cfg["MR"], cfg["NR"]
 
     @intrinsic
-    def tile(typingctx, ap, a0, bp, b0, steps, cp, c0, ldc, corr, n0):
-        sig = types.void(ap, a0, bp, b0, steps, cp, c0, ldc, corr, n0)
+    def tile(typingctx, ap, a0, lda, astep, bp, b0, steps, cp, c0, ldc, corr, n0):
+        sig = types.void(ap, a0, lda, astep, bp, b0, steps, cp, c0, ldc, corr, n0)
 
         def codegen(context, builder, sig, args):
-            a_p, b_p, c_p, r_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 5, 8))
+            a_p, b_p, c_p, r_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 4, 7, 10))
             a_p, b_p = (builder.bitcast(x, ir.IntType(8).as_pointer()) for x in (a_p, b_p))
-            a0_, b0_, steps_, c0_, ldc_, n0_ = (args[i] for i in (1, 3, 4, 6, 7, 9))
+            a0_, lda_, astep_, b0_, steps_, c0_, ldc_, n0_ = (args[i] for i in (1, 2, 3, 5, 6, 8, 9, 11))
             i32, i64 = ir.IntType(32), ir.IntType(64)
             vacc = ir.VectorType(i32, L)
             opv = ir.VectorType(ir.IntType(8 if isa == "vnni" else 16), 4 * L // (1 if isa == "vnni" else 2))
@@ -96,9 +104,7 @@ def _make_tile(isa: str):
                     ptr = builder.gep(b_p, [builder.add(base, ir.Constant(i64, 4 * L * j))])
                     bv.append(builder.bitcast(builder.load(builder.bitcast(ptr, vacc.as_pointer()), align=1), opv))
                 for i in range(mr):
-                    at = builder.add(
-                        a0_, builder.add(builder.mul(k, ir.Constant(i64, 4 * mr)), ir.Constant(i64, 4 * i))
-                    )
+                    at = builder.add(a0_, builder.add(builder.mul(k, astep_), builder.mul(lda_, ir.Constant(i64, i))))
                     word = builder.load(builder.bitcast(builder.gep(a_p, [at]), i32.as_pointer()), align=1)
                     one = builder.insert_element(ir.Constant(vacc, None), word, ir.Constant(i32, 0))
                     av = builder.bitcast(
@@ -124,6 +130,7 @@ _tile = _make_tile("vnni")
 _tile16 = _make_tile("avx2")
 MR, NB = ISAS["vnni"]["MR"], ISAS["vnni"]["NR"] * ISAS["vnni"]["lanes"]
 MR16, NB16 = ISAS["avx2"]["MR"], ISAS["avx2"]["NR"] * ISAS["avx2"]["lanes"]
+B_CHUNK_BYTES = 256 * 1024  # AVX2: the column panels of Bp one pass over the row tiles takes, within half an L2
 
 
 _U32 = np.uint32
@@ -209,7 +216,7 @@ def _gemm_vnni(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32
     kq = Kp // 4
     for jp in prange(Np // NB):
         for i0 in range(0, Mp, MR):
-            _tile(af, i0 * Kp, bf, jp * kq * NB * 4, kq, cf, i0 * Np + jp * NB, Np, corr, jp * NB)
+            _tile(af, i0 * Kp, 4, 4 * MR, bf, jp * kq * NB * 4, kq, cf, i0 * Np + jp * NB, Np, corr, jp * NB)
     if cp.shape[0] != M or cp.shape[1] != N:
         out[:, :] = cp[:M, :N]
 
@@ -221,19 +228,15 @@ def _pair(lo, hi):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _pack16_a(a, ap, ip):
-    """Panel ip of the AVX2 layout's Ap (Mp/MR16, Kp/2, MR16): words of two int16 from MR16 rows of A, not
-    offset; rows past A's end 0."""
+def _widen16(a, aw, i):
+    """Row i of Aw (Mp, Kp) int16: A's row widened, 0 past A's last row and column."""
     M, K = a.shape
-    for i in range(MR16):
-        if ip * MR16 + i >= M:
-            ap[ip, :, i] = 0
-            continue
-        row = a[ip * MR16 + i]
-        for k2 in range(K // 2):
-            ap[ip, k2, i] = _pair(row[2 * k2], row[2 * k2 + 1])
-        if K % 2:
-            ap[ip, K // 2, i] = _pair(row[K - 1], 0)
+    if i >= M:
+        aw[i, :] = 0
+        return
+    for k in range(K):
+        aw[i, k] = a[i, k]
+    aw[i, K:] = 0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -253,30 +256,38 @@ def _pack16_b(b, bp, jp):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _panel16(ap, bp, corr, cp, jp):
-    """Column panel jp of Cp (Mp, Np) = Ap @ Bp, a row tile (MR16 x NB16) at a time."""
-    Mp, Np = cp.shape
+def _rows16(aw, bp, corr, cp, t0, t1):
+    """Row tiles t0 .. t1 (MR16 rows each) of Cp (Mp, Np) = Aw @ Bp. Column panels go in chunks whose share of Bp
+    (B_CHUNK_BYTES) stays in L2 while the row tiles pass it, each tile's rows of Aw staying in L1 for the chunk."""
+    Np = cp.shape[1]
     Kp = 2 * bp.shape[1]
-    af, bf, cf = ap.reshape(-1).view(np.int16), bp.reshape(-1).view(np.int16), cp.reshape(-1)
-    for i0 in range(0, Mp, MR16):
-        _tile16(af, i0 * Kp * 2, bf, jp * Kp * NB16 * 2, Kp // 2, cf, i0 * Np + jp * NB16, Np, corr, jp * NB16)
+    npan, lda = Np // NB16, 2 * aw.shape[1]  # lda: bytes
+    chunk = max(1, B_CHUNK_BYTES // (Kp * NB16 * 2))
+    af, bf, cf = aw.reshape(-1), bp.reshape(-1).view(np.int16), cp.reshape(-1)
+    for j0 in range(0, npan, chunk):
+        for t in range(t0, t1):
+            i0 = t * MR16
+            for jp in range(j0, min(npan, j0 + chunk)):
+                b0, c0 = jp * Kp * NB16 * 2, i0 * Np + jp * NB16
+                _tile16(af, i0 * lda, lda, 4, bf, b0, Kp // 2, cf, c0, Np, corr, jp * NB16)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _gemm_avx2(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: VPMADDWD on int16 pairs
+def _gemm_avx2(a, b, out, nthreads):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: VPMADDWD on int16 pairs
     M, K = a.shape
     N = b.shape[1]
     Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
-    ap = np.empty((Mp // MR16, Kp // 2, MR16), np.uint32)
+    aw = np.empty((Mp, Kp), np.int16)
     bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
-    for ip in prange(Mp // MR16):
-        _pack16_a(a, ap, ip)
+    for i in prange(Mp):
+        _widen16(a, aw, i)
     for jp in prange(Np // NB16):
         _pack16_b(b, bp, jp)
     corr = np.zeros(Np, np.int32)
     cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
-    for jp in prange(Np // NB16):
-        _panel16(ap, bp, corr, cp, jp)
+    tiles = Mp // MR16
+    for t in prange(nthreads):  # a thread takes a run of row tiles, every column panel
+        _rows16(aw, bp, corr, cp, t * tiles // nthreads, (t + 1) * tiles // nthreads)
     if cp.shape[0] != M or cp.shape[1] != N:
         out[:, :] = cp[:M, :N]
 
@@ -290,15 +301,14 @@ def _gemm_avx2_batched(a, b, out):  # a (batch, M, K), b (batch, K, N) int8, out
     Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
     corr = np.zeros(Np, np.int32)
     for t in prange(a.shape[0]):
-        ap = np.empty((Mp // MR16, Kp // 2, MR16), np.uint32)
+        aw = np.empty((Mp, Kp), np.int16)
         bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
-        for ip in range(Mp // MR16):
-            _pack16_a(a[t], ap, ip)
+        for i in range(Mp):
+            _widen16(a[t], aw, i)
         for jp in range(Np // NB16):
             _pack16_b(b[t], bp, jp)
         cp = out[t] if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
-        for jp in range(Np // NB16):
-            _panel16(ap, bp, corr, cp, jp)
+        _rows16(aw, bp, corr, cp, 0, Mp // MR16)
         if Mp != M or Np != N:
             out[t] = cp[:M, :N]
 
@@ -318,7 +328,15 @@ def _gemm_plain(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: i
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out (M, N) int32 = a (M, K) int8 @ b (K, N) int8, all C-contiguous."""
-    (_gemm_vnni if VNNI else _gemm_avx2 if AVX2 else _gemm_plain)(a, b, out)
+    gemm_on("vnni" if VNNI else "avx2" if AVX2 else "plain", a, b, out)
+
+
+def gemm_on(isa: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """gemm on one ISA's kernel ("vnni", "avx2" or "plain"), which this CPU must have."""
+    if isa == "avx2":
+        _gemm_avx2(a, b, out, numba.get_num_threads())
+    else:
+        {"vnni": _gemm_vnni, "plain": _gemm_plain}[isa](a, b, out)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -340,12 +358,12 @@ def warmup() -> None:
 
 @numba.njit(nogil=True)
 def _probe_vnni(ap, bp, corr, cp):  # one tile, outside prange: what tile_asm() disassembles
-    _tile(ap, 0, bp, 0, 1, cp, 0, NB, corr, 0)
+    _tile(ap, 0, 4, 4 * MR, bp, 0, 1, cp, 0, NB, corr, 0)
 
 
 @numba.njit(nogil=True)
 def _probe_avx2(ap, bp, corr, cp):
-    _tile16(ap, 0, bp, 0, 1, cp, 0, NB16, corr, 0)
+    _tile16(ap, 0, 4, 4 * MR16, bp, 0, 1, cp, 0, NB16, corr, 0)
 
 
 def tile_asm(isa: str = "vnni") -> str:
