@@ -1,15 +1,16 @@
 """matmul for the numba backend: C (M, N) = A (M, K) @ B (K, N), float32.
 
-What is whose: the whole GEMM is SciPy's OpenBLAS sgemm, reached through np.dot in Numba's nopython mode.
-Our code only validates and dispatches. We tried nothing cleverer on purpose: OpenBLAS's packed, register-blocked
-sgemm runs near the CPU's peak, and a hand-written Numba GEMM reaches a fraction of it (REFERENCES.md).
-The point of this entry is that Numba-compiled code (attention, conv2d) can use the same GEMM for its blocks.
+What is whose: on AVX2 CPUs without AVX-512 the GEMM is our own (numba_sgemm.py: numba_fma_tile's register tile,
+B packed into panels, A read in place); elsewhere it is SciPy's OpenBLAS sgemm, reached through np.dot in Numba's
+nopython mode (Numba-compiled conv2d code uses the same sgemm for its blocks).
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from hetero.kernels.matmul import numba_sgemm
 
 
 # nogil: a Ray device actor stores the previous task's output while this one runs, which needs the GIL
@@ -27,6 +28,9 @@ def _matmul_batched(a, b, out):  # a (batch, M, K), b (batch, K, N), out (batch,
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """a (M, K) @ b (K, N), or batched: a (batch, M, K) @ b (batch, K, N)."""
+    if numba_sgemm.applies():
+        numba_sgemm.gemm(a, b, out)
+        return
     (_matmul_batched if a.ndim == 3 else _matmul)(a, b, out)
 
 
