@@ -227,11 +227,12 @@ class Driver:
     def _send(self, executor, t, d: DeviceState, p: float, tr: float) -> None:
         j = self.index[d.name]
         self.committed[j] = d.queue_end
-        self.policy.placed(t, d)
+        raw = predict(self.model, t, d)  # the model's own prediction (p adds the call overhead or estimates)
+        self.policy.placed(t, d, raw)
         self.queued[j] += p
         self.running[t.id] = (t, j, p)
         if hasattr(self.model, "add_error"):
-            self.sent_as[t.id] = predict(self.model, t, d)
+            self.sent_as[t.id] = raw
         d.outstanding += 1
         self.per_workload[t.case.workload] -= 1
         executor.send(t, d, p, tr)

@@ -15,7 +15,6 @@ durations are its predictions leaves error at 0.
 
 from __future__ import annotations
 
-from hetero.scheduler.costs import predict
 from hetero.scheduler.perfmodel import RECENT
 
 ASSUMED_ERROR = 0.5  # slip of a device with no observed error: its tasks may take 1.5x their prediction
@@ -31,13 +30,13 @@ def starting_error(model, backend: str, device: str) -> tuple[float, str]:
 class Slips:
     """Per device, this run: how much longer than predicted its tasks run, starting at DeviceState.error."""
 
-    def __init__(self, devices=(), model=None):
-        self.model = model
+    def __init__(self, devices=()):
         self.value = {d.name: d.error for d in devices}
         self.sent: dict = {}  # task id -> its prediction on the device it was sent to
 
-    def placed(self, task, device) -> None:
-        self.sent[task.id] = predict(self.model, task, device)
+    def placed(self, task, predicted: float | None) -> None:
+        """`task` was sent where the model predicted `predicted` seconds for it."""
+        self.sent[task.id] = predicted
 
     def ended(self, task, device, seconds: float | None) -> None:
         """A task ended on `device`; `seconds`: what it took alone on its cores (None: it shared them, which

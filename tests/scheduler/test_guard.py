@@ -49,13 +49,13 @@ def test_the_fastest_device_is_never_stretched():
 def test_a_runs_observations_move_the_slip_from_where_it_started():
     d = DeviceState("acc", "acc", "acc", error=ASSUMED_ERROR)
     ts = tasks.mixed(3, size="quick", workloads=("matmul",))
-    s = Slips([d], FAST_AND_HALF)
+    s = Slips([d])
     p = FAST_AND_HALF.predict("acc", "acc", ts.tasks[0].case)
     for t in ts.tasks:  # three tasks that each ran exactly as predicted
-        s.placed(t, d)
+        s.placed(t, FAST_AND_HALF.predict("acc", "acc", t.case))
         s.ended(t, d, FAST_AND_HALF.predict("acc", "acc", t.case))
     assert s.value["acc"] == pytest.approx(ASSUMED_ERROR * 0.7**3)
-    s.placed(ts.tasks[0], d)
+    s.placed(ts.tasks[0], p)
     s.ended(ts.tasks[0], d, None)  # shared its cores: says nothing
     assert s.value["acc"] == pytest.approx(ASSUMED_ERROR * 0.7**3) and p > 0
 

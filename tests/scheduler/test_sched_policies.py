@@ -146,14 +146,14 @@ def test_dmda_counts_sent_tasks_against_the_quota_and_a_steal_against_the_owner(
     conv = next(t for t in ts.tasks if t.case.workload == "conv2d")
     k, cpu = kind(conv), pol.quota[pool_of(d[0])]
     before = cpu[k]
-    pol.placed(conv, d[0])
+    pol.placed(conv, d[0], MODEL.predict("cpu", "cpu", conv.case))
     assert cpu[k] == before - 1
     mm = next(t for t in ts.tasks if t.case.workload == "matmul")
     gpu = pol.quota[pool_of(d[1])]
     cpu.clear()  # 'cpu' is done with its share: it may now take any task
     assert pol.place(mm, d, MODEL, 0.0) is not None
     had = gpu[kind(mm)]
-    pol.placed(mm, d[0])  # a steal: it comes off gpu's share of that matmul kind
+    pol.placed(mm, d[0], MODEL.predict("cpu", "cpu", mm.case))  # a steal: it comes off gpu's share of that matmul kind
     assert gpu[kind(mm)] == had - 1
 
 
@@ -207,7 +207,7 @@ def test_heteroprio_keeps_a_task_off_a_slower_device_whose_tasks_overran_their_p
     on_cpu = m.predict("cpu", "cpu", t.case)
     d[0].queue_end, d[0].outstanding = 1.5 * on_cpu, 1  # cpu finishes it at 2.5x its time; acc at 2x
     assert pol.take(d[1], [t], d, m, 0.0) is t
-    pol.placed(ts.tasks[1], d[1])
+    pol.placed(ts.tasks[1], d[1], m.predict("acc", "acc", ts.tasks[1].case))
     pol.ended(ts.tasks[1], d[1], 2 * m.predict("acc", "acc", ts.tasks[1].case))  # ran 2x its prediction
     pol.assign([], d, m, 0.0)  # a new pass
     slip = {"cpu": 0.0, "acc": pytest.approx(0.3)}  # the recent mean from 0 (error 0: a simulation's)

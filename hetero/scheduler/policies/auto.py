@@ -116,8 +116,8 @@ class Auto(Policy):
     def begin(self, now):
         self.inner.begin(now)
 
-    def placed(self, task, device):
-        self.inner.placed(task, device)
+    def placed(self, task, device, predicted):
+        self.inner.placed(task, device, predicted)
 
     def ended(self, task, device, seconds=None):
         self.inner.ended(task, device, seconds)

@@ -6,7 +6,7 @@
     place(task, devices, model, now) -> device | None      None: wait for a device to free up
     assign(ready, devices, model, now) -> [(task, device)]  a pulling policy (pulls = True) instead: each device
                                                  with a free slot takes a ready task (StarPU's pop_task)
-    begin(now), placed(task, device), ended(task, device, seconds), wants(device, devices, model, now)
+    begin(now), placed(task, device, predicted), ended(task, device, seconds), wants(device, devices, model, now)
 
 `devices` are DeviceState objects whose queue_end (when each queue is predicted to drain, a task counted as its
 predicted run plus the device's call overhead) and outstanding (tasks sent, not finished) the driver keeps;
@@ -91,8 +91,9 @@ class Policy:
         """A placement pass starts: the last pass's held-back placements are forgotten (the caller resets the
         queue ends to the tasks it sent), and predictions may have changed since."""
 
-    def placed(self, task, device: DeviceState) -> None:
-        """The caller sent `task` to `device` (place() may be asked again for a task it then held back)."""
+    def placed(self, task, device: DeviceState, predicted: float | None) -> None:
+        """The caller sent `task` to `device`, where the model predicted `predicted` seconds for it (None: no
+        prediction); place() may be asked again for a task it then held back."""
 
     def ended(self, task, device: DeviceState, seconds: float | None = None) -> None:
         """`task` ended on `device` after `seconds` and the model has learnt its time: predictions for that

@@ -73,7 +73,7 @@ class Dmda(Policy):
         self._members = {pool_of(d) for d in devices}
         quota = {} if graph or self.streaming else lp_quota(tasks, devices, model)
         self.shares = Shares(quota, self._kinds, devices, self._price) if quota else None
-        self.slips = Slips(devices, model) if graph else None
+        self.slips = Slips(devices) if graph else None
         self._reset(model)
         self.commit = None if graph else self.BATCH_COMMIT
 
@@ -99,13 +99,13 @@ class Dmda(Policy):
         if self.shares:
             self.shares.ended(pool_of(device))
 
-    def placed(self, task, device):
+    def placed(self, task, device, predicted):
         self._resent |= task.id in self._sent  # sent again: its device died
         self._sent.add(task.id)
         if self.slips:
-            self.slips.placed(task, device)
+            self.slips.placed(task, predicted)
         if self.shares:
-            self._raw[task.id] = predict(self._model, task, device)
+            self._raw[task.id] = predicted
             self.shares.sent(task, kind(task), device)
 
     def order(self, ready):

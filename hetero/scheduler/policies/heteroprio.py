@@ -42,10 +42,10 @@ class HeteroPrio(Policy):
 
     def plan(self, tasks, devices, model):
         self.rank, self.seconds, self.ratios = upward_ranks(tasks, devices, model), {}, {}
-        self.slips = Slips(devices, model)
+        self.slips = Slips(devices)
 
-    def placed(self, task, device):
-        self.slips.placed(task, device)
+    def placed(self, task, device, predicted):
+        self.slips.placed(task, predicted)
 
     def ended(self, task, device, seconds=None):
         self.slips.ended(task, device, seconds)
