@@ -18,6 +18,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from hetero.kernels.numba_intrinsics import array_data, splat
+
 MR, LANES, PANEL = 6, 8, 16  # rows a tile, floats a ymm vector, columns of a 2-vector tile (a packed panel)
 _FEATURES = llvm.get_host_cpu_features()
 
@@ -27,17 +29,6 @@ def applies() -> bool:
     microkernel uses the wider registers)."""
     f = _FEATURES
     return bool(f.get("avx2") and f.get("fma") and not f.get("avx512f"))
-
-
-def _data(context, builder, ty, value):
-    return context.make_array(ty)(context, builder, value).data
-
-
-def _splat(builder, vf, s):
-    """The float s in every lane of vf (a vbroadcastss)."""
-    i32 = ir.IntType(32)
-    one = builder.insert_element(ir.Constant(vf, None), s, ir.Constant(i32, 0))
-    return builder.shuffle_vector(one, ir.Constant(vf, None), ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
 
 
 def _make_tile(vw: int, scaled: bool):
@@ -50,7 +41,7 @@ def _make_tile(vw: int, scaled: bool):
         sig = types.void(a, a0, lda, b, b0, ldb, kdim, c, c0, ldc, alpha, al0)
 
         def codegen(context, builder, sig, args):
-            a_p, b_p, c_p, al_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 7, 10))
+            a_p, b_p, c_p, al_p = (array_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 7, 10))
             a0_, lda_, b0_, ldb_, k_, c0_, ldc_, al0_ = (args[i] for i in (1, 2, 4, 5, 6, 8, 9, 11))
             i64, vf = ir.IntType(64), ir.VectorType(ir.FloatType(), LANES)
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf] * 3), "llvm.fma.v8f32")
@@ -70,11 +61,11 @@ def _make_tile(vw: int, scaled: bool):
                     builder.load(vec(b_p, builder.add(brow, ir.Constant(i64, LANES * v))), align=4) for v in range(vw)
                 ]
                 for r in range(MR):
-                    av = _splat(builder, vf, builder.load(builder.gep(a_p, [at(a0_, r, lda_, t)])))
+                    av = splat(builder, vf, builder.load(builder.gep(a_p, [at(a0_, r, lda_, t)])))
                     for v in range(vw):
                         builder.store(builder.call(fma, [av, bv[v], builder.load(acc[r][v])]), acc[r][v])
             for r in range(MR):
-                al = _splat(builder, vf, builder.load(builder.gep(al_p, [builder.add(al0_, ir.Constant(i64, r))])))
+                al = splat(builder, vf, builder.load(builder.gep(al_p, [builder.add(al0_, ir.Constant(i64, r))])))
                 for v in range(vw):
                     ptr = vec(c_p, at(c0_, r, ldc_, ir.Constant(i64, LANES * v)))
                     out = builder.load(acc[r][v])

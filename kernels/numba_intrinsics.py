@@ -8,8 +8,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-def _data(context, builder, ty, value):
+def array_data(context, builder, ty, value):
+    """The data pointer of a Numba array argument (type ty, LLVM value) inside an intrinsic's codegen."""
     return context.make_array(ty)(context, builder, value).data
+
+
+def splat(builder, vf, s):
+    """The scalar s in every lane of the vector type vf (on x86 a broadcast)."""
+    i32 = ir.IntType(32)
+    one = builder.insert_element(ir.Constant(vf, None), s, ir.Constant(i32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vf, None), ir.Constant(ir.VectorType(i32, vf.count), [0] * vf.count))
 
 
 def _prefetch(rw: int):
@@ -21,7 +29,7 @@ def _prefetch(rw: int):
 
         def codegen(context, builder, sig, args):
             i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [args[1]])
+            ptr = builder.gep(array_data(context, builder, sig.args[0], args[0]), [args[1]])
             fn = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
             )
@@ -66,7 +74,7 @@ def transpose8(typingctx, src, s0, s_step, dst, d0, d_step):
     widen = src.dtype == types.int8
 
     def codegen(context, builder, sig, args):
-        src_p, dst_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3))
+        src_p, dst_p = (array_data(context, builder, sig.args[i], args[i]) for i in (0, 3))
         f8 = ir.VectorType(ir.FloatType(), 8)
         s8 = ir.VectorType(ir.IntType(8), 8) if widen else f8
 
@@ -92,7 +100,7 @@ def transpose16_add(typingctx, src, s0, s_step, dst, d0, d_step, vec, v0):
     sig = types.void(src, s0, s_step, dst, d0, d_step, vec, v0)
 
     def codegen(context, builder, sig, args):
-        src_p, dst_p, vec_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 6))
+        src_p, dst_p, vec_p = (array_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 6))
         vptr = ir.VectorType(ir.FloatType(), 16).as_pointer()
         idx = args[1].type
 
@@ -123,7 +131,7 @@ def _deinterleave(n: int):
         widen = src.dtype == types.int8
 
         def codegen(context, builder, sig, args):
-            src_p, dst_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2))
+            src_p, dst_p = (array_data(context, builder, sig.args[i], args[i]) for i in (0, 2))
             f8, ety = ir.VectorType(ir.FloatType(), 8), ir.IntType(8) if widen else ir.FloatType()
             vty = ir.VectorType(ety, 8 * n)
             whole = builder.load(builder.bitcast(builder.gep(src_p, [args[1]]), vty.as_pointer()), align=1)

@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from hetero.kernels.conv2d.numba_phases import phase_span
-from hetero.kernels.numba_intrinsics import prefetch_write, transpose8, transpose16_add
+from hetero.kernels.numba_intrinsics import array_data, prefetch_write, transpose8, transpose16_add
 
 NW, KB, CB = 6, 16, 8  # positions a tile, output channels a tile (2 ymm), input channels a block (xb's last axis)
 TILE_BYTES = 128 * 1024  # acc of one tile (tile_rows*Q*Kp floats) stays within L2
@@ -57,10 +57,6 @@ def takes(C: int, K: int) -> bool:
     """Whether a dense conv with C input and K output channels runs here: `applies` to this CPU, MIN_CHANNELS
     inputs, and a whole 16-channel output block (fewer would pad the microkernel's tile)."""
     return C >= MIN_CHANNELS and K >= KB and applies()
-
-
-def _data(context, builder, ty, value):
-    return context.make_array(ty)(context, builder, value).data
 
 
 def _accumulators(builder, vf, nw, acc_ptrs, accf):
@@ -108,7 +104,7 @@ def _make_tile(nw: int):
 
         def codegen(context, builder, sig, args):
             x_p, p_p, t_p, w_p, c_p, ap_p = (
-                _data(context, builder, sig.args[i], args[i]) for i in (0, 2, 4, 8, 10, 12)
+                array_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 4, 8, 10, 12)
             )
             x0_, m0_, nt_, ncb_, ldcb_, w0_, a0_, accf = (args[i] for i in (1, 3, 5, 6, 7, 9, 11, 13))
             i64, vf = ir.IntType(64), ir.VectorType(ir.FloatType(), 8)

@@ -31,6 +31,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from hetero.kernels.conv2d.numba_phases import fill_phases
+from hetero.kernels.numba_intrinsics import array_data, splat
 
 KT, VW, LANES = 4, 2, 8  # output channels a tile, ymm vectors a tile along W, floats a ymm vector
 MAX_CHANNELS = 16  # from 16 input channels on, the GEMM-shaped paths have enough multiply-adds per output
@@ -49,17 +50,6 @@ def takes(C: int, Q: int) -> bool:
     return C < MAX_CHANNELS and Q >= LANES and applies()
 
 
-def _data(context, builder, ty, value):
-    return context.make_array(ty)(context, builder, value).data
-
-
-def _splat(builder, vf, s):
-    """The float s in every lane of vf (a vbroadcastss)."""
-    i32 = ir.IntType(32)
-    one = builder.insert_element(ir.Constant(vf, None), s, ir.Constant(i32, 0))
-    return builder.shuffle_vector(one, ir.Constant(vf, None), ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
-
-
 def _make_rows(kt: int, vw: int, block: int = KT):
     """The microkernel for kt output channels and vw vectors of columns, as a Numba intrinsic:
     out[o0 + k*ldo + j] = bias[b0 + k] + sum over taps t < ntaps of x[x0 + toff[t] + j] * w[t*block + k]
@@ -70,7 +60,7 @@ def _make_rows(kt: int, vw: int, block: int = KT):
         sig = types.void(x, x0, toff, ntaps, w, out, o0, ldo, bias, b0)
 
         def codegen(context, builder, sig, args):
-            x_p, t_p, w_p, o_p, b_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 4, 5, 8))
+            x_p, t_p, w_p, o_p, b_p = (array_data(context, builder, sig.args[i], args[i]) for i in (0, 2, 4, 5, 8))
             x0_, nt_, o0_, ldo_, b0_ = (args[i] for i in (1, 3, 6, 7, 9))
             i64, vf = ir.IntType(64), ir.VectorType(ir.FloatType(), LANES)
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf] * 3), "llvm.fma.v8f32")
@@ -88,11 +78,11 @@ def _make_rows(kt: int, vw: int, block: int = KT):
                 xv = [builder.load(vec(x_p, plus(xo, LANES * v)), align=4) for v in range(vw)]
                 wb = builder.mul(tap.index, ir.Constant(i64, block))
                 for k in range(kt):
-                    bv = _splat(builder, vf, builder.load(builder.gep(w_p, [plus(wb, k)])))
+                    bv = splat(builder, vf, builder.load(builder.gep(w_p, [plus(wb, k)])))
                     for v in range(vw):
                         builder.store(builder.call(fma, [bv, xv[v], builder.load(acc[k][v])]), acc[k][v])
             for k in range(kt):
-                bv = _splat(builder, vf, builder.load(builder.gep(b_p, [plus(b0_, k)])))
+                bv = splat(builder, vf, builder.load(builder.gep(b_p, [plus(b0_, k)])))
                 row = builder.add(o0_, builder.mul(ldo_, ir.Constant(i64, k)))
                 for v in range(vw):
                     builder.store(builder.fadd(builder.load(acc[k][v]), bv), vec(o_p, plus(row, LANES * v)), align=4)

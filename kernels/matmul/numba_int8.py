@@ -35,14 +35,12 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from hetero.kernels.numba_intrinsics import array_data
+
 VNNI = bool(llvm.get_host_cpu_features().get("avx512vnni", False))
 AVX2 = bool(llvm.get_host_cpu_features().get("avx2", False))
 # LLVM 21 retyped the VNNI intrinsics' byte operands from <16 x i32> to <64 x i8>.
 _BYTE_OPERANDS = llvm.llvm_version_info >= (21,)
-
-
-def _data(context, builder, ty, value):
-    return context.make_array(ty)(context, builder, value).data
 
 
 # Per ISA: lanes (int32 per vector), MR x NR vectors of accumulators, k per lane per step, the LLVM intrinsic.
@@ -80,7 +78,7 @@ def _make_tile(isa: str):
         sig = types.void(ap, a0, lda, astep, bp, b0, steps, cp, c0, ldc, corr, n0)
 
         def codegen(context, builder, sig, args):
-            a_p, b_p, c_p, r_p = (_data(context, builder, sig.args[i], args[i]) for i in (0, 4, 7, 10))
+            a_p, b_p, c_p, r_p = (array_data(context, builder, sig.args[i], args[i]) for i in (0, 4, 7, 10))
             a_p, b_p = (builder.bitcast(x, ir.IntType(8).as_pointer()) for x in (a_p, b_p))
             a0_, lda_, astep_, b0_, steps_, c0_, ldc_, n0_ = (args[i] for i in (1, 2, 3, 5, 6, 8, 9, 11))
             i32, i64 = ir.IntType(32), ir.IntType(64)
