@@ -10,7 +10,6 @@ rows: where fewer rows are wanted, A and C need slack rows that are computed and
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -18,17 +17,15 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from hetero.kernels.numba_intrinsics import array_data, splat
+from hetero.kernels.numba_intrinsics import array_data, avx2_without_avx512, splat
 
 MR, LANES, PANEL = 6, 8, 16  # rows a tile, floats a ymm vector, columns of a 2-vector tile (a packed panel)
-_FEATURES = llvm.get_host_cpu_features()
 
 
 def applies() -> bool:
     """AVX2 and FMA and no AVX-512: the CPUs this tile was measured on (AVX-512 hosts keep sgemm, whose
     microkernel uses the wider registers)."""
-    f = _FEATURES
-    return bool(f.get("avx2") and f.get("fma") and not f.get("avx512f"))
+    return avx2_without_avx512()
 
 
 def _make_tile(vw: int, scaled: bool):

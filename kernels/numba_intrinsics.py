@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+_FEATURES = llvm.get_host_cpu_features()
+
+
+def avx2_without_avx512() -> bool:
+    """AVX2 and FMA and no AVX-512: the CPUs our ymm microkernels (numba_fma_tile, the rows and blocked conv2d
+    kernels) were measured on. AVX-512 hosts keep the library paths, whose kernels use the wider registers."""
+    f = _FEATURES
+    return bool(f.get("avx2") and f.get("fma") and not f.get("avx512f"))
 
 
 def array_data(context, builder, ty, value):

@@ -26,7 +26,6 @@ Loop order per tile: c-chunk, 16-channel block, position block: the weights of a
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -35,19 +34,17 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from hetero.kernels.conv2d.numba_phases import phase_span
-from hetero.kernels.numba_intrinsics import array_data, prefetch_write, transpose8, transpose16_add
+from hetero.kernels.numba_intrinsics import array_data, avx2_without_avx512, prefetch_write, transpose8, transpose16_add
 
 NW, KB, CB = 6, 16, 8  # positions a tile, output channels a tile (2 ymm), input channels a block (xb's last axis)
 TILE_BYTES = 128 * 1024  # acc of one tile (tile_rows*Q*Kp floats) stays within L2
 W_CHUNK_BYTES = 32 * 1024  # weights of one 16-channel block and c-chunk, reused by every position of a tile: L1
-_FEATURES = llvm.get_host_cpu_features()
 
 
 def applies() -> bool:
     """Whether this host should run dense conv2d here: AVX2 and FMA (the microkernel's instructions) and no
     AVX-512 (whose wider registers OpenBLAS's small-matrix path in numba_conv2d uses instead)."""
-    f = _FEATURES
-    return bool(f.get("avx2") and f.get("fma") and not f.get("avx512f"))
+    return avx2_without_avx512()
 
 
 MIN_CHANNELS = 16  # input channels below which a tap's 8-channel blocks are mostly padding (a first layer's 3)

@@ -22,7 +22,6 @@ Loop order per image: row, column tile, channel block. A column tile's input run
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -31,18 +30,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from hetero.kernels.conv2d.numba_phases import fill_phases
-from hetero.kernels.numba_intrinsics import array_data, splat
+from hetero.kernels.numba_intrinsics import array_data, avx2_without_avx512, splat
 
 KT, VW, LANES = 4, 2, 8  # output channels a tile, ymm vectors a tile along W, floats a ymm vector
 MAX_CHANNELS = 16  # from 16 input channels on, the GEMM-shaped paths have enough multiply-adds per output
-_FEATURES = llvm.get_host_cpu_features()
 
 
 def applies() -> bool:
     """AVX2 and FMA (the microkernel's instructions) and no AVX-512, the CPUs this path was measured on; AVX-512
     hosts keep numba_conv2d's IM2COL, whose sgemm uses the wider registers."""
-    f = _FEATURES
-    return bool(f.get("avx2") and f.get("fma") and not f.get("avx512f"))
+    return avx2_without_avx512()
 
 
 def takes(C: int, Q: int) -> bool:
