@@ -140,6 +140,7 @@ SCHEDULE = {
     "gap_min": POSITIVE,
     "gap_max": POSITIVE,
     "model_knew": TEXT,
+    "placed_by": TEXT,
 }
 SIMULATE = {
     "mix": REQ_TEXT,

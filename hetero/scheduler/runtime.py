@@ -48,6 +48,8 @@ class RunResult:
     error_basis: dict = field(default_factory=dict)  # devices whose prediction error was observed / assumed
     planned_overhead: dict = field(default_factory=dict)  # device name -> call overhead (s) the policy priced
     planned_error: dict = field(default_factory=dict)  # device name -> prediction error its slip started from
+    placed_by: str = ""  # the policy whose rules placed the tasks (Policy.placing(): auto's choice)
+    simulated: dict = field(default_factory=dict)  # auto on a graph: its candidates' simulated makespans (s)
 
     @property
     def makespan(self) -> float:
@@ -105,6 +107,7 @@ def execute(
     executor = RayExecutor(taskset, live, model, res, believed, on_done, checked)
     rec = Driver(taskset.tasks, states, policy, model, arrivals=arrivals).run(executor)
     res.retries, res.dead = rec.retries, rec.dead
+    res.placed_by, res.simulated = policy.placing(), dict(getattr(policy, "simulated", None) or {})
     res.alive_end = [s.name for s in states if s.alive]
     res.t1 = max(e["end"] for e in res.events)
     _check(res, taskset, executor.out_ref, executor.args, checked)

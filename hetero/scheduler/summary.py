@@ -45,6 +45,7 @@ COLUMNS = [
     "gap_min",
     "gap_max",
     "model_knew",  # what the perf model knew when each run started (bench.schedule --cold: calibration only)
+    "placed_by",  # whose rules placed the tasks, per run: the policy itself, or auto's choices ('dmda=4;heteroprio=1')
 ]
 
 
@@ -104,15 +105,31 @@ def summarize(results, states, model, notes=()) -> list[dict]:
                 checked=r.checked,
                 wrong=len(r.wrong),
                 shared_cores=" ".join(notes) or "no",
+                placed_by=placed_by([r]),
             )
         )
     return rows
 
 
+def placed_by(runs) -> str:
+    """Whose rules placed the tasks over `runs` (RunResult.placed_by), counted: 'dmda=4;heteroprio=1'."""
+    counts: dict = {}
+    for r in runs:
+        name = getattr(r, "placed_by", "") or r.policy
+        counts[name] = counts.get(name, 0) + 1
+    return ";".join(f"{n}={c}" for n, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+
+
+def _policy_cell(r: dict) -> str:
+    """The policy, and where it ran another's rules (auto) the most frequent of them: 'auto>dmda'."""
+    first = (r.get("placed_by") or "").split(";")[0].split("=")[0]
+    return r["policy"] if first in ("", r["policy"]) else f"{r['policy']}>{first}"
+
+
 def format_rows(rows: list[dict]) -> str:
     spread = any((r.get("repeats") or 1) > 1 for r in rows)  # --repeat: the runs' makespan range
     head = (
-        f"{'taskset':14s} {'mix':22s} {'policy':12s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} "
+        f"{'taskset':14s} {'mix':22s} {'policy':16s} {'makespan':>9s} {'tasks/s':>8s} {'GFLOP/s':>8s} "
         f"{'vs single':>9s} {'vs rr':>6s} {'bound':>7s} {'gap':>5s} {'ovh ms':>6s} {'retry':>5s}  "
         + ("runs: min-max s  gap: median (min-max)  " if spread else "")
         + "utilization (tasks)"
@@ -127,7 +144,7 @@ def format_rows(rows: list[dict]) -> str:
             f"{u}({c.split('=')[1]})" for u, c in zip(r["utilization"].split(";"), r["task_counts"].split(";"))
         )
         lines.append(
-            f"{r['taskset']:14s} {r['mix'][:22]:22s} {r['policy']:12s} {f(r['makespan_s'], '9.3f')} "
+            f"{r['taskset']:14s} {r['mix'][:22]:22s} {_policy_cell(r):16s} {f(r['makespan_s'], '9.3f')} "
             f"{f(r['tasks_per_s'], '8.1f')} "
             f"{f(r['gflops'], '8.1f')} {f(r['speedup_vs_single'], '9.2f')} "
             f"{f(r['speedup_vs_round_robin'], '6.2f')} {f(r['bound_s'], '7.3f')} {f(r['gap'], '5.2f')} "

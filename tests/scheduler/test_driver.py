@@ -84,7 +84,8 @@ def test_auto_runs_dmda_on_a_batch_and_the_faster_simulated_candidate_on_a_graph
         auto = policies.make()
         assert auto.name == "auto"
         a = simulate(ts.tasks, devs("cpu", "gpu"), auto, MODEL)
-        assert type(auto.inner).__name__.lower() == inner, spec
+        assert type(auto.inner).__name__.lower() == inner == auto.placing(), spec
+        assert (auto.simulated is None) == spec.startswith("mixed")  # it simulates its candidates on graphs only
         assert a.where == alone[inner].where and a.makespan == alone[inner].makespan
         assert a.makespan <= min(spans.values()) * (1 + SIM_MARGIN) or spec.startswith("mixed")
         # on a graph the limit is known before the choice: the lower of the candidates'
@@ -92,16 +93,18 @@ def test_auto_runs_dmda_on_a_batch_and_the_faster_simulated_candidate_on_a_graph
 
 
 def test_auto_on_a_graph_keeps_heteroprio_where_a_prediction_is_missing():
-    from hetero.scheduler.policies.auto import simulated_choice
+    from hetero.scheduler.policies.auto import simulated_makespans
     from tests.scheduler.test_sched_policies import MODEL, Table, devs
 
     ts = tasks.make("gan:2", size="quick", inputs=False)
-    assert simulated_choice(ts.tasks, devs("cpu", "gpu"), MODEL) in ("heteroprio", "dmda")
+    assert set(simulated_makespans(ts.tasks, devs("cpu", "gpu"), MODEL)) == {"heteroprio", "dmda"}
     gappy = Table({"cpu": {"conv2d": 1e9}, "gpu": {"conv2d": 1e9, "conv_transpose2d": 1e9}})  # cpu: no convT
-    assert simulated_choice(ts.tasks, devs("cpu", "gpu"), gappy) is None
+    assert simulated_makespans(ts.tasks, devs("cpu", "gpu"), gappy) is None
     auto = policies.make()
+    assert auto.placing() == "auto"  # not planned yet
     auto.plan(ts.tasks, devs("cpu", "gpu"), gappy)
-    assert type(auto.inner).__name__ == "HeteroPrio"
+    assert type(auto.inner).__name__ == "HeteroPrio" and auto.placing() == "heteroprio"
+    assert auto.simulated is None
 
 
 def test_auto_takes_heteroprio_on_a_graph_only_when_simulated_faster_than_dmda_by_the_margin():
@@ -115,7 +118,7 @@ def test_auto_takes_heteroprio_on_a_graph_only_when_simulated_faster_than_dmda_b
 
 def test_auto_simulating_its_candidates_teaches_the_perf_model_nothing(tmp_path):
     from hetero.scheduler.perfmodel import PerfModel
-    from hetero.scheduler.policies.auto import simulated_choice
+    from hetero.scheduler.policies.auto import simulated_makespans
     from tests.scheduler.test_sched_policies import devs
 
     ts = tasks.make("gan:2", size="quick", inputs=False)
@@ -124,7 +127,7 @@ def test_auto_simulating_its_candidates_teaches_the_perf_model_nothing(tmp_path)
         for t in ts.tasks:
             model.add(d, d, t.case, 0.01 if d == "cpu" else 0.02)
     before = {(d, t.case): model.history(d, d, t.case).count for d in ("cpu", "gpu") for t in ts.tasks}
-    assert simulated_choice(ts.tasks, devs("cpu", "gpu"), model) in ("heteroprio", "dmda")
+    assert set(simulated_makespans(ts.tasks, devs("cpu", "gpu"), model)) == {"heteroprio", "dmda"}
     assert {(d, t.case): model.history(d, d, t.case).count for d in ("cpu", "gpu") for t in ts.tasks} == before
 
 

@@ -194,6 +194,7 @@ def test_cli_quick_run_and_errors(ray_session, tmp_path, capsys):
 
     df = pd.read_csv(tmp_path / "t" / "schedule.csv")
     assert set(df.policy) == {"dmda", "round-robin"}
+    assert set(df.placed_by) == {"dmda=3", "round-robin=3"}  # each policy placed its own three runs
     assert (df.gap >= 0.99).all() and (df.wrong == 0).all()
     assert (
         (df.repeats == 3).all()
@@ -228,12 +229,13 @@ def test_cold_runs_each_start_from_the_calibrated_model(ray_session, tmp_path, c
     common += ["--model", str(tmp_path / "pm.json"), "--from-results", ""]
     assert cli(["calibrate", *common]) == 0
     calibrated = json.loads((tmp_path / "pm.json").read_text())["entries"]
-    argv = [*common, "--policy", "dmda,single", "--cold", "--repeat", "2", "--out", str(tmp_path), "--name", "c"]
+    argv = [*common, "--policy", "auto,single", "--cold", "--repeat", "2", "--out", str(tmp_path), "--name", "c"]
     assert cli(argv) == 0
     assert json.loads((tmp_path / "pm.json").read_text())["entries"] == calibrated
     df = pd.read_csv(tmp_path / "c" / "schedule.csv")
     assert set(df.model_knew) == {"calibration only"} and (df.repeats == 2).all()
-    capsys.readouterr()
+    assert dict(zip(df.policy, df.placed_by)) == {"auto": "dmda=2", "single": "single=2"}  # auto: dmda on a batch
+    assert "auto>dmda" in capsys.readouterr().out  # the table names the rules that placed the tasks
     assert cli([*common, "--cold", "--arrivals", "poisson"]) == 2
     assert "--cold" in capsys.readouterr().err
 

@@ -38,10 +38,10 @@ def choose(tasks, streaming: bool = False) -> str:
     return "heteroprio" if streaming or any(t.deps for t in tasks) else "dmda"
 
 
-def simulated_choice(tasks, devices, model) -> str | None:
-    """The graph candidate to run (pick()) on the makespans simulated on the model's predictions; None when some
-    device that runs a task has no prediction for it, or there are more than SIMULATE_UP_TO tasks. The devices
-    are copied with empty queues and the model is only read: the run's own are not touched."""
+def simulated_makespans(tasks, devices, model) -> dict | None:
+    """GRAPH_CANDIDATES' makespans (name -> seconds) simulated on the model's predictions; None when some device
+    that runs a task has no prediction for it, or there are more than SIMULATE_UP_TO tasks. The devices are
+    copied with empty queues and the model is only read: the run's own are not touched."""
     from hetero.scheduler.costs import capable, predict
     from hetero.scheduler.policies import make
 
@@ -53,7 +53,7 @@ def simulated_choice(tasks, devices, model) -> str | None:
     for name in GRAPH_CANDIDATES:
         fresh = [replace(d, queue_end=0.0, outstanding=0, exploring=set()) for d in devices]
         spans[name] = simulate(tasks, fresh, make(name), _Predictions(model)).makespan
-    return pick(spans)
+    return spans
 
 
 def pick(spans: dict) -> str:
@@ -67,10 +67,17 @@ def pick(spans: dict) -> str:
 class _Predictions:
     """The perf model's predictions only: the simulator's driver teaches a model with add() each simulated
     task's time, and a simulated time must never enter the user's model as a measurement (it would also hide
-    from a cold run's policy which kinds it has yet to measure)."""
+    from a cold run's policy which kinds it has yet to measure). Each (device, task kind) is looked up once: the
+    simulations ask for the same few hundreds of times, and their time counts in the run's makespan."""
 
     def __init__(self, model):
-        self.predict = model.predict
+        self._predict, self._seen = model.predict, {}
+
+    def predict(self, backend, device, case):
+        key = (backend, device, id(case))  # the tasks hold their cases for as long as this object lives
+        if key not in self._seen:
+            self._seen[key] = self._predict(backend, device, case)
+        return self._seen[key]
 
 
 class Auto(Policy):
@@ -79,13 +86,15 @@ class Auto(Policy):
 
     def __init__(self):
         self.inner: Policy | None = None
+        self.simulated: dict | None = None  # the graph candidates' simulated makespans, where it simulated them
 
     def plan(self, tasks, devices, model):
         from hetero.scheduler.policies import make
 
         name = choose(tasks, self.streaming)
         if name == "heteroprio" and not self.streaming:
-            name = simulated_choice(tasks, devices, model) or name
+            self.simulated = simulated_makespans(tasks, devices, model)
+            name = pick(self.simulated) if self.simulated else name
         self.inner = make(name)
         self.inner.streaming = self.streaming
         self.inner.plan(tasks, devices, model)
@@ -103,6 +112,9 @@ class Auto(Policy):
             return make(name).max_sim_tasks
         limits = [make(n).max_sim_tasks for n in GRAPH_CANDIDATES]
         return min((x for x in limits if x is not None), default=None)
+
+    def placing(self) -> str:
+        return self.inner.name if self.inner else self.name
 
     def order(self, ready):
         return self.inner.order(ready)

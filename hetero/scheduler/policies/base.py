@@ -50,6 +50,10 @@ class Policy:
     def plan(self, tasks, devices, model) -> None:
         pass
 
+    def placing(self) -> str:
+        """The policy whose rules placed the tasks: this one (auto: the one it chose when it planned)."""
+        return self.name
+
     def sim_limit(self, tasks, streaming: bool = False) -> int | None:
         """max_sim_tasks for these tasks, known before plan() (auto's depends on what it will choose)."""
         return self.max_sim_tasks
