@@ -121,8 +121,11 @@ def test_cli_mix_and_errors(tmp_path, capsys):
 # a run committed later is covered without naming it here.
 REPLAYED = sorted(p.name for p in RESULTS.glob("schedule-*") if (p / "trace.json").is_file())
 # Rows a committed run replays past 15%, each with the bound it must still meet and why (results/HISTORY.md).
-# None today.
-KNOWN_MISSES: dict[tuple[str, str, str, str], float] = {}
+KNOWN_MISSES: dict[tuple[str, str, str, str], float] = {
+    # opencl's tasks in this run spent up to tens of ms outside their kernels (a stall of the machine, not core
+    # sharing); the replay scales each task by core sharing alone, so it cannot carry them
+    ("schedule-numba-opencl-fpga-zen3-cold", "gan:4", "numba+opencl+fpga-emu", "heft"): 20.0,
+}
 
 
 def test_the_committed_schedule_runs_are_found():
