@@ -195,17 +195,18 @@ def _key_block_width(i0, j0, kend, is_causal, bk, bk_diag):
 
 
 @numba.njit(fastmath=True, cache=True, inline="always")
-def _task_buffers(qsrc, qscale, Dv, width):
+def _task_buffers(qsrc, qscale, Dv, width, tiled):
     """One query block's working arrays, each with numba_tiles.MR rows of slack (the tiles compute whole row
     tiles): qs (m+MR, D) = qsrc (m, D) * scale * log2(e), zero rows after; scores (m+MR)*width; acc (m+MR, Dv)
-    unnormalised output rows; pv (m, Dv) sgemm's product; alpha (m+MR,) per-row rescaling."""
+    unnormalised output rows; pv (m, Dv) sgemm's product (no rows on the tiles, which add p @ v into acc
+    themselves); alpha (m+MR,) per-row rescaling."""
     m, D = qsrc.shape
     slack = m + numba_tiles.MR
     qs = np.zeros((slack, D), np.float32)
     qs[:m] = qsrc * qscale
     sbuf = np.empty(slack * width, np.float32)
     acc = np.zeros((slack, Dv), np.float32)
-    return qs, sbuf, acc, np.empty((m, Dv), np.float32), np.zeros(slack, np.float32)
+    return qs, sbuf, acc, np.empty((0 if tiled else m, Dv), np.float32), np.zeros(slack, np.float32)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)  # nogil: see numba_matmul._matmul
@@ -228,7 +229,7 @@ def _attention(q, k, kp, v, vp, mask, has_mask, poison, out, scale, is_causal, b
         i0 = (t - bh * nqb) * bq
         m = min(bq, Sq - i0)
         qsrc = q[b, h, i0 : i0 + m]
-        qs, sbuf, acc, pv, alpha = _task_buffers(qsrc, qscale, v.shape[3], max(bk, bk_diag))
+        qs, sbuf, acc, pv, alpha = _task_buffers(qsrc, qscale, v.shape[3], max(bk, bk_diag), kp.shape[2] > 0)
         row_max = np.full(m, _NEG_BIG, np.float32)
         row_sum = np.zeros(m, np.float32)
         nvalid = np.empty(m, np.int64)

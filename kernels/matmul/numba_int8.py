@@ -52,20 +52,23 @@ ISAS = {
 
 
 def _store(builder, acc, c_p, c0, ldc, r_p, n0):
-    """The tile's epilogue: c[c0 + i*ldc + j*lanes ...] = acc[i][j] - corr[n0 + j*lanes ...], a vector each."""
+    """The tile's epilogue: c[c0 + i*ldc + j*lanes ...] = acc[i][j] - corr[n0 + j*lanes ...], a vector each; with
+    r_p None (no offset to take off: AVX2's signed pairs) c = acc."""
     i64, vacc = ir.IntType(64), acc[0][0].type.pointee
     for i, row in enumerate(acc):
         for j, slot in enumerate(row):
-            rv = builder.gep(r_p, [builder.add(n0, ir.Constant(i64, vacc.count * j))])
-            cv = builder.load(builder.bitcast(rv, vacc.as_pointer()), align=4)
+            val = builder.load(slot)
+            if r_p is not None:
+                rv = builder.gep(r_p, [builder.add(n0, ir.Constant(i64, vacc.count * j))])
+                val = builder.sub(val, builder.load(builder.bitcast(rv, vacc.as_pointer()), align=4))
             at = builder.add(c0, builder.add(builder.mul(ldc, ir.Constant(i64, i)), ir.Constant(i64, vacc.count * j)))
-            dst = builder.bitcast(builder.gep(c_p, [at]), vacc.as_pointer())
-            builder.store(builder.sub(builder.load(slot), cv), dst, align=4)
+            builder.store(val, builder.bitcast(builder.gep(c_p, [at]), vacc.as_pointer()), align=4)
 
 
 def _make_tile(isa: str):
     """The microkernel for `isa` (ISAS) as a Numba intrinsic:
-    cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NR*lanes, over `steps` steps.
+    cp[c0 + i*ldc + j] = sum_k A[i, k] * B[k, j] - corr[n0 + j] for i < MR, j < NR*lanes, over `steps` steps
+    (AVX2: no corr term, A being signed; corr is not read).
 
     ap: flat bytes, step k's 4 bytes of row i at a0 + i*lda + k*astep (a packed panel: lda 4, astep 4*MR; rows
     read in place: lda the row's bytes, astep 4); bp: the flat column panel from byte b0, rows of NR*lanes*4
@@ -116,7 +119,7 @@ def _make_tile(isa: str):
                             else builder.add(old, builder.call(fn, [av, bv[j]]))
                         )
                         builder.store(new, acc[i][j])
-            _store(builder, acc, c_p, c0_, ldc_, r_p, n0_)
+            _store(builder, acc, c_p, c0_, ldc_, r_p if isa == "vnni" else None, n0_)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -254,7 +257,7 @@ def _pack16_b(b, bp, jp):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _rows16(aw, bp, corr, cp, t0, t1):
+def _rows16(aw, bp, cp, t0, t1):
     """Row tiles t0 .. t1 (MR16 rows each) of Cp (Mp, Np) = Aw @ Bp. Column panels go in chunks whose share of Bp
     (B_CHUNK_BYTES) stays in L2 while the row tiles pass it, each tile's rows of Aw staying in L1 for the chunk."""
     Np = cp.shape[1]
@@ -262,12 +265,13 @@ def _rows16(aw, bp, corr, cp, t0, t1):
     npan, lda = Np // NB16, 2 * aw.shape[1]  # lda: bytes
     chunk = max(1, B_CHUNK_BYTES // (Kp * NB16 * 2))
     af, bf, cf = aw.reshape(-1), bp.reshape(-1).view(np.int16), cp.reshape(-1)
+    unread = np.zeros(1, np.int32)  # the tile's corr argument, which the AVX2 tile does not read
     for j0 in range(0, npan, chunk):
         for t in range(t0, t1):
             i0 = t * MR16
             for jp in range(j0, min(npan, j0 + chunk)):
                 b0, c0 = jp * Kp * NB16 * 2, i0 * Np + jp * NB16
-                _tile16(af, i0 * lda, lda, 4, bf, b0, Kp // 2, cf, c0, Np, corr, jp * NB16)
+                _tile16(af, i0 * lda, lda, 4, bf, b0, Kp // 2, cf, c0, Np, unread, 0)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -281,11 +285,10 @@ def _gemm_avx2(a, b, out, nthreads):  # a (M, K) int8, b (K, N) int8, out (M, N)
         _widen16(a, aw, i)
     for jp in prange(Np // NB16):
         _pack16_b(b, bp, jp)
-    corr = np.zeros(Np, np.int32)
     cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
     tiles = Mp // MR16
     for t in prange(nthreads):  # a thread takes a run of row tiles, every column panel
-        _rows16(aw, bp, corr, cp, t * tiles // nthreads, (t + 1) * tiles // nthreads)
+        _rows16(aw, bp, cp, t * tiles // nthreads, (t + 1) * tiles // nthreads)
     if cp.shape[0] != M or cp.shape[1] != N:
         out[:, :] = cp[:M, :N]
 
@@ -297,7 +300,6 @@ def _gemm_avx2_batched(a, b, out):  # a (batch, M, K), b (batch, K, N) int8, out
     M, K = a.shape[1], a.shape[2]
     N = b.shape[2]
     Mp, Kp, Np = -(-M // MR16) * MR16, -(-K // 2) * 2, -(-N // NB16) * NB16
-    corr = np.zeros(Np, np.int32)
     for t in prange(a.shape[0]):
         aw = np.empty((Mp, Kp), np.int16)
         bp = np.empty((Np // NB16, Kp // 2, NB16), np.uint32)
@@ -306,7 +308,7 @@ def _gemm_avx2_batched(a, b, out):  # a (batch, M, K), b (batch, K, N) int8, out
         for jp in range(Np // NB16):
             _pack16_b(b[t], bp, jp)
         cp = out[t] if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
-        _rows16(aw, bp, corr, cp, 0, Mp // MR16)
+        _rows16(aw, bp, cp, 0, Mp // MR16)
         if Mp != M or Np != N:
             out[t] = cp[:M, :N]
 
