@@ -26,8 +26,8 @@ def median_run(runs: list):
 
 
 def _chosen(r) -> str:
-    """auto's choice for a run, with the simulated makespans it rested on: 'dmda (simulated: dmda 0.391 s,
-    heteroprio 0.412 s)'."""
+    """auto's choice for a run, with the simulated makespans it rested on: 'dmda (simulated: dmda <s> s,
+    heteroprio <s> s)'."""
     sims = ", ".join(f"{n} {s:.3f} s" for n, s in r.simulated.items())
     return r.placed_by + (f" (simulated: {sims})" if sims else "")
 
