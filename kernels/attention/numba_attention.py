@@ -63,12 +63,13 @@ MASK_FLOOR = -1e29
 
 
 @numba.njit(fastmath=_IEEE_FAST, cache=True)
-def _softmax_rows(s, nvalid, row_max, row_sum, alpha, bad):
+def _softmax_rows(s, nvalid, tile, row_max, row_sum, alpha, bad):
     """Online-softmax step on one score block, in place: s (m, n) scores -> p = exp2(s - new max).
 
-    nvalid[r] keys of row r are unmasked (the rest become 0); row_max, row_sum (m,) are updated and
-    alpha (m,) gets the factor the row's old accumulator must be scaled by. bad[r] is set when a visible
-    score is NaN or +inf (their sum then is too)."""
+    nvalid[r] keys of row r are unmasked; the rest become 0 as far as p @ v reads them: with tile = 0 (sgemm)
+    the whole row, with tile rows a tile (numba_tiles.values) up to the last key the tile's last row sees.
+    row_max, row_sum (m,) are updated and alpha (m,) gets the factor the row's old accumulator must be scaled
+    by. bad[r] is set when a visible score is NaN or +inf (their sum then is too)."""
     m, n = s.shape
     for r in range(m):
         row = s[r]
@@ -86,7 +87,7 @@ def _softmax_rows(s, nvalid, row_max, row_sum, alpha, bad):
             p = _exp2(row[j] - mx)
             row[j] = p
             total += p
-        for j in range(cnt, n):
+        for j in range(cnt, n if tile == 0 else min(n, nvalid[r - r % tile] + tile - 1)):
             row[j] = _ZERO
         a = _exp2(old - mx)
         alpha[r] = a
@@ -121,7 +122,8 @@ def _fold_key_block(
                 s[r, j] += mb[r0 + r, j]
     for r in range(mr):
         nvalid[r] = min(n, vis0 + r)
-    _softmax_rows(s, nvalid[:mr], row_max[r0:], row_sum[r0:], alpha[:mr], bad[r0:])
+    tile = numba_tiles.MR if tiled else 0
+    _softmax_rows(s, nvalid[:mr], tile, row_max[r0:], row_sum[r0:], alpha[:mr], bad[r0:])
     if tiled:
         numba_tiles.values(sbuf, ld, mr, vp, j0, n, acc, r0, alpha, vis0)
         return
