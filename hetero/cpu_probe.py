@@ -2,7 +2,9 @@
 
 The clock comes from 12 independent chains of scalar fp32 FMAs: every x86 core this project meets issues two
 scalar FMAs a cycle (two FMA pipes) and an FMA's latency is at most 6 cycles, so 12 chains keep both pipes full
-and cycles = FMAs / 2. Scalar code sidesteps the vector-width question (some CPUs split a 512-bit FMA over two
+and cycles = FMAs / 2. The chains start apart and the multiplier and addend arrive at run time: given constants
+and identical chains, LLVM merges chains or, under fastmath, folds two steps into one, and the count no longer
+matches the work. Scalar code sidesteps the vector-width question (some CPUs split a 512-bit FMA over two
 256-bit pipes, others run it whole), which hetero.devices answers from the CPU model. The loop runs on every
 core at once, since an all-core clock is what the peak counts. Bandwidth is a STREAM triad over arrays far
 larger than the caches, counting three streams (two reads and a write).
@@ -21,9 +23,24 @@ FMAS_PER_CYCLE = 2  # scalar FMAs issued a cycle per core (two FMA pipes)
 
 @njit(fastmath=True, cache=True, nogil=True)
 def _fma_chains(n, m, c):  # 12 dependency chains; fastmath lets LLVM fuse a*m + c into one vfmadd
-    # twelve scalar locals written out, not an array: they must stay in registers, one chain each
-    a0 = a1 = a2 = a3 = a4 = a5 = np.float32(1.0)
-    b0 = b1 = b2 = b3 = b4 = b5 = np.float32(0.5)
+    # twelve scalar locals written out, not an array: they must stay in registers, one chain each; distinct starts,
+    # so no two chains are the same computation
+    a0, a1, a2, a3, a4, a5 = (
+        np.float32(1.0),
+        np.float32(1.1),
+        np.float32(1.2),
+        np.float32(1.3),
+        np.float32(1.4),
+        np.float32(1.5),
+    )
+    b0, b1, b2, b3, b4, b5 = (
+        np.float32(0.5),
+        np.float32(0.6),
+        np.float32(0.7),
+        np.float32(0.8),
+        np.float32(0.9),
+        np.float32(0.95),
+    )
     for _ in range(n):
         a0 = a0 * m + c
         a1 = a1 * m + c
@@ -41,9 +58,9 @@ def _fma_chains(n, m, c):  # 12 dependency chains; fastmath lets LLVM fuse a*m +
 
 
 @njit(parallel=True, cache=True)
-def _fma_all_cores(n, out):  # out: (threads,) one chain set per thread
+def _fma_all_cores(n, out, mc):  # out: (threads,) one chain set per thread; mc: (2,) multiplier, addend
     for t in prange(out.size):
-        out[t] = _fma_chains(n, np.float32(0.999), np.float32(0.001))
+        out[t] = _fma_chains(n, mc[0], mc[1])
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -54,12 +71,12 @@ def _triad(a, b, c, s):  # a, b, c: (n,) float64
 
 def clock_ghz(threads: int, seconds: float = 1.0) -> list[float]:
     """Per-repetition clock estimates (GHz) with `threads` cores busy, about `seconds` in all."""
-    out = np.zeros(threads, np.float32)
-    _fma_all_cores(1000, out)  # compile (or load from cache) and wake the threads
+    out, mc = np.zeros(threads, np.float32), np.array([0.999, 0.001], np.float32)
+    _fma_all_cores(1000, out, mc)  # compile (or load from cache) and wake the threads
     n, samples, spent = 1 << 20, [], 0.0
     while spent < seconds:
         t0 = time.perf_counter()
-        _fma_all_cores(n, out)
+        _fma_all_cores(n, out, mc)
         dt = time.perf_counter() - t0
         spent += dt
         if dt < 0.05:  # too short to time well: grow and try again
