@@ -118,10 +118,18 @@ def fp32_peak_gflops(cores: int, ghz: float) -> float:
     return cores * pipes * lanes * 2 * ghz
 
 
+AMX_INT8_MACS_PER_CYCLE = 1024  # a core's TDPBSSD: a 16 x 16 x 64 tile product every 16 cycles
+
+
 def int8_per_fp32() -> tuple[float, str]:
-    """int8 ops per fp32 FLOP at the same vector width and pipes: VNNI's VPDPBUSD does 4 multiply-adds per int32
-    lane where an FMA does 1 per fp32 lane (4x); AVX2's VPMADDWD 2 per lane on int16 pairs (2x); else 1."""
+    """int8 ops per fp32 FLOP of the same core: AMX's tile unit does 1024 multiply-adds a cycle, against the
+    pipes x lanes FMAs of fp32; VNNI's VPDPBUSD does 4 multiply-adds per int32 lane where an FMA does 1 per fp32
+    lane (4x); AVX2's VPMADDWD 2 per lane on int16 pairs (2x); else 1."""
     flags = set(_cpuinfo().get("flags", "").split())
+    if "amx_int8" in flags:
+        lanes, pipes = fp32_lanes()
+        ratio = AMX_INT8_MACS_PER_CYCLE / (lanes * pipes)
+        return ratio, f"AMX TDPBSSD: {AMX_INT8_MACS_PER_CYCLE} int8 multiply-adds a cycle per core"
     if "avx512_vnni" in flags:
         return 4.0, "AVX-512 VNNI: 4 int8 multiply-adds per int32 lane"
     if "avx2" in flags:

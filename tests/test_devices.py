@@ -46,6 +46,20 @@ def test_fp32_lanes_know_which_cpus_split_avx512_fmas(monkeypatch, family, model
     assert devices.fp32_lanes() == want
 
 
+@pytest.mark.parametrize(
+    "flags, want",
+    [
+        ("avx2 fma avx512f avx512_vnni amx_tile amx_int8", 32.0),  # 1024 tile MACs a cycle over 2 x 16 FMA lanes
+        ("avx2 fma avx512f avx512_vnni", 4.0),  # VPDPBUSD: 4 byte products per int32 lane
+        ("avx2 fma", 2.0),  # VPMADDWD: 2 int16 products per int32 lane
+    ],
+)
+def test_int8_peak_follows_the_best_int8_instruction(monkeypatch, flags, want):
+    info = {"vendor_id": "GenuineIntel", "cpu family": "6", "model": "143", "flags": flags}
+    monkeypatch.setattr(devices, "_cpuinfo", lambda: info)
+    assert devices.int8_per_fp32()[0] == want
+
+
 def test_clock_probe_counts_two_fmas_a_cycle_and_sees_a_plausible_clock():
     """The probe's figure is a clock, not a FLOP rate: any real x86 core lands between 0.5 and 7 GHz (a probe
     that counted vector lanes, or missed the FMA fusion, would be off by 2x-16x and leave that range)."""

@@ -129,24 +129,26 @@ def test_fpga_emu_int8_preset_only():
     assert registry.get("fpga-emu", device="alveo-u250-int8").unsupported(case) is None
 
 
-@pytest.mark.parametrize("isa,op,count", [("vnni", "vpdpbusd", 16), ("avx2", "vpmaddwd", 12)])
+@pytest.mark.parametrize("isa,op,count", [("amx", "tdpbssd", 4), ("vnni", "vpdpbusd", 16), ("avx2", "vpmaddwd", 12)])
 def test_numba_microkernels_emit_the_cpus_int8_instructions(isa, op, count):
     """Each microkernel's machine code has one `op` per accumulator a step; its GEMM is exact (the gemm the
     backend calls picks the best the CPU has; this runs each one the CPU can)."""
-    from hetero.kernels.matmul import numba_int8
+    from hetero.kernels.matmul import numba_amx, numba_int8
 
     if backend_class("numba").unavailable():
         pytest.skip(backend_class("numba").unavailable())
-    if not {"vnni": numba_int8.VNNI, "avx2": numba_int8.AVX2}[isa]:
-        pytest.skip(f"this CPU has no {isa}")
-    asm = numba_int8.tile_asm(isa)
+    if not numba_int8.HAVE[isa]:
+        pytest.skip(f"this CPU has no {isa} (or, for amx, Linux did not grant the tile state)")
+    asm = numba_amx.tile_asm() if isa == "amx" else numba_int8.tile_asm(isa)
     assert len(re.findall(rf"\b{op}\b", asm)) >= count
-    # the epilogue takes VNNI's unsigned offset off (one vpsubd an accumulator); AVX2's signed pairs have none
+    # the epilogue takes VNNI's unsigned offset off (one vpsubd an accumulator); AVX2's and AMX's signed
+    # products have none
     assert len(re.findall(r"\bvpsubd\b", asm)) >= count if isa == "vnni" else not re.search(r"\bvpsubd\b", asm)
     rng = np.random.default_rng(0)
     # (M, K, N): edges of every packing path (rows past a panel, K not a multiple of 4 or 2, columns past a
-    # panel), whole panels with none, and (AVX2) column panels in several chunks (B_CHUNK_BYTES)
-    for M, K, N in [(37, 1030, 41), (1, 1, 1), (9, 1031, 33), (24, 8, 96), (13, 4097, 80)]:
+    # panel), whole panels with none, (AVX2) column panels in several chunks (B_CHUNK_BYTES), and (AMX) A read in
+    # place and C stored in place (M a multiple of 32, K of 64, N of 32)
+    for M, K, N in [(37, 1030, 41), (1, 1, 1), (9, 1031, 33), (24, 8, 96), (13, 4097, 80), (64, 128, 96)]:
         a, b = rng.integers(-128, 128, (M, K), dtype=np.int8), rng.integers(-128, 128, (K, N), dtype=np.int8)
         out = np.empty((M, N), np.int32)
         numba_int8.gemm_on(isa, a, b, out)

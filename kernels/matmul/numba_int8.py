@@ -9,9 +9,11 @@ Layout (packed once per call):
   Ap (Mp/MR, Kp/4, MR, 4) uint8: A + 128 in panels of MR rows, M padded to a multiple of MR and K of 4 (the pad
      128 is a zero of A); each (panel, k4) row holds the 4 bytes of each of the MR rows that one step broadcasts
   Bp (Np/NB, Kp/4, NB, 4) int8: panels of NB = 16*NR columns; each (k4, panel) row is NR zmm of 4 bytes per lane
+     (int8_pack.pack_b, shared with the AMX kernel)
   C is computed into Cp (Mp, Np) and the valid (M, N) copied out.
   Both are packed a 4-byte word at a time (one lane's bytes), the edges byte by byte: a narrow GEMM (N = 128)
   does only N multiply-adds per byte of A packed, so packing must run near memory speed.
+On CPUs with AMX-INT8 (Sapphire Rapids and later Xeons), gemm runs numba_amx's tile kernel instead.
 Microkernel (_tile, in LLVM IR): an MR x NB tile of C in MR*NR zmm accumulators, over all of K: per 4 values of
 k, NR loads of Bp, MR 4-byte broadcasts of Ap, MR*NR VPDPBUSD. Threads take column panels (prange), each panel
 (Kp*NB bytes) staying in the core's L1/L2 while row tiles stream past it.
@@ -35,6 +37,9 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from hetero.kernels.matmul import numba_amx
+from hetero.kernels.matmul.int8_pack import NB as PACKED_NB
+from hetero.kernels.matmul.int8_pack import edge_word, pack_b, word
 from hetero.kernels.numba_intrinsics import array_data
 
 VNNI = bool(llvm.get_host_cpu_features().get("avx512vnni", False))
@@ -130,30 +135,13 @@ def _make_tile(isa: str):
 _tile = _make_tile("vnni")
 _tile16 = _make_tile("avx2")
 MR, NB = ISAS["vnni"]["MR"], ISAS["vnni"]["NR"] * ISAS["vnni"]["lanes"]
+assert NB == PACKED_NB, "the VNNI tile reads int8_pack's panels whole"
 MR16, NB16 = ISAS["avx2"]["MR"], ISAS["avx2"]["NR"] * ISAS["avx2"]["lanes"]
 B_CHUNK_BYTES = 256 * 1024  # AVX2: the column panels of Bp one pass over the row tiles takes, within half an L2
 
 
 _U32 = np.uint32
 _FLIP = np.uint32(0x80808080)  # XOR of four bytes with 0x80: signed -> offset unsigned (a + 128)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _word(r0, r1, r2, r3):
-    """Four bytes (uint8) as one little-endian uint32, r0 lowest: one 4-byte lane of Ap or Bp."""
-    return _U32(r0) | (_U32(r1) << _U32(8)) | (_U32(r2) << _U32(16)) | (_U32(r3) << _U32(24))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _edge_word(x, i, j, axis, rows, cols):
-    """The word of x's bytes (i, j), (i, j+1).. (axis 0: along a row) or (i, j), (i+1, j).. (axis 1: down a
-    column), a byte outside x's (rows, cols) being 0."""
-    w = _U32(0)
-    for t in range(4):
-        r, c = (i, j + t) if axis == 0 else (i + t, j)
-        if r < rows and c < cols:
-            w |= _U32(x[r, c]) << _U32(8 * t)
-    return w
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -173,37 +161,23 @@ def _pack_a(a, Mp, Kp):
             row = au[m]
             for k4 in range(K // 4):
                 k = 4 * k4
-                ap[ip, k4, i] = _word(row[k], row[k + 1], row[k + 2], row[k + 3]) ^ _FLIP
+                ap[ip, k4, i] = word(row[k], row[k + 1], row[k + 2], row[k + 3]) ^ _FLIP
             if K % 4:
-                ap[ip, K // 4, i] = _edge_word(au, m, K - K % 4, 0, M, K) ^ _FLIP
+                ap[ip, K // 4, i] = edge_word(au, m, K - K % 4, 0, M, K) ^ _FLIP
     return ap
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _pack_b(b, Np, Kp):
-    """(Bp (Np/NB, Kp/4, NB) uint32 words of four rows of B, corr (Np,) = 128 * colsum(B)). A full (panel, k4)
-    block is four contiguous row slices interleaved (vectorized); the edges byte by byte, missing bytes 0."""
+@numba.njit(cache=True, nogil=True)
+def _corr(b, Np):
+    """corr (Np,) int32 = 128 * colsum(B): what A's offset adds to each column of C. A row at a time: contiguous,
+    vectorized."""
     K, N = b.shape
-    bu = b.view(np.uint8)
-    bp = np.empty((Np // NB, Kp // 4, NB), np.uint32)
-    for jp in prange(Np // NB):
-        n0 = jp * NB
-        for k4 in range(Kp // 4):
-            k, dst = 4 * k4, bp[jp, k4]
-            if n0 + NB <= N and k + 3 < K:
-                r0, r1 = bu[k, n0 : n0 + NB], bu[k + 1, n0 : n0 + NB]
-                r2, r3 = bu[k + 2, n0 : n0 + NB], bu[k + 3, n0 : n0 + NB]
-                for j in range(NB):
-                    dst[j] = _word(r0[j], r1[j], r2[j], r3[j])
-                continue
-            for j in range(NB):
-                dst[j] = _edge_word(bu, k, n0 + j, 1, K, N)
     corr = np.zeros(Np, np.int32)
-    for k in range(K):  # column sums a row at a time: contiguous, vectorized
+    for k in range(K):
         for n in range(N):
             corr[n] += np.int32(b[k, n])
     corr *= 128  # in place: stays int32, as the microkernel reads it
-    return bp, corr
+    return corr
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -211,7 +185,7 @@ def _gemm_vnni(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32
     M, K = a.shape
     N = b.shape[1]
     Mp, Kp, Np = -(-M // MR) * MR, -(-K // 4) * 4, -(-N // NB) * NB
-    ap, (bp, corr) = _pack_a(a, Mp, Kp), _pack_b(b, Np, Kp)
+    ap, bp, corr = _pack_a(a, Mp, Kp), pack_b(b, Np, Kp), _corr(b, Np)
     cp = out if (Mp == M and Np == N) else np.empty((Mp, Np), np.int32)
     af, bf, cf = ap.reshape(-1).view(np.uint8), bp.reshape(-1).view(np.int8), cp.reshape(-1)
     kq = Kp // 4
@@ -326,17 +300,22 @@ def _gemm_plain(a, b, out):  # a (M, K) int8, b (K, N) int8, out (M, N) int32: i
         out[i, :] = row
 
 
+# The int8 kernels this CPU can run, best first.
+HAVE = {"amx": numba_amx.AMX, "vnni": VNNI, "avx2": AVX2, "plain": True}
+BEST = next(isa for isa, ok in HAVE.items() if ok)
+
+
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out (M, N) int32 = a (M, K) int8 @ b (K, N) int8, all C-contiguous."""
-    gemm_on("vnni" if VNNI else "avx2" if AVX2 else "plain", a, b, out)
+    gemm_on(BEST, a, b, out)
 
 
 def gemm_on(isa: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """gemm on one ISA's kernel ("vnni", "avx2" or "plain"), which this CPU must have."""
+    """gemm on one ISA's kernel ("amx", "vnni", "avx2" or "plain"), which this CPU must have (HAVE)."""
     if isa == "avx2":
         _gemm_avx2(a, b, out, numba.get_num_threads())
     else:
-        {"vnni": _gemm_vnni, "plain": _gemm_plain}[isa](a, b, out)
+        {"amx": numba_amx.gemm, "vnni": _gemm_vnni, "plain": _gemm_plain}[isa](a, b, out)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -344,7 +323,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     if a.ndim == 2:
         gemm(a, b, out)
         return
-    if AVX2 and not VNNI:
+    if BEST == "amx":
+        numba_amx.gemm_batched(a, b, out)
+        return
+    if BEST == "avx2":
         _gemm_avx2_batched(a, b, out)
         return
     for i in range(a.shape[0]):
