@@ -21,8 +21,8 @@ MEASURED_CLOCKS = {
     ("AuthenticAMD", 25, 1): (3.2, "measured under load with every core busy"),
     ("AuthenticAMD", 26, 2): (3.5, "measured with an all-core AVX-512 FMA loop"),
     ("AuthenticAMD", 25, 17): (3.5, "measured by python -m bench.clock, every core busy"),
-    # a VM's AMX Xeon (its model number masked): under an all-core 512-bit FMA loop it runs below the scalar
-    # probe's clock, and the peak counts 512-bit FMAs
+    # where an all-core 512-bit FMA loop runs below the scalar probe's clock, the entry is the 512-bit loop's: the
+    # peak counts 512-bit FMAs
     ("GenuineIntel", 6, 167): (3.3, "measured with an all-core AVX-512 FMA loop"),
 }
 # (vendor, family, model) -> memory GB/s with every core streaming (STREAM triad, three streams counted), for

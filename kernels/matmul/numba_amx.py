@@ -91,24 +91,25 @@ def _tile_ops(builder):
 
 
 @intrinsic
-def _block_row(typingctx, cfg, ap, a0, lda, bp, steps, cp, c0, ldc, j0, j1):
-    """For column panels j0 .. j1-1 of Bp: the 32 x 32 block of C at byte c0 + 128*j (row stride ldc bytes) =
+def _block_row(typingctx, cfg, ap, a0, lda, bp, steps, cp, c0, ldc, panels):
+    """For each column panel j < panels of Bp: the 32 x 32 block of C at byte c0 + 128*j (row stride ldc bytes) =
     A's 32 rows from byte a0 (row stride lda bytes) @ panel j, over `steps` steps of 64 k. Loads the tile
     config on entry (it is per thread) and releases the tiles on exit."""
-    sig = types.void(cfg, ap, a0, lda, bp, steps, cp, c0, ldc, j0, j1)
+    sig = types.void(cfg, ap, a0, lda, bp, steps, cp, c0, ldc, panels)
 
     def codegen(context, builder, sig, args):
         i64, i8p = ir.IntType(64), ir.IntType(8).as_pointer()
         cfg_p, a_p, b_p, c_p = (
             builder.bitcast(array_data(context, builder, sig.args[i], args[i]), i8p) for i in (0, 1, 4, 6)
         )
-        a0_, lda_, steps_, c0_, ldc_, j0_, j1_ = (args[i] for i in (2, 3, 5, 7, 8, 9, 10))
+        a0_, lda_, steps_, c0_, ldc_, panels_ = (args[i] for i in (2, 3, 5, 7, 8, 9))
         k64 = lambda x: ir.Constant(i64, x)  # noqa: E731
         op = _tile_ops(builder)
         op["config"](cfg_p)
         a1_ = builder.add(a0_, builder.mul(lda_, k64(16)))
         panel = builder.mul(steps_, k64(KB * BN))  # bytes of one Bp panel
-        with cgutils.for_range_slice(builder, j0_, j1_, k64(1)) as (j, _):
+        with cgutils.for_range(builder, panels_) as panel_loop:
+            j = panel_loop.index
             for t in range(4):
                 op["zero"](t)
             b0 = builder.mul(j, panel)
@@ -144,7 +145,7 @@ def _block(a, bp, cp, cfg, r):
     """Rows r*32 .. r*32 + 31 of Cp (M, Np) = A (M, K) @ Bp, A's and Cp's rows read and written in place."""
     K, Np = a.shape[1], cp.shape[1]
     af, bf, cf = a.reshape(-1), bp.reshape(-1).view(np.int8), cp.reshape(-1).view(np.int8)
-    _block_row(cfg, af, r * BM * K, K, bf, bp.shape[1] // (KB // 4), cf, r * BM * Np * 4, Np * 4, 0, Np // BN)
+    _block_row(cfg, af, r * BM * K, K, bf, bp.shape[1] // (KB // 4), cf, r * BM * Np * 4, Np * 4, Np // BN)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -205,7 +206,7 @@ def gemm_batched(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 
 @numba.njit(nogil=True)
 def _probe(cfg, ap, bp, cp):  # one block, outside prange: what tile_asm() disassembles
-    _block_row(cfg, ap, 0, KB, bp, 1, cp, 0, 4 * BN, 0, 1)
+    _block_row(cfg, ap, 0, KB, bp, 1, cp, 0, 4 * BN, 1)
 
 
 def tile_asm() -> str:
