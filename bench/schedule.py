@@ -182,7 +182,7 @@ def _measure(args, sets, workers, pols, model, note) -> int:
     for ts in sets:
         n = runtime.calibrate(ts, workers, model, reps=args.reps, missing_only=True, warn=note)
         if n:
-            note(f"calibrated {ts.name}: {n} runs of kinds the model had not seen")
+            note(f"calibrated {ts.name}: {n} runs of kinds the model held no task samples for")
         model.save()
         for mix in args.mix_list or [[w.state.backend for w in workers]]:
             here = [w for w in workers if w.state.backend in mix]

@@ -303,7 +303,10 @@ def calibrate(
     taskset: TaskSet, devices: list[Worker], model, reps: int = 3, missing_only: bool = False, warn=print
 ) -> int:
     """Run each distinct task kind on each device `reps` times (+1 dropped) to fill the model; returns runs. A
-    device that dies meanwhile is marked dead and left out (what it measured before stays learnt)."""
+    device that dies meanwhile is marked dead and left out (what it measured before stays learnt).
+    missing_only: only the kinds a device holds no task samples for. A bench.run kernel median is not one: it was
+    timed with the device holding every core (and, for OpenCL, on the device's clock, without the per-task host
+    work), so next to calibrated devices it favours the one predicted from it."""
     import ray
     from ray.exceptions import RayActorError
 
@@ -316,7 +319,7 @@ def calibrate(
         todo = [
             t
             for t in kinds.values()
-            if d.state.runs(t) and not (missing_only and model.history(d.state.backend, d.state.device, t.case))
+            if d.state.runs(t) and not (missing_only and model.basis(d.state.backend, d.state.device, t.case) == "task")
         ]
         try:
             for t in todo:

@@ -38,6 +38,20 @@ def test_mixed_every_policy_all_outputs_correct(devices):
         assert 0 < res.overhead_cpu_s <= res.overhead_s + 1e-3
 
 
+def test_calibration_replaces_kernel_medians_and_skips_calibrated_kinds(devices):
+    """missing_only calibrates a kind known only from a bench.run median (timed under other conditions), and
+    leaves a kind with task samples alone."""
+    ts = tasks.mixed(4, size="quick")
+    model = PerfModel()
+    dev = devices[1].state  # numpy
+    kinds = {t.case for t in ts.tasks}
+    for case in kinds:
+        model.add(dev.backend, dev.device, case, 1e-6, source="kernel")
+    assert runtime.calibrate(ts, devices[1:], model, reps=1, missing_only=True) == 2 * len(kinds)
+    assert {model.basis(dev.backend, dev.device, c) for c in kinds} == {"task"}
+    assert runtime.calibrate(ts, devices[1:], model, reps=1, missing_only=True) == 0
+
+
 def test_a_device_runs_one_task_at_a_time_and_dmda_sends_it_at_most_commit(devices, tmp_path):
     # the actor takes two calls at once (one computing, one moving data): the compute must still be one at a time;
     # dmda holds back what a device cannot start soon (late binding) and learns each device's per-call overhead
