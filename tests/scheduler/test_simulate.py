@@ -125,9 +125,6 @@ KNOWN_MISSES: dict[tuple[str, str, str, str], float] = {
     # opencl's tasks in this run spent up to tens of ms outside their kernels (a stall of the machine, not core
     # sharing); the replay scales each task by core sharing alone, so it cannot carry them
     ("schedule-numba-opencl-fpga-zen3-cold", "gan:4", "numba+opencl+fpga-emu", "heft"): 20.0,
-    # round-robin deals tasks out in the order they become ready, which the replay does not reproduce exactly; with
-    # fpga-emu 10-100x slower a task than the others, which kinds it is dealt sets the makespan
-    ("schedule-numba-opencl-fpga-xeon-cold", "gan:4", "numba+opencl+fpga-emu", "round-robin"): 30.0,
 }
 
 
