@@ -71,6 +71,17 @@ def test_clock_probe_counts_two_fmas_a_cycle_and_sees_a_plausible_clock():
     assert len(bw) == 2 and all(b > 0 for b in bw)
 
 
+def test_wide_clock_probe_sees_a_plausible_clock():
+    """On AVX-512 CPUs, the 512-bit probe's figure is a clock too (off by 16x, it would count lanes)."""
+    from hetero import cpu_probe, devices
+
+    lanes, pipes = devices.fp32_lanes()
+    if lanes != 16:
+        pytest.skip("this CPU has no AVX-512")
+    ghz = cpu_probe.wide_clock_ghz(threads=1, pipes=pipes, seconds=0.1)
+    assert ghz and all(0.5 < g < 7.0 for g in ghz)
+
+
 def test_bench_clock_prints_clock_peak_and_bandwidth(capsys):
     from bench import clock
 
