@@ -2,7 +2,7 @@
 
 AMX (Sapphire Rapids and later Xeons) adds eight tile registers of up to 16 rows x 64 bytes and TDPBSSD, which
 multiplies a 16 x 64 int8 tile of A by a 64 x 16 int8 tile of B (stored as 16 rows of 16 columns x 4 bytes: four
-consecutive k of one column side by side, the layout numba_int8's Bp panels already have) into a 16 x 16 int32
+consecutive k of one column side by side, the layout of int8_pack's panels, which VNNI reads too) into a 16 x 16 int32
 tile of C: 16384 signed multiply-adds per instruction, against VPDPBUSD's 64. Both operands are signed, so A needs
 no offset and C no correction.
 
@@ -15,7 +15,7 @@ Layout:
   Bp (Np/32, Kp/4, 32) uint32: int8_pack's panel layout, K padded to a multiple of 64 with zeros.
   C: 32 x 32 blocks stored straight into out (when N is a multiple of 32), or into Cp (M, Np) and the valid
      columns copied out.
-Threads take runs of 32-row blocks; a block's rows of A (32 x K bytes) stay in L1/L2 while every column panel of
+Each 32-row block of C is a parallel task; its rows of A (32 x K bytes) stay in L1/L2 while every column panel of
 Bp passes.
 
 Linux gives a process the 8 KiB of tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM); without it the
